@@ -1,0 +1,33 @@
+"""The one exception tree of the kit.
+
+Every error the kit raises on purpose derives from :class:`MeshtraceError`, and its message
+names the object concerned and the remedy.
+"""
+
+from __future__ import annotations
+
+
+class MeshtraceError(Exception):
+    """Root of every error the kit raises on purpose."""
+
+
+class ParamsError(MeshtraceError):
+    """A params file or override is invalid: names the file, the field path, the value and what is allowed."""
+
+
+class ClusterError(MeshtraceError):
+    """The cluster refused or failed a request (unreachable, forbidden, invalid object, tool failed)."""
+
+
+class WaitTimeout(MeshtraceError):
+    """A wait ran out: says what it waited for, where, for how long, and what it last saw."""
+
+    def __init__(self, what: str, where: str, seconds: float, last_seen: str):
+        self.what, self.where, self.seconds, self.last_seen = what, where, seconds, last_seen
+        super().__init__(
+            f"timed out after {seconds:.0f}s waiting for {what} in {where}; last seen: {last_seen}"
+        )
+
+
+class CheckFailed(MeshtraceError):
+    """One or more required checks failed at the end of a notebook."""
