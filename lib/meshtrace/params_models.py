@@ -1,0 +1,352 @@
+"""The typed shape of an environment's params (pydantic v2, unknown keys refused everywhere).
+
+Loaded by :mod:`meshtrace.params`; see docs/architecture.md "Params" for the YAML shape.
+Secrets never appear here as values: :class:`SecretRef` names an environment variable and a
+Kubernetes Secret, and :func:`meshtrace.params.resolve_secret` is the one place that reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+# Header names whose value is a credential: params may never carry their value inline.
+SECRET_HEADER_NAMES = frozenset({"authentication", "authorization", "x-api-key", "api-key", "x-auth-token"})
+SECRET_HINT = "use an env var reference instead (e.g. backend.token: {env: MANAGED_OTEL_TOKEN})"
+
+TracingServiceName = Literal["APP_LABEL_AND_NAMESPACE", "CANONICAL_NAME_ONLY", "CANONICAL_NAME_AND_NAMESPACE"]
+_DURATION_RE = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _duration(v: str | None) -> str | None:
+    if v is not None and not _DURATION_RE.match(v):
+        raise ValueError(f"{v!r} is not a duration; use a number with ms, s, m or h, e.g. 5s")
+    return v
+
+
+def _dns_label(v: str) -> str:
+    if not _DNS_LABEL_RE.match(v) or len(v) > 63:
+        raise ValueError(f"{v!r} is not a Kubernetes name (lowercase letters, digits and '-', at most 63)")
+    return v
+
+
+class ClusterParams(_Model):
+    """How to reach the cluster: kubeconfig, context and the ``istioctl``/``kubectl`` executables."""
+
+    kubeconfig: str | None = None  # None: the client's default (KUBECONFIG, ~/.kube/config, in-cluster)
+    context: str | None = None
+    istioctl: str = "istioctl"
+    kubectl: str = "kubectl"
+
+
+class LabParams(_Model):
+    """Present when the runner should start and stop the embedded lab for this environment."""
+
+    state_dir: str = ".meshlab"
+    args: list[str] = Field(default_factory=list)
+
+
+class HeaderParam(_Model):
+    """A literal HTTP header (never a credential)."""
+
+    name: str = Field(min_length=1)
+    value: str
+
+    @model_validator(mode="after")
+    def _no_credentials(self) -> HeaderParam:
+        if self.name.lower() in SECRET_HEADER_NAMES:
+            raise ValueError(f"header {self.name!r} carries a credential inline; {SECRET_HINT}")
+        return self
+
+
+class ProviderHttp(_Model):
+    """The provider's ``http:`` block (Istio 1.22+): OTLP/HTTP export."""
+
+    path: str = "/v1/traces"
+    timeout: str | None = "5s"
+    headers: list[HeaderParam] = Field(default_factory=list)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | None) -> str | None:
+        return _duration(v)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must start with '/', e.g. /v1/traces")
+        return v
+
+
+class ProviderGrpc(_Model):
+    """The provider's ``grpc:`` block (Istio 1.24+): timeout and initial metadata."""
+
+    timeout: str | None = None
+    initial_metadata: list[HeaderParam] = Field(default_factory=list)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | None) -> str | None:
+        return _duration(v)
+
+
+class ProviderParams(_Model):
+    """The mesh's OpenTelemetry extension provider (``meshConfig.extensionProviders[]``)."""
+
+    name: str = Field(default="otel-tracing", min_length=1)
+    protocol: Literal["grpc", "http"] = "grpc"
+    service: str = Field(default="opentelemetry-collector.observability.svc.cluster.local", min_length=1)
+    port: int = Field(default=4317, ge=1, le=65535)
+    http: ProviderHttp = Field(default_factory=ProviderHttp)  # used when protocol is http
+    grpc: ProviderGrpc | None = None  # rendered only when set (Istio 1.24+)
+    resource_detectors: list[Literal["environment", "dynatrace"]] = Field(default_factory=lambda: ["environment"])
+    max_tag_length: int | None = Field(default=None, ge=1)
+
+
+class IstioParams(_Model):
+    """What to install and how the mesh is configured."""
+
+    version: str | None = None  # pin; else from `istioctl version`
+    existing_install: Literal["refuse", "merge", "replace"] = "refuse"
+    tracing_service_name: TracingServiceName = "APP_LABEL_AND_NAMESPACE"
+    provider: ProviderParams = Field(default_factory=ProviderParams)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None:
+            from meshtrace.versions import parse_version
+
+            try:
+                parse_version(v)
+            except Exception as e:  # ParamsError -> a field error
+                raise ValueError(str(e)) from None
+        return v
+
+
+class TelemetryParams(_Model):
+    """The Telemetry resource: which provider, where, how much is sampled."""
+
+    name: str = "mesh-default"
+    namespace: str = "istio-system"  # istio-system = the whole mesh; default = as the source procedure does
+    provider: str | None = None  # None = istio.provider.name; a different name is a (drill) mistake, warned
+    sampling: float = Field(default=100, ge=0, le=100)
+    correlation_header: str = "x-meshtrace-request"
+    correlation_tag: str = "meshtrace.request"
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _dns_label(v)
+
+
+class CollectorParams(_Model):
+    """The OpenTelemetry Collector the kit installs."""
+
+    namespace: str = "observability"
+    name: str = "opentelemetry-collector"
+    image: str = "otel/opentelemetry-collector-contrib:0.120.0"
+    exporter: Literal["debug", "logging"] = "debug"  # logging only on images <= 0.110
+    verbosity: Literal["basic", "normal", "detailed"] = "detailed"
+    receiver_host: str = "0.0.0.0"
+    grpc_port_name: str = "grpc-otlp"
+    http_port_name: str = "http-otlp"
+    allow_invalid: bool = False  # drills only: render what the image cannot honour, to show its effect
+
+    @field_validator("namespace", "name", "grpc_port_name", "http_port_name")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _dns_label(v)
+
+    @property
+    def fqdn(self) -> str:
+        """The collector Service's cluster DNS name."""
+        return f"{self.name}.{self.namespace}.svc.cluster.local"
+
+
+class SecretRef(_Model):
+    """A reference to a secret: the env var that holds it, and the Kubernetes Secret the kit writes/reads.
+
+    Never the value itself.
+    """
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret_name: str = "otel-backend-token"
+    secret_key: str = "token"
+
+    @field_validator("secret_name")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _dns_label(v)
+
+
+class BackendParams(_Model):
+    """Where the collector exports: an OTLP endpoint with an ``Authentication`` token."""
+
+    endpoint: str = Field(min_length=1)
+    protocol: Literal["grpc", "http"] = "grpc"  # collector exporter: otlp (gRPC) or otlphttp
+    insecure: bool = False
+    auth_header: str = "Authentication"
+    headers: list[HeaderParam] = Field(default_factory=list)
+    token: SecretRef | None = None
+    console_url: str | None = None  # a vendor console to look at traces by hand (display only)
+
+
+class BookinfoParams(_Model):
+    """The demo application."""
+
+    namespace: str = "default"
+    image_registry: str = "docker.io/istio"
+    image_tag: str = "1.20.3"
+
+    @field_validator("namespace")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _dns_label(v)
+
+
+class GatewayParams(_Model):
+    """Gateway and VirtualService exposing Bookinfo."""
+
+    namespace: str = "default"
+    name: str = "bookinfo-gateway"
+    virtual_service: str = "bookinfo"
+    selector: dict[str, str] = Field(default_factory=lambda: {"istio": "ingressgateway"})
+    port: int = Field(default=80, ge=1, le=65535)
+    ingress_service: str = "istio-ingressgateway"
+    ingress_namespace: str = "istio-system"
+
+
+class TrafficParams(_Model):
+    """The requests 06_generate_traffic sends."""
+
+    requests: int = Field(default=20, ge=1, le=100000)
+    concurrency: int = Field(default=4, ge=1, le=256)
+
+
+class JaegerParams(_Model):
+    """A Jaeger-compatible query API: through the API server's service proxy, or a URL."""
+
+    service: str | None = None  # "<namespace>/<service>:<port>"
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> JaegerParams:
+        if (self.service is None) == (self.url is None):
+            raise ValueError("give exactly one of service ('namespace/name:port') or url")
+        if self.service is not None and not re.match(r"^[a-z0-9-]+/[a-z0-9-]+:\d+$", self.service):
+            raise ValueError(f"service {self.service!r} must look like 'namespace/name:port'")
+        return self
+
+
+class TracesParams(_Model):
+    """Where traces are read from."""
+
+    sources: list[Literal["collector", "metrics", "jaeger", "tempo"]] = Field(
+        default_factory=lambda: ["collector", "metrics"]
+    )
+    jaeger: JaegerParams | None = None
+
+    @model_validator(mode="after")
+    def _jaeger_needs_config(self) -> TracesParams:
+        if "jaeger" in self.sources and self.jaeger is None:
+            raise ValueError("source 'jaeger' needs traces.jaeger: {service: ns/name:port} or {url: ...}")
+        return self
+
+
+class Params(_Model):
+    """Everything the kit knows about one environment. Load with :func:`meshtrace.params.load_params`."""
+
+    name: str
+    description: str = ""
+    drill: str | None = None  # set in drill files: the mistake this environment makes on purpose
+    cluster: ClusterParams = Field(default_factory=ClusterParams)
+    lab: LabParams | None = None
+    istio: IstioParams = Field(default_factory=IstioParams)
+    telemetry: TelemetryParams = Field(default_factory=TelemetryParams)
+    collector: CollectorParams = Field(default_factory=CollectorParams)
+    backend: BackendParams | None = None
+    bookinfo: BookinfoParams = Field(default_factory=BookinfoParams)
+    gateway: GatewayParams = Field(default_factory=GatewayParams)
+    traffic: TrafficParams = Field(default_factory=TrafficParams)
+    traces: TracesParams = Field(default_factory=TracesParams)
+
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def root(self) -> Path:
+        """The repository root that relative paths resolve against."""
+        return self._root
+
+    @property
+    def source(self) -> str:
+        """Where these params came from (file, extends chain and overrides), for messages."""
+        return self._source
+
+    def resolve_path(self, p: str | Path | None) -> Path | None:
+        """Resolve a params path against the repository root (absolute and ``~`` paths kept).
+
+        Example: ``p.resolve_path(p.cluster.kubeconfig)`` -> ``<root>/.meshlab/kubeconfig``.
+        """
+        if p is None:
+            return None
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else (self._root / path).resolve()
+
+    @property
+    def telemetry_provider(self) -> str:
+        """The provider name the Telemetry references (normally the mesh provider's name)."""
+        return self.telemetry.provider or self.istio.provider.name
+
+    def warnings(self) -> list[str]:
+        """Configuration that is allowed but probably wrong (what the drills are made of)."""
+        out: list[str] = []
+        prov, col = self.istio.provider, self.collector
+        if self.telemetry_provider != prov.name:
+            out.append(
+                f"telemetry.provider {self.telemetry_provider!r} names no extensionProviders entry "
+                f"(the mesh provider is {prov.name!r}): no proxy will trace"
+            )
+        if self.telemetry.sampling == 0:
+            out.append("telemetry.sampling is 0: no request will be traced")
+        expected_port = 4317 if prov.protocol == "grpc" else 4318
+        if prov.port != expected_port:
+            out.append(
+                f"istio.provider.port {prov.port} with protocol {prov.protocol}: the collector's OTLP/"
+                f"{prov.protocol} receiver listens on {expected_port}"
+            )
+        if prov.service.split(".")[0:2] != [col.name, col.namespace] and prov.service not in (col.name,):
+            out.append(
+                f"istio.provider.service {prov.service!r} is not the collector's Service ({col.fqdn})"
+            )
+        if col.receiver_host in ("localhost", "127.0.0.1", "::1"):
+            out.append(
+                f"collector.receiver_host {col.receiver_host!r}: the receivers only accept connections "
+                "from inside the collector pod; use 0.0.0.0"
+            )
+        if not col.grpc_port_name.startswith("grpc"):
+            out.append(
+                f"collector.grpc_port_name {col.grpc_port_name!r} does not start with 'grpc': Istio will not "
+                "treat port 4317 as gRPC"
+            )
+        from meshtrace.versions import collector_has_logging_exporter, collector_version
+
+        cv = collector_version(col.image)
+        if col.exporter == "logging" and not collector_has_logging_exporter(cv):
+            out.append(
+                f"collector.exporter 'logging' does not exist on {col.image} (removed in 0.111.0): "
+                "the collector will not start"
+            )
+        if self.backend is not None and self.backend.token is None:
+            out.append("backend.token is not set: the collector exports without an Authentication header")
+        return out

@@ -1,0 +1,233 @@
+"""Params: shipped files load, bad input fails with one ParamsError naming file, field, value and remedy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from meshtrace.errors import ParamsError
+from meshtrace.params import (
+    SecretRef,
+    available_envs,
+    load_params,
+    parse_overrides,
+    repo_root,
+    resolve_secret,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))
+DRILLS = [e for e in SHIPPED if e.startswith("drill-")]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A throwaway repository root holding a copy of lab.yaml."""
+    (tmp_path / "params").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    shutil.copy(ROOT / "params" / "lab.yaml", tmp_path / "params" / "lab.yaml")
+    return tmp_path
+
+
+def write(root: Path, name: str, text: str) -> str:
+    (root / "params" / f"{name}.yaml").write_text(text)
+    return name
+
+
+def test_required_files_are_shipped():
+    required = {"lab", "lab-http", "kind", "minikube", "ack", "drill-wrong-service", "drill-wrong-port",
+                "drill-wrong-protocol", "drill-unknown-provider", "drill-sampling-zero",
+                "drill-receiver-localhost", "drill-logging-exporter", "drill-service-port-name"}
+    assert required <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_every_shipped_file_loads(env):
+    p = load_params(env, root=ROOT)
+    assert p.name == env
+    assert p.root == ROOT
+    assert env in p.source
+
+
+@pytest.mark.parametrize("env", DRILLS)
+def test_drills_state_their_mistake_and_warn(env):
+    p = load_params(env, root=ROOT)
+    assert p.drill, "a drill file says which mistake it makes"
+    assert p.lab is not None, "drills run on the lab (extends: lab)"
+    assert p.warnings(), f"{env} should be flagged by Params.warnings()"
+
+
+def test_lab_and_http_variant():
+    lab = load_params("lab", root=ROOT)
+    assert (lab.istio.provider.protocol, lab.istio.provider.port) == ("grpc", 4317)
+    assert lab.warnings() == []
+    http = load_params("lab-http", root=ROOT)
+    prov = http.istio.provider
+    assert (prov.protocol, prov.port, prov.http.path, prov.http.timeout) == ("http", 4318, "/v1/traces", "5s")
+    assert [(h.name, h.value) for h in prov.http.headers] == [("custom-header", "custom value")]
+    assert http.collector == lab.collector, "extends: lab deep-merges, so untouched sections are inherited"
+
+
+def test_ack_uses_an_env_var_reference_and_no_jaeger():
+    p = load_params("ack", root=ROOT)
+    assert p.backend is not None and p.backend.token is not None
+    assert p.backend.token.env == "MANAGED_OTEL_TOKEN"
+    assert p.backend.auth_header == "Authentication"
+    assert "CHANGE-ME" in p.backend.endpoint
+    assert "jaeger" not in p.traces.sources
+
+
+@pytest.mark.parametrize(
+    "text, path, value, allowed",
+    [
+        ("name: bad\nistio:\n  provder: {}\n", "istio.provder", "provder", "provider"),
+        ("name: bad\ntelemetry:\n  sampling: 150\n", "telemetry.sampling", "150", "less than or equal to 100"),
+        ("name: bad\nistio:\n  tracing_service_name: APP_ONLY\n", "istio.tracing_service_name", "APP_ONLY",
+         "CANONICAL_NAME_ONLY"),
+        ("name: bad\nistio:\n  provider:\n    port: abc\n", "istio.provider.port", "abc", "integer"),
+        ("name: bad\nistio:\n  provider:\n    protocol: udp\n", "istio.provider.protocol", "udp", "'grpc'"),
+        ("name: bad\ncollector:\n  exporter: stdout\n", "collector.exporter", "stdout", "'debug'"),
+        ("name: bad\nistio:\n  provider:\n    http: {timeout: soon}\n", "istio.provider.http.timeout", "soon",
+         "duration"),
+    ],
+)
+def test_bad_file_names_file_field_value_and_allowed(root, text, path, value, allowed):
+    env = write(root, "bad", text)
+    with pytest.raises(ParamsError) as ei:
+        load_params(env, root=root)
+    msg = str(ei.value)
+    assert "params/bad.yaml" in msg
+    assert path in msg
+    assert value in msg
+    assert allowed in msg
+
+
+def test_several_errors_come_as_one_exception(root):
+    env = write(root, "bad", "name: bad\ntelemetry: {sampling: -1}\ntraffic: {requests: 0}\n")
+    with pytest.raises(ParamsError) as ei:
+        load_params(env, root=root)
+    assert "telemetry.sampling" in str(ei.value) and "traffic.requests" in str(ei.value)
+
+
+def test_yaml_syntax_error_names_the_line(root):
+    env = write(root, "broken", "name: broken\nistio:\n  provider: [unclosed\n  other: 1\n")
+    with pytest.raises(ParamsError, match=r"params/broken.yaml: line \d+"):
+        load_params(env, root=root)
+
+
+def test_missing_file_lists_available_envs(root):
+    with pytest.raises(ParamsError) as ei:
+        load_params("nope", root=root)
+    assert "params/nope.yaml not found" in str(ei.value)
+    assert "lab" in str(ei.value)
+
+
+def test_env_may_be_a_path(root, tmp_path):
+    other = tmp_path / "elsewhere.yaml"
+    other.write_text("extends: params/lab.yaml\ntraffic: {requests: 3}\n")
+    p = load_params(str(other), root=root)
+    assert p.name == "elsewhere" and p.traffic.requests == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: s\nbackend:\n  endpoint: x:4317\n  token: abc123\n",
+        "name: s\nbackend:\n  endpoint: x:4317\n  headers: [{name: Authentication, value: abc123}]\n",
+        "name: s\nistio:\n  provider:\n    http:\n      headers: [{name: authorization, value: Bearer abc}]\n",
+    ],
+)
+def test_inline_secrets_are_refused(root, text):
+    env = write(root, "secret", text)
+    with pytest.raises(ParamsError, match="env var reference") as ei:
+        load_params(env, root=root)
+    assert "abc123" not in str(ei.value), "the refusal must not echo the secret"
+
+
+def test_extends_merges_deeply_and_detects_loops(root):
+    write(root, "child", "extends: lab\nistio:\n  provider: {port: 4318}\n")
+    p = load_params("child", root=root)
+    assert p.istio.provider.port == 4318
+    assert p.istio.provider.service.startswith("opentelemetry-collector."), "siblings kept"
+    assert "extends params/lab.yaml" in p.source
+    write(root, "a", "extends: b\n")
+    write(root, "b", "extends: a\n")
+    with pytest.raises(ParamsError, match="loop"):
+        load_params("a", root=root)
+
+
+def test_overrides_are_yaml_and_validated_like_the_file():
+    p = load_params("lab", ["istio.provider.port=4318", "traces.sources=[collector]", "lab.args=[--no-lb]"],
+                    root=ROOT)
+    assert p.istio.provider.port == 4318 and p.traces.sources == ["collector"] and p.lab.args == ["--no-lb"]
+    p = load_params("lab", {"telemetry.sampling": 12.5, "backend.token.env": "OTHER_VAR"}, root=ROOT)
+    assert p.telemetry.sampling == 12.5 and p.backend.token.env == "OTHER_VAR"
+    with pytest.raises(ParamsError, match=r"istio.provider.port.*'abc'.*--set istio.provider.port"):
+        load_params("lab", ["istio.provider.port=abc"], root=ROOT)
+    p = load_params("lab-http", ["istio.provider.http.headers.0.value=changed"], root=ROOT)
+    assert p.istio.provider.http.headers[0].value == "changed"
+    p = load_params("lab", ["backend.token=null"], root=ROOT)
+    assert p.backend.token is None
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("istio.provder.port=1", r"unknown name 'provder' under istio; allowed: .*provider"),
+        ("nothing=1", r"unknown name 'nothing' under the top level"),
+        ("traffic.requests.more=1", r"traffic.requests is a single value"),
+        ("backend.token=abc123", r"secret value cannot be given"),
+        ("backend.token.value=abc123", r"unknown name 'value'"),
+        ("backend={endpoint: 'x:4317', token: abc123}", r"backend.token: an inline secret value"),
+        ("no-equals-sign", r"expected dotted.path=value"),
+    ],
+)
+def test_bad_overrides_are_refused(override, match):
+    with pytest.raises(ParamsError, match=match):
+        load_params("lab", [override], root=ROOT)
+
+
+def test_parse_overrides():
+    assert parse_overrides(["a.b=1", "c=[x, y]", "d=", "e=a=b"]) == {"a.b": 1, "c": ["x", "y"], "d": "", "e": "a=b"}
+    assert parse_overrides(None) == {}
+
+
+def test_repo_root_from_env_var_and_from_cwd(root, monkeypatch):
+    monkeypatch.setenv("MESHTRACE_ROOT", str(root))
+    assert repo_root() == root.resolve()
+    monkeypatch.delenv("MESHTRACE_ROOT")
+    sub = root / "notebooks"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert repo_root() == root.resolve()
+    assert available_envs() == ["lab"]
+    monkeypatch.setenv("MESHTRACE_ROOT", str(root / "notebooks"))
+    with pytest.raises(ParamsError, match="MESHTRACE_ROOT"):
+        repo_root()
+
+
+def test_resolve_path_against_root(root):
+    p = load_params("lab", root=root)
+    assert p.resolve_path(".meshlab/kubeconfig") == (root / ".meshlab/kubeconfig").resolve()
+    assert p.resolve_path("/etc/hosts") == Path("/etc/hosts")
+    assert p.resolve_path(None) is None
+
+
+def test_resolve_secret_reads_only_the_named_env_var(monkeypatch):
+    ref = SecretRef(env="MESHTRACE_TEST_TOKEN")
+    monkeypatch.delenv("MESHTRACE_TEST_TOKEN", raising=False)
+    assert resolve_secret(ref) is None
+    monkeypatch.setenv("MESHTRACE_TEST_TOKEN", "")
+    assert resolve_secret(ref) is None
+    monkeypatch.setenv("MESHTRACE_TEST_TOKEN", "v")
+    assert resolve_secret(ref) == "v"
+    assert resolve_secret("MESHTRACE_TEST_TOKEN") == "v"
+    assert resolve_secret(None) is None
+    assert resolve_secret(SecretRef(env=None)) is None
+
+
+def test_params_object_never_holds_a_token_value(monkeypatch):
+    monkeypatch.setenv("MESHLAB_BACKEND_TOKEN", "tok-9f8e7d")
+    p = load_params("lab", root=ROOT)
+    assert "tok-9f8e7d" not in p.model_dump_json()
