@@ -1,0 +1,134 @@
+"""The managed trace backend stand-in: OTLP in (token required), memory storage, Jaeger-compatible query out.
+
+It listens on the lab's backend address (``127.B.0.3``): OTLP gRPC 4317, OTLP HTTP 4318 and the
+Jaeger query API on 16686. It reads the token to accept from an environment variable at start and
+keeps only its SHA-256. The fault ``backend-token-rotated`` makes it refuse the token it knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .backend_query import query_app
+from .backend_store import SpanStore
+from .collector.receivers import GrpcTraceServer, HttpServer, otlp_http_app
+
+DEFAULT_TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
+QUERY_PORT = 16686
+TOKEN_HEADER = "authentication"
+ROTATED_FAULT = "backend-token-rotated"
+
+
+def _lab_value(lab: Any, *names: str) -> Any:
+    for holder in (getattr(lab, "network", None), getattr(lab, "config", None), lab):
+        if holder is None:
+            continue
+        for name in names:
+            value = holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+            if callable(value):
+                value = value()
+            if value:
+                return value
+    return None
+
+
+def backend_host(lab: Any) -> str:
+    """The backend's loopback address, ``127.B.0.3``, from the lab's network plan or its block."""
+    host = _lab_value(lab, "backend_ip", "backend_address", "backend_host")
+    if host:
+        return str(host)
+    block = _lab_value(lab, "block")
+    if block is None:
+        raise ValueError("the lab exposes neither a backend address nor its loopback block")
+    return f"127.{int(block)}.0.3"
+
+
+class Backend:
+    """The managed OTLP backend. ``Backend(lab).start()``; ``stop()`` closes its three servers."""
+
+    def __init__(self, lab: Any, host: str | None = None, max_spans: int = 200_000,
+                 ports: tuple[int, int, int] = (OTLP_GRPC_PORT, OTLP_HTTP_PORT, QUERY_PORT)):
+        self.lab = lab
+        self.host = host or backend_host(lab)
+        self.ports = ports
+        self.store = SpanStore(max_spans)
+        self._token_sha: bytes | None = None
+        self._servers: list[Any] = []
+        self._lock = threading.Lock()
+        self.accepted_spans = 0
+        self.rejected_requests = 0
+
+    @property
+    def token_env(self) -> str:
+        return str(_lab_value(self.lab, "backend_token_env") or DEFAULT_TOKEN_ENV)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """``otlp_grpc``, ``otlp_http`` and ``query_url`` as ``status.json`` records them."""
+        g, h, q = self.ports
+        return {"otlp_grpc": f"{self.host}:{g}", "otlp_http": f"http://{self.host}:{h}",
+                "query_url": f"http://{self.host}:{q}"}
+
+    def start(self) -> None:
+        """Take the token's hash (the lab's, or hashed from the environment now) and open the servers."""
+        known = getattr(self.lab, "backend_token_sha256", None)
+        if isinstance(known, str) and len(known) == 64:
+            self._token_sha = bytes.fromhex(known)
+        else:
+            token = os.environ.get(self.token_env)
+            self._token_sha = hashlib.sha256(token.encode()).digest() if token else None
+            del token
+        g, h, q = self.ports
+        servers = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
+                   HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
+                   HttpServer(self.host, q, query_app(self.store))]
+        try:
+            for server in servers:
+                server.start()
+                self._servers.append(server)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Close the servers (stored spans stay readable in memory)."""
+        for server in reversed(self._servers):
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - keep closing the rest
+                pass
+        self._servers.clear()
+
+    def _rotated(self) -> bool:
+        faults = getattr(self.lab, "faults", None)
+        return bool(faults is not None and faults.active(ROTATED_FAULT))
+
+    def _authorize(self, headers: dict) -> str | None:
+        """None when the request's ``Authentication`` header holds the accepted token, else the reason."""
+        presented = headers.get(TOKEN_HEADER)
+        if isinstance(presented, bytes):
+            presented = presented.decode(errors="replace")
+        if not presented:
+            reason = "missing Authentication header"
+        elif self._token_sha is None or self._rotated():
+            reason = "invalid token"
+        elif not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._token_sha):
+            reason = "invalid token"
+        else:
+            return None
+        with self._lock:
+            self.rejected_requests += 1
+        return reason
+
+    def _ingest(self, req: ExportTraceServiceRequest, transport: str) -> None:
+        n = self.store.add(req)
+        with self._lock:
+            self.accepted_spans += n

@@ -1,0 +1,253 @@
+"""The collector stand-in as a pod of a running lab: spans in through the pod IP, out to its log, metrics
+and the managed backend; a refused config crash-loops the pod with the collector's own error."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+TOKEN = f"collector-pod-test-{random.getrandbits(32):08x}"
+
+CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+      http:
+        endpoint: 0.0.0.0:4318
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  debug:
+    verbosity: detailed
+  otlp:
+    endpoint: otel-backend.meshlab-backend.svc.cluster.local:4317
+    headers:
+      Authentication: ${env:BACKEND_TOKEN}
+    tls:
+      insecure: true
+extensions:
+  health_check:
+    endpoint: 0.0.0.0:13133
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 0.0.0.0:8888
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug, otlp]
+"""
+
+LOGGING_CONFIG = CONFIG.replace("  debug:\n    verbosity: detailed\n", "  logging:\n    loglevel: debug\n").replace(
+    "exporters: [debug, otlp]", "exporters: [logging, otlp]")
+
+
+def manifests(ns: str, image: str, config: str) -> str:
+    objs = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backend-token", "namespace": ns},
+         "stringData": {"token": TOKEN}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "otelcol", "namespace": ns},
+         "data": {"config.yaml": config}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "otelcol", "namespace": ns},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "otelcol"}}, "template": {
+             "metadata": {"labels": {"app": "otelcol"}, "annotations": {"sidecar.istio.io/inject": "false"}},
+             "spec": {"containers": [{
+                 "name": "otelcol", "image": image, "args": ["--config=/conf/config.yaml"],
+                 "env": [{"name": "BACKEND_TOKEN", "valueFrom": {"secretKeyRef": {"name": "backend-token",
+                                                                                  "key": "token"}}}],
+                 "ports": [{"containerPort": 4317}, {"containerPort": 4318}],
+                 "volumeMounts": [{"name": "conf", "mountPath": "/conf"}]}],
+                 "volumes": [{"name": "conf", "configMap": {"name": "otelcol"}}]}}}},
+    ]
+    return "\n".join(json.dumps(o) for o in objs)
+
+
+class OwnLab:
+    def __init__(self, state: Path):
+        self.state = state
+        self.kubeconfig = str(state / "kubeconfig")
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True,
+                             text=True, timeout=120)
+        if check:
+            assert res.returncode == 0, f"kubectl {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
+        return res.stdout
+
+    def meshlab(self, *args: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(self.state)],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[OwnLab]:
+    state = tmp_path_factory.mktemp("collector-lab") / "lab"
+    env = {**os.environ, "MESHLAB_BACKEND_TOKEN": TOKEN}
+    up = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state)], capture_output=True,
+                        text=True, timeout=120, cwd=REPO, env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield OwnLab(state)
+    finally:
+        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)], capture_output=True,
+                       text=True, timeout=60, cwd=REPO)
+
+
+def poll(fn: Callable[[], object], what: str, deadline_s: float = 60.0) -> object:
+    deadline = time.monotonic() + deadline_s
+    last: object = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        threading.Event().wait(0.25)
+    pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}; last seen: {str(last)[-1500:]}")
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def spans(service: str, n: int) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    ss = rs.scope_spans.add()
+    tid = random.getrandbits(128).to_bytes(16, "big")
+    now = time.time_ns()
+    for i in range(n):
+        ss.spans.add(trace_id=tid, span_id=random.getrandbits(64).to_bytes(8, "big"), name=f"op-{i}", kind=2,
+                     start_time_unix_nano=now, end_time_unix_nano=now + 1_000_000)
+    return req
+
+
+def pod_ip(lab: OwnLab, ns: str) -> str:
+    return lab.kubectl("-n", ns, "get", "pods", "-l", "app=otelcol", "-o", "jsonpath={.items[0].status.podIP}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: OwnLab):
+    ns = "collector-flow"
+    lab.kubectl("apply", "--validate=false", "-f", "-", stdin=manifests(ns, "otel/opentelemetry-collector-contrib:0.120.0", CONFIG))
+    lab.kubectl("-n", ns, "wait", "--for=condition=available", "deployment/otelcol", "--timeout=90s")
+    ip = pod_ip(lab, ns)
+    assert ip
+    service = f"svc-{random.getrandbits(24):06x}"
+    with grpc.insecure_channel(f"{ip}:4317") as ch:
+        TraceServiceStub(ch).Export(spans(service, 3), timeout=10)
+    req = urllib.request.Request(f"http://{ip}:4318/v1/traces", data=spans(service, 2).SerializeToString(),
+                                 headers={"Content-Type": "application/x-protobuf"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+    log = poll(lambda: (lambda t: t if t.count(f"service.name: Str({service})") >= 2 else "")(
+        lab.kubectl("-n", ns, "logs", "deployment/otelcol")), "spans in the collector log")
+    assert "Everything is ready. Begin running and processing data." in log
+    assert TOKEN not in log
+
+    def sent() -> float:
+        return metric_value(http_get(f"http://{ip}:8888/metrics")[1], "otelcol_exporter_sent_spans_total",
+                            exporter="otlp")
+    poll(lambda: sent() >= 5, "otelcol_exporter_sent_spans_total{exporter=otlp} >= 5")
+    status, health = http_get(f"http://{ip}:13133/")
+    assert status == 200 and json.loads(health)["status"] == "Server available"
+
+    query = json.loads(lab.meshlab("status", "--json"))["backend"]["query_url"]
+    found = poll(lambda: json.loads(http_get(f"{query}/api/traces?service={service}&lookback=1h")[1] or "{}")
+                 .get("data"), "the trace at the backend's query API")
+    assert sum(len(t["spans"]) for t in found) == 5
+
+    lab.meshlab("fault", "set", "backend-token-rotated")
+    try:
+        with grpc.insecure_channel(f"{ip}:4317") as ch:
+            TraceServiceStub(ch).Export(spans(service, 1), timeout=10)
+        poll(lambda: "code = Unauthenticated" in lab.kubectl("-n", ns, "logs", "deployment/otelcol"),
+             "an Unauthenticated export failure in the collector log")
+    finally:
+        lab.meshlab("fault", "clear", "backend-token-rotated")
+
+
+def test_logging_exporter_on_0_111_crash_loops_with_the_collectors_error(lab: OwnLab):
+    ns = "collector-crash"
+    lab.kubectl("apply", "--validate=false", "-f", "-",
+                stdin=manifests(ns, "otel/opentelemetry-collector-contrib:0.111.0", LOGGING_CONFIG))
+
+    def crashed() -> str:
+        reason = lab.kubectl("-n", ns, "get", "pods", "-l", "app=otelcol", "-o",
+                             "jsonpath={.items[0].status.containerStatuses[0].state.waiting.reason}")
+        return reason if reason == "CrashLoopBackOff" else ""
+    poll(crashed, "the collector container to be in CrashLoopBackOff")
+
+    def crash_log() -> str:
+        text = lab.kubectl("-n", ns, "logs", "deployment/otelcol", check=False)
+        text += lab.kubectl("-n", ns, "logs", "deployment/otelcol", "--previous", check=False)
+        return text if "the logging exporter has been deprecated, use the debug exporter instead" in text else ""
+    log = poll(crash_log, "the collector's config error in the pod log")
+    assert "Error: failed to get config: cannot unmarshal the configuration" in log
+
+
+SOURCE = Path("/work/shared/fixtures/source-procedure/otel.yaml")
+if not SOURCE.exists():
+    SOURCE = REPO.parent / "shared" / "fixtures" / "source-procedure" / "otel.yaml"
+
+
+def test_source_procedure_collector_0_54_prints_old_format_and_exports(lab: OwnLab):
+    ns = "collector-source"
+    text = SOURCE.read_text().replace("<gRPC-Endpoint>", "otel-backend.meshlab-backend.svc.cluster.local:4317")
+    text = text.replace("<gRPC-Token>", TOKEN)
+    lab.kubectl("create", "namespace", ns)
+    lab.kubectl("-n", ns, "apply", "--validate=false", "-f", "-", stdin=text)
+    lab.kubectl("-n", ns, "wait", "--for=condition=available", "deployment/opentelemetry-collector",
+                "--timeout=90s")
+    ip = lab.kubectl("-n", ns, "get", "pods", "-l", "app=opentelemetry-collector", "-o",
+                     "jsonpath={.items[0].status.podIP}")
+    service = f"old-{random.getrandbits(24):06x}"
+    with grpc.insecure_channel(f"{ip}:4317") as ch:
+        TraceServiceStub(ch).Export(spans(service, 2), timeout=10)
+    log = poll(lambda: (lambda t: t if f"service.name: STRING({service})" in t else "")(
+        lab.kubectl("-n", ns, "logs", "deployment/opentelemetry-collector")), "the old logging exporter's dump")
+    assert "Resource labels:" in log and "SPAN_KIND_SERVER" in log
+    assert '\tINFO\tloggingexporter/logging_exporter.go:43\tTracesExporter\t{"#spans": 2}' in log
+    query = json.loads(lab.meshlab("status", "--json"))["backend"]["query_url"]
+    poll(lambda: json.loads(http_get(f"{query}/api/traces?service={service}")[1] or "{}").get("data"),
+         "the old collector's export at the backend")

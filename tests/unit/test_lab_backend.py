@@ -1,0 +1,179 @@
+"""The lab's managed backend: token auth over OTLP gRPC/HTTP, and the Jaeger-compatible query API."""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from meshlab.backend import Backend, backend_host
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+TOKEN = f"tok-{random.getrandbits(32):08x}"
+ENV = "MESHTRACE_TEST_BACKEND_TOKEN"
+T0 = 1_700_000_000_000_000_000
+
+
+class Lab:
+    def __init__(self):
+        self.faults = type("F", (), {"names": set(), "active": lambda self, n: n in self.names})()
+        self.config = type("C", (), {"backend_token_env": ENV})()
+
+
+@pytest.fixture
+def lab_backend(monkeypatch):
+    monkeypatch.setenv(ENV, TOKEN)
+    lab = Lab()
+    b = Backend(lab, host=f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.3")
+    b.start()
+    yield lab, b
+    b.stop()
+
+
+def kv(k: str, v: str) -> KeyValue:
+    return KeyValue(key=k, value=AnyValue(string_value=v))
+
+
+def bookinfo_trace() -> ExportTraceServiceRequest:
+    """gateway → productpage → reviews, over two resources."""
+    req = ExportTraceServiceRequest()
+    tid = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    gw = req.resource_spans.add()
+    gw.resource.attributes.extend([kv("service.name", "istio-ingressgateway.istio-system"), kv("k8s.ns", "istio")])
+    s = gw.scope_spans.add().spans.add(trace_id=tid, span_id=bytes.fromhex("00f067aa0ba902b7"), name="ingress",
+                                       kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=T0,
+                                       end_time_unix_nano=T0 + 5_000_000)
+    s.attributes.extend([kv("http.method", "GET"), KeyValue(key="http.status_code", value=AnyValue(int_value=200))])
+    pp = req.resource_spans.add()
+    pp.resource.attributes.append(kv("service.name", "productpage.default"))
+    scope = pp.scope_spans.add()
+    scope.spans.add(trace_id=tid, span_id=bytes.fromhex("1111111111111111"), parent_span_id=bytes.fromhex(
+        "00f067aa0ba902b7"), name="productpage.default.svc.cluster.local:9080/productpage",
+        kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=T0 + 1000, end_time_unix_nano=T0 + 4_000_000)
+    scope.spans.add(trace_id=tid, span_id=bytes.fromhex("2222222222222222"), parent_span_id=bytes.fromhex(
+        "1111111111111111"), name="reviews.default.svc.cluster.local:9080/*", kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=T0 + 2000, end_time_unix_nano=T0 + 3_000_000,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="boom"))
+    return req
+
+
+def grpc_export(b: Backend, token: str | None) -> grpc.StatusCode:
+    md = [("authentication", token)] if token is not None else []
+    with grpc.insecure_channel(f"{b.host}:4317") as ch:
+        try:
+            TraceServiceStub(ch).Export(bookinfo_trace(), metadata=md, timeout=5)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+def http_export(b: Backend, token: str | None) -> int:
+    headers = {"Content-Type": "application/x-protobuf"}
+    if token is not None:
+        headers["Authentication"] = token
+    req = urllib.request.Request(f"http://{b.host}:4318/v1/traces", data=bookinfo_trace().SerializeToString(),
+                                 headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def get(b: Backend, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://{b.host}:16686{path}", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_good_token_accepted_wrong_or_missing_rejected(lab_backend):
+    lab, b = lab_backend
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    assert grpc_export(b, "nope") == grpc.StatusCode.UNAUTHENTICATED
+    assert grpc_export(b, None) == grpc.StatusCode.UNAUTHENTICATED
+    assert http_export(b, TOKEN) == 200
+    assert http_export(b, "nope") == 401
+    assert http_export(b, None) == 401
+    assert len(b.store) == 6
+    assert b.rejected_requests == 4
+
+
+def test_rotated_token_fault_rejects_the_known_token(lab_backend):
+    lab, b = lab_backend
+    lab.faults.names.add("backend-token-rotated")
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+    assert http_export(b, TOKEN) == 401
+    lab.faults.names.clear()
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+
+
+def test_only_the_hash_is_kept(lab_backend):
+    _, b = lab_backend
+    assert TOKEN not in repr(vars(b))
+    assert isinstance(b._token_sha, bytes) and len(b._token_sha) == 32
+
+
+def test_jaeger_query_shapes(lab_backend):
+    _, b = lab_backend
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    status, services = get(b, "/api/services")
+    assert status == 200
+    assert services["data"] == ["istio-ingressgateway.istio-system", "productpage.default"]
+    assert services["total"] == 2
+    start, end = T0 // 1000 - 1, T0 // 1000 + 10_000_000
+    status, found = get(b, f"/api/traces?service=productpage.default&limit=20&start={start}&end={end}")
+    assert status == 200 and len(found["data"]) == 1
+    trace = found["data"][0]
+    assert trace["traceID"] == "0af7651916cd43dd8448eb211c80319c"
+    by_id = {s["spanID"]: s for s in trace["spans"]}
+    child = by_id["2222222222222222"]
+    assert child["references"] == [{"refType": "CHILD_OF", "traceID": trace["traceID"], "spanID": "1111111111111111"}]
+    assert child["startTime"] == (T0 + 2000) // 1000 and child["duration"] == (3_000_000 - 2000) // 1000
+    tags = {t["key"]: t for t in child["tags"]}
+    assert tags["span.kind"] == {"key": "span.kind", "type": "string", "value": "client"}
+    assert tags["error"]["value"] is True and tags["otel.status_code"]["value"] == "ERROR"
+    root = by_id["00f067aa0ba902b7"]
+    assert root["references"] == []
+    assert {"key": "http.status_code", "type": "int64", "value": 200} in root["tags"]
+    assert trace["processes"][root["processID"]] == {
+        "serviceName": "istio-ingressgateway.istio-system", "tags": [{"key": "k8s.ns", "type": "string", "value": "istio"}]}
+    assert trace["processes"][child["processID"]]["serviceName"] == "productpage.default"
+
+    status, one = get(b, "/api/traces/0af7651916cd43dd8448eb211c80319c")
+    assert status == 200 and len(one["data"][0]["spans"]) == 3
+    status, missing = get(b, "/api/traces/00000000000000000000000000000001")
+    assert status == 404 and missing["errors"][0]["code"] == 404
+    status, bad = get(b, "/api/traces?limit=1")
+    assert status == 400
+    status, none = get(b, f"/api/traces?service=productpage.default&start={end + 1}&end={end + 2}")
+    assert none["data"] == []
+    status, ops = get(b, "/api/services/productpage.default/operations")
+    assert "productpage.default.svc.cluster.local:9080/productpage" in ops["data"]
+    status, deps = get(b, "/api/dependencies")
+    assert {"parent": "istio-ingressgateway.istio-system", "child": "productpage.default", "callCount": 1} in deps["data"]
+
+
+def test_store_is_bounded():
+    from meshlab.backend_store import SpanStore
+    store = SpanStore(max_spans=4)
+    store.add(bookinfo_trace())
+    req = bookinfo_trace()
+    req.resource_spans[0].scope_spans[0].spans[0].trace_id = b"\x01" * 16
+    store.add(req)
+    assert len(store) == 4
+    assert sum(len(t) for t in store.traces()) == 4
+
+
+def test_backend_host_from_the_lab_network():
+    net = type("N", (), {"backend_ip": "127.12.0.3"})()
+    assert backend_host(type("L", (), {"network": net})()) == "127.12.0.3"
+    cfg = type("C", (), {"block": 14})()
+    assert backend_host(type("L", (), {"config": cfg, "network": None})()) == "127.14.0.3"
