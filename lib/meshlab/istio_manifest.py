@@ -1,0 +1,311 @@
+"""The Kubernetes objects an ``istioctl install`` creates, rendered from an IstioOperator (pure).
+
+Example::
+
+    objs = render_install(iop, parse_version("1.25.2"))
+    [o["kind"] for o in objs][:3]     # ['Namespace', 'ServiceAccount', 'ServiceAccount']
+
+Objects come in install order, grouped by component (``base``, ``pilot``, ``ingress``): see
+:func:`render_components`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshlab.istio_operator import (
+    Version,
+    ingress_gateway_enabled,
+    merged_mesh_config,
+    mesh_config_yaml,
+    pilot_enabled,
+    profile_of,
+    version_text,
+)
+
+OWNER_LABELS = {"install.operator.istio.io/owning-resource": "installed-state"}
+CONFIG_VOLUME = {"name": "config-volume", "configMap": {"name": "istio"}}
+CONFIG_MOUNT = {"name": "config-volume", "mountPath": "/etc/istio/config"}
+
+
+def _spec(iop: dict[str, Any]) -> dict[str, Any]:
+    return iop.get("spec") or {}
+
+
+def _values(iop: dict[str, Any]) -> dict[str, Any]:
+    return _spec(iop).get("values") or {}
+
+
+def namespace_of(iop: dict[str, Any]) -> str:
+    """The namespace the control plane goes to (``istio-system`` unless ``spec.namespace`` says)."""
+    return _spec(iop).get("namespace") or "istio-system"
+
+
+def hub_and_tag(iop: dict[str, Any], version: Version) -> tuple[str, str]:
+    """The image hub and tag, honouring ``spec.hub``/``spec.tag`` and ``values.global``."""
+    glob = _values(iop).get("global") or {}
+    hub = _spec(iop).get("hub") or glob.get("hub") or "docker.io/istio"
+    tag = _spec(iop).get("tag") or glob.get("tag") or version_text(version)
+    return str(hub), str(tag)
+
+
+def image(iop: dict[str, Any], name: str, version: Version) -> str:
+    """``docker.io/istio/<name>:<tag>`` for this install. Example: ``image(iop, "pilot", (1, 25, 2))``."""
+    hub, tag = hub_and_tag(iop, version)
+    return f"{hub}/{name}:{tag}"
+
+
+def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None):
+    meta: dict[str, Any] = {"name": name, "labels": {**labels, **OWNER_LABELS}}
+    if ns:
+        meta["namespace"] = ns
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _sa(name: str, ns: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, ns, labels)}
+
+
+def render_base(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """Istio core: the namespace and the reader service account."""
+    ns = namespace_of(iop)
+    labels = {"app": "istio-reader", "release": "istio", "operator.istio.io/component": "Base"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        _sa("istio-reader-service-account", ns, labels),
+    ]
+
+
+def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """istiod: service account, mesh ConfigMap, injector ConfigMap, webhook, Deployment, Service."""
+    ns = namespace_of(iop)
+    rev = _spec(iop).get("revision") or "default"
+    labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "release": "istio",
+              "operator.istio.io/component": "Pilot"}
+    mesh = merged_mesh_config(iop, version)
+    pilot_values = _values(iop).get("pilot") or {}
+    trace_sampling = pilot_values.get("traceSampling", 1.0)
+    istio_cm = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta("istio", ns, {"istio.io/rev": rev, "release": "istio",
+                                        "operator.istio.io/component": "Pilot"}),
+        "data": {"mesh": mesh_config_yaml(mesh), "meshNetworks": "networks: {}"},
+    }
+    hub, tag = hub_and_tag(iop, version)
+    injector_values = {
+        "global": {"hub": hub, "tag": tag, "istioNamespace": ns, "proxy": {"image": "proxyv2"}},
+        "revision": "" if rev == "default" else rev,
+        "sidecarInjectorWebhook": {"enableNamespacesByDefault": False},
+    }
+    injector_cm = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta("istio-sidecar-injector", ns, {"istio.io/rev": rev, "release": "istio",
+                                                         "operator.istio.io/component": "Pilot"}),
+        "data": {"config": "policy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\n"
+                           "injectedAnnotations: {}\ndefaultTemplates: [sidecar]\n",
+                 "values": json.dumps(injector_values, sort_keys=True)},
+    }
+
+    def hook(name: str, ns_selector: dict[str, Any], obj_selector: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "clientConfig": {"service": {"name": "istiod", "namespace": ns, "path": "/inject", "port": 443}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "*"}],
+            "failurePolicy": "Fail", "sideEffects": "None", "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1beta1", "v1"], "matchPolicy": "Equivalent", "timeoutSeconds": 10,
+            "namespaceSelector": ns_selector, "objectSelector": obj_selector,
+        }
+
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": _meta("istio-sidecar-injector", None, {"app": "sidecar-injector", "istio.io/rev": rev,
+                                                           "release": "istio",
+                                                           "operator.istio.io/component": "Pilot"}),
+        "webhooks": [
+            hook("namespace.sidecar-injector.istio.io",
+                 {"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]},
+                 {"matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "NotIn",
+                                        "values": ["false"]}]}),
+            hook("object.sidecar-injector.istio.io",
+                 {"matchExpressions": [{"key": "istio-injection", "operator": "DoesNotExist"},
+                                       {"key": "istio.io/rev", "operator": "DoesNotExist"}]},
+                 {"matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "In",
+                                        "values": ["true"]},
+                                       {"key": "istio.io/rev", "operator": "DoesNotExist"}]}),
+        ],
+    }
+    pod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "sidecar.istio.io/inject": "false",
+                  "operator.istio.io/component": "Pilot"}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta("istiod", ns, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"istio": "pilot"}},
+            "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {"sidecar.istio.io/inject": "false",
+                                             "prometheus.io/port": "15014", "prometheus.io/scrape": "true"}},
+                "spec": {
+                    "serviceAccountName": "istiod",
+                    "containers": [{
+                        "name": "discovery",
+                        "image": image(iop, "pilot", version),
+                        "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
+                                 "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
+                        "ports": [{"containerPort": 8080, "protocol": "TCP", "name": "http-debug"},
+                                  {"containerPort": 15010, "protocol": "TCP", "name": "grpc-xds"},
+                                  {"containerPort": 15012, "protocol": "TCP", "name": "tls-xds"},
+                                  {"containerPort": 15017, "protocol": "TCP", "name": "https-webhooks"},
+                                  {"containerPort": 15014, "protocol": "TCP", "name": "http-monitoring"}],
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
+                                           "initialDelaySeconds": 1, "periodSeconds": 3, "timeoutSeconds": 5},
+                        "env": [
+                            {"name": "REVISION", "value": rev},
+                            {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1",
+                                                                            "fieldPath": "metadata.name"}}},
+                            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {
+                                "apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
+                            {"name": "PILOT_TRACE_SAMPLING", "value": str(trace_sampling)},
+                            {"name": "CLUSTER_ID", "value": "Kubernetes"},
+                        ],
+                        "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+                        "volumeMounts": [CONFIG_MOUNT],
+                    }],
+                    "volumes": [CONFIG_VOLUME],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta("istiod", ns, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": "istiod", "istio": "pilot"},
+            "ports": [
+                {"name": "grpc-xds", "port": 15010, "protocol": "TCP", "targetPort": 15010},
+                {"name": "https-dns", "port": 15012, "protocol": "TCP", "targetPort": 15012},
+                {"name": "https-webhook", "port": 443, "protocol": "TCP", "targetPort": 15017},
+                {"name": "http-monitoring", "port": 15014, "protocol": "TCP", "targetPort": 15014},
+            ],
+        },
+    }
+    return [_sa("istiod", ns, labels), istio_cm, injector_cm, webhook, deployment, service]
+
+
+def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """The default ``istio-ingressgateway``: service account, Deployment, LoadBalancer Service."""
+    ns = namespace_of(iop)
+    rev = _spec(iop).get("revision") or "default"
+    selector = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    labels = {**selector, "istio.io/rev": rev, "release": "istio",
+              "operator.istio.io/component": "IngressGateways"}
+    pod_labels = {**labels, "service.istio.io/canonical-name": "istio-ingressgateway",
+                  "service.istio.io/canonical-revision": "latest", "sidecar.istio.io/inject": "false"}
+
+    def env_field(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta("istio-ingressgateway", ns, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {"sidecar.istio.io/inject": "false",
+                                             "prometheus.io/path": "/stats/prometheus",
+                                             "prometheus.io/port": "15020", "prometheus.io/scrape": "true"}},
+                "spec": {
+                    "serviceAccountName": "istio-ingressgateway-service-account",
+                    "containers": [{
+                        "name": "istio-proxy",
+                        "image": image(iop, "proxyv2", version),
+                        "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
+                                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
+                                 "--log_output_level=default:info"],
+                        "ports": [{"containerPort": 15021, "protocol": "TCP", "name": "status-port"},
+                                  {"containerPort": 8080, "protocol": "TCP", "name": "http2"},
+                                  {"containerPort": 8443, "protocol": "TCP", "name": "https"},
+                                  {"containerPort": 15090, "protocol": "TCP", "name": "http-envoy-prom"}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021,
+                                                       "scheme": "HTTP"},
+                                           "failureThreshold": 30, "periodSeconds": 2, "timeoutSeconds": 1},
+                        "env": [
+                            {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+                            {"name": "CA_ADDR", "value": f"istiod.{ns}.svc:15012"},
+                            env_field("NODE_NAME", "spec.nodeName"),
+                            env_field("POD_NAME", "metadata.name"),
+                            env_field("POD_NAMESPACE", "metadata.namespace"),
+                            env_field("INSTANCE_IP", "status.podIP"),
+                            env_field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                            {"name": "ISTIO_META_WORKLOAD_NAME", "value": "istio-ingressgateway"},
+                            {"name": "ISTIO_META_OWNER", "value": f"kubernetes://apis/apps/v1/namespaces/{ns}"
+                                                                  "/deployments/istio-ingressgateway"},
+                            {"name": "ISTIO_META_MESH_ID", "value": "cluster.local"},
+                            {"name": "TRUST_DOMAIN", "value": "cluster.local"},
+                            {"name": "ISTIO_META_UNPRIVILEGED_POD", "value": "true"},
+                            {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
+                            {"name": "ISTIO_META_NODE_NAME", "valueFrom": {"fieldRef": {
+                                "apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
+                        ],
+                        "resources": {"limits": {"cpu": "2", "memory": "1Gi"},
+                                      "requests": {"cpu": "100m", "memory": "128Mi"}},
+                        "volumeMounts": [CONFIG_MOUNT],
+                    }],
+                    "volumes": [CONFIG_VOLUME],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta("istio-ingressgateway", ns, labels),
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": selector,
+            "ports": [
+                {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+                {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+            ],
+        },
+    }
+    return [_sa("istio-ingressgateway-service-account", ns, labels), deployment, service]
+
+
+def render_record(iop: dict[str, Any], version: Version) -> dict[str, Any]:
+    """The ``installed-state`` IstioOperator that records what was installed."""
+    ns = namespace_of(iop)
+    spec = dict(_spec(iop))
+    spec.setdefault("profile", profile_of(iop))
+    return {
+        "apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+        "metadata": {"name": "installed-state", "namespace": ns,
+                     "annotations": {"install.istio.io/ignoreReconcile": "true"}},
+        "spec": spec,
+    }
+
+
+def render_components(iop: dict[str, Any], version: Version) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``[(component, objects)]`` in install order: ``base``, then ``pilot`` and ``ingress`` if enabled."""
+    out = [("base", render_base(iop, version))]
+    if pilot_enabled(iop):
+        out.append(("pilot", render_pilot(iop, version)))
+    if ingress_gateway_enabled(iop):
+        out.append(("ingress", render_ingress(iop, version)))
+    return out
+
+
+def render_install(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """Every object an install creates, in order (without the ``installed-state`` record)."""
+    return [obj for _, objs in render_components(iop, version) for obj in objs]
