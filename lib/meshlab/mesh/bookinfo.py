@@ -1,0 +1,247 @@
+"""The Bookinfo apps by image: productpage, details, reviews v1/v2/v3 and ratings.
+
+productpage serves the HTML page (``<title>Simple Bookstore App</title>``) and calls details and
+reviews; reviews v2/v3 call ratings, v1 does not. Each app forwards the trace headers the real
+one forwards. With the ``app-drops-trace-headers`` fault the reviews app forwards none of them,
+so its ratings calls start new traces, as a real app bug would. ``install_fault_hooks`` deploys
+Bookinfo into ``default`` for the ``pods-predate-injection`` fault, from the lab's own copy of
+Istio's public manifest.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshlab.mesh.podnet import call, has_sidecar_container, pod_net
+from meshlab.mesh.transport import Request, Response, serve, shutdown
+from meshlab.runtime.container import Container, ContainerContext, ContainerCrash
+
+TRACE_HEADERS = (
+    "x-request-id", "x-ot-span-context", "x-datadog-trace-id", "x-datadog-parent-id",
+    "x-datadog-sampling-priority", "traceparent", "tracestate", "x-cloud-trace-context", "grpc-trace-bin",
+    "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "sw8",
+)
+APP_HEADERS = ("end-user", "user-agent", "cookie", "authorization", "jwt", "x-meshtrace-request")
+DROP_FAULT = "app-drops-trace-headers"
+PREDATE_FAULT = "pods-predate-injection"
+MANIFEST = Path(__file__).with_name("bookinfo.yaml")
+_IMAGE_RE = re.compile(r"examples-bookinfo-([a-z]+)-(v[0-9a-z-]+)")
+
+DETAILS = {"id": 0, "author": "William Shakespeare", "year": 1595, "type": "paperback", "pages": 200,
+           "publisher": "PublisherA", "language": "English", "ISBN-10": "1234567890", "ISBN-13": "123-1234567890"}
+REVIEWS = [("Reviewer1", "An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!"),
+           ("Reviewer2", "Absolutely fun and entertaining. The play lacks thematic depth when compared to other "
+                         "plays by Shakespeare.")]
+RATINGS = {"Reviewer1": 5, "Reviewer2": 4}
+
+
+def parse_image(image: str) -> tuple[str, str]:
+    """``docker.io/istio/examples-bookinfo-reviews-v2:1.20.1`` → ``("reviews", "v2")``."""
+    m = _IMAGE_RE.search(image)
+    return (m.group(1), m.group(2)) if m else ("unknown", "v1")
+
+
+def forwarded(headers: dict[str, str], drop_trace: bool = False) -> dict[str, str]:
+    """The headers an app propagates to the services it calls."""
+    names = APP_HEADERS if drop_trace else TRACE_HEADERS + APP_HEADERS
+    return {k: headers[k] for k in names if k in headers}
+
+
+def _json(status: int, obj: Any) -> Response:
+    return Response(status, json.dumps(obj).encode(), [("content-type", "application/json")])
+
+
+def _html(status: int, text: str) -> Response:
+    return Response(status, text.encode(), [("content-type", "text/html; charset=utf-8")])
+
+
+class BookinfoApp(Container):
+    """One Bookinfo app container, chosen by its image name."""
+
+    def __init__(self, ctx: ContainerContext) -> None:
+        super().__init__(ctx)
+        self.app, self.version = parse_image(ctx.image)
+        ports = [int(p["containerPort"]) for p in ctx.ports() if p.get("containerPort")]
+        self.port = ports[0] if ports else 9080
+        self.net = pod_net(ctx.lab, ctx.pod_ip)
+        self._server = None
+        self._handler = self.handle
+
+    def start(self) -> None:
+        self.net.apps[self.port] = self._handler
+        if not has_sidecar_container(self.ctx.pod):
+            try:
+                self._server = serve(self.ctx.pod_ip, self.port, self._handler, f"{self.app}-{self.ctx.pod_name}")
+            except OSError as err:
+                self.net.apps.pop(self.port, None)
+                raise ContainerCrash(f"listen tcp {self.ctx.pod_ip}:{self.port}: bind: {err.strerror}") from err
+        self.ctx.log(f"{self.app} {self.version} listening on port {self.port}")
+
+    def stop(self) -> None:
+        if self.net.apps.get(self.port) is self._handler:
+            self.net.apps.pop(self.port, None)
+        if self._server is not None:
+            shutdown(self._server)
+            self._server = None
+
+    def ready(self) -> bool:
+        return self.net.apps.get(self.port) is self._handler
+
+    # -- outbound -------------------------------------------------------------------------------
+    def _target(self, name: str) -> tuple[str, int]:
+        env = self.ctx.env
+        host = env.get(f"{name.upper()}_HOSTNAME", name)
+        domain = env.get("SERVICES_DOMAIN")
+        if domain and "." not in host:
+            host = f"{host}.{domain}"
+        return host, int(env.get(f"{name.upper()}_SERVICE_PORT", "9080"))
+
+    def _call(self, name: str, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        host, port = self._target(name)
+        drop = self.app == "reviews" and self.ctx.lab.faults.active(DROP_FAULT)
+        try:
+            resp = call(self.ctx.lab, self.ctx.pod_ip, self.ctx.namespace, host, port, "GET", path,
+                        forwarded(headers, drop))
+        except OSError as err:
+            self.ctx.log(f"error calling {name}: {err}")
+            return 0, None
+        try:
+            return resp.status, json.loads(resp.body or b"null")
+        except ValueError:
+            return resp.status, None
+
+    # -- inbound ---------------------------------------------------------------------------------
+    def handle(self, req: Request) -> Response:
+        """Serve one request for this app."""
+        path = req.path.split("?", 1)[0]
+        if path == "/health":
+            return _json(200, {"status": f"{self.app.capitalize()} is healthy"})
+        handler = getattr(self, f"_{self.app}", None)
+        if handler is None:
+            return _json(404, {"error": "not found"})
+        return handler(req, path)
+
+    def _details(self, req: Request, path: str) -> Response:
+        m = re.fullmatch(r"/details/(\d+)", path)
+        if not m:
+            return _json(404, {"error": "please provide numeric product id"})
+        return _json(200, {**DETAILS, "id": int(m.group(1))})
+
+    def _ratings(self, req: Request, path: str) -> Response:
+        m = re.fullmatch(r"/ratings/(\d+)", path)
+        if not m:
+            return _json(400, {"error": "please provide numeric product ID"})
+        return _json(200, {"id": int(m.group(1)), "ratings": RATINGS})
+
+    def _reviews(self, req: Request, path: str) -> Response:
+        m = re.fullmatch(r"/reviews/(\d+)", path)
+        if not m:
+            return _json(404, {"error": "not found"})
+        pid = int(m.group(1))
+        reviews: list[dict[str, Any]] = [{"reviewer": r, "text": t} for r, t in REVIEWS]
+        if self.version != "v1":
+            status, body = self._call("ratings", f"/ratings/{pid}", req.headers)
+            color = "black" if self.version == "v2" else "red"
+            ratings = (body or {}).get("ratings") if status == 200 else None
+            for r in reviews:
+                if ratings:
+                    r["rating"] = {"stars": ratings.get(r["reviewer"], 0), "color": color}
+                else:
+                    r["rating"] = {"error": "Ratings service is currently unavailable"}
+        return _json(200, {"id": str(pid), "podname": self.ctx.pod_name, "clustername": "null", "reviews": reviews})
+
+    def _productpage(self, req: Request, path: str) -> Response:
+        if path in ("/", "/index.html"):
+            return _html(200, "<html><head><title>Simple Bookstore App</title></head><body>"
+                              "<a href=\"/productpage?u=normal\">Normal user</a></body></html>")
+        if path == "/productpage":
+            return self._page(req)
+        if path.startswith("/static/"):
+            kind = "text/css" if path.endswith(".css") else "application/javascript"
+            return Response(200, b"/* bookinfo static */\n", [("content-type", kind)])
+        if path in ("/login", "/logout"):
+            return Response(302, b"", [("location", "/productpage")])
+        if path == "/api/v1/products":
+            return _json(200, [{"id": 0, "title": "The Comedy of Errors",
+                                "descriptionHtml": "<a href=\"https://en.wikipedia.org/wiki/The_Comedy_of_Errors\">"
+                                                   "Wikipedia Summary</a>"}])
+        m = re.fullmatch(r"/api/v1/products/(\d+)(/reviews|/ratings)?", path)
+        if m:
+            sub = m.group(2)
+            if sub is None:
+                status, body = self._call("details", f"/details/{m.group(1)}", req.headers)
+            elif sub == "/reviews":
+                status, body = self._call("reviews", f"/reviews/{m.group(1)}", req.headers)
+            else:
+                status, body = self._call("ratings", f"/ratings/{m.group(1)}", req.headers)
+            return _json(status or 503, body if body is not None else {"error": f"{sub or 'details'} unavailable"})
+        return _html(404, "<html><body><h1>Not Found</h1></body></html>")
+
+    def _page(self, req: Request) -> Response:
+        d_status, details = self._call("details", "/details/0", req.headers)
+        r_status, reviews = self._call("reviews", "/reviews/0", req.headers)
+        parts = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Simple Bookstore App</title>",
+                 "<link rel=\"stylesheet\" href=\"static/bootstrap/css/bootstrap.min.css\"></head><body>",
+                 "<h3>The Comedy of Errors</h3>"]
+        if d_status == 200 and details:
+            parts.append("<h4>Book Details</h4><dl>")
+            parts += [f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in details.items()]
+            parts.append("</dl>")
+        else:
+            parts.append("<h4>Error fetching product details!</h4><p>Sorry, product details are currently "
+                         "unavailable for this book.</p>")
+        if r_status == 200 and reviews:
+            parts.append("<h4>Book Reviews</h4>")
+            for r in reviews.get("reviews", []):
+                rating = r.get("rating") or {}
+                stars = (f"<font color=\"{rating['color']}\">{'&#9733;' * int(rating['stars'])}</font>"
+                         if "stars" in rating else html.escape(rating.get("error", "")))
+                parts.append(f"<blockquote><p>{html.escape(r['text'])}</p><small>{html.escape(r['reviewer'])}"
+                             f"</small>{stars}</blockquote>")
+            parts.append(f"<dl><dt>Reviews served by:</dt><dd><u>{html.escape(reviews.get('podname', ''))}</u></dd></dl>")
+        else:
+            parts.append("<h4>Error fetching product reviews!</h4><p>Sorry, product reviews are currently "
+                         "unavailable for this book.</p>")
+        parts.append("</body></html>")
+        return _html(200, "".join(parts))
+
+
+# -- pods-predate-injection -------------------------------------------------------------------------
+_KEYS = {"Service": "services", "ServiceAccount": "serviceaccounts", "Deployment": "deployments.apps"}
+
+
+def bookinfo_objects(namespace: str = "default") -> list[tuple[str, dict]]:
+    """``(store key, object)`` for every object of the lab's copy of Istio's Bookinfo manifest."""
+    out = []
+    for doc in yaml.safe_load_all(MANIFEST.read_text()):
+        if not doc or doc.get("kind") not in _KEYS:
+            continue
+        doc.setdefault("metadata", {})["namespace"] = namespace
+        out.append((_KEYS[doc["kind"]], doc))
+    return out
+
+
+def deploy_bookinfo(lab: Any, namespace: str = "default") -> int:
+    """Create the Bookinfo objects that do not exist yet in ``namespace``; returns how many were created."""
+    created = 0
+    for key, obj in bookinfo_objects(namespace):
+        if lab.store.get(key, namespace, obj["metadata"]["name"]) is None:
+            try:
+                lab.store.create(key, obj)
+                created += 1
+            except Exception:  # created meanwhile by someone else: fine
+                continue
+    return created
+
+
+def install_fault_hooks(lab: Any) -> None:
+    """Deploy Bookinfo when ``pods-predate-injection`` is active now or set later (call once at lab start)."""
+    if lab.faults.active(PREDATE_FAULT):
+        deploy_bookinfo(lab)
+    lab.faults.on_change(lambda name, on: deploy_bookinfo(lab) if name == PREDATE_FAULT and on else None)

@@ -1,0 +1,236 @@
+"""The lab's istiod: computes each proxy's tracing config from the mesh config and Telemetry API.
+
+Proxies ask the running istiod (``running_istiod(lab)``) for their config; while no istiod
+pod runs they get nothing new and keep what they had. Results are cached per proxy and side
+until the ``istio`` ConfigMap, a Telemetry or a Service changes. What istiod logs follows
+the real messages, e.g. ``Not able to configure requested tracing provider "x": could not
+find cluster for tracing provider "x": could not find service y in Istio service registry``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshlab.mesh import spans as sp
+from meshlab.mesh.meshconfig import MeshConfig, MeshConfigError, Provider, parse_mesh_config
+from meshlab.mesh.telemetry import TracingSpec, resolve_tracing
+from meshlab.runtime.container import Container, ContainerContext
+
+TELEMETRIES = "telemetries.telemetry.istio.io"
+_WATCHED = {"configmaps", TELEMETRIES, "services"}
+_RUNNING: dict[int, list[Istiod]] = {}
+_REG_LOCK = threading.Lock()
+
+
+def lab_istio_version(lab: Any) -> str:
+    """The Istio version the lab emulates (``lab.config.istio_version``, default 1.25.2)."""
+    v = getattr(getattr(lab, "config", None), "istio_version", None) or getattr(lab, "istio_version", None)
+    if isinstance(v, (tuple, list)):
+        v = ".".join(str(x) for x in v)
+    return str(v or "1.25.2")
+
+
+def log_line(level: str, message: str, scope: str = "") -> str:
+    """An istiod-style log line: ``<RFC3339 time>\\t<level>\\t[<scope>\\t]<message>``."""
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
+    return f"{ts}\t{level}\t{scope + chr(9) if scope else ''}{message}"
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """What a proxy tells istiod about itself."""
+
+    proxy_type: str  # sidecar | router
+    pod_name: str
+    namespace: str
+    pod_ip: str
+    labels: tuple[tuple[str, str], ...]
+    workload: str
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def node_id(self) -> str:
+        return sp.node_id(self.proxy_type, self.pod_ip, self.pod_name, self.namespace)
+
+
+@dataclass(frozen=True)
+class ProxyTracing:
+    """A proxy's tracing config for one side; ``provider`` None means decide and propagate only."""
+
+    provider: Provider | None
+    cluster_host: str
+    sampling: float
+    custom_tags: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+    disable_reporting: bool
+    service_name: str
+    istio_version: str
+    tags: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def running_istiod(lab: Any) -> Istiod | None:
+    """The running istiod of this lab, if any."""
+    with _REG_LOCK:
+        items = _RUNNING.get(id(lab)) or []
+        return items[0] if items else None
+
+
+class Istiod(Container):
+    """Container for ``*/pilot*`` images: istiod's tracing part."""
+
+    def __init__(self, ctx: ContainerContext) -> None:
+        super().__init__(ctx)
+        self.version = lab_istio_version(ctx.lab)
+        self.namespace = ctx.namespace
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[ProxyInfo, str], ProxyTracing | None] = {}
+        self._logged: set[str] = set()
+        self._running = False
+        self._connected: set[str] = set()
+        self.generation = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._running = True
+        self.ctx.log(log_line("info", f"Version {self.version}"))
+        self.ctx.log(log_line("info", "starting discovery service"))
+        self._mesh()  # log a bad mesh config at start
+        self.ctx.lab.store.subscribe(self._on_change)
+        with _REG_LOCK:
+            _RUNNING.setdefault(id(self.ctx.lab), []).append(self)
+        self.ctx.log(log_line("info", "ready", "ads"))
+
+    def stop(self) -> None:
+        self._running = False
+        with _REG_LOCK:
+            items = _RUNNING.get(id(self.ctx.lab)) or []
+            if self in items:
+                items.remove(self)
+
+    def ready(self) -> bool:
+        return self._running
+
+    def _on_change(self, etype: str, key: str, obj: dict) -> None:
+        if not self._running or key not in _WATCHED:
+            return
+        meta = obj.get("metadata", {})
+        if key == "configmaps" and not (meta.get("name") == "istio" and meta.get("namespace") == self.namespace):
+            return
+        with self._lock:
+            self.generation += 1
+            self._cache.clear()
+            self._logged.clear()
+        if key != "services":
+            kind = "Telemetry" if key == TELEMETRIES else "ConfigMap"
+            self.ctx.log(log_line("info", f"Push debounce stable[{self.generation}] 1 for config "
+                                          f"{kind}/{meta.get('namespace')}/{meta.get('name')}", "ads"))
+
+    # -- config ---------------------------------------------------------------------------------
+    def _warn_once(self, message: str, level: str = "warn") -> None:
+        with self._lock:
+            if message in self._logged:
+                return
+            self._logged.add(message)
+        self.ctx.log(log_line(level, message))
+
+    def _mesh(self) -> MeshConfig:
+        cm = self.ctx.lab.store.get("configmaps", self.namespace, "istio")
+        text = ((cm or {}).get("data") or {}).get("mesh")
+        try:
+            mc = parse_mesh_config(text, self.version)
+        except MeshConfigError as err:
+            self._warn_once(f"failed to read mesh configuration, using default: {err}", "error")
+            mc = MeshConfig()
+        sampling_env = self.ctx.env.get("PILOT_TRACE_SAMPLING")
+        if sampling_env and mc.default_sampling == 1.0:
+            try:
+                mc.default_sampling = float(sampling_env)
+            except ValueError:
+                pass
+        return mc
+
+    def lookup_cluster(self, service: str) -> str:
+        """istiod's LookupCluster: the Service's FQDN, or ValueError with istiod's message."""
+        if not service:
+            raise ValueError("service must not be empty")
+        store = self.ctx.lab.store
+        if "/" in service:
+            ns, host = service.split("/", 1)
+            candidates = [(ns, host)]
+        else:
+            host = service
+            candidates = []
+            suffix = ".svc.cluster.local"
+            if host.endswith(suffix):
+                parts = host[: -len(suffix)].split(".")
+                if len(parts) == 2:
+                    candidates = [(parts[1], host)]
+        for ns, fqdn in candidates:
+            parts = fqdn.split(".")
+            if fqdn.endswith(".svc.cluster.local") and len(parts) == 5 and parts[1] == ns:
+                if store.get("services", ns, parts[0]) is not None:
+                    return fqdn
+        raise ValueError(f"could not find service {service} in Istio service registry")
+
+    def tracing_for(self, info: ProxyInfo, side: str) -> ProxyTracing | None:
+        """The tracing config for a proxy's ``side`` (``client``: outbound and gateways, ``server``)."""
+        key = (info, side)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            gen = self.generation
+        result = self._compute(info, side)
+        with self._lock:
+            if gen == self.generation:
+                self._cache[key] = result
+        return result
+
+    def connect(self, info: ProxyInfo) -> None:
+        """Log a proxy's first connection, as ADS does."""
+        with self._lock:
+            if info.node_id in self._connected:
+                return
+            self._connected.add(info.node_id)
+            n = len(self._connected)
+        self.ctx.log(log_line("info", f"ADS: new connection for node:{info.node_id}-{n}", "ads"))
+
+    def _compute(self, info: ProxyInfo, side: str) -> ProxyTracing | None:
+        mc = self._mesh()
+        labels = info.label_dict
+        tels = self.ctx.lab.store.list(TELEMETRIES)
+        spec = resolve_tracing(tels, mc.root_namespace, info.namespace, labels, side)
+        svc_name = sp.service_name(mc.tracing_service_name, labels, info.namespace, info.workload)
+        if spec is None or not spec.providers:
+            names = mc.default_tracing_providers
+            if spec is None and not names:
+                if not mc.enable_tracing:
+                    return None
+                # legacy tracing from proxyConfig: the default Zipkin address, which nothing serves here
+                return ProxyTracing(None, "", mc.default_sampling, (), False, svc_name, self.version)
+            if spec is None:
+                spec = TracingSpec()
+            spec.providers = list(names)
+        sampling = spec.sampling if spec.sampling is not None else mc.default_sampling
+        tags = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.custom_tags.items()))
+        provider = mc.provider(spec.providers[0]) if spec.providers else None
+        if provider is None:
+            self._warn_once("Not able to configure tracing provider. Provider lookup failed.")
+            return ProxyTracing(None, "", sampling, tags, spec.disable_span_reporting, svc_name, self.version,
+                                dict(spec.custom_tags))
+        if provider.kind != "opentelemetry":
+            self._warn_once(f"Not able to configure requested tracing provider {provider.name!r}: "
+                            f"the lab supports only opentelemetry providers".replace("'", '"'))
+            return None
+        try:
+            host = self.lookup_cluster(provider.service)
+        except ValueError as err:
+            self._warn_once(f'Not able to configure requested tracing provider "{provider.name}": '
+                            f'could not find cluster for tracing provider "{provider.name}": {err}')
+            return None
+        return ProxyTracing(provider, host, sampling, tags, spec.disable_span_reporting, svc_name, self.version,
+                            dict(spec.custom_tags))

@@ -1,0 +1,193 @@
+"""Per-proxy OTLP span export, batched like Envoy's OpenTelemetry tracer.
+
+Spans are buffered and flushed every ``flush_interval`` seconds (Envoy: 5 s; the lab uses a
+short interval) and on stop. Export is real OTLP: gRPC ``TraceService/Export`` through the
+opentelemetry-proto stubs, or an HTTP POST of protobuf to the provider's path with its
+headers and timeout, to the provider's ``service:port`` resolved through the Service's
+Endpoints. The Service port's protocol matters as it does for Istio's cluster: a port
+declared HTTP/1 or TCP (by name prefix or ``appProtocol``) cannot carry gRPC. Failures go to
+the proxy's log in Envoy's format and the spans are dropped, as Envoy drops them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from meshlab.mesh.meshconfig import Provider
+from meshlab.mesh.spans import SpanRecord, export_request
+
+_GRPC_FILE = "external/envoy/source/extensions/tracers/opentelemetry/grpc_trace_exporter.cc:44"
+_HTTP_FILE = "external/envoy/source/extensions/tracers/opentelemetry/http_trace_exporter.cc:80"
+_H2_PROTOCOLS = {"grpc", "grpc-web", "http2", "h2c", "kubernetes.io/h2c"}
+_NOT_H2 = {"http", "https", "tcp", "tls", "mongo", "redis", "mysql", "udp", "http1"}
+
+
+def envoy_log_line(level: str, logger: str, where: str, message: str, thread: int = 21) -> str:
+    """An istio-proxy (Envoy) log line."""
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
+    return f"{ts}\t{level}\tenvoy {logger} {where}\t{message}\tthread={thread}"
+
+
+def port_protocol(sport: dict) -> str:
+    """Istio's protocol of a Service port from ``appProtocol`` or the name prefix (``""`` = sniffed)."""
+    app = str(sport.get("appProtocol") or "").lower()
+    if app:
+        return app
+    name = str(sport.get("name") or "").lower()
+    return name.split("-", 1)[0] if name else ""
+
+
+class ExportError(Exception):
+    """One export attempt failed; the message is what Envoy would report."""
+
+
+class ExportRejected(ExportError):
+    """The receiver answered with a failure status (already logged)."""
+
+
+class SpanExporter:
+    """Buffers one proxy's spans and exports them in the background."""
+
+    def __init__(self, lab: Any, log: Callable[[str], None], istio_version: str,
+                 flush_interval: float = 0.2, max_batch: int = 512) -> None:
+        self.lab = lab
+        self.log = log
+        self.istio_version = istio_version
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._buf: list[tuple[Provider, str, tuple[tuple[str, str], ...], SpanRecord]] = []
+        self._stopped = False
+        self._channels: dict[tuple[str, int], grpc.Channel] = {}
+        self.exported = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="otlp-export", daemon=True)
+        self._thread.start()
+
+    def submit(self, provider: Provider, host: str, resource: tuple[tuple[str, str], ...], span: SpanRecord) -> None:
+        """Queue a finished span for ``provider`` (whose service resolved to ``host``)."""
+        with self._cond:
+            if self._stopped:
+                return
+            self._buf.append((provider, host, resource, span))
+            if len(self._buf) >= self.max_batch:
+                self._cond.notify()
+
+    def stop(self) -> None:
+        """Flush what is buffered and stop the background thread."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    def flush(self) -> None:
+        """Export everything buffered now (also called by the background thread)."""
+        with self._cond:
+            batch, self._buf = self._buf, []
+        if not batch:
+            return
+        groups: dict[tuple[Provider, str], dict[tuple, list[SpanRecord]]] = {}
+        for provider, host, resource, span in batch:
+            groups.setdefault((provider, host), {}).setdefault(resource, []).append(span)
+        for (provider, host), by_resource in groups.items():
+            request = export_request(list(by_resource.items()), self.istio_version)
+            n = sum(len(v) for v in by_resource.values())
+            try:
+                self._export(provider, host, request)
+                self.exported += n
+            except ExportError as err:
+                self.failed += n
+                if not isinstance(err, ExportRejected):
+                    self._log_failure(provider, str(err))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._stopped:
+                    self._cond.wait(self.flush_interval)
+                stopped = self._stopped
+            try:
+                self.flush()
+            except Exception as err:  # never let the exporter thread die
+                self.log(envoy_log_line("error", "tracing", _GRPC_FILE, f"OTLP export error: {err}"))
+            if stopped:
+                return
+
+    def _log_failure(self, provider: Provider, message: str) -> None:
+        if provider.protocol == "http":
+            self.log(envoy_log_line("warning", "tracing", _HTTP_FILE,
+                                    f"The OTLP export request failed. Reason {message}"))
+        else:
+            self.log(envoy_log_line("warning", "tracing", _GRPC_FILE,
+                                    f"OTLP trace export failed with status: {message}"))
+
+    # -- transport ------------------------------------------------------------------------------
+    def _endpoint(self, provider: Provider, host: str) -> tuple[str, int, dict]:
+        name, ns = host.split(".")[:2]
+        svc = self.lab.store.get("services", ns, name)
+        if svc is None:
+            raise ExportError("Unavailable, message: no healthy upstream")
+        sport = next((p for p in svc.get("spec", {}).get("ports") or [] if int(p.get("port", -1)) == provider.port),
+                     None)
+        if sport is None:
+            raise ExportError(f"Unavailable, message: cluster 'outbound|{provider.port}||{host}' not found"
+                              if provider.protocol != "http" else f"cluster outbound|{provider.port}||{host} not found")
+        try:
+            ip, port = self.lab.network.endpoint_for(svc, sport)
+        except OSError as err:
+            raise ExportError("Unavailable, message: no healthy upstream"
+                              if provider.protocol != "http" else "no healthy upstream") from err
+        return ip, port, sport
+
+    def _export(self, provider: Provider, host: str, request: Any) -> None:
+        ip, port, sport = self._endpoint(provider, host)
+        if provider.protocol == "http":
+            self._export_http(provider, host, ip, port, request)
+        else:
+            if port_protocol(sport) in _NOT_H2:
+                raise ExportError("Unavailable, message: upstream connect error or disconnect/reset before "
+                                  "headers. reset reason: protocol error")
+            self._export_grpc(provider, host, ip, port, request)
+
+    def _export_grpc(self, provider: Provider, host: str, ip: str, port: int, request: Any) -> None:
+        ch = self._channels.get((ip, port))
+        if ch is None:
+            ch = self._channels[(ip, port)] = grpc.insecure_channel(
+                f"{ip}:{port}", options=[("grpc.default_authority", f"{host}:{provider.port}")])
+        stub = trace_service_pb2_grpc.TraceServiceStub(ch)
+        try:
+            stub.Export(request, timeout=provider.grpc_timeout, metadata=list(provider.grpc_metadata) or None)
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else None
+            status = code.name.title().replace("_", "") if code is not None else "Unknown"
+            detail = err.details() if hasattr(err, "details") else str(err)
+            raise ExportError(f"{status}, message: {detail}") from err
+
+    def _export_http(self, provider: Provider, host: str, ip: str, port: int, request: Any) -> None:
+        body = request.SerializeToString()
+        headers = {"Content-Type": "application/x-protobuf", "Host": f"{host}:{provider.port}"}
+        headers.update(dict(provider.http_headers))
+        conn = http.client.HTTPConnection(ip, port, timeout=provider.http_timeout)
+        try:
+            conn.request("POST", provider.http_path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise ExportError(f"{type(err).__name__}: {err}") from err
+        finally:
+            conn.close()
+        if resp.status != 200:
+            self.log(envoy_log_line("error", "tracing", _HTTP_FILE,
+                                    f"OTLP HTTP exporter received a non-success status code: {resp.status} "
+                                    "while exporting the OTLP message"))
+            raise ExportRejected(f"status {resp.status}")

@@ -1,0 +1,237 @@
+"""Service lookup and the ingress gateway's routing from Gateway and VirtualService resources.
+
+A Gateway whose ``selector`` matches the gateway pod's labels and that has a server on the
+listener's port (directly, or through the gateway Service's ``port → targetPort``) admits a
+request whose Host matches one of the server's hosts. VirtualServices bound to that Gateway
+(``gateways`` entries, short names in the VirtualService's namespace) are tried oldest first,
+``http`` routes in order; the first whose match (uri exact/prefix/regex, method, headers)
+holds gives the destination. Short destination hosts resolve in the VirtualService's namespace.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+GATEWAYS = "gateways.networking.istio.io"
+VIRTUALSERVICES = "virtualservices.networking.istio.io"
+DOMAIN = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """A Service port the mesh can route to."""
+
+    name: str
+    namespace: str
+    port: int
+    service: dict
+    service_port: dict
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{DOMAIN}"
+
+    @property
+    def cluster(self) -> str:
+        return f"outbound|{self.port}||{self.fqdn}"
+
+
+def split_host(host: str, namespace: str) -> tuple[str, str] | None:
+    """``svc``, ``svc.ns``, ``svc.ns.svc``, ``svc.ns.svc.cluster.local`` → ``(svc, ns)``."""
+    h = host.rstrip(".").lower()
+    if h.count(":") == 1:
+        h = h.split(":")[0]
+    for suffix in ("." + DOMAIN, ".svc"):
+        if h.endswith(suffix):
+            parts = h[: -len(suffix)].split(".")
+            return (parts[0], parts[1]) if len(parts) == 2 else None
+    parts = h.split(".")
+    if len(parts) == 1:
+        return parts[0], namespace
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return None
+
+
+def lookup_service(store: Any, host: str, port: int | None, namespace: str) -> ServiceTarget | None:
+    """The Service and port behind a cluster host name, or None when there is none."""
+    split = split_host(host, namespace)
+    if split is None:
+        return None
+    svc = store.get("services", split[1], split[0])
+    if svc is None:
+        return None
+    ports = svc.get("spec", {}).get("ports") or []
+    if port is None:
+        if len(ports) != 1:
+            return None
+        sport = ports[0]
+    else:
+        sport = next((p for p in ports if int(p.get("port", -1)) == int(port)), None)
+        if sport is None:
+            return None
+    return ServiceTarget(split[0], split[1], int(sport["port"]), svc, sport)
+
+
+def ready_endpoints(store: Any, target: ServiceTarget) -> list[tuple[str, int]]:
+    """Every ready ``(ip, port)`` behind a Service port, from its Endpoints."""
+    ep = store.get("endpoints", target.namespace, target.name)
+    out: list[tuple[str, int]] = []
+    want = target.service_port.get("name") or ""
+    for subset in (ep or {}).get("subsets") or []:
+        ports = subset.get("ports") or []
+        match = next((p for p in ports if (p.get("name") or "") == want), ports[0] if len(ports) == 1 else None)
+        if match is None:
+            continue
+        out += [(a["ip"], int(match["port"])) for a in subset.get("addresses") or [] if a.get("ip")]
+    return out
+
+
+@dataclass(frozen=True)
+class Route:
+    """A matched gateway route."""
+
+    host: str  # destination host as written
+    namespace: str  # where short names resolve
+    port: int | None
+    path_match: str | None
+    match_kind: str  # exact | prefix | regex
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    pattern = pattern.split("/", 1)[-1].lower()
+    return pattern == "*" or fnmatch.fnmatchcase(host.lower(), pattern)
+
+
+def _string_match(rule: dict, value: str | None, ignore_case: bool = False) -> bool:
+    if value is None:
+        return False
+    if ignore_case:
+        value = value.lower()
+    if "exact" in rule:
+        return value == (str(rule["exact"]).lower() if ignore_case else str(rule["exact"]))
+    if "prefix" in rule:
+        return value.startswith(str(rule["prefix"]).lower() if ignore_case else str(rule["prefix"]))
+    if "regex" in rule:
+        return re.fullmatch(str(rule["regex"]), value) is not None
+    return True
+
+
+def _match(m: dict, path: str, method: str, headers: dict[str, str]) -> bool:
+    uri_path = path.split("?", 1)[0]
+    if m.get("uri") and not _string_match(m["uri"], uri_path, bool(m.get("ignoreUriCase"))):
+        return False
+    if m.get("method") and not _string_match(m["method"], method):
+        return False
+    for name, rule in (m.get("headers") or {}).items():
+        if not _string_match(rule or {}, headers.get(name.lower())):
+            return False
+    return True
+
+
+def _path_of(m: dict | None) -> tuple[str | None, str]:
+    uri = (m or {}).get("uri") or {}
+    for kind in ("exact", "prefix", "regex"):
+        if kind in uri:
+            return str(uri[kind]), kind
+    return None, "prefix"
+
+
+class GatewayRouter:
+    """Routes for one gateway pod; caches the Istio config until it changes."""
+
+    def __init__(self, lab: Any, namespace: str, labels: dict[str, str], rng_index: Any) -> None:
+        self.lab = lab
+        self.namespace = namespace
+        self.labels = labels
+        self._pick = rng_index
+        self._lock = threading.Lock()
+        self._cache: tuple[list[dict], list[dict], list[dict]] | None = None
+        self._active = True
+        lab.store.subscribe(self._on_change)
+
+    def close(self) -> None:
+        """Stop following config changes."""
+        self._active = False
+
+    def _on_change(self, etype: str, key: str, obj: dict) -> None:
+        if self._active and key in (GATEWAYS, VIRTUALSERVICES, "services"):
+            with self._lock:
+                self._cache = None
+
+    def _config(self) -> tuple[list[dict], list[dict], list[dict]]:
+        with self._lock:
+            if self._cache is not None:
+                return self._cache
+        store = self.lab.store
+        gws = [g for g in store.list(GATEWAYS)
+               if all(self.labels.get(k) == v for k, v in ((g.get("spec") or {}).get("selector") or {}).items())]
+        vss = sorted(store.list(VIRTUALSERVICES),
+                     key=lambda v: (v["metadata"].get("creationTimestamp") or "", v["metadata"]["name"]))
+        svcs = [s for s in store.list("services", self.namespace)
+                if (s.get("spec") or {}).get("selector")
+                and all(self.labels.get(k) == v for k, v in s["spec"]["selector"].items())]
+        with self._lock:
+            self._cache = (gws, vss, svcs)
+        return gws, vss, svcs
+
+    def _server_ports(self, listener_port: int, svcs: list[dict]) -> set[int]:
+        ports = {listener_port}
+        for s in svcs:
+            for p in s["spec"].get("ports") or []:
+                if int(p.get("targetPort") or p.get("port")) == listener_port:
+                    ports.add(int(p["port"]))
+        return ports
+
+    def route(self, listener_port: int, host: str, path: str, method: str, headers: dict[str, str]) -> Route | None:
+        """The route for a request on ``listener_port``, or None (Envoy answers 404)."""
+        gws, vss, svcs = self._config()
+        ports = self._server_ports(listener_port, svcs)
+        bound: set[str] = set()
+        for g in gws:
+            for server in (g.get("spec") or {}).get("servers") or []:
+                number = int(((server.get("port") or {}).get("number")) or 0)
+                if number in ports and any(_host_matches(h, host) for h in server.get("hosts") or []):
+                    bound.add(f"{g['metadata'].get('namespace')}/{g['metadata']['name']}")
+        if not bound:
+            return None
+        for vs in vss:
+            vns = vs["metadata"].get("namespace", "default")
+            spec = vs.get("spec") or {}
+            names = {n if "/" in n else f"{vns}/{n}" for n in spec.get("gateways") or []}
+            if not names & bound:
+                continue
+            if not any(_host_matches(h, host) for h in spec.get("hosts") or []):
+                continue
+            for rule in spec.get("http") or []:
+                matches = rule.get("match") or [None]
+                for m in matches:
+                    if m is not None and not _match(m, path, method, headers):
+                        continue
+                    dests = rule.get("route") or []
+                    if not dests:
+                        continue
+                    dest = self._weighted(dests)
+                    d = dest.get("destination") or {}
+                    number = (d.get("port") or {}).get("number")
+                    path_match, kind = _path_of(m)
+                    return Route(str(d.get("host", "")), vns, int(number) if number else None, path_match, kind)
+        return None
+
+    def _weighted(self, dests: list[dict]) -> dict:
+        if len(dests) == 1:
+            return dests[0]
+        weights = [int(d.get("weight") or 0) for d in dests]
+        total = sum(weights)
+        if total <= 0:
+            return dests[0]
+        n = self._pick(total)
+        for d, w in zip(dests, weights, strict=True):
+            if n < w:
+                return d
+            n -= w
+        return dests[-1]

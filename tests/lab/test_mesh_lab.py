@@ -1,0 +1,214 @@
+"""The mesh on a running lab: raw manifests in, OTLP spans out at a receiver behind a Service.
+
+Istio is installed here from minimal raw objects (the ``istio`` ConfigMap, istiod, the ingress
+gateway and the injector webhook) so that the test depends on the lab's API, controllers and
+runtime only. The spans go to a small OTLP gRPC receiver run by the test and registered as a
+selector-less Service with manual Endpoints, the way the lab registers its own backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = (REPO.parent / "shared" if (REPO.parent / "shared").is_dir() else Path("/work/shared")) / "fixtures" / "istio-samples"
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+V = "1.25.2"
+MESH = """enableTracing: true
+defaultConfig:
+  tracingServiceName: APP_LABEL_AND_NAMESPACE
+extensionProviders:
+- name: otel-tracing
+  opentelemetry:
+    service: {service}
+    port: {port}
+"""
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):  # noqa: N802
+        with self.lock:
+            for rs in request.resource_spans:
+                svc = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                for ss in rs.scope_spans:
+                    self.spans += [(svc, s.name) for s in ss.spans]
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def eventually(fn, timeout: float = 60.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() >= deadline:
+            assert value, f"timed out after {timeout}s waiting for {what}"
+            return value
+        time.sleep(0.2)
+
+
+class Lab:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.kubeconfig = str(state / "kubeconfig")
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin,
+                             capture_output=True, text=True, timeout=150)
+        assert not check or res.returncode == 0, f"kubectl {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
+        return res.stdout
+
+    def apply(self, *objs: dict, ns: str | None = None) -> None:
+        extra = ["-n", ns] if ns else []
+        self.kubectl("apply", "--validate=false", *extra, "-f", "-", stdin=yaml.safe_dump_all(objs))
+
+    def logs(self, ns: str, selector: str, container: str) -> str:
+        return self.kubectl("logs", "-n", ns, "-l", selector, "-c", container, "--tail=-1", check=False)
+
+
+def _deploy(name: str, ns: str, labels: dict, container: dict) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
+                                  "spec": {"containers": [container]}}}}
+
+
+def istio_objects(mesh: str) -> list[dict]:
+    gw = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+         "data": {"mesh": mesh}},
+        _deploy("istiod", "istio-system", {"app": "istiod", "istio": "pilot"},
+                {"name": "discovery", "image": f"docker.io/istio/pilot:{V}", "args": ["discovery"]}),
+        _deploy("istio-ingressgateway", "istio-system", gw,
+                {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{V}",
+                 "args": ["proxy", "router", "--domain", "istio-system.svc.cluster.local"],
+                 "ports": [{"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 15021}]}),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-ingressgateway",
+                                                             "namespace": "istio-system", "labels": gw},
+         "spec": {"type": "NodePort", "selector": gw,
+                  "ports": [{"name": "http2", "port": 80, "targetPort": 8080},
+                            {"name": "status-port", "port": 15021, "targetPort": 15021}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "metadata": {"name": "istio-sidecar-injector"},
+         "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "sideEffects": "None",
+                       "admissionReviewVersions": ["v1"],
+                       "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system",
+                                                    "path": "/inject"}}}]},
+        {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+         "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+         "spec": {"tracing": [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 100}]}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[Receiver, int]]:
+    rec = Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(rec, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield rec, port
+    server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def mesh_lab(tmp_path_factory, receiver) -> Iterator[Lab]:
+    state = tmp_path_factory.mktemp("meshlab") / "lab"
+    up = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state), "--seed", "7",
+                         "--istio-version", V, "--no-lb"], capture_output=True, text=True, timeout=120, cwd=REPO,
+                        env={**os.environ, "MESHLAB_BACKEND_TOKEN": "mesh-test"})
+    assert up.returncode == 0, up.stdout + up.stderr
+    lab = Lab(state)
+    try:
+        _, port = receiver
+        lab.apply(*istio_objects(MESH.format(service="otel-collector.observability.svc.cluster.local", port=4317)))
+        lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "observability"}},
+                  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "otel-collector",
+                                                                       "namespace": "observability"},
+                   "spec": {"ports": [{"name": "grpc-otlp", "port": 4317, "targetPort": port}]}},
+                  {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "otel-collector",
+                                                                         "namespace": "observability"},
+                   "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "grpc-otlp", "port": port}]}]})
+        lab.kubectl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
+        lab.kubectl("apply", "-f", str(SAMPLES / "bookinfo.yaml"))
+        lab.kubectl("apply", "--validate=false", "-f", str(SAMPLES / "bookinfo-gateway.yaml"))
+        for ns in ("istio-system", "default"):
+            lab.kubectl("wait", "--for=condition=available", "deployment", "--all", "-n", ns, "--timeout=120s")
+        yield lab
+    finally:
+        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)],
+                       capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def gateway_url(lab: Lab) -> str:
+    port = lab.kubectl("-n", "istio-system", "get", "service", "istio-ingressgateway", "-o",
+                       'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}').strip()
+    return f"http://127.0.0.1:{port}"
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+def test_spans_from_every_bookinfo_proxy(mesh_lab, receiver):
+    rec, _ = receiver
+    url = gateway_url(mesh_lab) + "/productpage"
+    eventually(lambda: get(url) == 200, what=f"{url} to answer 200")
+    for _ in range(6):
+        assert get(url) == 200
+    want = {"istio-ingressgateway.istio-system", "productpage.default", "details.default", "reviews.default",
+            "ratings.default"}
+    eventually(lambda: want <= {s for s, _ in rec.spans}, what=f"spans from {want}")
+    assert ("istio-ingressgateway.istio-system", "productpage.default.svc.cluster.local:9080/productpage") in rec.spans
+
+
+def test_wrong_port_and_wrong_host_are_logged_and_give_no_spans(mesh_lab, receiver):
+    rec, _ = receiver
+    url = gateway_url(mesh_lab) + "/productpage"
+    eventually(lambda: get(url) == 200, what=f"{url} to answer 200")
+    mesh_lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                    "data": {"mesh": MESH.format(service="otel-collector.observability.svc.cluster.local", port=4318)}})
+
+    def failed_export() -> bool:
+        assert get(url) == 200
+        return "OTLP trace export failed" in mesh_lab.logs("istio-system", "app=istio-ingressgateway", "istio-proxy")
+
+    eventually(failed_export, what="the gateway's log to report a failed export")
+    before = len(rec.spans)
+    for _ in range(3):
+        assert get(url) == 200
+    eventually(lambda: mesh_lab.logs("istio-system", "app=istio-ingressgateway", "istio-proxy")
+               .count("OTLP trace export failed") >= 2, what="a second failed export")
+    assert len(rec.spans) == before
+
+    mesh_lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                    "data": {"mesh": MESH.format(service="otel-collector.wrong.svc.cluster.local", port=4317)}})
+    eventually(lambda: get(url) == 200 and "could not find cluster for tracing provider"
+               in mesh_lab.logs("istio-system", "app=istiod", "discovery"), what="istiod to log the lookup failure")
