@@ -1,0 +1,140 @@
+"""``meta.k8s.io/v1`` Table responses, as kubectl asks for them for readable ``get``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from meshlab.resources import Resource
+
+
+def short_age(ts: str | None) -> str:
+    """``5s``, ``3m``, ``2h``, ``4d`` like kubectl's AGE column."""
+    if not ts:
+        return "<unknown>"
+    try:
+        then = _dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return "<unknown>"
+    s = max(0, int((_dt.datetime.now(_dt.timezone.utc) - then).total_seconds()))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _col(name: str, typ: str = "string", fmt: str = "", desc: str = "", priority: int = 0) -> dict[str, Any]:
+    return {"name": name, "type": typ, "format": fmt, "description": desc or name, "priority": priority}
+
+
+def pod_status_text(pod: dict[str, Any]) -> str:
+    """The STATUS column of ``kubectl get pods``."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    st = pod.get("status") or {}
+    reason = st.get("reason") or st.get("phase") or "Pending"
+    for cs in st.get("initContainerStatuses") or []:
+        w = (cs.get("state") or {}).get("waiting")
+        if w and w.get("reason") not in (None, "PodInitializing"):
+            return "Init:" + w["reason"]
+    for cs in st.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if state.get("waiting", {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif state.get("terminated", {}).get("reason"):
+            reason = state["terminated"]["reason"]
+    return reason
+
+
+def _pod_row(o: dict[str, Any]) -> list[Any]:
+    st = o.get("status") or {}
+    cs = st.get("containerStatuses") or []
+    total = len((o.get("spec") or {}).get("containers") or [])
+    ready = sum(1 for c in cs if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in cs)
+    return [o["metadata"]["name"], f"{ready}/{total}", pod_status_text(o), restarts,
+            short_age(o["metadata"].get("creationTimestamp")), st.get("podIP") or "<none>",
+            (o.get("spec") or {}).get("nodeName") or "<none>"]
+
+
+def _svc_row(o: dict[str, Any]) -> list[Any]:
+    spec = o.get("spec") or {}
+    ingress = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ext = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress) or (
+        "<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
+    ports = ",".join(
+        f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "") + f"/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or [])
+    return [o["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), ext,
+            ports or "<none>", short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _deploy_row(o: dict[str, Any]) -> list[Any]:
+    st, spec = o.get("status") or {}, o.get("spec") or {}
+    return [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+            st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
+            short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _rs_row(o: dict[str, Any]) -> list[Any]:
+    st, spec = o.get("status") or {}, o.get("spec") or {}
+    return [o["metadata"]["name"], spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _ep_row(o: dict[str, Any]) -> list[Any]:
+    addrs = [f"{a['ip']}:{p['port']}" for s in o.get("subsets") or [] for a in s.get("addresses") or []
+             for p in s.get("ports") or []]
+    text = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [o["metadata"]["name"], text or "<none>", short_age(o["metadata"].get("creationTimestamp"))]
+
+
+COLUMNS: dict[str, tuple[list[dict[str, Any]], Any]] = {
+    "Pod": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts", "string"), _col("Age"),
+             _col("IP", priority=1), _col("Node", priority=1)], _pod_row),
+    "Service": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"),
+                 _col("Age")], _svc_row),
+    "Deployment": ([_col("Name", fmt="name"), _col("Ready"), _col("Up-to-date", "integer"),
+                    _col("Available", "integer"), _col("Age")], _deploy_row),
+    "ReplicaSet": ([_col("Name", fmt="name"), _col("Desired", "integer"), _col("Current", "integer"),
+                    _col("Ready", "integer"), _col("Age")], _rs_row),
+    "Namespace": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
+                  lambda o: [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"),
+                             short_age(o["metadata"].get("creationTimestamp"))]),
+    "Endpoints": ([_col("Name", fmt="name"), _col("Endpoints"), _col("Age")], _ep_row),
+    "ConfigMap": ([_col("Name", fmt="name"), _col("Data", "integer"), _col("Age")],
+                  lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                             short_age(o["metadata"].get("creationTimestamp"))]),
+    "Secret": ([_col("Name", fmt="name"), _col("Type"), _col("Data", "integer"), _col("Age")],
+               lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}),
+                          short_age(o["metadata"].get("creationTimestamp"))]),
+}
+
+
+def _default_row(o: dict[str, Any]) -> list[Any]:
+    return [o["metadata"]["name"], short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _row_object(o: dict[str, Any], include: str) -> dict[str, Any] | None:
+    if include == "None":
+        return None
+    if include == "Object":
+        return o
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})}
+
+
+def table(res: Resource, items: list[dict[str, Any]], rv: str, include: str = "Metadata") -> dict[str, Any]:
+    """A Table of ``items`` with the kind's columns."""
+    cols, fn = COLUMNS.get(res.kind, ([_col("Name", fmt="name"), _col("Age")], _default_row))
+    rows = []
+    for o in items:
+        row: dict[str, Any] = {"cells": fn(o)}
+        obj = _row_object(o, include)
+        if obj is not None:
+            row["object"] = obj
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+            "columnDefinitions": cols, "rows": rows}

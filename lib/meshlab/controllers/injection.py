@@ -1,0 +1,149 @@
+"""Istio sidecar injection at pod creation, as the ``istio-sidecar-injector`` webhook does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+INJECTOR_PREFIX = "istio-sidecar-injector"
+STATUS_ANNOTATION = "sidecar.istio.io/status"
+INJECT = "sidecar.istio.io/inject"
+
+
+def istio_installed(lab: Any) -> bool:
+    """Istio counts as installed when a MutatingWebhookConfiguration ``istio-sidecar-injector*`` exists."""
+    return any(
+        m["metadata"]["name"].startswith(INJECTOR_PREFIX)
+        for m in lab.store.list("mutatingwebhookconfigurations.admissionregistration.k8s.io")
+    )
+
+
+def namespace_wants_injection(ns_obj: dict[str, Any] | None) -> bool:
+    labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
+    if labels.get("istio-injection") == "enabled":
+        return True
+    return bool(labels.get("istio.io/rev")) and labels.get("istio-injection") != "disabled"
+
+
+def pod_opts_out(pod: dict[str, Any]) -> bool:
+    meta = pod.get("metadata") or {}
+    for src in (meta.get("annotations") or {}, meta.get("labels") or {}):
+        if str(src.get(INJECT, "")).lower() == "false":
+            return True
+    return bool((pod.get("spec") or {}).get("hostNetwork"))
+
+
+def workload_name(pod: dict[str, Any]) -> str:
+    """The Deployment (or other owner) name of a pod, as Istio derives it."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    for ref in meta.get("ownerReferences") or []:
+        name = ref.get("name", "")
+        h = labels.get("pod-template-hash")
+        if ref.get("kind") == "ReplicaSet" and h and name.endswith("-" + h):
+            return name[: -len(h) - 1]
+        return name
+    return meta.get("name") or meta.get("generateName", "").rstrip("-")
+
+
+def should_inject(lab: Any, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> bool:
+    """Whether the pod gets a sidecar: namespace labelled, Istio installed, pod not opted out, not injected."""
+    meta = pod.get("metadata") or {}
+    if STATUS_ANNOTATION in (meta.get("annotations") or {}):
+        return False
+    if any(c.get("name") == "istio-proxy" for c in (pod.get("spec") or {}).get("containers") or []):
+        return False
+    if pod_opts_out(pod):
+        return False
+    if not namespace_wants_injection(ns_obj):
+        return False
+    return istio_installed(lab)
+
+
+def _env(name: str, value: str | None = None, field: str | None = None) -> dict[str, Any]:
+    if field:
+        return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": field}}}
+    return {"name": name, "value": value or ""}
+
+
+def inject(pod: dict[str, Any], istio_version: str, revision: str = "default") -> dict[str, Any]:
+    """Add ``istio-init`` and ``istio-proxy``, the status annotation and the canonical labels to ``pod``."""
+    meta = pod.setdefault("metadata", {})
+    labels = meta.setdefault("labels", {})
+    annotations = meta.setdefault("annotations", {})
+    spec = pod.setdefault("spec", {})
+    image = f"docker.io/istio/proxyv2:{istio_version}"
+    app_containers = [c.get("name", "") for c in spec.get("containers") or []]
+    workload = workload_name(pod)
+    canonical = labels.get("service.istio.io/canonical-name") or labels.get("app.kubernetes.io/name") \
+        or labels.get("app") or workload
+    revision_label = labels.get("service.istio.io/canonical-revision") or labels.get("app.kubernetes.io/version") \
+        or labels.get("version") or "latest"
+    pod_ports = [p for c in spec.get("containers") or [] for p in c.get("ports") or []]
+    proxy = {
+        "name": "istio-proxy",
+        "image": image,
+        "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
+                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+        "env": [
+            _env("PILOT_CERT_PROVIDER", "istiod"), _env("CA_ADDR", "istiod.istio-system.svc:15012"),
+            _env("POD_NAME", field="metadata.name"), _env("POD_NAMESPACE", field="metadata.namespace"),
+            _env("INSTANCE_IP", field="status.podIP"), _env("SERVICE_ACCOUNT", field="spec.serviceAccountName"),
+            _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", "{}"),
+            _env("ISTIO_META_POD_PORTS", json.dumps(pod_ports)),
+            _env("ISTIO_META_APP_CONTAINERS", ",".join(app_containers)),
+            _env("ISTIO_META_CLUSTER_ID", "Kubernetes"), _env("ISTIO_META_NODE_NAME", field="spec.nodeName"),
+            _env("ISTIO_META_INTERCEPTION_MODE", "REDIRECT"), _env("ISTIO_META_WORKLOAD_NAME", workload),
+            _env("ISTIO_META_OWNER", f"kubernetes://apis/apps/v1/namespaces/{meta.get('namespace', 'default')}"
+                                     f"/deployments/{workload}"),
+            _env("ISTIO_META_MESH_ID", "cluster.local"), _env("TRUST_DOMAIN", "cluster.local"),
+        ],
+        "ports": [{"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
+                           "initialDelaySeconds": 0, "periodSeconds": 15, "timeoutSeconds": 3,
+                           "failureThreshold": 4, "successThreshold": 1},
+        "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True,
+                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+        "volumeMounts": [{"name": "istio-envoy", "mountPath": "/etc/istio/proxy"},
+                         {"name": "istio-data", "mountPath": "/var/lib/istio/data"},
+                         {"name": "istio-podinfo", "mountPath": "/etc/istio/pod"}],
+        "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+    }
+    init = {
+        "name": "istio-init",
+        "image": image,
+        "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*",
+                 "-x", "", "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:info"],
+        "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "securityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False,
+                            "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
+        "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+    }
+    spec.setdefault("initContainers", []).append(init)
+    spec.setdefault("containers", []).append(proxy)
+    vols = spec.setdefault("volumes", [])
+    vols += [
+        {"name": "istio-envoy", "emptyDir": {"medium": "Memory"}},
+        {"name": "istio-data", "emptyDir": {}},
+        {"name": "istio-podinfo", "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"}},
+            {"path": "annotations", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.annotations"}}]}},
+    ]
+    annotations[STATUS_ANNOTATION] = json.dumps({
+        "initContainers": ["istio-init"], "containers": ["istio-proxy"],
+        "volumes": ["istio-envoy", "istio-data", "istio-podinfo"], "imagePullSecrets": None, "revision": revision,
+    }, separators=(",", ":"))
+    annotations.setdefault("istio.io/rev", revision)
+    if app_containers:
+        annotations.setdefault("kubectl.kubernetes.io/default-container", app_containers[0])
+        annotations.setdefault("kubectl.kubernetes.io/default-logs-container", app_containers[0])
+    annotations.setdefault("prometheus.io/path", "/stats/prometheus")
+    annotations.setdefault("prometheus.io/port", "15020")
+    annotations.setdefault("prometheus.io/scrape", "true")
+    labels["service.istio.io/canonical-name"] = canonical
+    labels["service.istio.io/canonical-revision"] = revision_label
+    labels["security.istio.io/tlsMode"] = "istio"
+    return pod

@@ -1,0 +1,232 @@
+"""The kubelet: pod IPs, starting/stopping containers through the runtime, and pod status from their states."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshlab.store import NotFound, now_iso
+
+log = logging.getLogger("meshlab.kubelet")
+NODE = "meshlab"
+
+
+def _iso(ts: float | None) -> str:
+    return _dt.datetime.fromtimestamp(ts or time.time(), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _image_id(image: str) -> str:
+    digest = hashlib.sha256(image.encode()).hexdigest()
+    repo = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image.split("@")[0]
+    if "/" not in repo:
+        repo = f"docker.io/library/{repo}"
+    elif "." not in repo.split("/")[0]:
+        repo = f"docker.io/{repo}"
+    return f"{repo}@sha256:{digest}"
+
+
+@dataclass
+class PodRecord:
+    uid: str
+    namespace: str
+    name: str
+    ip: str
+    created: float
+    start_time: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    qos: str = "BestEffort"
+    started: bool = False
+    last: dict[str, Any] | None = None
+    cond_times: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class Kubelet:
+    """Runs the lab's single node."""
+
+    def __init__(self, lab: Any, ctl: Any) -> None:
+        self.lab, self.ctl, self.store = lab, ctl, lab.store
+        self._lock = threading.Lock()
+        self._pods: dict[tuple[str, str], PodRecord] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet")
+
+    @property
+    def delay(self) -> float:
+        return float(self.lab.config.ready_delay)
+
+    def sync(self, ns: str | None, name: str) -> None:
+        ns = ns or "default"
+        pod = self.store.get("pods", ns, name)
+        with self._lock:
+            rec = self._pods.get((ns, name))
+        if rec is not None and (pod is None or pod["metadata"]["uid"] != rec.uid):
+            self._forget(rec)
+            rec = None
+        if pod is None:
+            return
+        if rec is None:
+            self._admit(pod)
+            return
+        self._update_status(rec, pod)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        ns, name, uid = meta.get("namespace", "default"), meta["name"], meta["uid"]
+        ip = self.lab.network.allocate_pod_ip(uid)
+        rec = PodRecord(uid, ns, name, ip, time.monotonic(), now_iso(), spec=pod.get("spec") or {},
+                        qos=(pod.get("status") or {}).get("qosClass", "BestEffort"))
+        with self._lock:
+            self._pods[(ns, name)] = rec
+        pod.setdefault("spec", {})["nodeName"] = pod["spec"].get("nodeName") or NODE
+        pod["status"] = self._status(rec)
+        rec.last = pod["status"]
+        try:
+            pod = self.store.replace("pods", pod)
+        except NotFound:
+            return
+        self._pool.submit(self._start, rec, pod)
+        self.ctl.kick_after(self.delay / 2, "pod", ns, name)
+        self.ctl.kick_after(self.delay, "pod", ns, name)
+
+    def _start(self, rec: PodRecord, pod: dict[str, Any]) -> None:
+        try:
+            self.lab.runtime.start_pod(pod)
+        except Exception:
+            log.exception("starting pod %s/%s failed", rec.namespace, rec.name)
+        rec.started = True
+        with self._lock:
+            current = self._pods.get((rec.namespace, rec.name))
+        if current is not rec:
+            if current is None:
+                self.lab.runtime.stop_pod(rec.namespace, rec.name)
+            return
+        self.ctl.kick("pod", rec.namespace, rec.name)
+
+    def _forget(self, rec: PodRecord) -> None:
+        with self._lock:
+            if self._pods.get((rec.namespace, rec.name)) is rec:
+                del self._pods[(rec.namespace, rec.name)]
+        self.lab.network.release_pod_ip(rec.uid)
+        self._pool.submit(self.lab.runtime.stop_pod, rec.namespace, rec.name)
+
+    def tick(self) -> None:
+        """Refresh every pod's status from its containers (writes only what changed)."""
+        with self._lock:
+            recs = list(self._pods.values())
+        for rec in recs:
+            if not rec.started:
+                continue
+            status = self._status(rec)
+            if status != rec.last:
+                pod = self.store.get("pods", rec.namespace, rec.name)
+                if pod is not None and pod["metadata"]["uid"] == rec.uid:
+                    self._update_status(rec, pod, status)
+
+    def _update_status(self, rec: PodRecord, pod: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+        rec.spec = pod.get("spec") or rec.spec
+        status = status or self._status(rec)
+        rec.last = status
+        if pod.get("status") == status:
+            return
+        pod["status"] = status
+        try:
+            self.store.replace("pods", pod)
+        except NotFound:
+            pass
+
+    def _cond(self, rec: PodRecord, ctype: str, ok: bool, reason: str = "") -> dict[str, Any]:
+        status = "True" if ok else "False"
+        prev = rec.cond_times.get(ctype)
+        if prev is None or prev[0] != status:
+            prev = (status, now_iso())
+            rec.cond_times[ctype] = prev
+        c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": prev[1]}
+        if not ok and reason:
+            c["reason"] = reason
+        return c
+
+    def _status(self, rec: PodRecord) -> dict[str, Any]:
+        spec = rec.spec
+        elapsed = time.monotonic() - rec.created
+        running = rec.started and elapsed >= self.delay / 2
+        states = {("init:" if s.init else "") + s.name: s
+                  for s in self.lab.runtime.container_states(rec.namespace, rec.name)} if rec.started else {}
+        init_statuses = []
+        for c in spec.get("initContainers") or []:
+            cs = {"name": c["name"], "image": c.get("image", ""), "imageID": _image_id(c.get("image", "")),
+                  "ready": running, "restartCount": 0, "started": False}
+            if running:
+                cs["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": rec.start_time,
+                                              "finishedAt": rec.start_time,
+                                              "containerID": f"containerd://{_cid(rec, c['name'])}"}}
+                cs["containerID"] = f"containerd://{_cid(rec, c['name'])}"
+            else:
+                cs["state"] = {"waiting": {"reason": "PodInitializing"}}
+            init_statuses.append(cs)
+        statuses = []
+        all_ready = True
+        for c in spec.get("containers") or []:
+            st = states.get(c["name"])
+            cs: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
+                                  "imageID": _image_id(c.get("image", "")) if running else "",
+                                  "ready": False, "restartCount": st.restart_count if st else 0, "started": False}
+            if not running or st is None:
+                cs["state"] = {"waiting": {"reason": "PodInitializing" if spec.get("initContainers")
+                                           else "ContainerCreating"}}
+            elif st.state == "running":
+                cs["state"] = {"running": {"startedAt": _iso(st.started_at)}}
+                cs["ready"] = bool(st.ready) and elapsed >= self.delay
+                cs["started"] = True
+                cs["containerID"] = f"containerd://{_cid(rec, c['name'], st.restart_count)}"
+            elif st.state == "waiting":
+                w = {"reason": st.reason}
+                if st.message:
+                    w["message"] = st.message[:1024]
+                cs["state"] = {"waiting": w}
+            else:
+                cs["state"] = {"terminated": {"exitCode": st.exit_code, "reason": st.reason or "Completed"}}
+            if st is not None and st.last_terminated:
+                lt = st.last_terminated
+                cs["lastState"] = {"terminated": {"exitCode": lt.get("exitCode", 1), "reason": lt.get("reason", "Error"),
+                                                  "message": lt.get("message", ""),
+                                                  "startedAt": _iso(lt.get("startedAt")),
+                                                  "finishedAt": _iso(lt.get("finishedAt"))}}
+            else:
+                cs["lastState"] = {}
+            all_ready = all_ready and cs["ready"]
+            statuses.append(cs)
+        all_ready = all_ready and bool(statuses)
+        status: dict[str, Any] = {
+            "phase": "Running" if running else "Pending",
+            "conditions": [
+                self._cond(rec, "PodReadyToStartContainers", running),
+                self._cond(rec, "Initialized", running or not spec.get("initContainers"), "ContainersNotInitialized"),
+                self._cond(rec, "Ready", all_ready, "ContainersNotReady"),
+                self._cond(rec, "ContainersReady", all_ready, "ContainersNotReady"),
+                self._cond(rec, "PodScheduled", True),
+            ],
+            "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": rec.ip, "podIPs": [{"ip": rec.ip}],
+            "startTime": rec.start_time, "qosClass": rec.qos,
+            "containerStatuses": statuses,
+        }
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        return status
+
+    def stop(self) -> None:
+        with self._lock:
+            recs = list(self._pods.values())
+            self._pods.clear()
+        for rec in recs:
+            self.lab.runtime.stop_pod(rec.namespace, rec.name)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _cid(rec: PodRecord, name: str, n: int = 0) -> str:
+    return hashlib.sha256(f"{rec.uid}/{name}/{n}".encode()).hexdigest()

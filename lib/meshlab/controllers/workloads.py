@@ -1,0 +1,290 @@
+"""Deployments → ReplicaSets → Pods, garbage collection by owner, namespace termination, collector fault."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+from typing import Any
+
+from meshlab.apiserver import admission
+from meshlab.apiserver.errors import ApiError
+from meshlab.runtime.images import image_path
+from meshlab.store import AlreadyExists, NotFound, now_iso
+
+log = logging.getLogger("meshlab.controllers")
+
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    """A pod-template-hash for a pod template (stable, 10 characters from Kubernetes' alphabet)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    n = int.from_bytes(digest[:8], "big")
+    out = ""
+    for _ in range(10):
+        n, r = divmod(n, len(_ALPHABET))
+        out += _ALPHABET[r]
+    return out
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(o.get("uid") == uid for o in obj["metadata"].get("ownerReferences") or [])
+
+
+def _owner_ref(obj: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _scaled(value: Any, total: int, round_up: bool) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        f = int(value[:-1]) * total / 100
+        return math.ceil(f) if round_up else math.floor(f)
+    return int(value or 0)
+
+
+def _condition(old: list[dict[str, Any]], ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
+    now = now_iso()
+    prev = next((c for c in old if c.get("type") == ctype), None)
+    same = prev is not None and prev.get("status") == status
+    unchanged = same and prev.get("reason") == reason and prev.get("message") == message
+    return {"type": ctype, "status": status,
+            "lastUpdateTime": prev.get("lastUpdateTime", now) if unchanged else now,
+            "lastTransitionTime": prev.get("lastTransitionTime", now) if same else now,
+            "reason": reason, "message": message}
+
+
+def is_collector(template: dict[str, Any]) -> bool:
+    return any(image_path(c.get("image", "")).startswith("otel/opentelemetry-collector")
+               for c in (template.get("spec") or {}).get("containers") or [])
+
+
+class Workloads:
+    """Reconcilers for Deployments, ReplicaSets, owner garbage collection and namespace deletion."""
+
+    def __init__(self, lab: Any, ctl: Any) -> None:
+        self.lab, self.ctl, self.store = lab, ctl, lab.store
+        self._collector_scaled: set[str] = set()
+
+    # -- deployments --------------------------------------------------------------------------------
+    def sync_deployment(self, ns: str | None, name: str) -> None:
+        d = self.store.get("deployments.apps", ns, name)
+        if d is None or d["metadata"].get("deletionTimestamp"):
+            return
+        if self._collector_fault(d):
+            return
+        spec = d["spec"]
+        desired = int(spec.get("replicas", 1))
+        uid = d["metadata"]["uid"]
+        rss = [rs for rs in self.store.list("replicasets.apps", ns) if owned_by(rs, uid)]
+        h = template_hash(spec.get("template") or {})
+        new = next((rs for rs in rss if (rs["metadata"].get("labels") or {}).get("pod-template-hash") == h), None)
+        old = [rs for rs in rss if rs is not new]
+        revs = [int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0) for rs in rss]
+        if new is None:
+            new = self._create_rs(d, h, desired, max(revs, default=0) + 1)
+            if new is None:
+                return
+        else:
+            changed = False
+            if int(new["spec"].get("replicas", 0)) != desired:
+                new["spec"]["replicas"] = desired
+                changed = True
+            ann = new["metadata"].setdefault("annotations", {})
+            top = max((int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0) for rs in old), default=0)
+            if int(ann.get(REVISION, "0") or 0) <= top:
+                ann[REVISION] = str(top + 1)
+                changed = True
+            if changed:
+                ann["deployment.kubernetes.io/desired-replicas"] = str(desired)
+                new = self.store.replace("replicasets.apps", new)
+        new_available = int((new.get("status") or {}).get("availableReplicas", 0))
+        keep_old = max(0, desired - new_available) if desired else 0
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            keep_old = 0
+        for rs in sorted(old, key=lambda r: r["metadata"].get("creationTimestamp", ""), reverse=True):
+            want = min(int(rs["spec"].get("replicas", 0)), keep_old)
+            keep_old -= want
+            if int(rs["spec"].get("replicas", 0)) != want:
+                rs["spec"]["replicas"] = want
+                self.store.replace("replicasets.apps", rs)
+        self._deployment_status(d, new, old)
+
+    def _create_rs(self, d: dict[str, Any], h: str, replicas: int, revision: int) -> dict[str, Any] | None:
+        meta = d["metadata"]
+        tmpl = copy.deepcopy(d["spec"].get("template") or {})
+        tmpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
+        sel = copy.deepcopy(d["spec"].get("selector") or {})
+        sel.setdefault("matchLabels", {})["pod-template-hash"] = h
+        rs = {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": f"{meta['name']}-{h}", "namespace": meta.get("namespace"),
+                         "labels": dict(tmpl["metadata"]["labels"]),
+                         "annotations": {REVISION: str(revision),
+                                         "deployment.kubernetes.io/desired-replicas": str(replicas),
+                                         "deployment.kubernetes.io/max-replicas": str(replicas + 1)},
+                         "ownerReferences": [_owner_ref(d, "apps/v1", "Deployment")]},
+            "spec": {"replicas": replicas, "selector": sel, "template": tmpl,
+                     "minReadySeconds": d["spec"].get("minReadySeconds", 0)},
+        }
+        res = self.lab.registry.by_key("replicasets.apps")
+        try:
+            obj = admission.prepare_create(self.lab, res, rs, meta.get("namespace"))
+            return self.store.create("replicasets.apps", obj)
+        except AlreadyExists:
+            return self.store.get("replicasets.apps", meta.get("namespace"), rs["metadata"]["name"])
+        except ApiError as e:
+            log.info("cannot create ReplicaSet for %s/%s: %s", meta.get("namespace"), meta["name"], e.message)
+            return None
+
+    def _deployment_status(self, d: dict[str, Any], new: dict[str, Any], old: list[dict[str, Any]]) -> None:
+        desired = int(d["spec"].get("replicas", 1))
+        allrs = [new, *old]
+
+        def total(field: str, items: list[dict[str, Any]]) -> int:
+            return sum(int((rs.get("status") or {}).get(field, 0)) for rs in items)
+
+        replicas, ready, available = total("replicas", allrs), total("readyReplicas", allrs), \
+            total("availableReplicas", allrs)
+        updated = int((new.get("status") or {}).get("replicas", 0))
+        ru = (d["spec"].get("strategy") or {}).get("rollingUpdate") or {}
+        max_unavail = _scaled(ru.get("maxUnavailable", "25%"), desired, False) \
+            if (d["spec"].get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate" else 0
+        old_conds = (d.get("status") or {}).get("conditions") or []
+        is_available = available >= desired - max_unavail
+        rsname = new["metadata"]["name"]
+        complete = updated == desired and replicas == desired and available >= desired and \
+            int((new.get("status") or {}).get("availableReplicas", 0)) >= desired
+        conds = [
+            _condition(old_conds, "Available", "True" if is_available else "False",
+                       "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
+                       "Deployment has minimum availability." if is_available
+                       else "Deployment does not have minimum availability."),
+            _condition(old_conds, "Progressing", "True",
+                       "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                       f'ReplicaSet "{rsname}" has successfully progressed.' if complete
+                       else f'ReplicaSet "{rsname}" is progressing.'),
+        ]
+        status: dict[str, Any] = {"observedGeneration": d["metadata"].get("generation", 1), "replicas": replicas,
+                                  "updatedReplicas": updated, "readyReplicas": ready,
+                                  "availableReplicas": available, "conditions": conds}
+        if desired - available > 0:
+            status["unavailableReplicas"] = max(0, max(desired, replicas) - available)
+        for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
+            if status[k] == 0:
+                del status[k]
+        cur = self.store.get("deployments.apps", d["metadata"].get("namespace"), d["metadata"]["name"])
+        if cur is None or cur["metadata"]["uid"] != d["metadata"]["uid"]:
+            return
+        if cur["spec"] != d["spec"]:
+            self.ctl.kick("deployment", d["metadata"].get("namespace"), d["metadata"]["name"])
+            return
+        if cur.get("status") != status:
+            cur["status"] = status
+            try:
+                self.store.replace("deployments.apps", cur)
+            except NotFound:
+                pass
+
+    # -- replicasets --------------------------------------------------------------------------------
+    def sync_replicaset(self, ns: str | None, name: str) -> None:
+        rs = self.store.get("replicasets.apps", ns, name)
+        if rs is None:
+            return
+        uid = rs["metadata"]["uid"]
+        pods = [p for p in self.store.list("pods", ns) if owned_by(p, uid)]
+        desired = int(rs["spec"].get("replicas", 0))
+        if len(pods) < desired:
+            for _ in range(desired - len(pods)):
+                pod = self._create_pod(rs)
+                if pod is None:
+                    break
+                pods.append(pod)
+        elif len(pods) > desired:
+            victims = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+            victims.sort(key=_pod_ready)
+            for p in victims[: len(pods) - desired]:
+                self.store.delete("pods", ns, p["metadata"]["name"])
+                pods.remove(p)
+        ready = sum(1 for p in pods if _pod_ready(p))
+        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
+                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+        for k in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+            if status[k] == 0:
+                del status[k]
+        cur = self.store.get("replicasets.apps", ns, name)
+        if cur is not None and cur["metadata"]["uid"] == uid and cur.get("status") != status:
+            cur["status"] = status
+            self.store.replace("replicasets.apps", cur)
+
+    def _create_pod(self, rs: dict[str, Any]) -> dict[str, Any] | None:
+        tmpl = copy.deepcopy(rs["spec"].get("template") or {})
+        meta = tmpl.get("metadata") or {}
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"generateName": rs["metadata"]["name"] + "-", "namespace": rs["metadata"]["namespace"],
+                            "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
+                            "ownerReferences": [_owner_ref(rs, "apps/v1", "ReplicaSet")]},
+               "spec": tmpl.get("spec") or {}}
+        if not pod["metadata"]["annotations"]:
+            del pod["metadata"]["annotations"]
+        res = self.lab.registry.by_key("pods")
+        for _ in range(5):
+            try:
+                obj = admission.prepare_create(self.lab, res, pod, rs["metadata"]["namespace"])
+                return self.store.create("pods", obj)
+            except AlreadyExists:
+                continue
+            except ApiError as e:
+                log.info("cannot create pod for %s: %s", rs["metadata"]["name"], e.message)
+                return None
+        return None
+
+    # -- garbage collection and namespaces -----------------------------------------------------------
+    def collect_garbage(self, ns: str | None, uid: str) -> None:
+        for key in ("replicasets.apps", "pods"):
+            for o in self.store.list(key, ns):
+                if owned_by(o, uid):
+                    self.store.delete(key, ns, o["metadata"]["name"])
+
+    def sync_namespace(self, _ns: str | None, name: str) -> None:
+        obj = self.store.get("namespaces", None, name)
+        if obj is None or not obj["metadata"].get("deletionTimestamp"):
+            return
+        for res in self.lab.registry.all():
+            if not res.namespaced:
+                continue
+            for o in self.store.list(res.key, name):
+                self.store.delete(res.key, name, o["metadata"]["name"])
+        self.store.delete("namespaces", None, name)
+
+    # -- fault: collector scaled to zero ---------------------------------------------------------------
+    def _collector_fault(self, d: dict[str, Any]) -> bool:
+        if not self.lab.faults.active("collector-scaled-to-zero"):
+            return False
+        uid = d["metadata"]["uid"]
+        if uid in self._collector_scaled or not is_collector(d["spec"].get("template") or {}):
+            return False
+        self._collector_scaled.add(uid)
+        if int(d["spec"].get("replicas", 1)) == 0:
+            return False
+        d["spec"]["replicas"] = 0
+        log.info("fault collector-scaled-to-zero: scaling %s/%s to 0", d["metadata"].get("namespace"),
+                 d["metadata"]["name"])
+        self.store.replace("deployments.apps", d)
+        return True
+
+    def apply_collector_fault(self, _ns: str | None, state: str) -> None:
+        if state == "off":
+            self._collector_scaled.clear()
+            return
+        for d in self.store.list("deployments.apps"):
+            self.ctl.kick("deployment", d["metadata"].get("namespace"), d["metadata"]["name"])
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])

@@ -1,0 +1,154 @@
+"""The resource registry: what the lab's API serves (group, versions, kind, plural, scope, verbs, shortNames)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One served resource. ``versions`` lists the served versions, the first is preferred."""
+
+    group: str
+    versions: tuple[str, ...]
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    categories: tuple[str, ...] = ()
+    min_istio: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Store key: ``plural`` for the core group, else ``plural.group``."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    def api_version(self, version: str | None = None) -> str:
+        v = version or self.versions[0]
+        return f"{self.group}/{v}" if self.group else v
+
+
+_CRUD = ALL_VERBS
+_ISTIO = ("istio-io",)
+
+
+def _builtin() -> list[Resource]:
+    return [
+        Resource("", ("v1",), "Namespace", "namespaces", False, ("ns",), ("status",),
+                 ("create", "delete", "get", "list", "patch", "update", "watch")),
+        Resource("", ("v1",), "Pod", "pods", True, ("po",), ("log", "status", "proxy"), _CRUD, ("all",)),
+        Resource("", ("v1",), "Service", "services", True, ("svc",), ("proxy", "status"),
+                 ("create", "delete", "get", "list", "patch", "update", "watch"), ("all",)),
+        Resource("", ("v1",), "Endpoints", "endpoints", True, ("ep",)),
+        Resource("", ("v1",), "ConfigMap", "configmaps", True, ("cm",)),
+        Resource("", ("v1",), "Secret", "secrets", True),
+        Resource("", ("v1",), "ServiceAccount", "serviceaccounts", True, ("sa",)),
+        Resource("", ("v1",), "Event", "events", True, ("ev",)),
+        Resource("apps", ("v1",), "Deployment", "deployments", True, ("deploy",), ("status", "scale"), _CRUD, ("all",)),
+        Resource("apps", ("v1",), "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), _CRUD, ("all",)),
+        Resource("admissionregistration.k8s.io", ("v1",), "MutatingWebhookConfiguration",
+                 "mutatingwebhookconfigurations", False),
+        Resource("apiextensions.k8s.io", ("v1",), "CustomResourceDefinition", "customresourcedefinitions", False,
+                 ("crd", "crds"), ("status",)),
+        Resource("authorization.k8s.io", ("v1",), "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+                 (), (), ("create",)),
+        Resource("telemetry.istio.io", ("v1", "v1alpha1"), "Telemetry", "telemetries", True, ("telemetry",), (),
+                 _CRUD, _ISTIO, {"v1": (1, 22)}),
+        Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Gateway", "gateways", True, ("gw",), (),
+                 _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
+        Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService", "virtualservices", True,
+                 ("vs",), (), _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
+        Resource("install.istio.io", ("v1alpha1",), "IstioOperator", "istiooperators", True, ("iop", "io")),
+    ]
+
+
+class Registry:
+    """Lookup of served resources by (group, version, plural) and by kind; CRDs can add more at run time."""
+
+    def __init__(self, istio_version: tuple[int, int] = (1, 25)) -> None:
+        self._lock = threading.Lock()
+        self.istio_version = istio_version
+        self._by_key: dict[str, Resource] = {}
+        for r in _builtin():
+            self.add(r)
+
+    def add(self, res: Resource) -> None:
+        """Serve ``res`` (replacing a resource with the same key)."""
+        with self._lock:
+            self._by_key[res.key] = res
+
+    def served_versions(self, res: Resource) -> tuple[str, ...]:
+        """The versions served for the lab's Istio version."""
+        return tuple(v for v in res.versions if self.istio_version >= res.min_istio.get(v, (0, 0)))
+
+    def all(self) -> list[Resource]:
+        with self._lock:
+            return list(self._by_key.values())
+
+    def by_key(self, key: str) -> Resource | None:
+        with self._lock:
+            return self._by_key.get(key)
+
+    def lookup(self, group: str, version: str, plural: str) -> Resource | None:
+        """The resource served at ``/apis/<group>/<version>/<plural>`` (or ``/api/v1/<plural>``)."""
+        res = self.by_key(f"{plural}.{group}" if group else plural)
+        if res is None or version not in self.served_versions(res):
+            return None
+        return res
+
+    def by_kind(self, api_version: str, kind: str) -> Resource | None:
+        group, _, version = api_version.rpartition("/")
+        for r in self.all():
+            if r.group == group and r.kind == kind and version in self.served_versions(r):
+                return r
+        return None
+
+    def groups(self) -> dict[str, list[str]]:
+        """``{group: [served versions, preferred first]}`` for every non-core group."""
+        out: dict[str, list[str]] = {}
+        for r in self.all():
+            if not r.group:
+                continue
+            vs = out.setdefault(r.group, [])
+            for v in self.served_versions(r):
+                if v not in vs:
+                    vs.append(v)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self.all() if r.group == group and version in self.served_versions(r)]
+
+    def add_crd(self, crd: dict) -> Resource | None:
+        """Serve the resource a CustomResourceDefinition describes (if not already served)."""
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        group, plural, kind = spec.get("group"), names.get("plural"), names.get("kind")
+        if not (group and plural and kind):
+            return None
+        key = f"{plural}.{group}"
+        if self.by_key(key) is not None:
+            return self.by_key(key)
+        versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True) and v.get("name")]
+        if not versions:
+            return None
+        storage = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+        if storage and storage[0] in versions:
+            versions.remove(storage[0])
+            versions.insert(0, storage[0])
+        res = Resource(group, tuple(versions), kind, plural, spec.get("scope", "Namespaced") == "Namespaced",
+                       tuple(names.get("shortNames") or ()), ("status",), _CRUD, tuple(names.get("categories") or ()))
+        self.add(res)
+        return res
