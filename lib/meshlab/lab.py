@@ -133,6 +133,7 @@ class Lab:
         assert self.http is not None
         self.http.start()
         self._start_backend()
+        self._install_fault_hooks()
         self.write_kubeconfig()
         self.write_istioctl()
         self.faults.on_change(lambda name, on: self.write_status())
@@ -159,18 +160,17 @@ class Lab:
                     "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": API_PORT}]}}
         self.store.create("services", admission.prepare_create(self, svc_res, kube_svc, "default"))
 
+    def _install_fault_hooks(self) -> None:
+        """Faults that change what runs in the cluster (e.g. an app installed before the injection label)."""
+        from meshlab.mesh.bookinfo import install_fault_hooks
+
+        install_fault_hooks(self)
+
     def _start_backend(self) -> None:
-        try:
-            from meshlab.backend import Backend  # type: ignore[attr-defined]
-        except ImportError as e:
-            log.warning("trace backend not available (%s); running without it", e)
-            return
-        try:
-            self.backend = Backend(self)
-            self.backend.start()
-        except Exception:
-            log.exception("trace backend failed to start; running without it")
-            self.backend = None
+        from meshlab.backend import Backend
+
+        self.backend = Backend(self)
+        self.backend.start()
 
     def stop(self) -> None:
         """Stop everything (pods' containers included) and remove status.json."""

@@ -59,7 +59,7 @@ class Network:
         self._lb_next = 1
         self._rng = random.Random(seed)
         self._cluster_ips: set[str] = set()
-        self._rr = itertools.count()
+        self._rr: dict[tuple[str, str, str], itertools.count] = {}
 
     # fixed addresses
     @property
@@ -178,7 +178,11 @@ class Network:
                 f"dial tcp {meta['name']}.{meta.get('namespace')}:{sport.get('port')}: connection refused "
                 "(no ready endpoints)"
             )
-        return candidates[next(self._rr) % len(candidates)]
+        key = (meta.get("namespace") or "", meta["name"], str(sport.get("name") or sport.get("port")))
+        with self._lock:
+            counter = self._rr.setdefault(key, itertools.count())
+            n = next(counter)
+        return candidates[n % len(candidates)]
 
 
 _current: Network | None = None

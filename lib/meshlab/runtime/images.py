@@ -17,7 +17,6 @@ GATEWAY = "meshlab.mesh.proxy.Gateway"
 ISTIOD = "meshlab.mesh.istiod.Istiod"
 COLLECTOR = "meshlab.collector.CollectorContainer"
 
-_warned: set[str] = set()
 
 
 def image_path(image: str) -> str:
@@ -55,20 +54,14 @@ def class_path_for(image: str, spec: dict[str, Any] | None = None) -> str | None
     return None
 
 
-def load_class(dotted: str) -> type[Container] | None:
-    """Import ``module.Class``; None (logged once) if it does not exist."""
+def load_class(dotted: str) -> type[Container]:
+    """Import ``module.Class`` (the lab's own container classes; a failure is a lab bug and raises)."""
     module, _, cls = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as e:
-        if dotted not in _warned:
-            _warned.add(dotted)
-            log.warning("container class %s not available (%s); running Idle instead", dotted, e)
-        return None
+    return getattr(importlib.import_module(module), cls)
 
 
 def container_class(image: str, spec: dict[str, Any] | None = None) -> type[Container]:
-    """The container class for an image (Idle for unknown images or classes not importable)."""
+    """The container class for an image (Idle for images the lab does not know)."""
     dotted = class_path_for(image, spec)
     if dotted is None:
         return Idle
@@ -76,4 +69,4 @@ def container_class(image: str, spec: dict[str, Any] | None = None) -> type[Cont
         return Echo
     if dotted == "meshlab.runtime.container.Crash":
         return Crash
-    return load_class(dotted) or Idle
+    return load_class(dotted)

@@ -1,0 +1,110 @@
+"""04_deploy_bookinfo: label the namespace for injection, deploy Bookinfo, wait, check the sidecars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshtrace.kube import ApplyResult
+from meshtrace.manifests import deployment_names, render_bookinfo
+from meshtrace.runbook import Stage
+from meshtrace.stages.common import has_sidecar, live_pods, wait_deployments
+
+INJECTION_LABEL = "istio-injection"
+APPS = ("productpage", "details", "reviews", "ratings")
+
+
+def label_namespace(st: Stage, dry_run: bool = False) -> str:
+    """Set ``istio-injection=enabled`` on the Bookinfo namespace; returns created/configured/unchanged."""
+    ns = st.p.bookinfo.namespace
+    st.cmd(f"kubectl label namespace {ns} {INJECTION_LABEL}=enabled --overwrite")
+    live = st.kube.get("v1", "Namespace", ns)
+    labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+    if labels.get(INJECTION_LABEL) == "enabled":
+        result = "unchanged"
+    elif dry_run:
+        result = "would be " + ("created" if live is None else "labelled")
+    elif live is None:
+        st.kube.apply([{"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns, "labels": {INJECTION_LABEL: "enabled"}}}])
+        result = "created"
+    else:
+        st.kube.label_namespace(ns, {INJECTION_LABEL: "enabled"})
+        result = "configured"
+    st.md(f"Namespace `{ns}` label `{INJECTION_LABEL}=enabled`: **{result}**.")
+    return result
+
+
+def apply_bookinfo(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
+    """Show (collapsed) and apply Bookinfo's Services, ServiceAccounts and Deployments."""
+    objs = render_bookinfo(st.p)
+    st.show_yaml(objs, f"Bookinfo ({len(objs)} objects)", open=False)
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} -f bookinfo.yaml")
+    return st.apply(objs, dry_run=dry_run)
+
+
+def bookinfo_pods(st: Stage) -> list[dict[str, Any]]:
+    """Bookinfo's live pods (by the ``app`` label)."""
+    sel = f"app in ({','.join(APPS)})"
+    return live_pods(st.kube.list("v1", "Pod", st.p.bookinfo.namespace, label_selector=sel))
+
+
+def uninjected(pods: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Deployment name (``<app>-<version>``) → its pods without ``istio-proxy``."""
+    out: dict[str, list[str]] = {}
+    for p in pods:
+        if has_sidecar(p):
+            continue
+        labels = p["metadata"].get("labels") or {}
+        out.setdefault(f"{labels.get('app')}-{labels.get('version')}", []).append(p["metadata"]["name"])
+    return out
+
+
+def check_sidecars(st: Stage) -> dict[str, list[str]]:
+    """``bookinfo.sidecars``: every Bookinfo pod has ``istio-proxy``; returns the uninjected ones."""
+    pods = bookinfo_pods(st)
+    missing = uninjected(pods)
+    ns = st.p.bookinfo.namespace
+    st.table([{"pod": p["metadata"]["name"], "istio-proxy": "yes" if has_sidecar(p) else "NO"} for p in pods],
+             "Bookinfo pods")
+    observed = (f"{sum(map(len, missing.values()))} of {len(pods)} pods without istio-proxy: "
+                + ", ".join(n for names in missing.values() for n in names)) if missing else \
+        f"{len(pods)} pods, all with istio-proxy"
+    st.checks.check("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar",
+                    bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
+                    hint=f"pods created before the {INJECTION_LABEL} label are not injected: "
+                         f"kubectl rollout restart deployment -n {ns} (or re-run 04 with -p restart_uninjected=true)")
+    return missing
+
+
+def restart(st: Stage, deployments: list[str], timeout: float) -> None:
+    """``kubectl rollout restart`` the given deployments and wait for them."""
+    ns = st.p.bookinfo.namespace
+    st.cmd("\n".join(f"kubectl rollout restart deployment/{d} -n {ns}" for d in deployments))
+    for d in deployments:
+        st.kube.rollout_restart(ns, d)
+    wait_deployments(st, ns, deployments, timeout)
+
+
+def deploy_bookinfo(st: Stage, restart_uninjected: bool = False, dry_run: bool = False,
+                    timeout: float = 180) -> list[ApplyResult]:
+    """The whole of 04."""
+    label_namespace(st, dry_run)
+    results = apply_bookinfo(st, dry_run)
+    if dry_run:
+        for cid, title in (("bookinfo.available", "All six Bookinfo deployments are available"),
+                           ("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar")):
+            st.checks.skip(cid, title, "dry run")
+        return results
+    names = deployment_names()
+    ok, seen = wait_deployments(st, st.p.bookinfo.namespace, names, timeout)
+    st.checks.check("bookinfo.available", "All six Bookinfo deployments are available", ok, observed=seen,
+                    expected=f"{len(names)} deployments available",
+                    hint=f"kubectl get pods -n {st.p.bookinfo.namespace}; kubectl describe pod <pod>")
+    missing = check_sidecars(st)
+    if missing and restart_uninjected:
+        st.md(f"Restarting {len(missing)} deployment(s) whose pods predate the injection label.")
+        restart(st, sorted(missing), timeout)
+        check_sidecars(st)
+    elif missing:
+        st.md("Some pods have no sidecar. They are **not** restarted, because `restart_uninjected` is false.")
+    return results

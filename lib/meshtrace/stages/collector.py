@@ -1,0 +1,120 @@
+"""01_install_collector: the OpenTelemetry Collector (namespace, token Secret, config, Service, Deployment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshtrace.errors import MeshtraceError
+from meshtrace.kube import ApplyResult
+from meshtrace.manifests import render_collector
+from meshtrace.params import resolve_secret
+from meshtrace.runbook import Stage
+from meshtrace.stages.common import container_names, has_sidecar, live_pods, wait_deployments
+
+HEALTH_PORT = 13133
+TITLES = {"collector.ready": "The collector Deployment is available",
+          "collector.health": "The collector's health endpoint answers",
+          "collector.not-injected": "The collector has no istio-proxy sidecar"}
+
+
+def skip_checks(st: Stage, reason: str) -> None:
+    """Record the rollout checks as skipped (a dry run)."""
+    for cid, title in TITLES.items():
+        st.checks.skip(cid, title, reason)
+
+
+def show_collector(st: Stage) -> list[dict[str, Any]]:
+    """Render and show the collector's objects (the Secret with a placeholder) and the equivalent command."""
+    objs = render_collector(st.p)
+    st.show_yaml(objs, f"Collector in namespace {st.p.collector.namespace}")
+    st.cmd("kubectl apply --server-side --field-manager=meshtrace -f collector.yaml\n"
+           f"kubectl rollout status deployment/{st.p.collector.name} -n {st.p.collector.namespace}")
+    return objs
+
+
+def objects_to_apply(st: Stage) -> tuple[list[dict[str, Any]], str]:
+    """The objects to apply, with the real token in the Secret; keeps an existing Secret when no token is set.
+
+    Returns the objects and a note on the token (never its value).
+    """
+    ref = st.p.backend.token if st.p.backend else None
+    if ref is None:
+        return render_collector(st.p), "no backend token in params"
+    token = resolve_secret(ref)
+    if token is not None:
+        return render_collector(st.p, token), f"token from ${ref.env} (not shown)"
+    objs = [o for o in render_collector(st.p) if o["kind"] != "Secret"]
+    return objs, f"${ref.env} unset: the existing Secret {ref.secret_name} is kept as it is"
+
+
+def check_token(st: Stage) -> bool:
+    """``collector.token``: the token reaches the collector (env var set, or Secret already there)."""
+    ref = st.p.backend.token if st.p.backend else None
+    title = "The backend token Secret exists (value not shown)"
+    if ref is None:
+        st.checks.skip("collector.token", title, "params name no backend token")
+        return True
+    if resolve_secret(ref) is not None:
+        st.checks.check("collector.token", title, True, observed=f"from ${ref.env}", expected="token present")
+        return True
+    secret = st.kube.get("v1", "Secret", ref.secret_name, st.p.collector.namespace)
+    st.checks.check("collector.token", title, secret is not None,
+                    observed=f"${ref.env} unset; Secret {ref.secret_name} " + ("exists" if secret else "missing"),
+                    expected="token present",
+                    hint=f"export {ref.env}=<token> and re-run, or create Secret {ref.secret_name} "
+                         f"in {st.p.collector.namespace}")
+    return secret is not None
+
+
+def apply_collector(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
+    """Apply the collector's objects (server-side; ``dry_run`` = ``dryRun=All``) and show what changed."""
+    objs, note = objects_to_apply(st)
+    st.md(f"Backend token: {note}.")
+    return st.apply(objs, dry_run=dry_run)
+
+
+def collector_pods(st: Stage) -> list[dict[str, Any]]:
+    """The collector's live pods."""
+    return live_pods(st.kube.list("v1", "Pod", st.p.collector.namespace, label_selector=f"app={st.p.collector.name}"))
+
+
+def check_collector(st: Stage, timeout: float = 180) -> None:
+    """``collector.ready``, ``collector.health`` (GET :13133/ through the API proxy), ``collector.not-injected``."""
+    col = st.p.collector
+    ok, seen = wait_deployments(st, col.namespace, [col.name], timeout)
+    st.checks.check("collector.ready", "The collector Deployment is available", ok, observed=seen,
+                    expected="1/1 available",
+                    hint=f"read the collector's log: kubectl logs -n {col.namespace} deploy/{col.name}")
+    pods = collector_pods(st)
+    if not ok or not pods:
+        st.checks.skip("collector.health", "The collector's health endpoint answers", "collector not ready",
+                       required=True)
+    else:
+        pod = pods[0]["metadata"]["name"]
+        try:
+            body = st.kube.proxy_get("pods", col.namespace, pod, HEALTH_PORT, "/")
+            healthy, observed = True, body.strip()[:200] or "200 OK"
+        except MeshtraceError as exc:
+            healthy, observed = False, str(exc)
+        st.checks.check("collector.health", "The collector's health endpoint answers", healthy, observed=observed,
+                        expected=f"HTTP 200 on :{HEALTH_PORT}/",
+                        hint="the health_check extension must bind 0.0.0.0:13133; check the rendered config")
+    injected = [p["metadata"]["name"] for p in pods if has_sidecar(p)]
+    st.checks.check("collector.not-injected", "The collector has no istio-proxy sidecar", not injected,
+                    observed=("injected: " + ", ".join(injected)) if injected else
+                    "; ".join(f"{p['metadata']['name']}: {', '.join(container_names(p))}" for p in pods) or "no pods",
+                    expected="no istio-proxy container",
+                    hint="keep the pod annotation sidecar.istio.io/inject: \"false\" and restart the collector")
+
+
+def install_collector(st: Stage, dry_run: bool = False, timeout: float = 180) -> list[ApplyResult]:
+    """The whole of 01: show, apply (or dry-run), then check rollout, health and injection."""
+    show_collector(st)
+    results = apply_collector(st, dry_run)
+    if dry_run:
+        st.md("Dry run: nothing was changed, so the rollout checks are skipped.")
+        skip_checks(st, "dry run")
+        return results
+    if check_token(st):
+        check_collector(st, timeout)
+    return results

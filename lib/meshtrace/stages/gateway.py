@@ -1,0 +1,172 @@
+"""05_expose_gateway: Gateway + VirtualService, GATEWAY_URL (LoadBalancer, else NodePort) and the page title."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from meshtrace.errors import ClusterError, MeshtraceError
+from meshtrace.kube import ApplyResult
+from meshtrace.manifests import render_gateway
+from meshtrace.runbook import Stage
+
+TITLE = "<title>Simple Bookstore App</title>"
+PORT_NAME = "http2"
+
+
+@dataclass
+class GatewayAddress:
+    """How the ingress gateway is reached from here."""
+
+    via: str                  # "LoadBalancer" or "NodePort"
+    host: str
+    port: int
+    note: str = ""
+
+    @property
+    def url(self) -> str:
+        """``host:port``, the source procedure's ``GATEWAY_URL``."""
+        return f"{self.host}:{self.port}"
+
+
+def service_port(svc: dict[str, Any], port: int, name: str = PORT_NAME) -> dict[str, Any] | None:
+    """The Service port named ``http2`` (as the source reads ``INGRESS_PORT``), else the one numbered ``port``."""
+    ports = (svc.get("spec") or {}).get("ports") or []
+    return next((x for x in ports if x.get("name") == name), None) or \
+        next((x for x in ports if x.get("port") == port), None)
+
+
+def load_balancer_address(svc: dict[str, Any], port: int) -> GatewayAddress | None:
+    """The LoadBalancer ingress (IP or hostname) and the service port; None while pending."""
+    ingress = (((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+    sp = service_port(svc, port)
+    if not ingress or sp is None:
+        return None
+    host = ingress[0].get("ip") or ingress[0].get("hostname")
+    return GatewayAddress("LoadBalancer", host, int(sp["port"])) if host else None
+
+
+def node_port_address(svc: dict[str, Any], port: int, node_host: str | None) -> GatewayAddress | None:
+    """A node address and the port's ``nodePort``; None without either."""
+    sp = service_port(svc, port)
+    if sp is None or not sp.get("nodePort") or not node_host:
+        return None
+    return GatewayAddress("NodePort", node_host, int(sp["nodePort"]))
+
+
+def node_host(st: Stage) -> tuple[str | None, str]:
+    """A node address: a Node's ExternalIP/InternalIP, else the gateway pod's ``hostIP`` (as Istio's docs do)."""
+    from kubernetes import client
+
+    try:  # typed call: a cluster (or a user) without Node access simply yields no nodes here
+        nodes = client.CoreV1Api(st.kube.api).list_node(_request_timeout=15).to_dict().get("items") or []
+    except Exception:
+        nodes = []
+    for kind in ("ExternalIP", "InternalIP"):
+        for n in nodes:
+            for a in (n.get("status") or {}).get("addresses") or []:
+                if a.get("type") == kind and a.get("address"):
+                    return a["address"], f"Node {n['metadata']['name']} {kind}"
+    gw = st.p.gateway
+    sel = ",".join(f"{k}={v}" for k, v in gw.selector.items())
+    for pod in st.kube.list("v1", "Pod", gw.ingress_namespace, label_selector=sel):
+        ip = (pod.get("status") or {}).get("hostIP")
+        if ip:
+            return ip, f"hostIP of pod {pod['metadata']['name']}"
+    return None, "no node address found"
+
+
+def resolve_gateway(st: Stage, show: bool = True) -> GatewayAddress:
+    """GATEWAY_URL both ways; the LoadBalancer wins, NodePort is the fallback (ClusterError when neither)."""
+    gw = st.p.gateway
+    svc = st.kube.get("v1", "Service", gw.ingress_service, gw.ingress_namespace)
+    if svc is None:
+        raise ClusterError(f"Service {gw.ingress_service} not found in {gw.ingress_namespace}; run 02_install_istio")
+    lb = load_balancer_address(svc, gw.port)
+    host, where = node_host(st)
+    np = node_port_address(svc, gw.port, host)
+    if np:
+        np.note = where
+    if show:
+        st.table([{"way": "LoadBalancer", "GATEWAY_URL": lb.url if lb else "(pending)",
+                   "node address from": "-"},
+                  {"way": "NodePort", "GATEWAY_URL": np.url if np else "(none)", "node address from": where}],
+                 "Ways in")
+        ns, name = gw.ingress_namespace, gw.ingress_service
+        st.cmd(f"export INGRESS_HOST=$(kubectl -n {ns} get service {name} "
+               "-o jsonpath='{.status.loadBalancer.ingress[0].ip}')\n"
+               f"export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
+               "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].port}')\n"
+               "# no LoadBalancer (kind, minikube): the node address and the NodePort\n"
+               f"# export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
+               "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].nodePort}')\n"
+               "export GATEWAY_URL=$INGRESS_HOST:$INGRESS_PORT")
+    chosen = lb or np
+    if chosen is None:
+        raise ClusterError(f"no way in to Service {gw.ingress_service}: the LoadBalancer is pending and there is "
+                           "no NodePort with a node address; use `kubectl port-forward` or give the Service an address")
+    return chosen
+
+
+def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
+    """GET a URL; returns (status, body) and never raises for HTTP errors (status 0 = no answer)."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace") if exc.fp else ""
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def wait_for_title(url: str, timeout: float) -> tuple[bool, str]:
+    """Poll ``url`` until it serves the Bookinfo title or the deadline passes; returns (ok, last seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = fetch(url, timeout=min(10, max(1, deadline - time.monotonic())))
+        if status == 200 and TITLE in body:
+            return True, f"HTTP 200 with {TITLE}"
+        seen = f"HTTP {status}" + (f": {body.strip()[:120]}" if body else "")
+        if time.monotonic() >= deadline:
+            return False, seen
+        time.sleep(0.25)
+
+
+def expose_gateway(st: Stage, dry_run: bool = False, timeout: float = 180) -> tuple[list[ApplyResult], str | None]:
+    """The whole of 05; returns the apply results and GATEWAY_URL (None when not resolved)."""
+    objs = render_gateway(st.p, st.version)
+    st.show_yaml(objs, "Gateway and VirtualService")
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.gateway.namespace} -f bookinfo-gateway.yaml")
+    results = st.apply(objs, dry_run=dry_run)
+    try:
+        addr = resolve_gateway(st)
+    except MeshtraceError as exc:
+        if dry_run:
+            st.checks.skip("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", f"dry run: {exc}")
+            st.checks.skip("gateway.title", "The product page is served through the gateway", "dry run")
+            return results, None
+        st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", False,
+                        observed=str(exc), expected="host:port",
+                        hint="give the ingress gateway Service a LoadBalancer address or a NodePort")
+        st.checks.skip("gateway.title", "The product page is served through the gateway", "no GATEWAY_URL",
+                       required=True)
+        return results, None
+    st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", True,
+                    observed=f"{addr.url} via {addr.via}" + (f" ({addr.note})" if addr.note else ""),
+                    expected="host:port")
+    st.md(f"`GATEWAY_URL={addr.url}`")
+    if dry_run:
+        st.checks.skip("gateway.title", "The product page is served through the gateway", "dry run")
+        return results, addr.url
+    url = f"http://{addr.url}/productpage"
+    st.cmd('curl -s "http://$GATEWAY_URL/productpage" | grep -o "<title>.*</title>"')
+    ok, seen = wait_for_title(url, timeout)
+    st.checks.check("gateway.title", "The product page is served through the gateway", ok, observed=seen,
+                    expected=f"HTTP 200 with {TITLE}",
+                    hint="check the Gateway selector matches the ingress gateway pods and the VirtualService "
+                         "routes /productpage; kubectl get gateway,virtualservice -A")
+    return results, addr.url

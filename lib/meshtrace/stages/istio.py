@@ -1,0 +1,267 @@
+"""02_install_istio: detect an existing install, diff the mesh config, install with istioctl, check the provider.
+
+The kit marks its own installs with a ConfigMap ``meshtrace-install`` in ``istio-system`` (the mesh config it
+installed and the version). An istiod or ``istio`` ConfigMap without that record is an install the kit did not
+make: by default it is refused; ``merge`` overlays the kit's tracing settings onto the live mesh config (other
+settings kept); ``replace`` installs the kit's IstioOperator as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from meshtrace.errors import ParamsError
+from meshtrace.manifests import istio_notes, render_istio_operator, to_yaml
+from meshtrace.manifests.common import MANAGED_BY
+from meshtrace.runbook import Stage
+from meshtrace.stages.common import wait_deployments
+from meshtrace.versions import parse_version, supports
+
+ISTIO_NS = "istio-system"
+MESH_CONFIGMAP = "istio"
+RECORD = "meshtrace-install"
+MODES = ("refuse", "merge", "replace")
+TRACING_KEYS = ("enableTracing", "defaultConfig", "extensionProviders")
+
+
+@dataclass
+class ExistingInstall:
+    """What the cluster already has: istiod, the ``istio`` ConfigMap (mesh config) and the kit's record."""
+
+    istiod: list[str] = field(default_factory=list)          # deployment names (istiod, istiod-<rev>)
+    revisions: list[str] = field(default_factory=list)
+    mesh: dict[str, Any] | None = None                        # parsed ``mesh`` key of the ConfigMap
+    record: dict[str, str] | None = None                      # the kit's record ConfigMap data
+
+    @property
+    def present(self) -> bool:
+        """Whether any Istio control plane or mesh config exists."""
+        return bool(self.istiod) or self.mesh is not None
+
+    @property
+    def by_kit(self) -> bool:
+        """Whether the kit made it (its record is there)."""
+        return self.record is not None
+
+    @property
+    def foreign(self) -> bool:
+        """An install the kit did not make."""
+        return self.present and not self.by_kit
+
+    @property
+    def origin(self) -> str:
+        """How the kit's install began: ``fresh`` (the kit installed Istio), ``merge`` or ``replace``."""
+        return (self.record or {}).get("origin", "fresh")
+
+    def describe(self) -> str:
+        """One line for the check's observed value."""
+        if not self.present:
+            return "no Istio installed"
+        who = "installed by meshtrace" if self.by_kit else "installed without meshtrace"
+        parts = [who, "istiod: " + (", ".join(self.istiod) or "none"),
+                 "istio ConfigMap: " + ("present" if self.mesh is not None else "absent")]
+        if self.revisions:
+            parts.append("revisions: " + ", ".join(self.revisions))
+        return "; ".join(parts)
+
+
+def detect_existing(st: Stage) -> ExistingInstall:
+    """Look for istiod, the ``istio`` ConfigMap and the kit's record in ``istio-system``."""
+    kube = st.kube
+    ns = kube.get("v1", "Namespace", ISTIO_NS)
+    if ns is None:
+        return ExistingInstall()
+    deps = [d for d in kube.list("apps/v1", "Deployment", ISTIO_NS) if d["metadata"]["name"].startswith("istiod")]
+    revs = sorted({(d["metadata"].get("labels") or {}).get("istio.io/rev", "default") for d in deps})
+    data = kube.get_configmap(ISTIO_NS, MESH_CONFIGMAP)
+    mesh = (yaml.safe_load(data.get("mesh") or "") or {}) if data is not None else None
+    return ExistingInstall([d["metadata"]["name"] for d in deps], revs, mesh, kube.get_configmap(ISTIO_NS, RECORD))
+
+
+def merge_mesh(current: dict[str, Any], kit: dict[str, Any]) -> dict[str, Any]:
+    """The live mesh config with the kit's tracing settings laid over it; everything else is kept.
+
+    ``enableTracing`` is set, ``defaultConfig`` merges key by key, and ``extensionProviders`` replaces the
+    entry of the same name (others kept, order kept). Example::
+
+        merge_mesh({"accessLogFile": "/dev/stdout"}, {"enableTracing": True})
+        == {"accessLogFile": "/dev/stdout", "enableTracing": True}
+    """
+    out = copy.deepcopy(current or {})
+    for key, value in kit.items():
+        if key == "defaultConfig":
+            merged = dict(out.get("defaultConfig") or {})
+            merged.update(copy.deepcopy(value))
+            out["defaultConfig"] = merged
+        elif key == "extensionProviders":
+            providers = [copy.deepcopy(x) for x in out.get("extensionProviders") or []]
+            for prov in value:
+                idx = next((i for i, x in enumerate(providers) if x.get("name") == prov.get("name")), None)
+                if idx is None:
+                    providers.append(copy.deepcopy(prov))
+                else:
+                    providers[idx] = copy.deepcopy(prov)
+            out["extensionProviders"] = providers
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def mesh_diff(current: dict[str, Any] | None, target: dict[str, Any], label: str = "would install") -> str:
+    """A unified diff of two mesh configs as sorted YAML (empty when equal)."""
+    a = yaml.safe_dump(current, sort_keys=True).splitlines(keepends=True) if current else []
+    b = yaml.safe_dump(target, sort_keys=True).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, "istio ConfigMap (live)", label))
+
+
+def plan_operator(st: Stage, existing: ExistingInstall, mode: str) -> tuple[dict[str, Any] | None, str]:
+    """The IstioOperator to install for ``mode`` (None = refused) and why."""
+    if mode not in MODES:
+        raise ParamsError(f"existing_install {mode!r}: allowed values are {', '.join(MODES)}")
+    iop = render_istio_operator(st.p, st.version)
+    if not existing.present:
+        return iop, "fresh install"
+    if existing.by_kit:
+        recorded = yaml.safe_load((existing.record or {}).get("meshConfig") or "") or {}
+        iop["spec"]["meshConfig"] = merge_mesh(recorded, iop["spec"]["meshConfig"])
+        return iop, "the kit's own install: what it installed before, with the current params laid over it"
+    if mode == "refuse":
+        return None, "Istio is installed and the kit did not install it"
+    if mode == "merge":
+        iop["spec"]["meshConfig"] = merge_mesh(existing.mesh or {}, iop["spec"]["meshConfig"])
+        if len(existing.revisions) == 1 and existing.revisions[0] != "default":
+            iop["spec"]["revision"] = existing.revisions[0]
+        return iop, "merge: the kit's tracing settings over the live mesh config"
+    return iop, "replace: the kit's IstioOperator as it is; other mesh settings return to Istio's defaults"
+
+
+def record_objects(st: Stage, iop: dict[str, Any], origin: str = "fresh") -> list[dict[str, Any]]:
+    """The kit's install record (a ConfigMap in istio-system); ``origin`` says whether Istio was there before."""
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": RECORD, "namespace": ISTIO_NS, "labels": dict(MANAGED_BY)},
+             "data": {"version": str(st.version), "env": st.env, "origin": origin,
+                      "meshConfig": yaml.safe_dump(iop["spec"]["meshConfig"], sort_keys=True)}}]
+
+
+def show_version_notes(st: Stage) -> None:
+    """Say which version is targeted and what that means (1.19-1.21 warned plainly)."""
+    v = parse_version(st.version)
+    st.md(f"Target Istio version: **{v}** (from {st.version_source}).")
+    notes = istio_notes(st.p, v)
+    if not supports(v, "telemetry_v1"):
+        notes.insert(0, f"Istio {v} is older than 1.22: the source procedure's own manifests "
+                        "(telemetry.istio.io/v1, provider http:, resource_detectors) need 1.22 or later; the kit "
+                        "renders what this version accepts.")
+    if notes:
+        st.md("**Notes for this version:**\n\n" + "\n".join(f"- {n}" for n in notes))
+
+
+def check_existing(st: Stage, existing: ExistingInstall, mode: str) -> dict[str, Any] | None:
+    """``istio.existing-install``: show the mesh-config diff and decide; returns the IstioOperator or None."""
+    iop, why = plan_operator(st, existing, mode)
+    shown = iop or render_istio_operator(st.p, st.version)
+    kit_mesh = shown["spec"]["meshConfig"]
+    if existing.mesh is not None:
+        replacing = existing.foreign and mode == "replace"
+        target = kit_mesh if replacing else merge_mesh(existing.mesh, kit_mesh)
+        note = " (settings not shown on the right return to Istio's defaults)" if replacing else ""
+        st.show_diff(mesh_diff(existing.mesh, target), "Mesh config: live → what the kit would install" + note)
+    ok = iop is not None
+    st.checks.check("istio.existing-install", "An existing Istio install is left alone unless asked", ok,
+                    observed=f"{existing.describe()}; {why}", expected="no foreign install, or merge/replace chosen",
+                    hint="re-run with -p existing_install=merge (keep other mesh settings) or =replace "
+                         "(reset them), after reading the diff above")
+    return iop
+
+
+def unchanged(st: Stage, existing: ExistingInstall, iop: dict[str, Any]) -> bool:
+    """Whether the kit's record says this very operator is installed (and istiod is there)."""
+    rec = existing.record or {}
+    if not existing.by_kit or not existing.istiod or rec.get("version") != str(st.version):
+        return False
+    kit = iop["spec"]["meshConfig"]
+    live_ok = existing.mesh is not None and merge_mesh(existing.mesh, kit) == existing.mesh
+    return live_ok and yaml.safe_load(rec.get("meshConfig") or "{}") == kit
+
+
+def origin_for(existing: ExistingInstall, mode: str) -> str:
+    """The record's ``origin`` for an install now: kept from the record, else fresh, else the mode."""
+    if existing.by_kit:
+        return existing.origin
+    return mode if existing.present else "fresh"
+
+
+def install_operator(st: Stage, iop: dict[str, Any], timeout: float, origin: str = "fresh") -> None:
+    """``istioctl install -y -f -`` with the operator, then write the kit's record."""
+    text = to_yaml(iop)
+    st.istioctl(["install", "-y", "-f", "-", "--readiness-timeout", f"{int(timeout)}s"], input=text,
+                timeout=timeout + 60)
+    st.refresh_version()
+    st.apply(record_objects(st, iop, origin), show=False)
+
+
+def check_control_plane(st: Stage, timeout: float = 180) -> None:
+    """``istio.istiod-ready``, ``istio.gateway-ready`` and ``istio.mesh-provider``."""
+    existing = detect_existing(st)
+    istiod = existing.istiod or ["istiod"]
+    ok, seen = wait_deployments(st, ISTIO_NS, istiod, timeout)
+    st.checks.check("istio.istiod-ready", "istiod is available", ok, observed=seen, expected="available",
+                    hint=f"kubectl get pods -n {ISTIO_NS}; kubectl logs -n {ISTIO_NS} deploy/istiod")
+    gw = st.p.gateway
+    ok, seen = wait_deployments(st, gw.ingress_namespace, [gw.ingress_service], timeout)
+    st.checks.check("istio.gateway-ready", "The ingress gateway is available", ok, observed=seen,
+                    expected="available", hint=f"kubectl get pods -n {gw.ingress_namespace} -l istio=ingressgateway")
+    check_mesh_provider(st, detect_existing(st).mesh)
+
+
+def check_mesh_provider(st: Stage, mesh: dict[str, Any] | None) -> None:
+    """``istio.mesh-provider``: the ``istio`` ConfigMap has the params' provider (service, port, protocol)."""
+    prov = st.p.istio.provider
+    want = f"{prov.name}: {prov.service}:{prov.port} over {prov.protocol}"
+    found = next((x for x in (mesh or {}).get("extensionProviders") or [] if x.get("name") == prov.name), None)
+    otel = (found or {}).get("opentelemetry") or {}
+    proto = "http" if otel.get("http") is not None else "grpc"
+    observed = (f"{prov.name}: {otel.get('service')}:{otel.get('port')} over {proto}" if found else
+                f"no provider {prov.name!r} (providers: "
+                + ", ".join(x.get("name", "?") for x in (mesh or {}).get("extensionProviders") or []) + ")")
+    ok = bool(found) and otel.get("service") == prov.service and int(otel.get("port") or 0) == prov.port \
+        and proto == prov.protocol
+    st.checks.check("istio.mesh-provider", "The mesh config holds the tracing provider from params", ok,
+                    observed=observed, expected=want,
+                    hint=f"kubectl get configmap istio -n {ISTIO_NS} -o yaml; re-run 02 to install the provider")
+
+
+def install_istio(st: Stage, existing_install: str | None = None, dry_run: bool = False,
+                  timeout: float = 180) -> dict[str, Any] | None:
+    """The whole of 02; returns the IstioOperator installed (or that would be), None when refused."""
+    mode = existing_install or st.p.istio.existing_install
+    show_version_notes(st)
+    existing = detect_existing(st)
+    st.md(f"Existing install: {existing.describe()}. Mode: **{mode}**.")
+    iop = check_existing(st, existing, mode)
+    shown = iop or render_istio_operator(st.p, st.version)
+    st.show_yaml(shown, "IstioOperator")
+    st.cmd("istioctl install -y -f istio-operator.yaml")
+    skip_ids = {"istio.istiod-ready": "istiod is available", "istio.gateway-ready": "The ingress gateway is available",
+                "istio.mesh-provider": "The mesh config holds the tracing provider from params"}
+    if iop is None:
+        for cid, title in skip_ids.items():
+            st.checks.skip(cid, title, "install refused: the existing install was left alone")
+        return None
+    if dry_run:
+        st.md("Dry run: `istioctl install` was not run; the diff above is what it would change.")
+        for cid, title in skip_ids.items():
+            st.checks.skip(cid, title, "dry run")
+        return iop
+    if unchanged(st, existing, iop):
+        st.md("The kit's own install already has exactly this mesh config and version: **unchanged**, "
+              "`istioctl install` is not run again.")
+    else:
+        install_operator(st, iop, timeout, origin_for(existing, mode))
+    check_control_plane(st, timeout)
+    return iop

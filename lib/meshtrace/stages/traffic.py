@@ -1,0 +1,160 @@
+"""06_generate_traffic: N GETs of /productpage through the gateway, each with a correlation id.
+
+Every request carries the kit's correlation header (``telemetry.correlation_header``, a fresh UUID4) and a
+fresh UUID4 ``x-request-id``. What was sent is saved as ``sent_requests.json`` in the run folder, for 07::
+
+    {"gateway_url": "127.16.1.1:80", "url": "http://127.16.1.1:80/productpage",
+     "correlation_header": "x-meshtrace-request", "concurrency": 4,
+     "requests": [{"correlation_id": "…", "x_request_id": "…", "status": 200,
+                   "start_ns": 1764190000000000000, "end_ns": …, "latency_ms": 12.5, "error": ""}, …]}
+
+Times are Unix epoch nanoseconds (as span times are).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from meshtrace.errors import ParamsError
+from meshtrace.runbook import SENT_REQUESTS, Stage
+
+
+@dataclass
+class SentRequest:
+    """One request the kit sent and what came back."""
+
+    correlation_id: str
+    x_request_id: str
+    status: int            # 0 = no HTTP answer
+    start_ns: int
+    end_ns: int
+    error: str = ""
+
+    @property
+    def latency_ms(self) -> float:
+        """Wall time of the request in milliseconds."""
+        return (self.end_ns - self.start_ns) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record (with ``latency_ms``)."""
+        return {**asdict(self), "latency_ms": round(self.latency_ms, 3)}
+
+
+def send_one(url: str, correlation_header: str, timeout: float = 30) -> SentRequest:
+    """One GET with a fresh correlation id and ``x-request-id``; never raises for HTTP or network errors."""
+    cid, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    req = urllib.request.Request(url, headers={correlation_header: cid, "x-request-id": rid})
+    start = time.time_ns()
+    status, error = 0, ""
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        error = str(getattr(exc, "reason", exc))
+    return SentRequest(cid, rid, status, start, time.time_ns(), error)
+
+
+def send_requests(url: str, n: int, concurrency: int, correlation_header: str, timeout: float = 30,
+                  bar: Any = None) -> list[SentRequest]:
+    """``n`` requests over a pool of ``concurrency`` threads, in the order they were started.
+
+    ``bar`` (a tqdm) is advanced from this thread as requests finish, so it stays cheap.
+    """
+    if n < 1 or concurrency < 1:
+        raise ParamsError(f"requests ({n}) and concurrency ({concurrency}) must both be at least 1")
+    out: list[SentRequest] = []
+    with ThreadPoolExecutor(max_workers=min(concurrency, n)) as pool:
+        futures = [pool.submit(send_one, url, correlation_header, timeout) for _ in range(n)]
+        for fut in as_completed(futures):
+            out.append(fut.result())
+            if bar is not None:
+                bar.update(1)
+    return sorted(out, key=lambda r: r.start_ns)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0-100) of a non-empty list."""
+    ordered = sorted(values)
+    k = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[k - 1]
+
+
+def latency_summary(reqs: list[SentRequest]) -> dict[str, float]:
+    """p50/p90/p99 latency in ms."""
+    lat = [r.latency_ms for r in reqs]
+    return {f"p{q}": percentile(lat, q) for q in (50, 90, 99)} if lat else {}
+
+
+def status_table(reqs: list[SentRequest]) -> list[dict[str, Any]]:
+    """Rows ``{status, count}`` (status 0 shows the error)."""
+    counts = Counter(r.status if r.status else f"no answer ({r.error})" for r in reqs)
+    return [{"status": s, "count": c} for s, c in sorted(counts.items(), key=lambda x: str(x[0]))]
+
+
+def write_sent(path: Path, gateway_url: str, url: str, correlation_header: str, concurrency: int,
+               reqs: list[SentRequest]) -> Path:
+    """Save what was sent as JSON (the format in this module's docstring)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"gateway_url": gateway_url, "url": url, "correlation_header": correlation_header,
+            "concurrency": concurrency, "requests": [r.to_dict() for r in reqs]}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def read_sent(path: str | Path) -> dict[str, Any]:
+    """Read ``sent_requests.json`` back (``requests`` as dicts)."""
+    return json.loads(Path(path).read_text())
+
+
+def plot_latency(reqs: list[SentRequest]) -> Any:
+    """A latency histogram with p50/p90/p99 in the title; returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    s = latency_summary(reqs)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.hist([r.latency_ms for r in reqs], bins=min(30, max(5, len(reqs) // 2)), color="#4477aa")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("requests")
+    ax.set_title(f"{len(reqs)} requests: p50 {s.get('p50', 0):.1f} ms, p90 {s.get('p90', 0):.1f} ms, "
+                 f"p99 {s.get('p99', 0):.1f} ms")
+    fig.tight_layout()
+    return fig
+
+
+def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, concurrency: int | None = None,
+                     timeout: float = 180) -> list[SentRequest]:
+    """The whole of 06 after GATEWAY_URL is known: send, save, show, check ``traffic.sent``."""
+    n = requests if requests is not None else st.p.traffic.requests
+    c = concurrency if concurrency is not None else st.p.traffic.concurrency
+    header = st.p.telemetry.correlation_header
+    url = f"http://{gateway_url}/productpage"
+    st.cmd(f'for i in $(seq 1 {n}); do curl -s -o /dev/null -w "%{{http_code}}\\n" '
+           f'-H "{header}: $(uuidgen)" -H "x-request-id: $(uuidgen)" "http://$GATEWAY_URL/productpage"; done')
+    bar = st.progress(total=n, desc=f"GET /productpage x{n} ({c} at a time)", unit="req")
+    try:
+        reqs = send_requests(url, n, c, header, timeout=min(30, timeout), bar=bar)
+    finally:
+        bar.close()
+    path = write_sent(st.run_dir / SENT_REQUESTS, gateway_url, url, header, c, reqs)
+    st.md(f"Saved {len(reqs)} requests to `{path}`.")
+    st.table(status_table(reqs), "Status codes")
+    ok = [r for r in reqs if r.status == 200]
+    st.checks.check("traffic.sent", f"{n} requests through the gateway all answered 200", len(ok) == n,
+                    observed=", ".join(f"{row['status']}: {row['count']}" for row in status_table(reqs)),
+                    expected=f"200: {n}",
+                    hint="re-run 05_expose_gateway to check the route; kubectl get pods -n "
+                         f"{st.p.bookinfo.namespace}")
+    return reqs

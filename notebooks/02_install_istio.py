@@ -1,0 +1,88 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+env = "lab"
+overrides = []
+dry_run = False
+existing_install = None
+timeout = 180
+
+# %% [markdown]
+# # 02 Install Istio with an OpenTelemetry tracing provider
+#
+# Tracing in Istio is configured in two places. The **mesh config** (this notebook) declares *where* spans can
+# go: an `extensionProviders` entry of type `opentelemetry` naming the collector's Service, port and protocol,
+# plus `enableTracing` and `defaultConfig.tracingServiceName` (how each proxy names its service in spans).
+# A **Telemetry** resource (notebook 03) then decides *which* workloads use that provider, and how often.
+#
+# `istioctl install -f` with only `meshConfig` resets every other setting of an existing install. So the kit
+# first looks for an install it did not make, shows the mesh-config diff, and refuses to touch it unless
+# `existing_install` says `merge` (lay the kit's tracing settings over the live mesh config, keeping the rest)
+# or `replace`. With `dry_run=True` it only shows the diff.
+
+# %%
+from meshtrace.runbook import Stage
+from meshtrace.stages import istio
+
+st = Stage(env, "02_install_istio", overrides)
+mode = existing_install or st.p.istio.existing_install
+
+# %% [markdown]
+# ## Which Istio?
+# The target version comes from params (a pin), else the installed control plane, else the `istioctl` client.
+
+# %%
+istio.show_version_notes(st)
+
+# %% [markdown]
+# ## Is Istio already installed?
+
+# %%
+st.cmd("kubectl get deploy -n istio-system -l app=istiod\nkubectl get configmap istio -n istio-system -o yaml")
+existing = istio.detect_existing(st)
+st.md(f"Existing install: {existing.describe()}. Mode: **{mode}**.")
+iop = istio.check_existing(st, existing, mode)
+
+# %% [markdown]
+# ## The IstioOperator
+
+# %%
+shown = st.show_yaml(iop or istio.render_istio_operator(st.p, st.version), "IstioOperator")
+st.cmd("istioctl install -y -f istio-operator.yaml")
+
+# %% [markdown]
+# ## Install and wait
+# `istioctl install` applies the control plane (istiod) and the ingress gateway, then writes the merged mesh
+# config into the `istio` ConfigMap. The kit records what it installed in a ConfigMap `meshtrace-install`.
+
+# %%
+titles = {"istio.istiod-ready": "istiod is available", "istio.gateway-ready": "The ingress gateway is available",
+          "istio.mesh-provider": "The mesh config holds the tracing provider from params"}
+if iop is None or dry_run:
+    reason = "dry run" if iop is not None else "install refused: the existing install was left alone"
+    st.md(f"Not installing: {reason}.")
+    for cid, title in titles.items():
+        st.checks.skip(cid, title, reason)
+else:
+    if istio.unchanged(st, existing, iop):
+        st.md("The kit's own install already has this mesh config and version: **unchanged**.")
+    else:
+        istio.install_operator(st, iop, timeout, istio.origin_for(existing, mode))
+    istio.check_control_plane(st, timeout)
+
+# %%
+st.finish()
