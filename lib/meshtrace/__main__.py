@@ -1,0 +1,211 @@
+"""``python -m meshtrace run|report``: run the runbook with papermill and tabulate the checks.
+
+Examples::
+
+    python -m meshtrace run --env lab
+    python -m meshtrace run --env lab --env lab-http --jobs 2 -p requests=300 --set telemetry.sampling=50
+    python -m meshtrace report runs/latest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import MeshtraceError, ParamsError
+from .report import build_report
+from .runner import new_run_dir, point_latest, run_env, run_parallel, write_manifest
+from .runner_plan import (
+    TROUBLESHOOT,
+    EnvPlan,
+    discover_notebooks,
+    notebook_parameter_names,
+    parse_assignment,
+    parse_yaml_value,
+    refuse_secret_paths,
+    refuse_secret_values,
+    select_notebooks,
+)
+
+RESERVED = {"env", "overrides", "run_dir"}  # set by the runner itself
+
+
+def _default_root() -> Path:
+    """The repository root: the nearest folder upward from here that has ``params/``, else the current one."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        for d in (base, *base.parents):
+            if (d / "params").is_dir():
+                return d
+    return Path.cwd()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    ap = argparse.ArgumentParser(prog="python -m meshtrace", description="Run the meshtrace runbook notebooks.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the notebooks on one or more environments, then report")
+    run.add_argument("--env", action="append", dest="envs", metavar="ENV",
+                     help="environment: params/ENV.yaml (repeatable; default: lab)")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                     help="notebook parameter, value parsed as YAML (e.g. -p requests=300)")
+    run.add_argument("--set", action="append", default=[], dest="sets", metavar="PATH=VALUE",
+                     help="params override by dotted path (e.g. --set telemetry.sampling=50)")
+    run.add_argument("--jobs", type=int, default=1, help="environments run in parallel (default 1)")
+    run.add_argument("--notebooks", default=None, metavar="SPEC", help="which notebooks, e.g. 00-07 or 00,03")
+    run.add_argument("--cleanup", action="store_true", help="also run 99_cleanup")
+    run.add_argument("--no-troubleshoot", action="store_true", help="do not run 08_troubleshoot at the end")
+    run.add_argument("--runs-dir", type=Path, default=None, help="where runs go (default: <root>/runs)")
+    run.add_argument("--notebooks-dir", type=Path, default=None, help="the notebooks (default: <root>/notebooks)")
+    run.add_argument("--root", type=Path, default=None, help="repository root holding params/ (default: found)")
+    run.add_argument("--cell-timeout", type=float, default=1200.0,
+                     help="seconds one notebook cell may run before it fails (0: no limit; default 1200)")
+    run.add_argument("--width", type=int, default=120, help="terminal width of the printed matrix")
+    rep = sub.add_parser("report", help="rebuild the report of a run folder")
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--width", type=int, default=120)
+    child = sub.add_parser("run-env", help=argparse.SUPPRESS)
+    child.add_argument("plan", type=Path)
+    return ap
+
+
+def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]], dict[str, Any]]:
+    """Validate everything the run needs before anything executes; raises ParamsError on a mistake."""
+    from .params import load_params
+
+    root = (args.root or _default_root()).resolve()
+    nb_dir = (args.notebooks_dir or root / "notebooks").resolve()
+    runs_dir = (args.runs_dir or root / "runs").resolve()
+    envs = args.envs or ["lab"]
+    if len(set(envs)) != len(envs):
+        raise ParamsError(f"--env given twice: {', '.join(envs)}")
+    if args.jobs < 1:
+        raise ParamsError("--jobs must be 1 or more")
+    found = discover_notebooks(nb_dir)
+    chosen = select_notebooks(found, args.notebooks, args.cleanup)
+    trouble = next((p for p in found if p.name.startswith(TROUBLESHOOT + "_")), None)
+    if args.no_troubleshoot:
+        trouble = None
+    declared = {p.stem: notebook_parameter_names(p) for p in {*chosen, *([trouble] if trouble else [])}}
+    known = set().union(*declared.values()) if declared else set()
+    parameters: dict[str, Any] = {}
+    for item in args.parameter:
+        name, raw = parse_assignment(item, "-p")
+        if name in RESERVED:
+            raise ParamsError(f"-p {name}=…: the runner sets {name} itself; use --env for the environment, "
+                              "--set for params overrides and --runs-dir for where runs go")
+        if name not in known:
+            raise ParamsError(
+                f"-p {name}: no selected notebook has a parameter named {name!r}; "
+                f"known parameters: {', '.join(sorted(known - RESERVED)) or 'none'}"
+            )
+        parameters[name] = parse_yaml_value(raw, f"-p {name}")
+    for item in args.sets:
+        parse_assignment(item, "--set")
+    refuse_secret_paths(args.sets)
+    loaded = {}
+    for env in envs:
+        params = load_params(env, list(args.sets), root=root)
+        token = getattr(getattr(params.backend, "token", None), "env", None) if params.backend else None
+        refuse_secret_values(list(args.sets), token, "--set")
+        refuse_secret_values([i.partition("=")[2] for i in args.parameter], token, "-p")
+        loaded[env] = params
+    base = {"root": root, "nb_dir": nb_dir, "chosen": [p.stem for p in chosen],
+            "trouble": trouble.stem if trouble else None, "declared": declared, "parameters": parameters}
+    return runs_dir, nb_dir, [{"env": e, "params": loaded[e]} for e in envs], base
+
+
+def make_plans(args: argparse.Namespace, run_dir: Path, envs: list[dict[str, Any]], base: dict[str, Any]) -> list[EnvPlan]:
+    """One EnvPlan per environment; with --jobs > 1 each lab environment gets its own lab state dir."""
+    from .params import load_params
+
+    lab_envs = [e for e in envs if e["params"].lab is not None]
+    own_labs = args.jobs > 1 and len(lab_envs) > 1
+    plans = []
+    for item in envs:
+        env, params = item["env"], item["params"]
+        overrides = list(args.sets)
+        state_dir = lab_args = None
+        if params.lab is not None:
+            lab_args = list(params.lab.args)
+            if own_labs:
+                sd = run_dir / "labs" / env
+                overrides += [f"cluster.kubeconfig={sd}/kubeconfig", f"cluster.istioctl={sd}/bin/istioctl",
+                              f"lab.state_dir={sd}"]
+                load_params(env, overrides, root=base["root"])
+                state_dir = str(sd)
+            else:
+                state_dir = str(params.resolve_path(params.lab.state_dir))
+        token = params.backend.token.env if params.backend and params.backend.token else None
+        plans.append(EnvPlan(
+            env=env, run_dir=str(run_dir), notebooks_dir=str(base["nb_dir"]), notebooks=base["chosen"],
+            troubleshoot=base["trouble"], parameters=base["parameters"], declared=base["declared"],
+            overrides=overrides, lab_state_dir=state_dir, lab_args=lab_args or [], token_env=token,
+            cell_timeout=args.cell_timeout or None,
+        ))
+    return plans
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: plan, execute, report; 0 only when every required check passed, 130 when interrupted."""
+    runs_dir, _, envs, base = plan_run(args)
+    run_dir = new_run_dir(runs_dir)
+    print(f"run {run_dir.name}: {run_dir}", flush=True)
+    plans = make_plans(args, run_dir, envs, base)
+    write_manifest(run_dir, plans)
+    point_latest(runs_dir, run_dir)
+    interrupted = False
+    try:
+        if args.jobs > 1 and len(plans) > 1:
+            interrupted = run_parallel(plans, args.jobs, echo=_echo)
+        else:
+            for plan in plans:
+                run_env(plan, echo=_echo)
+    except KeyboardInterrupt:
+        interrupted = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = build_report(run_dir, echo=_echo, width=args.width)
+    if interrupted:
+        print("interrupted: the report covers what finished", file=sys.stderr)
+        return 130
+    return code
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_run_env(args: argparse.Namespace) -> int:
+    """Internal: one environment in a child process (``--jobs`` > 1)."""
+    plan = EnvPlan(**json.loads(args.plan.read_text()))
+    try:
+        run_env(plan, echo=_echo)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m meshtrace``."""
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            if not args.run_dir.is_dir():
+                raise ParamsError(f"{args.run_dir} is not a run folder")
+            return build_report(args.run_dir, echo=_echo, width=args.width)
+        return cmd_run_env(args)
+    except MeshtraceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

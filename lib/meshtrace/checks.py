@@ -1,0 +1,235 @@
+"""The check record: what each notebook proves, shown as a table and stored in the executed notebook.
+
+A notebook collects its checks in a :class:`CheckRecorder` and ends with ``finish()``. The checks are
+displayed as an HTML table and, in the same output, emitted under the MIME type
+``application/vnd.meshtrace.checks+json`` so that the executed notebook is the whole record;
+:func:`read_checks` reads them back for the report.
+
+Example::
+
+    rec = CheckRecorder(env, "04_deploy_bookinfo")
+    rec.check("pods.sidecar-injected", "istio-proxy in every Bookinfo pod", ok=not missing,
+              observed=", ".join(missing) or "all injected", expected="istio-proxy in every pod",
+              hint="kubectl rollout restart deployment -n default")
+    rec.finish()          # displays, then raises CheckFailed if a required check failed
+
+``required`` says whether a *failure* of the check fails the notebook and the run; ``warn`` and ``skip``
+never do. ``check(ok=False, required=False)`` records a warn.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckFailed, MeshtraceError
+
+MIME_TYPE = "application/vnd.meshtrace.checks+json"
+STATUSES = ("pass", "fail", "warn", "skip")
+COLUMNS = ("env", "notebook", "id", "title", "status", "required", "observed", "expected", "hint")
+STATUS_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "warn": "#9a6700", "skip": "#6e7781"}
+STATUS_BACKGROUNDS = {"pass": "#dafbe1", "fail": "#ffebe9", "warn": "#fff8c5", "skip": "#f6f8fa"}
+
+
+def _text(value: Any) -> str:
+    """Render an observed/expected value as one readable string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verified fact about one environment, e.g. ``pods.sidecar-injected``: pass."""
+
+    env: str
+    notebook: str
+    id: str
+    title: str
+    status: str
+    required: bool = True
+    observed: str = ""
+    expected: str = ""
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        status = str(self.status).lower()
+        if status not in STATUSES:
+            raise MeshtraceError(f"check {self.id!r}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+        object.__setattr__(self, "status", status)
+        for name in ("observed", "expected", "hint", "title", "env", "notebook", "id"):
+            object.__setattr__(self, name, _text(getattr(self, name)))
+        req = self.required
+        if isinstance(req, str):
+            req = req.strip().lower() in ("true", "1", "yes")
+        object.__setattr__(self, "required", bool(req))
+
+    @property
+    def passed(self) -> bool:
+        """True unless this is a required check that failed (warn and skip never fail a run)."""
+        return not (self.required and self.status == "fail")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict with the fields in column order."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        """Build a check from a dict, ignoring keys that are not fields."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def checks_html(checks: Iterable[Check], caption: str = "") -> str:
+    """An HTML table of checks: status coloured, hints shown for anything not passing, nothing cut off."""
+    cell = "padding:4px 8px;border:1px solid #d0d7de;vertical-align:top;text-align:left;white-space:pre-wrap;word-break:break-word"
+    rows = []
+    for c in checks:
+        colour, bg = STATUS_COLOURS[c.status], STATUS_BACKGROUNDS[c.status]
+        hint = c.hint if c.status != "pass" else ""
+        req = "required" if c.required else "optional"
+        rows.append(
+            "<tr>"
+            f'<td style="{cell};background:{bg};color:{colour};font-weight:bold">{c.status.upper()}</td>'
+            f'<td style="{cell}"><code>{html.escape(c.id)}</code><br><small>{req}</small></td>'
+            f'<td style="{cell}">{html.escape(c.title)}</td>'
+            f'<td style="{cell}">{html.escape(c.observed)}</td>'
+            f'<td style="{cell}">{html.escape(c.expected)}</td>'
+            f'<td style="{cell}">{html.escape(hint)}</td>'
+            "</tr>"
+        )
+    head = "".join(
+        f'<th style="{cell};background:#f6f8fa">{h}</th>'
+        for h in ("status", "check", "title", "observed", "expected", "hint")
+    )
+    cap = f'<caption style="text-align:left;font-weight:bold">{html.escape(caption)}</caption>' if caption else ""
+    return (
+        '<table style="border-collapse:collapse;table-layout:auto;max-width:none">'
+        f"{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def checks_text(checks: Iterable[Check]) -> str:
+    """A plain-text list of checks, one per line, with hints for anything not passing."""
+    lines = []
+    for c in checks:
+        lines.append(f"{c.status.upper():4}  {c.id}  {c.title}  (observed: {c.observed or '-'}; expected: {c.expected or '-'})")
+        if c.status != "pass" and c.hint:
+            lines.append(f"      hint: {c.hint}")
+    return "\n".join(lines) or "(no checks recorded)"
+
+
+class CheckRecorder:
+    """Collects one notebook's checks for one environment; re-recording an id replaces it."""
+
+    def __init__(self, env: str, notebook: str):
+        self.env = env
+        self.notebook = notebook
+        self._checks: dict[str, Check] = {}
+
+    @property
+    def checks(self) -> list[Check]:
+        """The checks recorded so far, in the order their ids were first recorded."""
+        return list(self._checks.values())
+
+    def add(
+        self,
+        id: str,
+        title: str,
+        status: str,
+        observed: Any = "",
+        expected: Any = "",
+        hint: str = "",
+        required: bool = True,
+    ) -> Check:
+        """Record a check with an explicit status (pass, fail, warn or skip)."""
+        c = Check(self.env, self.notebook, id, title, status, required, observed, expected, hint)
+        self._checks[id] = c
+        return c
+
+    def check(
+        self,
+        id: str,
+        title: str,
+        ok: bool,
+        observed: Any = "",
+        expected: Any = "",
+        hint: str = "",
+        required: bool = True,
+    ) -> Check:
+        """Record a check from a boolean: pass when ``ok``; otherwise fail if required, warn if optional."""
+        status = "pass" if ok else ("fail" if required else "warn")
+        return self.add(id, title, status, observed, expected, hint, required)
+
+    def skip(self, id: str, title: str, reason: str, required: bool = False) -> Check:
+        """Record that a check did not apply here, with the reason as what was observed."""
+        return self.add(id, title, "skip", observed=reason, required=required)
+
+    def failed_required(self) -> list[Check]:
+        """Required checks that failed."""
+        return [c for c in self._checks.values() if not c.passed]
+
+    def bundle(self) -> dict[str, Any]:
+        """The raw MIME bundle that :meth:`display` emits."""
+        payload = {"env": self.env, "notebook": self.notebook, "checks": [c.to_dict() for c in self.checks]}
+        return {
+            MIME_TYPE: payload,
+            "text/html": checks_html(self.checks, f"Checks: {self.notebook} on {self.env}"),
+            "text/plain": checks_text(self.checks),
+        }
+
+    def display(self) -> None:
+        """Show the checks as a table and emit them machine-readably (plain text outside IPython)."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is None:
+            print(checks_text(self.checks))
+            return
+        display(self.bundle(), raw=True)
+
+    def finish(self) -> list[Check]:
+        """Display the checks, then raise :class:`CheckFailed` naming every failed required check."""
+        self.display()
+        failed = self.failed_required()
+        if failed:
+            names = "; ".join(f"{c.id} ({c.status}: {c.hint or c.observed})" for c in failed)
+            raise CheckFailed(f"{len(failed)} required check(s) failed in {self.notebook} on {self.env}: {names}")
+        return self.checks
+
+
+def checks_from_notebook(nb: Any) -> list[Check]:
+    """Checks emitted in a notebook node (all outputs of the checks MIME type, in order, last per id)."""
+    found: dict[str, Check] = {}
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") not in ("display_data", "execute_result", "update_display_data"):
+                continue
+            payload = (out.get("data") or {}).get(MIME_TYPE)
+            if payload is None:
+                continue
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            for item in payload.get("checks", []):
+                c = Check.from_dict(item)
+                found[c.id] = c
+    return list(found.values())
+
+
+def read_checks(ipynb_path: str | Path) -> list[Check]:
+    """Read the checks back from an executed notebook file.
+
+    Example: ``read_checks("runs/latest/lab/04_deploy_bookinfo.ipynb")``.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(ipynb_path), as_version=4)
+    return checks_from_notebook(nb)

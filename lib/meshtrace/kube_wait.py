@@ -1,0 +1,215 @@
+"""Waits by watch: list once, then follow a watch from that resourceVersion until a predicate holds.
+
+No fixed sleeps: each watch asks the server for ``timeoutSeconds`` equal to the time left, and a stream that
+ends early is resumed from the last resourceVersion seen (relisting if the server says it is too old).
+
+Example::
+
+    kube.wait_deployments_available("default", ["productpage-v1"], timeout=300,
+                                    progress=lambda states: print(states))
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from urllib3.exceptions import HTTPError
+
+from .errors import ClusterError, WaitTimeout
+from .kube import Kube, api_error
+
+Objects = dict[str, dict[str, Any]]     # "namespace/name" -> object
+Progress = Callable[[dict[str, str]], None]
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {}) or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name')}"
+
+
+def wait_for(
+    kube: Kube,
+    resource: tuple[str, str],
+    predicate: Callable[[Objects], bool],
+    namespace: str | None = None,
+    name: str | None = None,
+    label_selector: str | None = None,
+    timeout: float = 120.0,
+    what: str | None = None,
+    describe: Callable[[Objects], str] | None = None,
+    on_change: Callable[[Objects], None] | None = None,
+) -> Objects:
+    """Wait until ``predicate(objects)`` holds for the objects of ``resource = (apiVersion, kind)``.
+
+    ``objects`` maps ``namespace/name`` to the current object (filtered by ``name`` when given).
+    Raises :class:`WaitTimeout` saying what, where, how long, and what was last seen.
+    Example: ``wait_for(kube, ("v1", "ConfigMap"), lambda o: bool(o), "istio-system", name="istio")``.
+    """
+    from kubernetes.dynamic.exceptions import DynamicApiError
+
+    api_version, kind = resource
+    res = kube.resource(api_version, kind)
+    ns = namespace if res.namespaced else None
+    where = f"namespace {ns}" if ns else "the cluster"
+    what = what or f"{kind} {name or label_selector or '(all)'}"
+    describe = describe or (lambda objs: ", ".join(sorted(objs)) or "nothing")
+    deadline = time.monotonic() + timeout
+
+    def keep(obj: dict[str, Any]) -> bool:
+        return name is None or obj.get("metadata", {}).get("name") == name
+
+    def relist() -> tuple[Objects, str]:
+        try:
+            got = res.get(namespace=ns, label_selector=label_selector).to_dict()
+        except Exception as exc:
+            raise api_error(exc, f"list {kind} in {where}") from None
+        return {_key(o): o for o in got.get("items", []) if keep(o)}, got.get("metadata", {}).get("resourceVersion")
+
+    objects, rv = relist()
+    if on_change:
+        on_change(objects)
+    if predicate(objects):
+        return objects
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            stream = kube.dyn.watch(res, namespace=ns, label_selector=label_selector, resource_version=rv,
+                                    timeout=max(1, math.ceil(left)))
+            for event in stream:
+                obj = event.get("raw_object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:   # resourceVersion too old: start again from a fresh list
+                        objects, rv = relist()
+                        break
+                    raise ClusterError(f"watch {kind} in {where}: HTTP {obj.get('code')}: {obj.get('message')}")
+                rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                if event.get("type") == "BOOKMARK" or not keep(obj):
+                    continue
+                if event.get("type") == "DELETED":
+                    objects.pop(_key(obj), None)
+                else:
+                    objects[_key(obj)] = obj
+                if on_change:
+                    on_change(objects)
+                if predicate(objects):
+                    return objects
+                if time.monotonic() >= deadline:
+                    break
+        except DynamicApiError as exc:
+            if getattr(exc, "status", None) == 410:
+                objects, rv = relist()
+            else:
+                raise api_error(exc, f"watch {kind} in {where}") from None
+        except (OSError, HTTPError):  # a dropped stream: list again (raises ClusterError if the server is gone)
+            objects, rv = relist()
+        if predicate(objects):
+            return objects
+    raise WaitTimeout(what, where, timeout, describe(objects))
+
+
+def deployment_state(d: dict[str, Any]) -> tuple[bool, str]:
+    """(done, text) for a Deployment, by the rules of ``kubectl rollout status``."""
+    spec, st, meta = d.get("spec") or {}, d.get("status") or {}, d.get("metadata") or {}
+    want = spec.get("replicas", 1)
+    updated, total = st.get("updatedReplicas") or 0, st.get("replicas") or 0
+    available = st.get("availableReplicas") or 0
+    if meta.get("generation") and (st.get("observedGeneration") or 0) < meta["generation"]:
+        return False, "waiting for the controller to observe the new spec"
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return False, f"progress deadline exceeded: {c.get('message', '')}"
+    if updated < want:
+        return False, f"{updated}/{want} updated, {available} available"
+    if total > updated:
+        return False, f"{total - updated} old replica(s) pending termination"
+    if available < updated:
+        return False, f"{available}/{want} available"
+    return True, f"{available}/{want} available"
+
+
+def wait_deployments_available(
+    kube: Kube,
+    namespace: str,
+    names: Iterable[str] | None = None,
+    timeout: float = 300.0,
+    progress: Progress | None = None,
+) -> Objects:
+    """Wait until the named Deployments (None: every one in the namespace, at least one) are rolled out.
+
+    ``progress`` gets ``{name: "2/2 available", …}`` whenever something changes.
+    """
+    wanted = sorted(set(names)) if names is not None else None
+    last: dict[str, str] = {}
+
+    def states(objs: Objects) -> dict[str, str]:
+        by_name = {o["metadata"]["name"]: o for o in objs.values()}
+        keys = wanted if wanted is not None else sorted(by_name)
+        return {n: (deployment_state(by_name[n])[1] if n in by_name else "absent") for n in keys}
+
+    def done(objs: Objects) -> bool:
+        by_name = {o["metadata"]["name"]: o for o in objs.values()}
+        keys = wanted if wanted is not None else list(by_name)
+        return bool(keys) and all(n in by_name and deployment_state(by_name[n])[0] for n in keys)
+
+    def changed(objs: Objects) -> None:
+        nonlocal last
+        now = states(objs)
+        if progress and now != last:
+            progress(now)
+        last = now
+
+    def describe(objs: Objects) -> str:
+        return "; ".join(f"{n}: {s}" for n, s in states(objs).items()) or "no deployments"
+
+    what = f"deployments {', '.join(wanted)} to be available" if wanted else "every deployment to be available"
+    return wait_for(kube, ("apps/v1", "Deployment"), done, namespace, timeout=timeout, what=what,
+                    describe=describe, on_change=changed)
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """Whether a pod's Ready condition is True."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _pod_text(pod: dict[str, Any]) -> str:
+    st = pod.get("status") or {}
+    cs = st.get("containerStatuses") or []
+    ready = sum(1 for c in cs if c.get("ready"))
+    waiting = [c["state"]["waiting"].get("reason", "") for c in cs if (c.get("state") or {}).get("waiting")]
+    extra = f" ({', '.join(w for w in waiting if w)})" if any(waiting) else ""
+    return f"{pod['metadata']['name']} {st.get('phase', '?')} {ready}/{len(cs) or '?'} ready{extra}"
+
+
+def wait_pods_ready(
+    kube: Kube,
+    namespace: str,
+    selector: str | None = None,
+    timeout: float = 300.0,
+    progress: Progress | None = None,
+) -> Objects:
+    """Wait until at least one pod matches ``selector`` and every matching pod is Ready.
+
+    Terminating pods and pods that completed are ignored. Example: ``wait_pods_ready(kube, "istio-system",
+    "app=istiod")``.
+    """
+    def live(objs: Objects) -> list[dict[str, Any]]:
+        return [p for p in objs.values() if not p["metadata"].get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") != "Succeeded"]
+
+    def done(objs: Objects) -> bool:
+        pods = live(objs)
+        return bool(pods) and all(pod_ready(p) for p in pods)
+
+    def describe(objs: Objects) -> str:
+        return "; ".join(_pod_text(p) for p in live(objs)) or "no matching pods"
+
+    def changed(objs: Objects) -> None:
+        if progress:
+            progress({p["metadata"]["name"]: _pod_text(p) for p in live(objs)})
+
+    what = f"pods {selector or '(all)'} to be ready"
+    return wait_for(kube, ("v1", "Pod"), done, namespace, label_selector=selector, timeout=timeout, what=what,
+                    describe=describe, on_change=changed)

@@ -1,0 +1,160 @@
+"""The env × check report of a run, built from the executed notebooks in ``runs/<run-id>/``.
+
+The runner leaves ``run.json`` in the run folder (planned notebooks and how each ended); without it the
+report infers the same from the notebooks themselves. Every check recorded in an executed notebook becomes a
+row; a notebook that died before recording its checks gets a failed ``notebook.executed`` row, and one that
+never ran gets a ``skip`` row.
+
+Example::
+
+    rows = collect_rows(Path("runs/latest"))
+    write_report(Path("runs/latest"), rows)
+    print(render_matrix(rows)); sys.exit(exit_code(rows))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .checks import Check, checks_from_notebook
+from .report_render import render_csv, render_html, render_junit, render_markdown, render_matrix
+
+MANIFEST = "run.json"
+ENV_RESULT = "env.json"
+NOTEBOOK_EXECUTED = "notebook.executed"
+# how a notebook ended, as the runner records it
+OK, FAILED, INTERRUPTED, NOT_RUN = "ok", "failed", "interrupted", "not-run"
+
+
+def notebook_outcome(nb: Any) -> tuple[str, str]:
+    """(outcome, error text) of an executed notebook node: ok, failed or interrupted."""
+    pm = nb.get("metadata", {}).get("papermill", {}) or {}
+    error = ""
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "error" and not error:
+                error = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+    if pm.get("exception"):
+        return FAILED, error or "the notebook raised an exception"
+    statuses = [(c.get("metadata", {}).get("papermill", {}) or {}).get("status") for c in nb.get("cells", [])]
+    if any(s in ("pending", "running") for s in statuses):
+        return INTERRUPTED, error or "execution stopped before the end"
+    if error:
+        return FAILED, error
+    return OK, ""
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run manifest, or one inferred from the folder (every ``<env>/*.ipynb`` counts as planned)."""
+    path = run_dir / MANIFEST
+    if path.exists():
+        data = json.loads(path.read_text())
+        for env, info in data.get("envs", {}).items():
+            result = run_dir / env / ENV_RESULT
+            if result.exists():
+                info.update(json.loads(result.read_text()))
+        return data
+    envs: dict[str, Any] = {}
+    for env_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+        if (env_dir / ENV_RESULT).exists():
+            envs[env_dir.name] = json.loads((env_dir / ENV_RESULT).read_text())
+            continue
+        nbs = sorted(env_dir.glob("*.ipynb"))
+        if nbs:
+            envs[env_dir.name] = {"notebooks": [{"name": p.stem, "status": None} for p in nbs]}
+    return {"run_id": run_dir.name, "envs": envs}
+
+
+def _short(text: str, n: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def collect_rows(run_dir: Path) -> list[Check]:
+    """Every check of the run, plus ``notebook.executed`` rows for notebooks that recorded nothing."""
+    import nbformat
+
+    manifest = load_manifest(run_dir)
+    rows: list[Check] = []
+    for env, info in manifest.get("envs", {}).items():
+        for err in info.get("errors", []):
+            rows.append(Check(env, err.get("notebook", "runner"), err.get("id", "runner.error"),
+                              err.get("title", "the runner prepared the environment"), "fail", True,
+                              err.get("observed", ""), err.get("expected", ""), err.get("hint", "")))
+        for entry in info.get("notebooks", []):
+            name, status = entry["name"], entry.get("status")
+            path = run_dir / env / f"{name}.ipynb"
+            checks: list[Check] = []
+            error = entry.get("error", "")
+            if status != NOT_RUN and path.exists():
+                try:
+                    nb = nbformat.read(str(path), as_version=4)
+                except Exception as exc:  # a notebook cut off mid-write
+                    status, error = FAILED, f"unreadable executed notebook: {exc}"
+                else:
+                    checks = checks_from_notebook(nb)
+                    found, found_error = notebook_outcome(nb)
+                    if status is None or (status == OK and found != OK):
+                        status = found
+                    error = error or found_error
+            elif status is None:
+                status = NOT_RUN
+            rows.extend(checks)
+            rel = f"{run_dir.name}/{env}/{name}.ipynb"
+            if status == NOT_RUN:
+                rows.append(Check(env, name, NOTEBOOK_EXECUTED, "the notebook ran", "skip", True,
+                                  entry.get("reason", "not run: an earlier step failed or the run was stopped"),
+                                  "the notebook runs", ""))
+            elif status in (FAILED, INTERRUPTED) and not any(c.status == "fail" and c.required for c in checks):
+                observed = "interrupted" if status == INTERRUPTED else "failed"
+                if error and not error.startswith(observed):
+                    observed = f"{observed}: {error}"
+                rows.append(Check(env, name, NOTEBOOK_EXECUTED, "the notebook ran to the end", "fail", True,
+                                  _short(observed),
+                                  "the notebook runs to the end",
+                                  f"open {rel} and read the first error cell"))
+    return rows
+
+
+def exit_code(rows: Sequence[Check]) -> int:
+    """0 only when no required check failed in any environment (warn and skip do not fail a run)."""
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def verdict(rows: Sequence[Check]) -> str:
+    """A one-line summary: counts per status and whether the run passed."""
+    counts = {s: sum(r.status == s for r in rows) for s in ("pass", "fail", "warn", "skip")}
+    word = "PASSED" if exit_code(rows) == 0 else "FAILED"
+    return f"{word}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def write_report(run_dir: Path, rows: Sequence[Check]) -> dict[str, Path]:
+    """Write summary.html, summary.md, summary.csv and junit.xml into the run folder; returns their paths."""
+    title = f"meshtrace run {run_dir.name}"
+    v = verdict(rows)
+    out = {
+        "html": (run_dir / "summary.html", render_html(rows, title, v)),
+        "md": (run_dir / "summary.md", render_markdown(rows, title, v)),
+        "csv": (run_dir / "summary.csv", render_csv(rows)),
+        "junit": (run_dir / "junit.xml", render_junit(rows, title)),
+    }
+    for path, text in out.values():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return {k: p for k, (p, _) in out.items()}
+
+
+def build_report(run_dir: Path, echo=print, width: int = 120) -> int:
+    """Rebuild the report of a run folder, print the matrix and return the exit status."""
+    run_dir = Path(run_dir).resolve()
+    rows = collect_rows(run_dir)
+    paths = write_report(run_dir, rows)
+    echo(render_matrix(rows, width))
+    echo("")
+    echo(verdict(rows))
+    echo(f"report: {paths['html']}")
+    return exit_code(rows)

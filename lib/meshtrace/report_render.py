@@ -1,0 +1,174 @@
+"""Renderers of the env × check report: CSV, Markdown, HTML, JUnit XML and the terminal matrix."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from .checks import COLUMNS, STATUS_BACKGROUNDS, STATUS_COLOURS, Check
+
+
+def envs_of(rows: Sequence[Check]) -> list[str]:
+    """Environment names in first-seen order."""
+    return list(dict.fromkeys(r.env for r in rows))
+
+
+def check_keys(rows: Sequence[Check]) -> list[tuple[str, str]]:
+    """(notebook, id) pairs ordered by notebook name, then first-seen order within it."""
+    seen = dict.fromkeys((r.notebook, r.id) for r in rows)
+    order = {k: i for i, k in enumerate(seen)}
+    return sorted(seen, key=lambda k: (k[0], order[k]))
+
+
+def _cells(rows: Sequence[Check]) -> dict[tuple[str, str, str], Check]:
+    return {(r.env, r.notebook, r.id): r for r in rows}
+
+
+def render_csv(rows: Sequence[Check]) -> str:
+    """CSV with exactly the columns env,notebook,id,title,status,required,observed,expected,hint."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        d = r.to_dict()
+        d["required"] = "true" if r.required else "false"
+        w.writerow([d[c] for c in COLUMNS])
+    return buf.getvalue()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def render_markdown(rows: Sequence[Check], title: str, verdict: str) -> str:
+    """Markdown: the matrix, then one table per environment with hints for anything not passing."""
+    envs = envs_of(rows)
+    cells = _cells(rows)
+    out = [f"# {title}", "", f"**{verdict}**", ""]
+    out.append("| notebook | check | " + " | ".join(_md(e) for e in envs) + " |")
+    out.append("|---|---|" + "---|" * len(envs))
+    for nb, cid in check_keys(rows):
+        vals = [cells[(e, nb, cid)].status if (e, nb, cid) in cells else "—" for e in envs]
+        out.append(f"| {_md(nb)} | `{_md(cid)}` | " + " | ".join(vals) + " |")
+    for e in envs:
+        out += ["", f"## {e}", "", "| status | notebook | check | title | observed | expected | hint |",
+                "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if r.env != e:
+                continue
+            hint = r.hint if r.status != "pass" else ""
+            req = "" if r.required else " (optional)"
+            out.append(
+                f"| {r.status}{req} | {_md(r.notebook)} | `{_md(r.id)}` | {_md(r.title)} | {_md(r.observed)} "
+                f"| {_md(r.expected)} | {_md(hint)} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328}
+table{border-collapse:collapse;margin:12px 0}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;white-space:pre-wrap;word-break:break-word}
+th{background:#f6f8fa}
+code{font-size:90%}
+.verdict{font-size:120%;font-weight:bold}
+""" + "".join(
+    f".s-{s}{{background:{STATUS_BACKGROUNDS[s]};color:{STATUS_COLOURS[s]};font-weight:bold}}\n" for s in STATUS_COLOURS
+)
+
+
+def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
+    """A self-contained HTML page: the env × check matrix, then every check per environment."""
+    esc = html.escape
+    envs = envs_of(rows)
+    cells = _cells(rows)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
+        f"<p class='verdict'>{esc(verdict)}</p><h2>Matrix</h2><table><thead><tr><th>notebook</th><th>check</th>",
+        "".join(f"<th>{esc(e)}</th>" for e in envs),
+        "</tr></thead><tbody>",
+    ]
+    for nb, cid in check_keys(rows):
+        parts.append(f"<tr><td>{esc(nb)}</td><td><code>{esc(cid)}</code></td>")
+        for e in envs:
+            c = cells.get((e, nb, cid))
+            if c is None:
+                parts.append("<td>—</td>")
+            else:
+                tip = esc(c.hint if c.status != "pass" else c.observed, quote=True)
+                parts.append(f"<td class='s-{c.status}' title='{tip}'>{c.status}</td>")
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    for e in envs:
+        parts.append(
+            f"<h2>{esc(e)}</h2><table><thead><tr><th>status</th><th>notebook</th><th>check</th><th>title</th>"
+            "<th>observed</th><th>expected</th><th>hint</th></tr></thead><tbody>"
+        )
+        for r in rows:
+            if r.env != e:
+                continue
+            req = "" if r.required else "<br><small>optional</small>"
+            hint = r.hint if r.status != "pass" else ""
+            parts.append(
+                f"<tr><td class='s-{r.status}'>{r.status}{req}</td><td>{esc(r.notebook)}</td>"
+                f"<td><code>{esc(r.id)}</code></td><td>{esc(r.title)}</td><td>{esc(r.observed)}</td>"
+                f"<td>{esc(r.expected)}</td><td>{esc(hint)}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def render_junit(rows: Sequence[Check], name: str) -> str:
+    """JUnit XML: one testsuite per environment, one testcase per check (fail → failure, skip → skipped)."""
+    root = ET.Element("testsuites", name=name)
+    for e in envs_of(rows):
+        mine = [r for r in rows if r.env == e]
+        suite = ET.SubElement(
+            root, "testsuite", name=e, tests=str(len(mine)),
+            failures=str(sum(r.status == "fail" for r in mine)),
+            skipped=str(sum(r.status == "skip" for r in mine)), errors="0",
+        )
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"{e}.{r.notebook}", name=r.id)
+            detail = f"{r.title}\nobserved: {r.observed}\nexpected: {r.expected}\nhint: {r.hint}"
+            if r.status == "fail":
+                ET.SubElement(case, "failure", message=r.hint or r.observed or r.title).text = detail
+            elif r.status == "skip":
+                ET.SubElement(case, "skipped", message=r.observed or r.title)
+            elif r.status == "warn":
+                ET.SubElement(case, "system-out").text = "warn: " + detail
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render_matrix(rows: Sequence[Check], width: int = 120) -> str:
+    """The env × check matrix as plain text that fits ``width`` columns, then hints for failures."""
+    envs = envs_of(rows)
+    cells = _cells(rows)
+    col = [min(max(len(e), 4), 14) for e in envs]
+    key_w = max([len(f"{nb[:2]} {cid}") for nb, cid in check_keys(rows)] + [5])
+    key_w = max(12, min(key_w, width - sum(c + 2 for c in col)))
+
+    def cut(s: str, n: int) -> str:
+        return s if len(s) <= n else s[: max(n - 1, 0)] + "…"
+
+    lines = [cut("check", key_w).ljust(key_w) + "".join("  " + cut(e, c).ljust(c) for e, c in zip(envs, col, strict=False))]
+    lines.append("-" * min(width, len(lines[0])))
+    for nb, cid in check_keys(rows):
+        vals = [(cells[(e, nb, cid)].status if (e, nb, cid) in cells else "-") for e in envs]
+        lines.append(cut(f"{nb[:2]} {cid}", key_w).ljust(key_w) + "".join("  " + v.ljust(c) for v, c in zip(vals, col, strict=False)))
+    bad = [r for r in rows if r.status in ("fail", "warn")]
+    if bad:
+        lines += ["", "Problems:"]
+        for r in bad:
+            head = f"{r.status.upper()} [{r.env}] {r.notebook} {r.id}: {r.observed or r.title}"
+            lines += textwrap.wrap(head, width, subsequent_indent="    ")
+            if r.hint:
+                lines += textwrap.wrap("fix: " + r.hint, width, initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,307 @@
+"""The papermill runner: every notebook in order, once per environment, then the report.
+
+Example::
+
+    python -m meshtrace run --env lab --env lab-http -p requests=300 --set telemetry.sampling=50 --jobs 2
+
+Executed notebooks go to ``runs/<run-id>/<env>/``; ``runs/latest`` points at the newest run. An environment
+stops at its first failed notebook, then ``08_troubleshoot`` runs last. When an environment's params have a
+``lab:`` section the runner starts that lab (``python -m meshlab up``, a subprocess) and stops it afterwards
+if it started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ClusterError, MeshtraceError
+from .report import ENV_RESULT, FAILED, INTERRUPTED, MANIFEST, NOT_RUN, OK, notebook_outcome
+from .runner_plan import EnvPlan
+
+Echo = Callable[[str], None]
+
+
+def new_run_dir(runs_dir: Path, now: datetime | None = None) -> Path:
+    """Create ``runs/<UTC timestamp>`` (``-2``, ``-3`` … if taken) and return it."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        path = runs_dir / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise MeshtraceError(f"cannot create a run folder under {runs_dir}")
+
+
+def point_latest(runs_dir: Path, run_dir: Path) -> None:
+    """Point ``runs/latest`` at a run folder (atomically replaced)."""
+    link = runs_dir / "latest"
+    tmp = runs_dir / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _meshlab(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "meshlab", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def lab_running(state_dir: str) -> bool:
+    """Whether a lab answers at that state dir (``python -m meshlab status`` exits 0)."""
+    try:
+        return _meshlab(["status", "--state-dir", state_dir], 30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def lab_up(state_dir: str, args: list[str], timeout: float = 300) -> None:
+    """Start a lab and return once it is ready; raises ClusterError with its output on failure."""
+    try:
+        cp = _meshlab(["up", "--state-dir", state_dir, *args], timeout)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"the lab at {state_dir} did not get ready in {timeout:.0f}s; see {state_dir}/lab.log") from None
+    if cp.returncode != 0:
+        raise ClusterError(f"python -m meshlab up --state-dir {state_dir} failed: {(cp.stderr or cp.stdout).strip()}")
+
+
+def lab_down(state_dir: str) -> None:
+    """Stop a lab (errors are reported, not raised: this runs during cleanup)."""
+    try:
+        cp = _meshlab(["down", "--state-dir", state_dir], 120)
+        if cp.returncode != 0:
+            print(f"warning: stopping the lab at {state_dir}: {(cp.stderr or cp.stdout).strip()}", file=sys.stderr)
+    except subprocess.TimeoutExpired:
+        print(f"warning: the lab at {state_dir} did not stop within 120s", file=sys.stderr)
+
+
+def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: Any, box: dict[str, Any]) -> None:
+    """Worker-thread body: papermill with our own kernel manager (so Ctrl-C stays ours to handle)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        box["nb"] = papermill.execute_notebook(
+            nb, str(out), parameters=params, kernel_name="python3", language="python",
+            cwd=plan.notebooks_dir, progress_bar=False, log_output=False, start_timeout=plan.start_timeout, km=km,
+            execution_timeout=int(plan.cell_timeout) if plan.cell_timeout else None,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # kernel warnings are noise on a terminal
+        )
+    except PapermillExecutionError as exc:
+        box["error"] = (exc.ename, f"{exc.ename}: {exc.evalue}")
+    except Exception as exc:  # kernel died, start timeout, unreadable notebook…
+        box["error"] = (type(exc).__name__, f"{type(exc).__name__}: {exc}")
+
+
+def execute_notebook(plan: EnvPlan, stem: str) -> tuple[str, str]:
+    """Run one notebook with papermill; returns (outcome, error).
+
+    papermill runs in a worker thread while this thread waits, so that Ctrl-C reaches the runner: it then
+    interrupts the kernel, lets papermill write the notebook as far as it got, and raises KeyboardInterrupt.
+    """
+    import threading
+
+    import nbformat
+    from jupyter_client.manager import KernelManager
+
+    src = Path(plan.notebooks_dir) / f"{stem}.ipynb"
+    out = Path(plan.run_dir) / plan.env / f"{stem}.ipynb"
+    nb = nbformat.read(str(src), as_version=4)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
+    declared = set(plan.declared.get(stem, []))
+    params: dict[str, Any] = {"env": plan.env}
+    if plan.overrides or "overrides" in declared:
+        params["overrides"] = list(plan.overrides)
+    if "run_dir" in declared:  # where a notebook keeps files that later notebooks read (this env's folder)
+        params["run_dir"] = str(out.parent)
+    params.update({k: v for k, v in plan.parameters.items() if k in declared})
+    km = KernelManager(kernel_name="python3")
+    box: dict[str, Any] = {}
+    worker = threading.Thread(target=_papermill, args=(nb, out, params, plan, km, box), daemon=True)
+    interrupted = False
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if km.has_kernel:
+                km.interrupt_kernel()
+            worker.join(30)
+            if worker.is_alive() and km.has_kernel:
+                km.shutdown_kernel(now=True)
+            worker.join(30)
+        finally:
+            signal.signal(signal.SIGINT, old)
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    if interrupted or box.get("error", ("",))[0] == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    if "error" in box:
+        return FAILED, box["error"][1]
+    return notebook_outcome(box["nb"])
+
+
+def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
+    """Run one environment's notebooks; writes and returns ``<run>/<env>/env.json``.
+
+    Raises KeyboardInterrupt after recording what finished when interrupted.
+    """
+    env_dir = Path(plan.run_dir) / plan.env
+    env_dir.mkdir(parents=True, exist_ok=True)
+    order = list(plan.notebooks)
+    if plan.troubleshoot and plan.troubleshoot not in order:
+        order.append(plan.troubleshoot)
+    entries = {s: {"name": s, "status": NOT_RUN} for s in order}
+    result: dict[str, Any] = {"env": plan.env, "notebooks": list(entries.values()), "errors": []}
+    save = lambda: _write_json(env_dir / ENV_RESULT, result)  # noqa: E731
+    save()
+    started_lab = False
+    interrupted = False
+    try:
+        if plan.lab_state_dir:
+            if lab_running(plan.lab_state_dir):
+                echo(f"[{plan.env}] lab already running at {plan.lab_state_dir}")
+            else:
+                if plan.token_env and not os.environ.get(plan.token_env):
+                    os.environ[plan.token_env] = secrets.token_urlsafe(24)
+                echo(f"[{plan.env}] starting lab at {plan.lab_state_dir} …")
+                t0 = time.monotonic()
+                try:
+                    started_lab = True  # from here on, a lab that came up is this run's to stop
+                    lab_up(plan.lab_state_dir, plan.lab_args)
+                    echo(f"[{plan.env}] lab ready ({time.monotonic() - t0:.1f}s)")
+                except ClusterError as exc:
+                    started_lab = lab_running(plan.lab_state_dir)
+                    result["errors"].append({"id": "lab.started", "title": "the lab started", "observed": str(exc),
+                                             "expected": "python -m meshlab up succeeds",
+                                             "hint": f"read {plan.lab_state_dir}/lab.log"})
+                    echo(f"[{plan.env}] lab failed to start: {exc}")
+                    for e in entries.values():
+                        e["reason"] = "not run: the lab did not start"
+                    save()
+                    return result
+        failed = False
+        for stem in order:
+            is_last_resort = stem == plan.troubleshoot
+            if failed and not is_last_resort:
+                entries[stem]["reason"] = "not run: an earlier notebook failed"
+                continue
+            t0 = time.monotonic()
+            entries[stem]["status"] = INTERRUPTED  # until it returns: a hard crash leaves it marked
+            save()
+            echo(f"[{plan.env}] {stem} …")
+            try:
+                status, error = execute_notebook(plan, stem)
+            except KeyboardInterrupt:
+                entries[stem].update(seconds=round(time.monotonic() - t0, 1), error="interrupted (Ctrl-C)")
+                interrupted = True
+                break
+            secs = time.monotonic() - t0
+            entries[stem].update(status=status, seconds=round(secs, 1))
+            if error:
+                entries[stem]["error"] = error
+            save()
+            word = "ok" if status == OK else status.upper()
+            echo(f"[{plan.env}] {stem} {word} ({secs:.1f}s)" + (f": {error[:200]}" if error else ""))
+            if status != OK:
+                failed = True
+        if interrupted:
+            for e in entries.values():
+                if e["status"] == NOT_RUN:
+                    e["reason"] = "not run: the run was interrupted"
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            save()
+            if started_lab and plan.lab_state_dir and lab_running(plan.lab_state_dir):
+                echo(f"[{plan.env}] stopping the lab this run started")
+                lab_down(plan.lab_state_dir or "")
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def write_manifest(run_dir: Path, plans: list[EnvPlan]) -> None:
+    """Write ``run.json``: the plan of every environment (results come from each ``<env>/env.json``)."""
+    data = {
+        "run_id": run_dir.name,
+        "envs": {
+            p.env: {
+                "notebooks": [{"name": s, "status": NOT_RUN}
+                              for s in p.notebooks + ([p.troubleshoot] if p.troubleshoot and p.troubleshoot not in p.notebooks else [])],
+                "plan": asdict(p),
+            }
+            for p in plans
+        },
+    }
+    _write_json(run_dir / MANIFEST, data)
+
+
+def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
+    """Run environments in child processes, ``jobs`` at a time; returns True if interrupted."""
+    pending = list(plans)
+    running: list[tuple[EnvPlan, subprocess.Popen]] = []
+    interrupted = False
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                p = pending.pop(0)
+                plan_file = Path(p.run_dir) / p.env / "plan.json"
+                plan_file.parent.mkdir(parents=True, exist_ok=True)
+                _write_json(plan_file, asdict(p))
+                proc = subprocess.Popen([sys.executable, "-m", "meshtrace", "run-env", str(plan_file)],
+                                        start_new_session=True)
+                running.append((p, proc))
+            for item in list(running):
+                try:
+                    item[1].wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    continue
+                running.remove(item)
+    except KeyboardInterrupt:
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        echo("interrupted: waiting for environments to record what finished …")
+        for _, proc in running:
+            proc.send_signal(signal.SIGINT)
+        for _, proc in running:
+            try:
+                proc.wait(timeout=150)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return interrupted

@@ -1,0 +1,151 @@
+"""The env × check report: CSV columns, JUnit counts, HTML contents, notebook.executed rows, exit status."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import nbformat
+import pytest
+
+from meshtrace.checks import MIME_TYPE, Check, CheckRecorder
+from meshtrace.report import build_report, collect_rows, exit_code
+from meshtrace.report_render import render_matrix
+
+COLUMNS = "env,notebook,id,title,status,required,observed,expected,hint".split(",")
+
+
+def _executed(checks: list[Check], error: tuple[str, str] | None = None, pending: bool = False):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"exception": bool(error)}
+    cell = nbformat.v4.new_code_cell("rec.finish()")
+    cell.metadata["papermill"] = {"status": "completed"}
+    if checks:
+        rec = CheckRecorder(checks[0].env, checks[0].notebook)
+        for c in checks:
+            rec.add(c.id, c.title, c.status, c.observed, c.expected, c.hint, c.required)
+        cell.outputs = [nbformat.v4.new_output("display_data", data=rec.bundle())]
+    if error:
+        cell.outputs.append(nbformat.v4.new_output("error", ename=error[0], evalue=error[1], traceback=[]))
+    nb.cells = [cell]
+    if pending:
+        later = nbformat.v4.new_code_cell("x")
+        later.metadata["papermill"] = {"status": "pending"}
+        nb.cells.append(later)
+    return nb
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run of two envs: lab passes everything; kind dies in 01 and never reaches 02; 08 ran on both."""
+    run = tmp_path / "20261126T203000Z"
+    for env in ("lab", "kind"):
+        (run / env).mkdir(parents=True)
+    ok = [Check("lab", "00_preflight", "cluster.reachable", "API answers", "pass", True, "v1.32", "any"),
+          Check("lab", "00_preflight", "kubectl.present", "kubectl found", "warn", False, "absent", "present", "install it")]
+    nbformat.write(_executed(ok), run / "lab" / "00_preflight.ipynb")
+    nbformat.write(_executed([Check("lab", "01_install_collector", "collector.ready", "ready", "pass")]),
+                   run / "lab" / "01_install_collector.ipynb")
+    nbformat.write(_executed([Check("lab", "02_install_istio", "istio.provider", "provider | ok", "pass")]),
+                   run / "lab" / "02_install_istio.ipynb")
+    kind0 = [Check("kind", "00_preflight", "cluster.reachable", "API answers", "pass", True, "v1.30", "any")]
+    nbformat.write(_executed(kind0), run / "kind" / "00_preflight.ipynb")
+    nbformat.write(_executed([], error=("ClusterError", "forbidden: create namespaces")),
+                   run / "kind" / "01_install_collector.ipynb")
+    for env in ("lab", "kind"):
+        nbformat.write(_executed([Check(env, "08_troubleshoot", "troubleshoot.cause", "cause", "pass")]),
+                       run / env / "08_troubleshoot.ipynb")
+    names = ["00_preflight", "01_install_collector", "02_install_istio", "08_troubleshoot"]
+    manifest = {"run_id": run.name, "envs": {e: {"notebooks": [{"name": n, "status": "not-run"} for n in names]}
+                                             for e in ("lab", "kind")}}
+    (run / "run.json").write_text(json.dumps(manifest))
+    for env, statuses in {"lab": ["ok"] * 4, "kind": ["ok", "failed", "not-run", "ok"]}.items():
+        result = {"env": env, "errors": [],
+                  "notebooks": [{"name": n, "status": s} for n, s in zip(names, statuses, strict=True)]}
+        (run / env / "env.json").write_text(json.dumps(result))
+    return run
+
+
+def test_rows_include_executed_and_skip_rows(run_dir):
+    rows = collect_rows(run_dir)
+    kind = {(r.notebook, r.id): r.status for r in rows if r.env == "kind"}
+    assert kind[("01_install_collector", "notebook.executed")] == "fail"
+    assert kind[("02_install_istio", "notebook.executed")] == "skip"
+    assert kind[("08_troubleshoot", "troubleshoot.cause")] == "pass"
+    failed = next(r for r in rows if r.id == "notebook.executed" and r.status == "fail")
+    assert "forbidden: create namespaces" in failed.observed and "kind/01_install_collector.ipynb" in failed.hint
+    lab = [r for r in rows if r.env == "lab"]
+    assert all(r.id != "notebook.executed" for r in lab)
+    assert exit_code(lab) == 0  # an optional warn does not fail the run
+    assert exit_code(rows) == 1
+
+
+def test_written_files(run_dir, capsys):
+    assert build_report(run_dir) == 1
+    rows = collect_rows(run_dir)
+    text = (run_dir / "summary.csv").read_text()
+    assert text.splitlines()[0] == ",".join(COLUMNS)
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == len(rows)
+    assert {r["required"] for r in parsed} == {"true", "false"}
+    assert any(r["title"] == "provider | ok" for r in parsed)
+
+    suites = ET.parse(run_dir / "junit.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["lab", "kind"]
+    for s in suites:
+        env_rows = [r for r in parsed if r["env"] == s.get("name")]
+        cases = s.findall("testcase")
+        assert len(cases) == int(s.get("tests")) == len(env_rows)
+        assert len([c for c in cases if c.find("failure") is not None]) == int(s.get("failures")) == \
+            sum(r["status"] == "fail" for r in env_rows)
+        assert len([c for c in cases if c.find("skipped") is not None]) == int(s.get("skipped")) == \
+            sum(r["status"] == "skip" for r in env_rows)
+
+    page = (run_dir / "summary.html").read_text()
+    assert "<style>" in page and "<link" not in page
+    for r in rows:
+        assert r.id in page
+    assert "install it" in page  # hint of a non-passing check
+    md = (run_dir / "summary.md").read_text()
+    assert "provider \\| ok" in md and "kind" in md
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "notebook.executed" in out
+
+
+def test_report_without_manifest_infers_outcomes(run_dir):
+    rows_with_results = collect_rows(run_dir)
+    (run_dir / "run.json").unlink()
+    def key(r):
+        return (r.env, r.notebook, r.id)
+
+    assert sorted(collect_rows(run_dir), key=key) == sorted(rows_with_results, key=key)  # env.json is enough
+    for env in ("lab", "kind"):
+        (run_dir / env / "env.json").unlink()
+    nbformat.write(_executed([Check("kind", "02_install_istio", "istio.provider", "p", "pass")], pending=True),
+                   run_dir / "kind" / "02_install_istio.ipynb")
+    rows = collect_rows(run_dir)
+    got = {(r.env, r.notebook, r.id): r.status for r in rows}
+    assert got[("kind", "01_install_collector", "notebook.executed")] == "fail"
+    assert got[("kind", "02_install_istio", "notebook.executed")] == "fail"  # interrupted midway
+    assert got[("kind", "02_install_istio", "istio.provider")] == "pass"
+
+
+def test_matrix_fits_width_and_names_statuses():
+    rows = [Check(f"environment-{i}", "07_verify", "traces.x" * 20, "t", s, True, "o", "e", "a fix " * 40)
+            for i, s in enumerate(["pass", "fail", "warn", "skip"])]
+    text = render_matrix(rows, width=120)
+    assert all(len(line) <= 120 for line in text.splitlines())
+    for word in ("pass", "fail", "warn", "skip"):
+        assert word in text
+    assert "fix: a fix" in text
+
+
+def test_mime_payload_may_be_a_string(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    payload = json.dumps({"checks": [Check("lab", "n", "i", "t", "pass").to_dict()]})
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("display_data", data={MIME_TYPE: payload})])]
+    from meshtrace.checks import checks_from_notebook
+
+    assert [c.id for c in checks_from_notebook(nb)] == ["i"]
