@@ -155,7 +155,7 @@ class Kube:
         try:
             return self.dyn.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            self.dyn.invalidate_cache()
+            self.dyn.resources.invalidate_cache()
             try:
                 return self.dyn.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshlab.apiserver.errors import ApiError
 
@@ -83,7 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        req = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), headers, body,
+        # Path segments arrive percent-encoded (e.g. `otel-backend%3A16686` for a proxy target); the real API
+        # server routes on the decoded path.
+        req = Request(self.command, unquote(parts.path), parse_qs(parts.query, keep_blank_values=True), headers, body,
                       parts.query)
         try:
             self._authenticate(headers)
