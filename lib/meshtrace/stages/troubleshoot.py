@@ -1,0 +1,292 @@
+"""08_troubleshoot: the source procedure's FAQ as code. Gathers evidence from the cluster, ranks the likely
+causes (:mod:`meshtrace.stages.diagnose`), records ``troubleshoot.*`` checks (all optional) and, only when
+asked, applies the safe remedies (rollout restart of uninjected deployments, scaling the collector back to 1).
+
+Example::
+
+    ev = gather(st)
+    findings = diagnose(ev)
+    record_checks(st, ev, findings)
+    applied = apply_remedies(st, findings) if apply_fixes else []
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import yaml
+
+from ..errors import ClusterError, MeshtraceError
+from ..runbook import Stage
+from ..traces import callgraph_from_params, check_traces, group_traces
+from ..traces.metrics import CollectorMetricsSource
+from ..traces.sources import CollectorLogSource, metrics_via_proxy
+from .diagnose import Evidence, Finding, diagnose, log_lines
+from .diagnose_facts import (
+    collector_pods,
+    list_telemetries,
+    load_sent,
+    pod_state,
+    provider_facts,
+    read_mesh_config,
+    sent_since,
+    telemetry_facts,
+    traces_of_run,
+)
+
+__all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
+
+#: What the kit must be allowed to read to troubleshoot: (verb, group, resource).
+NEEDED = (("list", "", "pods"), ("get", "", "configmaps"), ("get", "", "services"),
+          ("get", "apps", "deployments"), ("list", "telemetry.istio.io", "telemetries"))
+
+#: check id → (title, cause ids it covers).
+FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "troubleshoot.permissions": ("the kit may read what it needs", ("rbac-denied",)),
+    "troubleshoot.collector-running": ("the collector is running and receiving",
+                                       ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed",
+                                        "receiver-localhost")),
+    "troubleshoot.sidecars-injected": ("every Bookinfo pod has istio-proxy",
+                                       ("pods-predate-injection", "namespace-not-labelled")),
+    "troubleshoot.telemetry": ("a Telemetry names an existing provider and samples",
+                               ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero")),
+    "troubleshoot.mesh-provider": ("extensionProviders matches the collector's Service FQDN, port and protocol",
+                                   ("provider-service-unresolvable", "provider-port-mismatch",
+                                    "provider-protocol-mismatch", "service-port-name", "proxy-export-failing")),
+    "troubleshoot.backend": ("the collector exports to the backend",
+                             ("backend-token-rejected", "backend-export-failing")),
+    "troubleshoot.traces-whole": ("traces are not fragmented", ("app-drops-trace-headers",)),
+}
+
+
+def _forbidden(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "forbidden" in text or "403" in text
+
+
+def _try(ev: Evidence, what: str, fn: Any, default: Any = None) -> Any:
+    """Run one read; a refusal or failure becomes evidence instead of an exception."""
+    try:
+        return fn()
+    except MeshtraceError as exc:
+        if _forbidden(exc):
+            ev.denied.append(what)
+        ev.errors.append(f"{what}: {str(exc)[:300]}")
+        return default
+
+
+def _params_evidence(st: Stage) -> Evidence:
+    p = st.p
+    prov, col = p.istio.provider, p.collector
+    return Evidence(provider_name=prov.name, provider_protocol=prov.protocol, provider_service=prov.service,
+                    provider_port=prov.port, telemetry_provider=p.telemetry_provider,
+                    telemetry_namespace=p.telemetry.namespace, telemetry_name=p.telemetry.name,
+                    sampling=p.telemetry.sampling, bookinfo_namespace=p.bookinfo.namespace,
+                    collector_namespace=col.namespace, collector_name=col.name, collector_image=col.image,
+                    grpc_port_name=col.grpc_port_name, **_token_ref(st))
+
+
+def _token_ref(st: Stage) -> dict[str, str]:
+    ref = st.p.backend.token if st.p.backend else None
+    if ref is None:
+        return {}
+    return {"token_secret": ref.secret_name, "token_key": ref.secret_key, "token_env": ref.env or "TOKEN"}
+
+
+def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
+    parts = fqdn.split(".")
+    return parts[0], parts[1] if len(parts) > 1 else default_ns
+
+
+def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 20000) -> Evidence:
+    """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too)."""
+    p, kube = st.p, st.kube
+    ev = _params_evidence(st)
+    sent = load_sent(st.run_dir) if sent is None else sent
+    recent = _recent_seconds(sent)
+    for verb, group, res in NEEDED:
+        allowed = _try(ev, f"access review {verb} {res}",
+                       lambda v=verb, g=group, r=res: kube.self_subject_access(v, g, r, None), True)
+        if allowed is False:
+            ev.denied.append(f"{verb} {res}")
+    mesh = _try(ev, "get configmaps istio-system/istio", lambda: read_mesh_config(kube))
+    if mesh is not None:
+        ev.mesh_providers = [provider_facts(e) for e in mesh.get("extensionProviders") or []]
+        ev.mesh_default_tracing = list((mesh.get("defaultProviders") or {}).get("tracing") or [])
+        ev.root_namespace = mesh.get("rootNamespace") or "istio-system"
+    prov = next((m for m in ev.mesh_providers or [] if m["name"] == p.istio.provider.name), None)
+    if prov is not None and prov["service"]:
+        name, ns = _service_of(prov["service"], p.collector.namespace)
+        svc = _try(ev, f"get services {ns}/{name}", lambda: kube.get("v1", "Service", name, ns))
+        ev.provider_service_exists = svc is not None and prov["service"].endswith((f"{name}.{ns}.svc.cluster.local",
+                                                                                   f"{name}.{ns}", f"{name}.{ns}.svc"))
+        if svc is not None:
+            ev.service_ports = list((svc.get("spec") or {}).get("ports") or [])
+    tels = _try(ev, "list telemetries", lambda: list_telemetries(kube))
+    ev.telemetries = None if tels is None else [telemetry_facts(t) for t in tels]
+    col = p.collector
+    dep = _try(ev, f"get deployments {col.namespace}/{col.name}", lambda: kube.get("apps/v1", "Deployment",
+                                                                                 col.name, col.namespace))
+    if dep is not None:
+        ev.collector_replicas = int((dep.get("spec") or {}).get("replicas", 1))
+    cm = _try(ev, f"get configmaps {col.namespace}/{col.name}-conf",
+              lambda: kube.get_configmap(col.namespace, f"{col.name}-conf"))
+    if cm:
+        text = next(iter(cm.values()))
+        try:
+            ev.collector_config = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            ev.errors.append(f"collector config is not YAML: {exc}")
+    pods = _try(ev, "list pods (collector)", lambda: collector_pods(kube, col.namespace, col.name), [])
+    ev.collector_pods = [pod_state(x) for x in pods]
+    if pods:
+        pod = pods[0]["metadata"]["name"]
+        ev.collector_log = _try(ev, "get pods/log (collector)", lambda: _log_with_previous(st, col.namespace, pod,
+                                                                                          log_tail), "")
+        ev.collector_recent_log = _try(ev, "get pods/log (collector)", lambda: kube.pod_logs(
+            col.namespace, pod, tail_lines=log_tail, since_seconds=recent), "")
+        counters = _try(ev, "collector metrics", lambda: CollectorMetricsSource(
+            metrics_via_proxy(kube.proxy_get, col.namespace, pod)).read())
+        if counters is not None and p.backend is not None:
+            exporter = "otlp" if p.backend.protocol == "grpc" else "otlphttp"
+            ev.exporter_sent, ev.exporter_failed = counters.exporter(exporter)
+    istiod = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system", label_selector="app=istiod"), [])
+    if istiod:
+        ev.istiod_log = _try(ev, "get pods/log (istiod)", lambda: kube.pod_logs(
+            "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
+    _proxies(st, ev, log_tail, recent)
+    _traces(st, ev, sent)
+    ev.denied = list(dict.fromkeys(ev.denied))
+    return ev
+
+
+def _log_with_previous(st: Stage, ns: str, pod: str, tail: int) -> str:
+    text = st.kube.pod_logs(ns, pod, tail_lines=tail)
+    if text.strip():
+        return text
+    try:  # a crash-looping container: its last run's log
+        return st.kube.raw_get(f"/api/v1/namespaces/{ns}/pods/{pod}/log", [("previous", "true")])
+    except ClusterError:
+        return text
+
+
+def _recent_seconds(sent: list[dict[str, Any]], default: int = 300) -> int:
+    """How far back "recent" log lines go: to the first request of this run (plus slack), else ``default`` s."""
+    since = sent_since(sent, slack=5.0)
+    return max(1, math.ceil(time.time() - since)) if since else default
+
+
+def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
+    p, kube = st.p, st.kube
+    ns = p.bookinfo.namespace
+    labels = _try(ev, f"get namespaces {ns}", lambda: (kube.get("v1", "Namespace", ns) or {}).get("metadata", {})
+                  .get("labels") or {}, {})
+    ev.namespace_labels = dict(labels)
+    from ..kube_pods import pod_owner
+
+    pods = _try(ev, f"list pods ({ns})", lambda: kube.list("v1", "Pod", ns), [])
+    logs = []
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if "istio-proxy" not in names:
+            ev.uninjected.append({"pod": pod["metadata"]["name"], "owner": pod_owner(pod)})
+    gws = _try(ev, "list pods (gateway)", lambda: kube.list("v1", "Pod", p.gateway.ingress_namespace,
+                                                            label_selector="istio=ingressgateway"), [])
+    for pod in (gws[:1] + [x for x in pods if "istio-proxy" in
+                           [c["name"] for c in (x.get("spec") or {}).get("containers") or []]][:2]):
+        meta = pod["metadata"]
+        logs.append(_try(ev, "get pods/log (istio-proxy)", lambda m=meta: kube.pod_logs(
+            m["namespace"], m["name"], "istio-proxy", tail_lines=min(tail, 2000), since_seconds=recent), ""))
+    ev.proxy_log = "\n".join(x for x in logs if x)
+
+
+def _traces(st: Stage, ev: Evidence, sent: list[dict[str, Any]]) -> None:
+    if not ev.collector_log:
+        return
+    try:
+        spans = CollectorLogSource(lambda: ev.collector_log).read(since=sent_since(sent)).spans
+    except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
+        ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
+        return
+    traces = traces_of_run(group_traces(spans), sent, st.p.telemetry.correlation_tag)
+    report = check_traces(traces, callgraph_from_params(st.p))
+    ev.traces, ev.fragments = report.traces, report.fragments
+    ev.fragment_roots = [r["root_service"] for r in report.rows if r["status"] == "fragment"]
+
+
+def log_highlights(ev: Evidence, limit: int = 5) -> dict[str, list[str]]:
+    """The last log lines about tracing and errors: istiod (provider lookups), the collector, the proxies."""
+    return {
+        "istiod": log_lines(ev.istiod_log, "tracing", "could not find cluster", "provider", limit=limit),
+        "collector": log_lines(ev.collector_log, "error", "Exporting failed", "unknown type", "deprecated",
+                            "Starting GRPC server", "Starting HTTP server", limit=limit),
+        "istio-proxy": log_lines(ev.proxy_log, "tracing", limit=limit),
+    }
+
+
+def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
+    """Record the ``troubleshoot.*`` checks (all optional): warn where a finding falls under the FAQ item."""
+    by_id = {f.cause_id: f for f in findings}
+    for cid, (title, causes) in FAQ_CHECKS.items():
+        hits = [by_id[c] for c in causes if c in by_id]
+        st.checks.check(cid, title, not hits, required=False,
+                        observed="; ".join(f"{f.cause_id}: {f.evidence[0] if f.evidence else ''}" for f in hits)
+                        or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
+    top = findings[0] if findings else None
+    st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
+                    observed=f"{top.cause_id} ({top.likelihood}%)" if top else "found nothing wrong",
+                    expected="nothing wrong", hint=top.fix if top else "")
+
+
+def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
+    """Attach the safe remedies the kit may apply itself."""
+    kube = st.kube
+    for f in findings:
+        if f.cause_id == "pods-predate-injection":
+            owners = sorted({u["owner"] for u in ev.uninjected if u.get("owner")})
+            ns = ev.bookinfo_namespace
+
+            def restart(owners: list[str] = owners, ns: str = ns) -> str:
+                for o in owners:
+                    kube.rollout_restart(ns, o)
+                kube.wait_deployments_available(ns, owners, timeout=120)
+                return f"restarted {', '.join(owners)} in {ns}"
+
+            f.safe_remedy = restart
+        elif f.cause_id == "collector-scaled-to-zero":
+            ns, name = ev.collector_namespace, ev.collector_name
+
+            def scale(ns: str = ns, name: str = name) -> str:
+                kube.patch("apps/v1", "Deployment", name, ns, {"spec": {"replicas": 1}})
+                kube.wait_deployments_available(ns, [name], timeout=120)
+                return f"scaled {ns}/{name} to 1"
+
+            f.safe_remedy = scale
+
+
+def apply_remedies(st: Stage, findings: list[Finding]) -> list[str]:
+    """Run every finding's safe remedy; returns what was done (or why it failed)."""
+    done = []
+    for f in findings:
+        if f.safe_remedy is None:
+            continue
+        try:
+            done.append(f"{f.cause_id}: {f.safe_remedy()}")
+        except MeshtraceError as exc:
+            done.append(f"{f.cause_id}: remedy failed: {exc}")
+    return done
+
+
+def run_troubleshoot(st: Stage, apply_fixes: bool = False,
+                     sent: list[dict[str, Any]] | None = None) -> tuple[Evidence, list[Finding], list[str]]:
+    """Gather, diagnose, attach remedies, record checks, and apply remedies when ``apply_fixes``."""
+    ev = gather(st, sent)
+    findings = diagnose(ev)
+    attach_remedies(st, ev, findings)
+    record_checks(st, ev, findings)
+    applied = apply_remedies(st, findings) if apply_fixes else []
+    return ev, findings, applied

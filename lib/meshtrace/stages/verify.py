@@ -1,0 +1,372 @@
+"""07_verify: pod checks (``pods.*``) and trace checks (``traces.*``), with the pictures and tables.
+
+Entry points (each takes the notebook's :class:`~meshtrace.runbook.Stage`)::
+
+    pods = pod_checks(st)                        # pod table + pods.* checks
+    ev = collect_traces(st, settle_timeout=30)   # spans from the sources in params, polled until they settle
+    res = trace_checks(st, ev)                   # traces.* checks; res.report, res.correlation …
+    pictures(st, ev, res)                        # waterfall + dependency graph PNGs in st.run_dir
+
+Nothing here knows which cluster it talks to; expected services come from the params (where the Telemetry
+is placed and ``tracingServiceName``), never from a fixed list.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MeshtraceError
+from ..kube_wait import deployment_state
+from ..manifests import deployment_names
+from ..runbook import Stage
+from ..traces import (
+    CallGraph,
+    callgraph_from_params,
+    check_services,
+    check_traces,
+    correlate,
+    group_traces,
+    sampling_check,
+)
+from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
+from ..traces.metrics import CollectorCounters
+from ..traces.model import Span, Trace
+from ..traces.sources import ReadResult, jaeger_get_via_proxy, jaeger_get_via_url, metrics_via_proxy
+from .diagnose_facts import (
+    collector_pods,
+    list_telemetries,
+    load_sent,
+    mesh_provider,
+    provider_facts,
+    read_mesh_config,
+    sent_since,
+    telemetry_facts,
+    traces_of_run,
+)
+
+__all__ = ["TraceEvidence", "VerifyResult", "collect_traces", "pictures", "pod_checks", "trace_checks"]
+
+POD_NAMESPACES = ("istio-system",)
+
+
+# -- pods ------------------------------------------------------------------------------------------------------------
+def _deployment_ok(st: Stage, ns: str, name: str) -> tuple[bool, str]:
+    d = st.kube.get("apps/v1", "Deployment", name, ns)
+    if d is None:
+        return False, f"deployment {ns}/{name} absent"
+    ok, text = deployment_state(d)
+    return ok and (d.get("status") or {}).get("availableReplicas", 0) > 0, f"{name}: {text}"
+
+
+def pod_checks(st: Stage) -> Any:
+    """Record the ``pods.*`` checks and return the pod table (DataFrame) of istio-system, the collector's
+    namespace and Bookinfo's namespace."""
+    p, rec = st.p, st.checks
+    namespaces = list(dict.fromkeys([*POD_NAMESPACES, p.collector.namespace, p.bookinfo.namespace]))
+    frame = st.kube.pods_frame(namespaces)
+    for cid, title, ns, name in (
+        ("pods.istiod-ready", "istiod is ready", "istio-system", "istiod"),
+        ("pods.gateway-ready", "the ingress gateway is ready", p.gateway.ingress_namespace, p.gateway.ingress_service),
+        ("pods.collector-ready", "the collector is ready", p.collector.namespace, p.collector.name),
+    ):
+        ok, seen = _deployment_ok(st, ns, name)
+        rec.check(cid, title, ok, observed=seen, expected=f"deployment {ns}/{name} available",
+                  hint=f"kubectl -n {ns} describe deployment {name}; then run 08_troubleshoot")
+    states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in deployment_names()]
+    bad = [s for ok, s in states if not ok]
+    rec.check("pods.bookinfo-available", "all Bookinfo deployments are available", not bad,
+              observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
+              hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
+    book = frame[frame.namespace == p.bookinfo.namespace]
+    missing = sorted(book[~book.has_istio_proxy].pod)
+    owners = sorted(set(book[~book.has_istio_proxy].owner))
+    rec.check("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod", bool(len(book)) and not missing,
+              observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
+              hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
+                    if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
+    col = frame[(frame.namespace == p.collector.namespace) & frame.owner.eq(p.collector.name)]
+    injected = sorted(col[col.has_istio_proxy].pod)
+    rec.check("pods.collector-not-injected", "the collector has no istio-proxy", not injected,
+              observed=", ".join(injected) or f"{len(col)} pod(s) without a sidecar", expected="no istio-proxy",
+              hint="annotate the collector's pod template sidecar.istio.io/inject: \"false\" and restart it")
+    _provider_check(st)
+    _telemetry_check(st)
+    return frame
+
+
+def _provider_check(st: Stage) -> None:
+    p = st.p
+    want = {"service": p.istio.provider.service, "port": p.istio.provider.port, "protocol": p.istio.provider.protocol}
+    try:
+        got = provider_facts(mesh_provider(read_mesh_config(st.kube), p.istio.provider.name))
+    except MeshtraceError as exc:
+        got, err = None, str(exc)
+    else:
+        err = ""
+    shown = {k: got[k] for k in want} if got else (err or f"no extensionProviders entry {p.istio.provider.name!r}")
+    st.checks.check("pods.mesh-provider", "the mesh config's provider matches params", got is not None and
+                    all(got[k] == v for k, v in want.items()), observed=shown, expected=want,
+                    hint="kubectl -n istio-system get configmap istio -o yaml; rerun 02_install_istio")
+
+
+def _telemetry_check(st: Stage) -> None:
+    p = st.p
+    try:
+        tels = [telemetry_facts(t) for t in list_telemetries(st.kube)]
+        err = ""
+    except MeshtraceError as exc:
+        tels, err = [], str(exc)
+    mine = next((t for t in tels if t["namespace"] == p.telemetry.namespace and t["name"] == p.telemetry.name), None)
+    ok = mine is not None and p.istio.provider.name in mine["providers"]
+    observed = (f"{mine['namespace']}/{mine['name']} → {', '.join(mine['providers']) or '(none)'}" if mine
+                else err or "no such Telemetry")
+    st.checks.check("pods.telemetry-provider", "the Telemetry references the mesh provider", ok, observed=observed,
+                    expected=f"{p.telemetry.namespace}/{p.telemetry.name} → {p.istio.provider.name}",
+                    hint=f"kubectl -n {p.telemetry.namespace} get telemetry {p.telemetry.name} -o yaml; "
+                         "rerun 03_enable_tracing")
+
+
+# -- traces -----------------------------------------------------------------------------------------------------------
+@dataclass
+class TraceEvidence:
+    """What the sources returned: spans per source, collector counters, the sent requests and the window."""
+
+    sent: list[dict[str, Any]]
+    since: float | None
+    reads: dict[str, ReadResult] = field(default_factory=dict)
+    counters: CollectorCounters | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    settled: bool = True
+    waited: float = 0.0
+
+    @property
+    def spans(self) -> list[Span]:
+        """The spans of the collector source, else of the backend (whichever params list first)."""
+        for r in self.reads.values():
+            return r.spans
+        return []
+
+
+def _collector_pod(st: Stage) -> str | None:
+    pods = collector_pods(st.kube, st.p.collector.namespace, st.p.collector.name)
+    return pods[0]["metadata"]["name"] if pods else None
+
+
+def _jaeger_get(st: Stage) -> Any:
+    j = st.p.traces.jaeger
+    if j is None:
+        return None
+    if j.url:
+        return jaeger_get_via_url(j.url)
+    return jaeger_get_via_proxy(st.kube.proxy_get, j.service)
+
+
+def _expected_traces(st: Stage, sent: list[dict[str, Any]]) -> int | None:
+    """How many traced requests to wait for: every sent one at 100 %, none at 0 %, unknown otherwise."""
+    s = st.p.telemetry.sampling
+    return len(sent) if s >= 100 else (0 if s <= 0 else None)
+
+
+def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200_000,
+                   sent: list[dict[str, Any]] | None = None, interval: float = 0.5) -> TraceEvidence:
+    """Read spans from every source in ``traces.sources``, polling (with a deadline of ``settle_timeout`` s)
+    until the traces of the sent requests have arrived: all of them at 100 % sampling, otherwise until two
+    reads in a row agree.
+
+    Example: ``ev = collect_traces(st, settle_timeout=30); len(ev.spans)``.
+    """
+    sent = load_sent(st.run_dir) if sent is None else sent
+    since = sent_since(sent)
+    ev = TraceEvidence(sent, since)
+    wanted = list(st.p.traces.sources)
+    pod = _collector_pod(st) if {"collector", "metrics"} & set(wanted) else None
+    readers: dict[str, Any] = {}
+    if "collector" in wanted:
+        if pod is None:
+            ev.errors["collector"] = f"no collector pod in {st.p.collector.namespace}"
+        else:
+            from ..traces.sources import CollectorLogSource
+
+            ns = st.p.collector.namespace
+            readers["collector"] = CollectorLogSource(lambda: st.kube.pod_logs(ns, pod))
+    if "jaeger" in wanted:
+        from ..traces.jaeger import JaegerSource
+
+        readers["jaeger"] = JaegerSource(_jaeger_get(st))
+    for kind in wanted:
+        if kind == "tempo":
+            ev.errors["tempo"] = "the tempo source is not available in this version of the kit"
+    expected = _expected_traces(st, sent)
+    started = time.monotonic()
+    deadline = started + settle_timeout
+    last: dict[str, int] = {}
+    while True:
+        counts: dict[str, int] = {}
+        for kind, reader in readers.items():
+            r = _read(reader, kind, since, max_spans)
+            ev.reads[kind] = r
+            counts[kind] = correlate(group_traces(r.spans), sent, st.p.telemetry.correlation_tag).traced \
+                if sent else len(r.spans)
+        if expected is not None:
+            done = all(c >= expected for c in counts.values())
+        else:
+            done = bool(last) and counts == last and all(c > 0 for c in counts.values())
+        if done or not readers or not sent:
+            break
+        if time.monotonic() >= deadline:
+            ev.settled = False
+            break
+        last = counts
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    ev.waited = time.monotonic() - started
+    if "metrics" in wanted:
+        if pod is None:
+            ev.errors["metrics"] = f"no collector pod in {st.p.collector.namespace}"
+        else:
+            from ..traces.metrics import CollectorMetricsSource
+
+            try:
+                ev.counters = CollectorMetricsSource(metrics_via_proxy(st.kube.proxy_get, st.p.collector.namespace,
+                                                                       pod)).read()
+            except MeshtraceError as exc:
+                ev.errors["metrics"] = str(exc)
+    return ev
+
+
+def _read(reader: Any, kind: str, since: float | None, max_spans: int) -> ReadResult:
+    """One read; a reader that fails on what it was given (e.g. a log with no span in it) reads as empty."""
+    try:
+        return reader.read(since=since, limit_spans=max_spans)
+    except Exception as exc:  # noqa: BLE001 - the failure is reported in the checks, not raised mid-notebook
+        return ReadResult(kind, errors=[f"{type(exc).__name__}: {exc}"])
+
+
+@dataclass
+class VerifyResult:
+    """What the trace checks found, for tables and pictures."""
+
+    graph: CallGraph
+    traces: list[Trace]
+    services: ServiceReport
+    report: TraceCheckReport
+    correlation: CorrelationReport | None
+    backend_correlation: CorrelationReport | None = None
+
+
+def _exporter_name(st: Stage) -> str | None:
+    b = st.p.backend
+    return None if b is None else ("otlp" if b.protocol == "grpc" else "otlphttp")
+
+
+def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
+    """Record the ``traces.*`` checks from collected evidence and return what they found."""
+    p, rec = st.p, st.checks
+    graph = callgraph_from_params(p)
+    traces = traces_of_run(group_traces(ev.spans), ev.sent, p.telemetry.correlation_tag)
+    spans = [s for t in traces for s in t.spans]
+    wait_note = "" if ev.settled else f" (still arriving after {ev.waited:.0f}s)"
+    c = ev.counters
+    if c is None:
+        rec.skip("traces.collector-accepted", "the collector accepted spans",
+                 ev.errors.get("metrics", "the metrics source is not in traces.sources"))
+    else:
+        rec.check("traces.collector-accepted", "the collector accepted spans", c.accepted > 0,
+                  observed=f"accepted {c.accepted:.0f}, refused {c.refused:.0f}", expected="accepted > 0",
+                  hint="no span reached the collector: run 08_troubleshoot")
+    sr = check_services(spans, graph)
+    rec.check("traces.services-reported", "every expected service reported spans", bool(graph.services) and sr.all_reported,
+              observed=(f"missing: {', '.join(sr.missing)}" if sr.missing else f"{len(sr.observed)} services")
+              + wait_note + (f"; source errors: {ev.errors}" if ev.errors else ""),
+              expected=", ".join(graph.services) or "(the Telemetry's placement traces no Bookinfo workload)",
+              hint="run 08_troubleshoot: it names why a service sends no spans")
+    form_title = f"service.name has the {p.istio.tracing_service_name} form"
+    if not sr.observed:
+        rec.skip("traces.service-name-form", form_title, "no spans to judge")
+    else:
+        rec.check("traces.service-name-form", form_title, sr.form_ok,
+                  observed=", ".join(f"{k} (for {v})" for k, v in sr.wrong_form.items())
+                  or ", ".join(sorted(sr.observed)), expected=", ".join(graph.services),
+                  hint="check meshConfig.defaultConfig.tracingServiceName in the istio ConfigMap")
+    report = check_traces(traces, graph)
+    summary = report.summary()
+    hint = "traces are split: an app does not forward trace headers (run 08_troubleshoot)" if report.fragments \
+        else "see the per-trace table for missing parents or unexpected edges"
+    rec.check("traces.whole", "each sampled request forms one whole trace", report.ok,
+              observed=summary, expected=f"every trace rooted at {graph.root or '?'}, with Bookinfo's calls only",
+              hint=hint)
+    corr = correlate(traces, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
+    if corr is None:
+        rec.skip("traces.sampling", "the traced fraction fits randomSamplingPercentage",
+                 "no sent_requests.json in the run folder (run 06_generate_traffic)")
+        rec.skip("traces.correlated", "every traced request matches a sent one", "no sent requests to match")
+    else:
+        s = sampling_check(corr.sent, corr.traced, p.telemetry.sampling)
+        note = (f"; too few requests to conclude: send at least {s.n_needed}" if s.reason == "too_few_requests" else "")
+        rec.add("traces.sampling", "the traced fraction fits randomSamplingPercentage", s.status,
+                observed=f"{s.traced}/{s.sent} traced, 95% interval [{s.low:.3f}, {s.high:.3f}]{note}",
+                expected=f"{p.telemetry.sampling:g}%", hint=f"send more requests (≥ {s.n_needed})"
+                if s.reason == "too_few_requests" else "traces lost or sampling differs: run 08_troubleshoot")
+        rec.check("traces.correlated", "every traced request matches a sent one",
+                  corr.traced > 0 and not corr.unmatched_traces, observed=corr.summary(),
+                  expected="every trace matched (correlation tag, else guid:x-request-id)",
+                  hint="traces that match no sent request are fragments or foreign traffic")
+    backend_corr = _backend_checks(st, ev, corr)
+    return VerifyResult(graph, traces, sr, report, corr, backend_corr)
+
+
+def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None) -> CorrelationReport | None:
+    p, rec = st.p, st.checks
+    exporter = _exporter_name(st)
+    if exporter is None:
+        rec.skip("traces.backend-export", "the collector exported to the backend", "no backend in params")
+        rec.skip("traces.backend-holds", "the backend holds the traces", "no backend in params")
+        return None
+    c = ev.counters
+    if c is None:
+        rec.skip("traces.backend-export", "the collector exported to the backend without failures",
+                 ev.errors.get("metrics", "the metrics source is not in traces.sources"))
+    else:
+        sent, failed = c.exporter(exporter)
+        rec.check("traces.backend-export", "the collector exported to the backend without failures",
+                  sent > 0 and failed == 0, observed=f"{exporter}: sent {sent:.0f}, failed {failed:.0f}",
+                  expected="sent > 0, failed 0", hint="read the collector log for 'Exporting failed' "
+                  "(run 08_troubleshoot): a rejected token or an unreachable endpoint")
+    jr = ev.reads.get("jaeger")
+    if jr is None:
+        rec.skip("traces.backend-holds", "the backend holds the traces",
+                 ev.errors.get("jaeger", "the jaeger source is not in traces.sources"))
+        return None
+    bt = traces_of_run(group_traces(jr.spans), ev.sent, p.telemetry.correlation_tag)
+    bc = correlate(bt, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
+    want = corr.traced if corr is not None and "collector" in ev.reads else 1
+    have = bc.traced if bc is not None else len(bt)
+    rec.check("traces.backend-holds", "the backend holds the traces", have >= max(want, 1) and not jr.errors,
+              observed=f"{have} traced requests in the backend" + (f"; errors: {jr.errors}" if jr.errors else ""),
+              expected=f"≥ {max(want, 1)} (as many as the collector saw)",
+              hint="check the collector's backend exporter and its token (run 08_troubleshoot)")
+    return bc
+
+
+# -- pictures and tables ----------------------------------------------------------------------------------------------
+def pick_trace(res: VerifyResult) -> Trace | None:
+    """A whole trace if there is one, else the largest."""
+    whole = {r["trace_id"] for r in res.report.rows if r["status"] == "whole"}
+    cands = [t for t in res.traces if t.trace_id in whole] or res.traces
+    return max(cands, key=len) if cands else None
+
+
+def pictures(st: Stage, res: VerifyResult) -> dict[str, Path]:
+    """Draw one trace's waterfall and the dependency graph into ``st.run_dir``; returns their paths."""
+    from ..traces.plots import dependency_graph, waterfall
+
+    out: dict[str, Path] = {}
+    t = pick_trace(res)
+    if t is not None:
+        out["waterfall"] = st.run_dir / "trace_waterfall.png"
+        waterfall(t, out["waterfall"])
+    out["graph"] = st.run_dir / "service_graph.png"
+    dependency_graph(dict(res.report.edges_observed), res.graph.edges, out["graph"], root=res.graph.root or None)
+    return out

@@ -1,0 +1,247 @@
+"""The fault matrix: for every drill (a params mistake) and every lab fault (a cluster condition), at library
+level against one shared lab with the healthy kit installed:
+
+1. the expected 07_verify check fails;
+2. 08_troubleshoot's top diagnosis names the fault's cause;
+3. after the fix 08 suggests (its params overrides, its safe remedy, or the kubectl action it names), every
+   required 07_verify check passes again.
+
+Each case restores the healthy install afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from meshtrace.kube import Kube, connect
+from meshtrace.runbook import Stage
+from meshtrace.stages import troubleshoot, verify
+
+from . import kit
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[2]
+ISTIO = "1.25.2"
+REQUESTS = 10
+TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
+
+
+@dataclass
+class Lab:
+    state: Path
+    tmp: Path
+    kube: Kube
+
+    def overrides(self) -> list[str]:
+        return [f"cluster.kubeconfig={self.state / 'kubeconfig'}", f"cluster.istioctl={self.state / 'bin' / 'istioctl'}",
+                f"lab.state_dir={self.state}"]
+
+    def stage(self, env: str, notebook: str, extra: list[str] | None = None, run_dir: Path | None = None) -> Stage:
+        return Stage(env, notebook, self.overrides() + list(extra or []), run_dir=run_dir)
+
+    def meshlab(self, *args: str, check: bool = True) -> None:
+        res = subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(self.state)],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert res.returncode == 0 or not check, res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    os.environ.setdefault(TOKEN_ENV, "t-" + uuid.uuid4().hex)
+    tmp = tmp_path_factory.mktemp("faults")
+    state = tmp / "lab"
+    res = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state), "--ready-delay", "0.1"],
+                         capture_output=True, text=True, cwd=REPO, timeout=90)
+    assert res.returncode == 0, res.stdout + res.stderr
+    try:
+        running = Lab(state, tmp, connect(state / "kubeconfig", "meshlab"))
+        restore(running)
+        yield running
+    finally:
+        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)], capture_output=True,
+                       text=True, cwd=REPO, timeout=60)
+
+
+def apply_config(lab: Lab, env: str, extra: list[str], collector_timeout: float = 60) -> None:
+    """What 01–03 do for ``env`` + overrides (a drill may fail their own checks: 07 and 08 are tested here)."""
+    kit.configure(lab.stage(env, "setup", extra), collector_timeout)
+
+
+def restore(lab: Lab) -> None:
+    """The healthy install (01–05 with params/lab.yaml)."""
+    st = lab.stage("lab", "setup")
+    kit.configure(st)
+    kit.deploy(st)
+    assert not st.checks.failed_required(), [c.to_dict() for c in st.checks.failed_required()]
+
+
+def run_verify(lab: Lab, env: str, extra: list[str], tag: str, settle: float) -> Stage:
+    run_dir = lab.tmp / f"{tag}-{uuid.uuid4().hex[:6]}"
+    st = lab.stage(env, "07_verify", extra, run_dir)
+    kit.send_traffic(st, run_dir, REQUESTS)
+    try:
+        verify.pod_checks(st)
+    except Exception as exc:  # noqa: BLE001 - a refused read shows in the checks below
+        st.checks.add("pods.table", "pod table", "fail", observed=str(exc))
+    ev = verify.collect_traces(st, settle_timeout=settle)
+    verify.trace_checks(st, ev)
+    return st
+
+
+def failed(st: Stage) -> list[str]:
+    return [c.id for c in st.checks.checks if c.required and c.status != "pass"]
+
+
+def diagnose(lab: Lab, env: str, extra: list[str], run_dir: Path):
+    st = lab.stage(env, "08_troubleshoot", extra, run_dir)
+    _, findings, _ = troubleshoot.run_troubleshoot(st)
+    assert not st.checks.failed_required(), "08 must not fail the env"
+    return st, findings
+
+
+# -- config mistakes (params drills) -----------------------------------------------------------------------------------
+DRILLS = [
+    ("drill-wrong-service", "provider-service-unresolvable", "traces.services-reported"),
+    ("drill-wrong-port", "provider-port-mismatch", "traces.services-reported"),
+    ("drill-wrong-protocol", "provider-protocol-mismatch", "traces.services-reported"),
+    ("drill-unknown-provider", "telemetry-unknown-provider", "pods.telemetry-provider"),
+    ("drill-sampling-zero", "sampling-zero", "traces.services-reported"),
+    ("drill-receiver-localhost", "receiver-localhost", "traces.services-reported"),
+    ("drill-logging-exporter", "logging-exporter-removed", "pods.collector-ready"),
+    ("drill-service-port-name", "service-port-name", "traces.services-reported"),
+]
+
+
+@pytest.mark.parametrize(("env", "cause", "check"), DRILLS, ids=[d[0] for d in DRILLS])
+def test_config_mistake(lab: Lab, env: str, cause: str, check: str) -> None:
+    try:
+        apply_config(lab, env, [], collector_timeout=3 if env == "drill-logging-exporter" else 60)
+        if env == "drill-logging-exporter":
+            _wait_collector_crash(lab)
+        st = run_verify(lab, env, [], env, settle=3)
+        assert check in failed(st), [c.to_dict() for c in st.checks.checks]
+        _, findings = diagnose(lab, env, [], st.run_dir)
+        assert findings and findings[0].cause_id == cause, [f.row() for f in findings]
+        fix = [f"{k}={v}" for k, v in findings[0].overrides.items()]
+        assert fix, "a config mistake's fix is a params change"
+        apply_config(lab, env, fix)
+        after = run_verify(lab, env, fix, env + "-fixed", settle=15)
+        assert not failed(after), [c.to_dict() for c in after.checks.checks if c.status != "pass"]
+    finally:
+        restore(lab)
+
+
+def _wait_collector_crash(lab: Lab) -> None:
+    p = lab.stage("lab", "setup").p
+
+    def crashing(objs: dict) -> bool:
+        return any(c.get("restartCount", 0) > 0 or ((c.get("state") or {}).get("waiting") or {}).get("reason")
+                   for o in objs.values() for c in (o.get("status") or {}).get("containerStatuses") or [])
+
+    lab.kube.wait_for(("v1", "Pod"), crashing, p.collector.namespace, label_selector=f"app={p.collector.name}",
+                      timeout=30, what="the collector to crash")
+
+
+# -- cluster conditions (lab faults) -----------------------------------------------------------------------------------
+def _scaled(lab: Lab) -> None:
+    p = lab.stage("lab", "setup").p
+    lab.meshlab("fault", "set", "collector-scaled-to-zero")
+    lab.kube.wait_for(("apps/v1", "Deployment"), lambda o: all(d["spec"].get("replicas") == 0 for d in o.values()),
+                      p.collector.namespace, name=p.collector.name, timeout=30, what="collector scaled to 0")
+
+
+def _predate(lab: Lab) -> None:
+    from meshtrace.manifests import render_bookinfo
+
+    p = lab.stage("lab", "setup").p
+    ns = p.bookinfo.namespace
+    lab.kube.delete([o for o in render_bookinfo(p) if o["kind"] == "Deployment"])
+    lab.kube.label_namespace(ns, {"istio-injection": None})
+    lab.kube.wait_for(("v1", "Pod"), lambda o: not o, ns, timeout=30, what="Bookinfo pods gone")
+    lab.meshlab("fault", "set", "pods-predate-injection")
+    lab.kube.wait_deployments_available(ns, None, timeout=60)
+    lab.kube.label_namespace(ns, {"istio-injection": "enabled"})
+
+
+def _token(lab: Lab) -> None:
+    lab.meshlab("fault", "set", "backend-token-rotated")
+
+
+def _drops(lab: Lab) -> None:
+    lab.meshlab("fault", "set", "app-drops-trace-headers")
+
+
+def _rbac(lab: Lab) -> None:
+    lab.meshlab("fault", "set", "rbac-deny=list:telemetries")
+
+
+def _fix_token(lab: Lab, findings) -> None:
+    # the backend now takes the token the Secret holds (in the lab: the rotation is undone), then the fix 08 names:
+    # write the token into the Secret and restart the collector
+    lab.meshlab("fault", "clear", "backend-token-rotated")
+    p = lab.stage("lab", "setup").p
+    lab.kube.apply([o for o in _collector_objs(p) if o["kind"] == "Secret"])  # the token from the environment
+    lab.kube.rollout_restart(p.collector.namespace, p.collector.name)
+    lab.kube.wait_deployments_available(p.collector.namespace, [p.collector.name], timeout=60)
+
+
+def _collector_objs(p):
+    from meshtrace.manifests import render_collector
+    from meshtrace.params import resolve_secret
+
+    return render_collector(p, resolve_secret(p.backend.token))
+
+
+def _fix_by_remedy(lab: Lab, findings) -> None:
+    assert findings[0].safe_remedy is not None
+    findings[0].safe_remedy()
+
+
+def _fix_outside(name: str) -> Callable[[Lab, list], None]:
+    # the fix lives outside the cluster (the app's code, the admin's RBAC); the lab stands in for it
+    def fix(lab: Lab, findings) -> None:
+        lab.meshlab("fault", "clear", name)
+    return fix
+
+
+CONDITIONS = [
+    ("collector-scaled-to-zero", _scaled, "collector-scaled-to-zero", "pods.collector-ready", _fix_by_remedy),
+    ("pods-predate-injection", _predate, "pods-predate-injection", "pods.sidecar-injected", _fix_by_remedy),
+    ("backend-token-rotated", _token, "backend-token-rejected", "traces.backend-export", _fix_token),
+    ("app-drops-trace-headers", _drops, "app-drops-trace-headers", "traces.whole",
+     _fix_outside("app-drops-trace-headers")),
+    ("rbac-deny", _rbac, "rbac-denied", "pods.telemetry-provider", _fix_outside("rbac-deny")),
+]
+
+
+@pytest.mark.parametrize(("fault", "setup", "cause", "check", "fix"), CONDITIONS, ids=[c[0] for c in CONDITIONS])
+def test_cluster_condition(lab: Lab, fault: str, setup, cause: str, check: str, fix) -> None:
+    try:
+        setup(lab)
+        st = run_verify(lab, "lab", [], fault, settle=3)
+        assert check in failed(st), [c.to_dict() for c in st.checks.checks]
+        _, findings = diagnose(lab, "lab", [], st.run_dir)
+        assert findings and findings[0].cause_id == cause, [f.row() for f in findings]
+        fix(lab, findings)
+        after = run_verify(lab, "lab", [], fault + "-fixed", settle=15)
+        assert not failed(after), [c.to_dict() for c in after.checks.checks if c.status != "pass"]
+    finally:
+        lab.meshlab("fault", "clear", fault, check=False)
+        restore(lab)
+
+
+def test_healthy_finds_nothing(lab: Lab) -> None:
+    st = run_verify(lab, "lab", [], "healthy", settle=15)
+    assert not failed(st), [c.to_dict() for c in st.checks.checks if c.status != "pass"]
+    st8, findings = diagnose(lab, "lab", [], st.run_dir)
+    assert findings == []
+    assert all(c.status == "pass" for c in st8.checks.checks)

@@ -1,0 +1,138 @@
+"""diagnose() on hand-built evidence: each cause is named first from its own evidence, with a usable fix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from meshtrace.stages.diagnose import CAUSES, Evidence, diagnose, findings_frame
+
+GRPC_PORTS = [{"name": "grpc-otlp", "port": 4317, "targetPort": 4317},
+              {"name": "http-otlp", "port": 4318, "targetPort": 4318},
+              {"name": "metrics", "port": 8888, "targetPort": 8888}]
+CONFIG = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"},
+                                               "http": {"endpoint": "0.0.0.0:4318"}}}},
+          "exporters": {"debug": {"verbosity": "detailed"}, "otlp": {"endpoint": "backend:4317"}}}
+PROVIDER = {"name": "otel-tracing", "kind": "opentelemetry",
+            "service": "opentelemetry-collector.observability.svc.cluster.local", "port": 4317, "protocol": "grpc"}
+TELEMETRY = {"namespace": "istio-system", "name": "mesh-default", "providers": ["otel-tracing"], "sampling": 100,
+             "selector": None}
+
+
+def healthy(**changes) -> Evidence:
+    """What 08 reads from a healthy cluster installed from params/lab.yaml."""
+    ev = Evidence(mesh_providers=[dict(PROVIDER)], provider_service_exists=True, telemetries=[dict(TELEMETRY)],
+                  service_ports=[dict(p) for p in GRPC_PORTS], collector_replicas=1,
+                  collector_pods=[{"name": "c-1", "phase": "Running", "ready": True, "restarts": 0, "waiting": []}],
+                  collector_config=CONFIG, namespace_labels={"istio-injection": "enabled"},
+                  exporter_sent=72, exporter_failed=0, traces=10)
+    return replace(ev, **changes)
+
+
+def test_healthy_evidence_finds_nothing() -> None:
+    assert diagnose(healthy()) == []
+
+
+def _provider(**kw) -> list[dict]:
+    return [{**PROVIDER, **kw}]
+
+
+CASES = [
+    ("provider-service-unresolvable",
+     healthy(mesh_providers=_provider(service="otel-collector.observability.svc.cluster.local"),
+             provider_service_exists=False, service_ports=None),
+     {"istio.provider.service": "opentelemetry-collector.observability.svc.cluster.local"}),
+    ("provider-port-mismatch", healthy(mesh_providers=_provider(port=4318)), {"istio.provider.port": 4317}),
+    ("provider-port-mismatch", healthy(mesh_providers=_provider(port=9999)), {"istio.provider.port": 4317}),
+    ("provider-protocol-mismatch", healthy(mesh_providers=_provider(protocol="http")),
+     {"istio.provider.protocol": "grpc"}),
+    ("service-port-name", healthy(service_ports=[{**GRPC_PORTS[0], "name": "tcp-otlp"}, *GRPC_PORTS[1:]]),
+     {"collector.grpc_port_name": "grpc-otlp"}),
+    ("telemetry-unknown-provider", healthy(telemetries=[{**TELEMETRY, "providers": ["otel-tracer"]}]),
+     {"telemetry.provider": "otel-tracing"}),
+    ("telemetry-missing", healthy(telemetries=[]), {}),
+    ("sampling-zero", healthy(telemetries=[{**TELEMETRY, "sampling": 0}]), {"telemetry.sampling": 100}),
+    ("receiver-localhost",
+     healthy(collector_config={**CONFIG, "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "localhost:4317"},
+                                                                              "http": {"endpoint": "localhost:4318"}}}}}),
+     {"collector.receiver_host": "0.0.0.0"}),
+    ("logging-exporter-removed",
+     healthy(collector_config={**CONFIG, "exporters": {"logging": {"loglevel": "debug"}}},
+             collector_pods=[{"name": "c-1", "phase": "Running", "ready": False, "restarts": 3,
+                              "waiting": ["CrashLoopBackOff"]}],
+             collector_log='Error: failed to get config: unknown type: "logging" for id: "logging"'),
+     {"collector.exporter": "debug"}),
+    ("collector-scaled-to-zero", healthy(collector_replicas=0, collector_pods=[]), {}),
+    ("pods-predate-injection", healthy(uninjected=[{"pod": "ratings-v1-abc", "owner": "ratings-v1"}]), {}),
+    ("namespace-not-labelled",
+     healthy(uninjected=[{"pod": "ratings-v1-abc", "owner": "ratings-v1"}], namespace_labels={}), {}),
+    ("backend-token-rejected",
+     healthy(exporter_failed=12, collector_log="2026-11-26T21:00:00Z\terror\tinternal/queue_sender.go:128\t"
+             "Exporting failed. Dropping data.\t{\"error\": \"rpc error: code = Unauthenticated desc = invalid "
+             "token\", \"dropped_items\": 12}"), {}),
+    ("backend-export-failing", healthy(exporter_failed=3), {}),
+    ("app-drops-trace-headers", healthy(traces=20, fragments=10, fragment_roots=["reviews.default"] * 10), {}),
+    ("rbac-denied", healthy(denied=["list telemetries"], telemetries=None), {}),
+    ("collector-not-running",
+     healthy(collector_pods=[{"name": "c-1", "phase": "Pending", "ready": False, "restarts": 0,
+                              "waiting": ["ImagePullBackOff"]}]), {}),
+    ("proxy-export-failing",
+     healthy(proxy_log="[warning][tracing] OTLP trace export failed with status: Unavailable"), {}),
+]
+
+
+@pytest.mark.parametrize(("cause", "ev", "overrides"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_cause_is_named_first(cause: str, ev: Evidence, overrides: dict) -> None:
+    findings = diagnose(ev)
+    assert findings, "expected a finding"
+    top = findings[0]
+    assert top.cause_id == cause, [f.cause_id for f in findings]
+    assert top.rank == 1 and top.title == CAUSES[cause]
+    assert top.evidence and all(isinstance(x, str) and x for x in top.evidence)
+    assert top.fix
+    assert top.overrides == overrides
+    if overrides:
+        for key, value in overrides.items():
+            assert f"--set {key}={value}" in top.fix
+
+
+def test_ranking_is_by_likelihood_and_ranks_count_up() -> None:
+    ev = healthy(collector_replicas=0, telemetries=[{**TELEMETRY, "sampling": 0}],
+                 uninjected=[{"pod": "p", "owner": "productpage-v1"}])
+    findings = diagnose(ev)
+    assert [f.rank for f in findings] == list(range(1, len(findings) + 1))
+    assert [f.likelihood for f in findings] == sorted((f.likelihood for f in findings), reverse=True)
+    assert findings[0].cause_id == "collector-scaled-to-zero"
+    assert {"sampling-zero", "pods-predate-injection"} <= {f.cause_id for f in findings}
+
+
+def test_generic_symptom_dropped_when_its_cause_is_found() -> None:
+    ev = healthy(mesh_providers=_provider(port=4318),
+                 proxy_log="[warning][tracing] OTLP trace export failed with status: Unavailable")
+    ids = [f.cause_id for f in diagnose(ev)]
+    assert ids == ["provider-port-mismatch"]
+
+
+def test_port_name_is_not_blamed_for_a_wrong_port() -> None:
+    # 4318 is named http-otlp, which is no grpc- name; the port is what is wrong, not its name
+    ids = [f.cause_id for f in diagnose(healthy(mesh_providers=_provider(port=4318)))]
+    assert "service-port-name" not in ids
+
+
+def test_stale_istiod_complaint_alone_does_not_blame_the_service() -> None:
+    ev = healthy(istiod_log='warn\tNot able to configure requested tracing provider "otel-tracing": could not find '
+                            'cluster for tracing provider "otel-tracing"')
+    assert diagnose(ev) == []
+
+
+def test_old_collector_with_logging_exporter_is_fine() -> None:
+    ev = healthy(collector_image="otel/opentelemetry-collector-contrib:0.54.0",
+                 collector_config={**CONFIG, "exporters": {"logging": {"loglevel": "debug"}}})
+    assert diagnose(ev) == []
+
+
+def test_findings_frame_columns() -> None:
+    df = findings_frame(diagnose(healthy(collector_replicas=0)))
+    assert list(df.columns) == ["rank", "cause", "likelihood", "title", "evidence", "fix", "safe remedy"]
+    assert df.iloc[0]["cause"] == "collector-scaled-to-zero"
