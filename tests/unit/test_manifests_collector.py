@@ -225,3 +225,17 @@ def test_drill_logging_exporter_renders_the_mistake():
 def test_drill_service_port_name():
     svc = by_kind(render_collector(params("drill-service-port-name")))["Service"]
     assert {p["port"]: p["name"] for p in svc["spec"]["ports"]}[4317] == "tcp-otlp"
+
+
+def test_a_config_change_rolls_the_collector_pods():
+    """The collector reads its config only at start, so the pod template carries the config's checksum."""
+    from meshtrace.manifests import render_collector
+    from meshtrace.params import load_params
+
+    def checksum(p):
+        dep = next(o for o in render_collector(p) if o["kind"] == "Deployment")
+        return dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    base = load_params("lab")
+    assert checksum(base) == checksum(load_params("lab"))
+    assert checksum(base) != checksum(load_params("lab", ["collector.verbosity=normal"]))

@@ -9,6 +9,7 @@ placeholder, which is what display uses.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 import yaml
@@ -128,6 +129,7 @@ def render_collector(p: Params, token: str | None = None) -> list[Obj]:
             secret["data"] = {ref.secret_key: base64.b64encode(token.encode()).decode()}
         objs.append(secret)
     config_text = yaml.safe_dump(collector_config(p), sort_keys=False)
+    config_checksum = hashlib.sha256(config_text.encode()).hexdigest()
     cm_name = f"{col.name}-conf"
     objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(cm_name, ns, labels),
                  "data": {CONFIG_KEY: config_text}})
@@ -179,7 +181,9 @@ def render_collector(p: Params, token: str | None = None) -> list[Obj]:
             "replicas": 1,
             "selector": {"matchLabels": {"app": col.name}},
             "template": {
-                "metadata": {"labels": {"app": col.name, **no_inject}, "annotations": dict(no_inject)},
+                # The collector reads its config only at start: the checksum rolls the pods when it changes.
+                "metadata": {"labels": {"app": col.name, **no_inject},
+                             "annotations": {**no_inject, "checksum/config": config_checksum}},
                 "spec": {
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {
