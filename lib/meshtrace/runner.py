@@ -161,6 +161,8 @@ def execute_notebook(plan: EnvPlan, stem: str) -> tuple[str, str]:
         raise KeyboardInterrupt
     if "error" in box:
         return FAILED, box["error"][1]
+    if "nb" not in box:  # the worker ended without a notebook or an error (it was abandoned or exited)
+        return FAILED, "papermill returned no executed notebook"
     return notebook_outcome(box["nb"])
 
 
