@@ -7,7 +7,25 @@ STAMP := $(VENV)/.installed
 ENV ?= lab
 ARGS ?=
 
-.PHONY: setup run test test-fast lab-up lab-down jupyter sync lint bench clean
+.PHONY: setup run test test-fast test-browser browser-deps lab-up lab-down jupyter kernel drill drill-check sync lint bench clean
+
+# root (CI, containers) needs --allow-root for JupyterLab and no sudo for apt-get
+ROOT_USER := $(filter 0,$(shell id -u))
+SUDO := $(if $(ROOT_USER),,sudo)
+# the backend token shared by the lab and the notebooks' kernels: the caller's, else a fresh one per make run
+# (it lives only in process environments, never in a file or on screen)
+TOKEN := export MESHLAB_BACKEND_TOKEN="$${MESHLAB_BACKEND_TOKEN:-$$($(VPY) -c 'import secrets; print(secrets.token_urlsafe(24))')}"
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+# .py files open as notebooks (Jupytext), and no news pop-up over the outputs
+LAB_OVERRIDES := {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}, "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
+JUPYTER_LAB := JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
+	--no-browser --ServerApp.ip=127.0.0.1 $(if $(ROOT_USER),--allow-root)
+LAB_NOTE := A lab is already running in .meshlab/: its backend accepts the token it was started with. If 00/01 \
+	report the backend token missing or rejected, restart it with the token of this session: make lab-down, then \
+	make jupyter (or export MESHLAB_BACKEND_TOKEN first, so both get yours).
+# a drill by name: FAULT=<name>, or ENV=drill-<name>
+DRILL = $(or $(FAULT),$(filter drill-%,$(ENV)))
+DRILL_USAGE = { echo "usage: make $@ FAULT=<drill> (or ENV=drill-<drill>); the drills:"; $(VPY) -m meshtrace.drills list; exit 2; }
 
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -20,8 +38,17 @@ setup: $(STAMP) ## create .venv with everything the kit needs
 run: $(STAMP) ## run the whole runbook on ENV (default: the embedded lab) and print the check table
 	$(VPY) -m meshtrace run --env $(ENV) $(ARGS)
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) browser-deps ## run the whole test suite (the browser test included)
 	$(VPY) -m pytest $(ARGS)
+
+test-browser: $(STAMP) browser-deps ## the JupyterLab browser test alone (screenshots in runs/browser/)
+	$(VPY) -m pytest tests/browser $(ARGS)
+
+browser-deps: ## Debian's chromium and chromium-driver for the browser test, installed when missing
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver with apt-get …"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 test-fast: $(STAMP) ## unit tests only
 	$(VPY) -m pytest tests/unit $(ARGS)
@@ -32,8 +59,24 @@ lab-up: $(STAMP) ## start the embedded lab in the background (.meshlab/)
 lab-down: $(STAMP) ## stop the embedded lab
 	$(VPY) -m meshlab down $(ARGS)
 
-jupyter: $(STAMP) lab-up ## JupyterLab at notebooks/, with Jupytext pairing
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --no-browser --ServerApp.ip=127.0.0.1
+kernel: $(STAMP) ## the python3 kernelspec JupyterLab offers is this .venv's, and .py files open as notebooks
+	@$(VPY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@mkdir -p $(LAB_SETTINGS) && printf '%s\n' '$(LAB_OVERRIDES)' > $(LAB_SETTINGS)/overrides.json
+
+jupyter: kernel ## the lab (if not running) and JupyterLab at notebooks/ with Jupytext; prints the URL with a token
+	@$(TOKEN); \
+	if $(VPY) -m meshlab status >/dev/null 2>&1; then echo "$(LAB_NOTE)"; else $(VPY) -m meshlab up || exit 1; fi; \
+	echo "Open the URL below (with its token), then notebooks 00 to 08 in order."; \
+	$(JUPYTER_LAB) $(ARGS)
+
+drill: kernel ## start the lab broken for drill FAULT=<name>, run the runbook to show it, then JupyterLab (NO_JUPYTER=1: not)
+	@test -n "$(DRILL)" || $(DRILL_USAGE)
+	@$(TOKEN); $(VPY) -m meshtrace.drills start $(DRILL) || exit $$?; \
+	if [ -z "$(NO_JUPYTER)" ]; then $(JUPYTER_LAB); fi
+
+drill-check: $(STAMP) ## is drill FAULT=<name> fixed? traffic, verify, troubleshoot on the lab; exit 0 only when fixed
+	@test -n "$(DRILL)" || $(DRILL_USAGE)
+	@$(VPY) -m meshtrace.drills check $(DRILL)
 
 sync: $(STAMP) ## re-sync every notebook pair (.py <-> .ipynb)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
@@ -42,7 +85,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check lib tests notebooks/*.py
 
 bench: $(STAMP) ## benchmarks under tests/benchmarks, written to runs/bench/
-	$(VPY) -m pytest tests/benchmarks -p no:cacheprovider -q $(ARGS)
+	$(VPY) tests/benchmarks/run_all.py $(ARGS)
 
 clean: ## remove runs/ and any lab state
 	-$(VPY) -m meshlab down

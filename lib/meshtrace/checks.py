@@ -88,32 +88,50 @@ class Check:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+# column widths of the check table: status, check, title, observed, expected[, hint]
+_WIDTHS = ("8%", "18%", "18%", "21%", "15%", "20%")
+_WIDTHS_NO_HINT = ("8%", "20%", "22%", "28%", "22%")
+
+
 def checks_html(checks: Iterable[Check], caption: str = "") -> str:
-    """An HTML table of checks: status coloured, hints shown for anything not passing, nothing cut off."""
-    cell = "padding:4px 8px;border:1px solid #d0d7de;vertical-align:top;text-align:left;white-space:pre-wrap;word-break:break-word"
+    """An HTML table of checks: status coloured, hints shown for anything not passing, nothing cut off.
+
+    The table takes the output's width with fixed column shares, so long values wrap inside their cell
+    instead of pushing the hint off screen; the status never breaks. When every check passed there is no
+    hint to show, and the hint column is left out.
+    """
+    checks = list(checks)
+    with_hint = any(c.status != "pass" and c.hint for c in checks)
+    base = "padding:4px 8px;border:1px solid #d0d7de;vertical-align:top;text-align:left"
+    wrap = f"{base};white-space:pre-wrap;overflow-wrap:anywhere"
     rows = []
     for c in checks:
         colour, bg = STATUS_COLOURS[c.status], STATUS_BACKGROUNDS[c.status]
         hint = c.hint if c.status != "pass" else ""
         req = "required" if c.required else "optional"
+        hint_style = f"{wrap};font-weight:600;color:{colour}" if hint else wrap
         rows.append(
             "<tr>"
-            f'<td style="{cell};background:{bg};color:{colour};font-weight:bold">{c.status.upper()}</td>'
-            f'<td style="{cell}"><code>{html.escape(c.id)}</code><br><small>{req}</small></td>'
-            f'<td style="{cell}">{html.escape(c.title)}</td>'
-            f'<td style="{cell}">{html.escape(c.observed)}</td>'
-            f'<td style="{cell}">{html.escape(c.expected)}</td>'
-            f'<td style="{cell}">{html.escape(hint)}</td>'
-            "</tr>"
+            f'<td style="{base};white-space:nowrap;background:{bg};color:{colour};font-weight:bold">'
+            f"{c.status.upper()}</td>"
+            f'<td style="{wrap}"><code style="overflow-wrap:anywhere">{html.escape(c.id)}</code><br>'
+            f'<small style="color:#59636e">{req}</small></td>'
+            f'<td style="{wrap}">{html.escape(c.title)}</td>'
+            f'<td style="{wrap}">{html.escape(c.observed)}</td>'
+            f'<td style="{wrap}">{html.escape(c.expected)}</td>'
+            + (f'<td style="{hint_style}">{html.escape(hint)}</td>' if with_hint else "")
+            + "</tr>"
         )
     head = "".join(
-        f'<th style="{cell};background:#f6f8fa">{h}</th>'
-        for h in ("status", "check", "title", "observed", "expected", "hint")
+        f'<th style="{base};white-space:nowrap;background:#f6f8fa">{h}</th>'
+        for h in ("status", "check", "title", "observed", "expected", "hint (the fix)")[: 6 if with_hint else 5]
     )
-    cap = f'<caption style="text-align:left;font-weight:bold">{html.escape(caption)}</caption>' if caption else ""
+    cols = "".join(f'<col style="width:{w}">' for w in (_WIDTHS if with_hint else _WIDTHS_NO_HINT))
+    cap = (f'<caption style="text-align:left;font-weight:bold;padding:4px 0">{html.escape(caption)}</caption>'
+           if caption else "")
     return (
-        '<table style="border-collapse:collapse;table-layout:auto;max-width:none">'
-        f"{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<table style="border-collapse:collapse;table-layout:fixed;width:100%;max-width:100%">'
+        f"{cap}<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 

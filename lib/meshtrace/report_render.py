@@ -70,31 +70,89 @@ def render_markdown(rows: Sequence[Check], title: str, verdict: str) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328}
-table{border-collapse:collapse;margin:12px 0}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;white-space:pre-wrap;word-break:break-word}
-th{background:#f6f8fa}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;max-width:1500px}
+h1{font-size:150%;margin:0 0 8px}
+h2{font-size:120%;margin:28px 0 6px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;white-space:nowrap}
+.checks{width:100%;table-layout:fixed}
+.checks td{white-space:pre-wrap;overflow-wrap:anywhere}
+.checks td.st,.matrix td,.matrix th{white-space:nowrap}
+.checks td.id code{overflow-wrap:anywhere}
 code{font-size:90%}
-.verdict{font-size:120%;font-weight:bold}
+small{color:#59636e;font-weight:normal}
+.verdict{font-size:120%;font-weight:bold;padding:8px 12px;border-radius:6px;display:inline-block;margin:4px 0}
+.fix{font-weight:600}
+.meta{color:#59636e}
+details>summary{cursor:pointer;margin:6px 0;color:#0969da}
+.cause{border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:4px}
 """ + "".join(
     f".s-{s}{{background:{STATUS_BACKGROUNDS[s]};color:{STATUS_COLOURS[s]};font-weight:bold}}\n" for s in STATUS_COLOURS
 )
+# 08_troubleshoot's ranked diagnosis: shown above the problems, since it names the cause behind them
+DIAGNOSIS_ID = "troubleshoot.diagnosis"
+# fixed widths of the check tables' columns (status, check, title, observed, expected[, hint])
+_WIDTHS = ("7%", "17%", "17%", "22%", "15%", "22%")
+_WIDTHS_NO_HINT = ("7%", "20%", "22%", "29%", "22%")
+
+
+def _status_cell(c: Check) -> str:
+    req = "" if c.required else "<br><small>optional</small>"
+    return f"<td class='st s-{c.status}'>{c.status.upper()}{req}</td>"
+
+
+def _check_table(rows: Sequence[Check], with_env: bool) -> str:
+    """One table of checks: status, check id (with env/notebook), title, observed, expected, hint."""
+    esc = html.escape
+    with_hint = any(r.status != "pass" and r.hint for r in rows)
+    cols = "".join(f"<col style='width:{w}'>" for w in (_WIDTHS if with_hint else _WIDTHS_NO_HINT))
+    out = [f"<table class='checks'><colgroup>{cols}</colgroup><thead><tr><th>status</th><th>check</th>"
+           "<th>title</th><th>observed</th><th>expected</th>"
+           + ("<th>hint (the fix)</th>" if with_hint else "") + "</tr></thead><tbody>"]
+    for r in rows:
+        where = f"{esc(r.env)} · {esc(r.notebook)}" if with_env else esc(r.notebook)
+        hint = r.hint if r.status != "pass" else ""
+        out.append(
+            f"<tr>{_status_cell(r)}<td class='id'><code>{esc(r.id)}</code><br><small>{where}</small></td>"
+            f"<td>{esc(r.title)}</td><td>{esc(r.observed)}</td><td>{esc(r.expected)}</td>"
+            + (f"<td class='fix'>{esc(hint)}</td>" if with_hint else "") + "</tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
-    """A self-contained HTML page: the env × check matrix, then every check per environment."""
+    """A self-contained HTML page: the verdict, the problems with their fixes, the env × check matrix, then
+    every check per environment (passing ones folded away when there are problems)."""
     esc = html.escape
     envs = envs_of(rows)
     cells = _cells(rows)
+    failed = any(not r.passed for r in rows)
+    tone = "fail" if failed else "pass"
+    problems = [r for r in rows if r.status in ("fail", "warn")]
+    problems.sort(key=lambda r: (r.status != "fail" or not r.required, r.status != "fail"))
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
-        f"<p class='verdict'>{esc(verdict)}</p><h2>Matrix</h2><table><thead><tr><th>notebook</th><th>check</th>",
-        "".join(f"<th>{esc(e)}</th>" for e in envs),
-        "</tr></thead><tbody>",
+        f"<p class='verdict s-{tone}'>{esc(verdict)}</p>",
     ]
+    for d in (r for r in rows if r.id == DIAGNOSIS_ID and r.status != "pass"):
+        parts.append(
+            f"<div class='cause'><b>Most likely cause on {esc(d.env)}</b> (from {esc(d.notebook)}): "
+            f"{esc(d.observed)}<br><span class='fix'>Fix: {esc(d.hint)}</span></div>"
+        )
+    if problems:
+        parts.append(f"<h2>Problems ({len(problems)}), failures first</h2>")
+        parts.append(_check_table(problems, with_env=True))
+    parts.append("<h2>Matrix</h2><table class='matrix'><thead><tr><th>notebook</th><th>check</th>")
+    parts.append("".join(f"<th>{esc(e)}</th>" for e in envs))
+    parts.append("</tr></thead><tbody>")
+    last_nb = None
     for nb, cid in check_keys(rows):
-        parts.append(f"<tr><td>{esc(nb)}</td><td><code>{esc(cid)}</code></td>")
+        shown = esc(nb) if nb != last_nb else ""
+        last_nb = nb
+        parts.append(f"<tr><td>{shown}</td><td><code>{esc(cid)}</code></td>")
         for e in envs:
             c = cells.get((e, nb, cid))
             if c is None:
@@ -105,21 +163,15 @@ def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
         parts.append("</tr>")
     parts.append("</tbody></table>")
     for e in envs:
-        parts.append(
-            f"<h2>{esc(e)}</h2><table><thead><tr><th>status</th><th>notebook</th><th>check</th><th>title</th>"
-            "<th>observed</th><th>expected</th><th>hint</th></tr></thead><tbody>"
-        )
-        for r in rows:
-            if r.env != e:
-                continue
-            req = "" if r.required else "<br><small>optional</small>"
-            hint = r.hint if r.status != "pass" else ""
-            parts.append(
-                f"<tr><td class='s-{r.status}'>{r.status}{req}</td><td>{esc(r.notebook)}</td>"
-                f"<td><code>{esc(r.id)}</code></td><td>{esc(r.title)}</td><td>{esc(r.observed)}</td>"
-                f"<td>{esc(r.expected)}</td><td>{esc(hint)}</td></tr>"
-            )
-        parts.append("</tbody></table>")
+        mine = [r for r in rows if r.env == e]
+        parts.append(f"<h2>{esc(e)}: every check</h2>")
+        if problems:
+            counts = ", ".join(f"{sum(r.status == s for r in mine)} {s}" for s in ("pass", "fail", "warn", "skip"))
+            parts.append(f"<details><summary>show all {len(mine)} checks ({counts})</summary>")
+            parts.append(_check_table(mine, with_env=False))
+            parts.append("</details>")
+        else:
+            parts.append(_check_table(mine, with_env=False))
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -35,32 +35,52 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
+def _short_name(name: str) -> str:
+    """A span name without the cluster DNS suffix: ``details.default:9080/*``."""
+    return name.replace(".svc.cluster.local", "")
+
+
+def _duration(ms: float) -> str:
+    return f"{ms * 1000:.0f} µs" if ms < 1 else f"{ms:.1f} ms"
+
+
 def waterfall(trace: Trace, path: str | Path | None = None, max_spans: int = 200) -> Figure:
     """Bars on a time axis (ms from the trace start), one row per span, nested by parent, labelled
-    ``service: operation`` and coloured by service."""
+    ``service: operation`` and coloured by service, with each span's duration written after its bar.
+
+    Spans much shorter than the trace still get a visible sliver (at least 0.6 % of the time axis), and the
+    legend sits outside the plot so it never hides a bar.
+    """
     rows = list(trace.walk())[:max_spans]
     colours = _colours(s.service for s, _ in rows)
     t0 = trace.start_ns
+    total_ms = max((max((s.end_ns for s, _ in rows), default=t0) - t0) / 1e6, 1e-3)
+    min_width = total_ms * 0.006
     height = max(2.0, 0.35 * len(rows) + 1.2)
     fig = Figure(figsize=(11, height))
     ax = fig.subplots()
     for i, (span, depth) in enumerate(rows):
         start = (span.start_ns - t0) / 1e6
-        width = max(span.duration_ns / 1e6, 1e-3)
+        dur = span.duration_ns / 1e6
         edge = "red" if span.is_error else "black"
-        ax.barh(i, width, left=start, color=colours[span.service], edgecolor=edge, linewidth=0.6)
-        label = f"{'  ' * depth}{span.service}: {span.name} [{span.kind}]"
+        ax.barh(i, max(dur, min_width), left=start, color=colours[span.service], edgecolor=edge, linewidth=0.6,
+                height=0.7)
+        ax.text(start + max(dur, min_width) + total_ms * 0.008, i, _duration(dur), ha="left", va="center",
+                fontsize=7, color="#444444")
+        label = f"{'  ' * depth}{span.service}: {_short_name(span.name)} [{span.kind}]"
         ax.text(0.0, i, label + "  ", ha="right", va="center", fontsize=8,
                 transform=ax.get_yaxis_transform())
     ax.set_yticks([])
     ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
+    ax.set_xlim(0, total_ms * 1.12)  # room for the duration after the longest bar
     if not rows:
         ax.text(0.5, 0.5, "no spans", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("ms since trace start")
-    ax.set_title(f"trace {trace.trace_id} ({len(trace.spans)} spans)", fontsize=10)
+    ax.set_title(f"trace {trace.trace_id} ({len(trace.spans)} spans, {_duration(total_ms)})", fontsize=10)
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     if handles:
-        ax.legend(handles, list(colours), fontsize=7, loc="lower right")
+        ax.legend(handles, list(colours), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0, title="service", title_fontsize=7, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
