@@ -13,10 +13,11 @@ import time
 import urllib.request
 
 import grpc
-from meshlab.collector import CollectorContainer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from meshlab.collector import CollectorContainer
 
 CONFIG = """
 receivers:

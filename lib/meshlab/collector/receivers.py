@@ -99,6 +99,7 @@ class GrpcTraceServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "meshlab"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
 
     def log_message(self, format, *args):  # noqa: A002 - signature from the base class
         return None

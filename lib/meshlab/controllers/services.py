@@ -43,10 +43,12 @@ class ServiceController:
     def sync_namespace(self, ns: str | None, _name: str) -> None:
         if not ns:
             return
+        services = [svc for svc in self.store.list("services", ns) if svc["spec"].get("selector")]
+        if not services:  # nothing selects pods here: skip copying every pod of the namespace
+            return
         pods = self.store.list("pods", ns)
-        for svc in self.store.list("services", ns):
-            if svc["spec"].get("selector"):
-                self._endpoints(svc, pods)
+        for svc in services:
+            self._endpoints(svc, pods)
 
     def sync(self, ns: str | None, name: str) -> None:
         ns = ns or "default"

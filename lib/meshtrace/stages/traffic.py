@@ -13,17 +13,18 @@ Times are Unix epoch nanoseconds (as span times are).
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
+import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import SENT_REQUESTS, Stage
@@ -50,38 +51,110 @@ class SentRequest:
         return {**asdict(self), "latency_ms": round(self.latency_ms, 3)}
 
 
-def send_one(url: str, correlation_header: str, timeout: float = 30) -> SentRequest:
-    """One GET with a fresh correlation id and ``x-request-id``; never raises for HTTP or network errors."""
+_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class KeepAliveClient:
+    """GETs to one URL over one keep-alive connection per thread (a pool worker reuses its connection).
+
+    A request that finds its reused connection closed by the server before any answer is sent again once on a
+    fresh connection, as HTTP clients do for idempotent requests.
+    """
+
+    def __init__(self, url: str, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ParamsError(f"traffic URL {url!r}: only http:// and https:// are supported")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname or "", parts.port
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not fresh:
+            return conn, True
+        if conn is not None:
+            conn.close()
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=self.timeout)
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn, False
+
+    def get(self, headers: dict[str, str]) -> int:
+        """Status code of one GET (the body is read and dropped); raises OSError when there is no answer."""
+        conn, reused = self._conn()
+        for attempt in (1, 2):
+            try:
+                conn.request("GET", self.target, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.will_close:
+                    conn.close()
+                return resp.status
+            except _RETRYABLE:
+                conn.close()
+                if not reused or attempt == 2:
+                    raise
+                conn, reused = self._conn(fresh=True)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every connection opened by any thread."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for c in conns:
+            c.close()
+
+
+def send_one(url: str, correlation_header: str, timeout: float = 30,
+             client: KeepAliveClient | None = None) -> SentRequest:
+    """One GET with a fresh correlation id and ``x-request-id``; never raises for HTTP or network errors.
+
+    With ``client`` the request goes over that client's keep-alive connection for this thread.
+    """
     cid, rid = str(uuid.uuid4()), str(uuid.uuid4())
-    req = urllib.request.Request(url, headers={correlation_header: cid, "x-request-id": rid})
+    own = client is None
+    client = client or KeepAliveClient(url, timeout)
     start = time.time_ns()
     status, error = 0, ""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        error = str(getattr(exc, "reason", exc))
+        status = client.get({correlation_header: cid, "x-request-id": rid})
+    except (OSError, http.client.HTTPException) as exc:
+        error = str(exc) or type(exc).__name__
+    finally:
+        if own:
+            client.close()
     return SentRequest(cid, rid, status, start, time.time_ns(), error)
 
 
 def send_requests(url: str, n: int, concurrency: int, correlation_header: str, timeout: float = 30,
                   bar: Any = None) -> list[SentRequest]:
-    """``n`` requests over a pool of ``concurrency`` threads, in the order they were started.
+    """``n`` requests over a pool of ``concurrency`` threads, each with its own keep-alive connection.
 
-    ``bar`` (a tqdm) is advanced from this thread as requests finish, so it stays cheap.
+    Results come back in the order the requests were started. ``bar`` (a tqdm) is advanced from this thread
+    as requests finish; it redraws at most every ``mininterval``, so it stays cheap.
     """
     if n < 1 or concurrency < 1:
         raise ParamsError(f"requests ({n}) and concurrency ({concurrency}) must both be at least 1")
     out: list[SentRequest] = []
-    with ThreadPoolExecutor(max_workers=min(concurrency, n)) as pool:
-        futures = [pool.submit(send_one, url, correlation_header, timeout) for _ in range(n)]
-        for fut in as_completed(futures):
-            out.append(fut.result())
-            if bar is not None:
-                bar.update(1)
+    client = KeepAliveClient(url, timeout)
+    try:
+        with ThreadPoolExecutor(max_workers=min(concurrency, n)) as pool:
+            futures = [pool.submit(send_one, url, correlation_header, timeout, client) for _ in range(n)]
+            for fut in as_completed(futures):
+                out.append(fut.result())
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        client.close()
     return sorted(out, key=lambda r: r.start_ns)
 
 
