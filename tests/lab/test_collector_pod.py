@@ -226,9 +226,7 @@ def test_logging_exporter_on_0_111_crash_loops_with_the_collectors_error(lab: Ow
     assert "Error: failed to get config: cannot unmarshal the configuration" in log
 
 
-SOURCE = Path("/work/shared/fixtures/source-procedure/otel.yaml")
-if not SOURCE.exists():
-    SOURCE = REPO.parent / "shared" / "fixtures" / "source-procedure" / "otel.yaml"
+SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 
 
 def test_source_procedure_collector_0_54_prints_old_format_and_exports(lab: OwnLab):

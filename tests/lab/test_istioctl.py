@@ -22,7 +22,7 @@ from meshlab.istio_operator import parse_version
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" if (REPO.parent / "shared").is_dir() else Path("/work/shared")
+SHARED = REPO / "tests"  # tests/fixtures/: the reference manifests
 GRPC_IOP = SHARED / "fixtures" / "source-procedure" / "istio-otel-config-grpc.yaml"
 
 

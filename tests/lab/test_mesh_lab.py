@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = (REPO.parent / "shared" if (REPO.parent / "shared").is_dir() else Path("/work/shared")) / "fixtures" / "istio-samples"
+SAMPLES = REPO / "tests" / "fixtures" / "istio-samples"
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 V = "1.25.2"
 MESH = """enableTracing: true

@@ -25,7 +25,7 @@ import pytest
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" if (REPO.parent / "shared").is_dir() else Path("/work/shared")
+SHARED = REPO / "tests"  # tests/fixtures/: the reference manifests
 SOURCE = SHARED / "fixtures" / "source-procedure"
 SAMPLES = SHARED / "fixtures" / "istio-samples"
 BACKEND_GRPC = "otel-backend.meshlab-backend.svc.cluster.local:4317"

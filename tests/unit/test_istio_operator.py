@@ -19,9 +19,7 @@ from meshlab.istio_operator import (
     validate_iop,
 )
 
-FIXTURES = Path("/work/shared/fixtures/source-procedure")
-if not FIXTURES.is_dir():  # the repository may sit next to shared/ rather than under /work
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "source-procedure"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure"
 
 
 def iop_with_mesh(mesh: dict) -> dict:

@@ -9,11 +9,12 @@ import urllib.request
 
 import grpc
 import pytest
-from meshlab.backend import Backend, backend_host
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from meshlab.backend import Backend, backend_host
 
 TOKEN = f"tok-{random.getrandbits(32):08x}"
 ENV = "MESHTRACE_TEST_BACKEND_TOKEN"

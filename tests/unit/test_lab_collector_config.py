@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from meshlab.collector.config import ConfigError, expand_env, find_config_path, parse, parse_duration
 from meshlab.collector.versions import image_version
 
-SOURCE = Path("/work/shared/fixtures/source-procedure/otel.yaml")
-if not SOURCE.exists():
-    SOURCE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "source-procedure" / "otel.yaml"
+SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 
 
 def source_config() -> str:

@@ -14,15 +14,14 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from meshlab.backend import Backend
-from meshlab.collector import CollectorContainer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-SOURCE = Path("/work/shared/fixtures/source-procedure/otel.yaml")
-if not SOURCE.exists():
-    SOURCE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "source-procedure" / "otel.yaml"
+from meshlab.backend import Backend
+from meshlab.collector import CollectorContainer
+
+SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 TOKEN = f"tok-{random.getrandbits(32):08x}"
 
 

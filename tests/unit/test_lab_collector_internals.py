@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from meshlab.collector.container import go_duration
 from meshlab.collector.exporters import component_fields
 from meshlab.collector.metrics import Metrics
 from meshlab.collector.pipeline import BatchProcessor
 from meshlab.collector.zaplog import Logger
 from meshlab.collector.zapsampling import Sampler
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
 class Clock:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meshlab.collector import textformat
-from meshlab.collector.versions import image_version
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, EntityRef, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-FIXTURES = Path("/work/shared/fixtures/collector-output")
-if not FIXTURES.exists():
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "collector-output"
+from meshlab.collector import textformat
+from meshlab.collector.versions import image_version
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "collector-output"
 
 T0 = 1581452772000000321
 T1 = 1581452773000000789

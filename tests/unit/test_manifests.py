@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from meshtrace.errors import ParamsError
 from meshtrace.manifests import (
     istio_notes,
@@ -18,7 +19,7 @@ from meshtrace.manifests import (
 from meshtrace.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def params(env: str = "lab", **overrides):
@@ -52,7 +53,6 @@ def test_istio_operator_http_variant():
     assert "grpc" not in o
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")
 @pytest.mark.parametrize("env, fixture", [("lab", "grpc"), ("lab-http", "http")])
 def test_provider_equals_the_source_procedure(env, fixture):
     src = yaml.safe_load((FIXTURES / f"source-procedure/istio-otel-config-{fixture}.yaml").read_text())
@@ -131,7 +131,6 @@ def test_gateway_and_virtual_service(version, api):
     assert route["route"] == [{"destination": {"host": "productpage", "port": {"number": 9080}}}]
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")
 def test_gateway_spec_equals_istio_sample():
     docs = list(yaml.safe_load_all((FIXTURES / "istio-samples/bookinfo-gateway.yaml").read_text()))
     ours = render_gateway(params(), "1.25.2")
@@ -162,7 +161,6 @@ def test_bookinfo_objects():
         assert svc["spec"]["ports"] == [{"port": 9080, "name": "http"}]
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")
 def test_bookinfo_matches_istio_sample_except_image_tag_and_namespace():
     want = list(yaml.safe_load_all((FIXTURES / "istio-samples/bookinfo.yaml").read_text()))
     got = render_bookinfo(params())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from meshtrace.errors import ParamsError
 from meshtrace.manifests import (
     REDACTED,

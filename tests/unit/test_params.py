@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from meshtrace.errors import ParamsError
 from meshtrace.params import (
     SecretRef,

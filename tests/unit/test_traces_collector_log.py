@@ -11,7 +11,7 @@ from meshtrace.traces import collector_log
 from meshtrace.traces.collector_log import CollectorLogParser, parse_collector_log, parse_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT.parent / "shared" / "fixtures" / "collector-output"
+GOLDEN = ROOT / "tests" / "fixtures" / "collector-output"
 OLD = ROOT / "tests" / "fixtures" / "collector-logs"
 OLD_FILES = sorted(OLD.glob("*.log"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from meshtrace.errors import ParamsError
 from meshtrace.versions import (
     FEATURES,
