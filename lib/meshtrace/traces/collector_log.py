@@ -50,6 +50,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from typing import Any
 
 from .model import EntityRef, Span, SpanEvent, SpanLink
@@ -57,10 +58,12 @@ from .model import EntityRef, Span, SpanEvent, SpanLink
 __all__ = ["CollectorLogParser", "gc_paused", "parse_collector_log", "parse_timestamp", "parse_value"]
 
 # Lines that start a new segment: span/scope/resource headers and log records.
-_BOUNDARY = re.compile(
-    r'\n(?:Span #|ResourceSpans #|ScopeSpans #|InstrumentationLibrarySpans #'
+_BOUNDARY = re.compile(  # the character class first: one cheap test rejects almost every line
+    r'\n(?=[SRI{\t\d])(?:Span #|ResourceSpans #|ScopeSpans #|InstrumentationLibrarySpans #'
     r'|\d{4}-\d\d-\d\d[T ][^\t\n]*\t|\{"(?:level|ts|time|msg|L|T)"|\t\{)',
 )
+# Go's usual UTC time (seconds, 9 fraction digits) in two groups, or any other text in a third
+_TIME = r"(?:([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})\.([0-9]{9}) \+0000 UTC|([^\n]*))"
 _SPAN_HEAD = re.compile(  # ids as the exporter prints them (lowercase hex); anything else: general path
     r"Span #\d+\n"
     r"    Trace ID       : ([0-9a-f]*)\n"
@@ -69,8 +72,8 @@ _SPAN_HEAD = re.compile(  # ids as the exporter prints them (lowercase hex); any
     r"    Name           : ([^\n]*)\n"
     r"    Kind           : ([^\n]*)\n"
     r"(?:    TraceState     : ([^\n]*)\n)?"
-    r"    Start time     : ([^\n]*)\n"
-    r"    End time       : ([^\n]*)\n"
+    r"    Start time     : " + _TIME + r"\n"
+    r"    End time       : " + _TIME + r"\n"
     r"    Status code    : ([^\n]*)\n"
     r"    Status message :(?: ([^\n]*))?\n"
 )
@@ -96,11 +99,16 @@ _KINDS = {
 _STATUS = {"Unset": "unset", "Ok": "ok", "Error": "error"}
 _STR_TYPES = frozenset(("Str", "STRING"))
 _NO_DROPS = (0, 0, 0)
+_STR_BLOCK_HEAD = "Attributes:\n     -> "
+_STR_BLOCK_SEP = ")\n     -> "
+_STR_BLOCK_HEAD_LEN = len(_STR_BLOCK_HEAD)
+_STR_SEPS, _ONES = repeat(": Str("), repeat(1)  # endless and stateless: shared by every map() below
+_PLAIN_KEYS: set[str] = set()  # attribute keys seen without ": " (a set lookup is cheaper than a search)
 
 
-def _starts(text: str) -> list[int]:
-    """Offsets of the lines that start a segment (see the module docstring)."""
-    starts = [m.start() + 1 for m in _BOUNDARY.finditer(text)]
+def _starts(text: str, stop: int | None = None) -> list[int]:
+    """Offsets of the lines that start a segment in ``text[:stop]`` (see the module docstring)."""
+    starts = [m.start() + 1 for m in _BOUNDARY.finditer(text, 0, len(text) if stop is None else stop)]
     if _BOUNDARY.match("\n" + text[:40]):
         starts.insert(0, 0)
     return starts
@@ -234,22 +242,34 @@ class CollectorLogParser:
             return []
         if "\r" in chunk:
             chunk = chunk.replace("\r\n", "\n")
+        cut = chunk.rfind("\n")
+        # A segment start after the chunk's first line: parse the tail up to it, then the rest of the chunk in
+        # place (no copy of a big chunk). Segment starts are line-local, so this finds the same segments.
+        m = _BOUNDARY.search(chunk, chunk.find("\n"), cut + 1) if cut >= 0 else None
+        if m is not None:
+            first = m.start() + 1
+            head = self._tail + chunk[:first]
+            self._segments(head, _starts(head), len(head))
+            starts = [first]
+            starts += [m.start() + 1 for m in _BOUNDARY.finditer(chunk, first, cut + 1)]
+            self._segments(chunk, starts[:-1], starts[-1], first)
+            self._tail = chunk[starts[-1] :]
+            return self._drain()
         text = self._tail + chunk
         cut = text.rfind("\n")
         if cut < 0:
             self._tail = text
             return []
-        complete, partial = text[: cut + 1], text[cut + 1 :]
-        starts = _starts(complete)
+        starts = _starts(text, cut + 1)  # complete lines only: text[: cut + 1]
         if not starts or starts == [0]:
             # No segment starts: these lines continue the current segment; keep them (bounded below).
-            self._tail = complete + partial
-            if len(self._tail) > 8_000_000:
-                self._process(complete)
-                self._tail = partial
+            self._tail = text
+            if len(text) > 8_000_000:
+                self._process(text[: cut + 1])
+                self._tail = text[cut + 1 :]
             return self._drain()
-        self._segments(complete, starts[:-1], starts[-1])
-        self._tail = complete[starts[-1] :] + partial
+        self._segments(text, starts[:-1], starts[-1])
+        self._tail = text[starts[-1] :]
         return self._drain()
 
     def close(self) -> list[Span]:
@@ -274,20 +294,23 @@ class CollectorLogParser:
         if text:
             self._segments(text, _starts(text), len(text))
 
-    def _segments(self, text: str, starts: list[int], stop: int) -> None:
-        """Parse ``text[:stop]``: the lines before ``starts[0]`` continue the open segment."""
+    def _segments(self, text: str, starts: list[int], stop: int, begin: int = 0) -> None:
+        """Parse ``text[begin:stop]``: the lines before ``starts[0]`` continue the open segment."""
         first = starts[0] if starts else stop
-        if first > 0:
-            self._lines(text[:first].split("\n")[:-1])
+        if first > begin:
+            self._lines(text[begin:first].split("\n")[:-1])
+        if not starts:  # no segment starts here (e.g. a log with text but no span)
+            return
         ends = starts[1:]
         ends.append(stop)
         fast = self._fast_span
+        out = self._out  # replaced only by _drain, never while segments are parsed
         for start, end in zip(starts, ends, strict=True):
             if text.startswith("Span #", start):  # the hot path: one span, finished by the next segment start
                 if self._pending is not None or self._event is not None or self._link is not None:
                     self._finish_span()
                 elif self._open is not None:
-                    self._out.append(self._open)
+                    out.append(self._open)
                     self._open = None
                 self._in_record = False
                 if not fast(text, start, end):
@@ -373,13 +396,28 @@ class CollectorLogParser:
         if m is None:
             return False
         pos = m.end()
-        attrs: dict[str, Any] = {}
+        attrs: dict[str, Any] | None = None
         dropped = _NO_DROPS
-        if text.startswith("Attributes:\n", pos, end) and (pairs := _STR_ATTR_LINE.findall(text, pos, end)) \
-                and text.count("\n", pos, end) == len(pairs) + 1:
-            # the common case: a header and only single-line Str attributes (each match is one line)
-            attrs = dict(pairs)
-        elif pos < end:
+        if text.startswith(_STR_BLOCK_HEAD, pos, end) and text.startswith(")\n", end - 2, end):
+            # the common case: a header and only single-line Str attributes, split in C. Each piece is
+            # ``key: Str(value``; the newline count proves every line is one arrow line, and a key holding
+            # ": " (a line whose first ": " is not followed by "Str(") sends the block to the regex path.
+            pieces = text[pos + _STR_BLOCK_HEAD_LEN : end - 2].split(_STR_BLOCK_SEP)
+            if text.count("\n", pos, end) == len(pieces) + 1:
+                try:
+                    attrs = dict(map(str.split, pieces, _STR_SEPS, _ONES))
+                except ValueError:  # a line without ": Str(": another type
+                    attrs = None
+                if attrs is not None and not _PLAIN_KEYS.issuperset(attrs):
+                    if ": " in "\n".join(attrs):
+                        attrs = None
+                    else:
+                        if len(_PLAIN_KEYS) > 10_000:
+                            _PLAIN_KEYS.clear()
+                        _PLAIN_KEYS.update(attrs)
+        if attrs is not None or pos == end:
+            attrs = attrs or {}
+        else:
             rest = text[pos:end]
             arrows = rest.count("\n     -> ")
             pairs = _STR_ATTR_LINE.findall(rest) if arrows else []
@@ -398,10 +436,17 @@ class CollectorLogParser:
             for which, n in drops:
                 dropped["AEL".index(which[0])] = int(n)
         g = m.groups()
+        # times in the usual form come split by _TIME: whole seconds (cached) and nanoseconds
+        secs = None if g[6] is None else _SECONDS.get(g[6])
+        start_ns = parse_timestamp(g[8] if g[6] is None else f"{g[6]}.{g[7]} +0000 UTC") if secs is None \
+            else secs * 1_000_000_000 + int(g[7])
+        secs = None if g[9] is None else _SECONDS.get(g[9])
+        end_ns = parse_timestamp(g[11] if g[9] is None else f"{g[9]}.{g[10]} +0000 UTC") if secs is None \
+            else secs * 1_000_000_000 + int(g[10])
         self._open = Span(
-            g[0], g[2], g[1], g[3], _KINDS.get(g[4]) or _kind(g[4]), parse_timestamp(g[6]),
-            parse_timestamp(g[7]), self._service, attrs, self._resource, _STATUS.get(g[8]) or _status(g[8]),
-            g[9] or "",
+            g[0], g[2], g[1], g[3], _KINDS.get(g[4]) or _kind(g[4]), start_ns, end_ns, self._service, attrs,
+            self._resource, _STATUS.get(g[12]) or _status(g[12]),
+            g[13] or "",
             self._scope_name, self._scope_version, g[5] or "", [], [], self._entity_refs,
             dropped[0], dropped[1], dropped[2],
         )
