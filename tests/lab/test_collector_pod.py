@@ -27,40 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 TOKEN = f"collector-pod-test-{random.getrandbits(32):08x}"
 
-CONFIG = """
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 0.0.0.0:4317
-      http:
-        endpoint: 0.0.0.0:4318
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  debug:
-    verbosity: detailed
-  otlp:
-    endpoint: otel-backend.meshlab-backend.svc.cluster.local:4317
-    headers:
-      Authentication: ${env:BACKEND_TOKEN}
-    tls:
-      insecure: true
-extensions:
-  health_check:
-    endpoint: 0.0.0.0:13133
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 0.0.0.0:8888
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [debug, otlp]
-"""
+CONFIG = (REPO / "tests" / "fixtures" / "collector-config" / "debug-to-backend.yaml").read_text()
 
 LOGGING_CONFIG = CONFIG.replace("  debug:\n    verbosity: detailed\n", "  logging:\n    loglevel: debug\n").replace(
     "exporters: [debug, otlp]", "exporters: [logging, otlp]")

@@ -122,40 +122,7 @@ def http_get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-DEBUG_CONFIG = """
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 0.0.0.0:4317
-      http:
-        endpoint: 0.0.0.0:4318
-processors:
-  batch:
-    timeout: 50ms
-exporters:
-  debug:
-    verbosity: detailed
-  otlp:
-    endpoint: otel-backend.meshlab-backend.svc.cluster.local:4317
-    headers:
-      Authentication: ${env:BACKEND_TOKEN}
-    tls:
-      insecure: true
-extensions:
-  health_check:
-    endpoint: 0.0.0.0:13133
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 0.0.0.0:8888
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [debug, otlp]
-"""
+DEBUG_CONFIG = (Path(__file__).resolve().parents[1] / "fixtures" / "collector-config" / "debug-to-backend.yaml").read_text()
 
 
 @pytest.fixture
