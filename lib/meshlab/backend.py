@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from .backend_query import query_app
 from .backend_store import SpanStore
-from .collector.receivers import GrpcTraceServer, HttpServer, otlp_http_app
+from .collector.receivers import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 
 DEFAULT_TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
 OTLP_GRPC_PORT = 4317
@@ -100,12 +100,7 @@ class Backend:
 
     def stop(self) -> None:
         """Close the servers (stored spans stay readable in memory)."""
-        for server in reversed(self._servers):
-            try:
-                server.stop()
-            except Exception:  # noqa: BLE001 - keep closing the rest
-                pass
-        self._servers.clear()
+        stop_all(self._servers)
 
     def _rotated(self) -> bool:
         faults = getattr(self.lab, "faults", None)

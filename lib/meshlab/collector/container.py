@@ -16,7 +16,7 @@ from . import versions as V
 from .config import Batch, CollectorConfig, ConfigError, find_config_path, parse
 from .metrics import Metrics
 from .pipeline import BatchProcessor, FanOut, Passthrough, span_count
-from .receivers import BindError, GrpcTraceServer, HttpServer, otlp_http_app
+from .receivers import BindError, GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 from .zaplog import Logger, go_log_time
 
 EXPOSURE_DOC = ("https://github.com/open-telemetry/opentelemetry-collector/blob/main/docs/"
@@ -298,17 +298,8 @@ class CollectorContainer:
             self.log.info(self._caller("otelcol", "collector.go", 318), "Received signal from OS",
                           {"signal": "terminated"})
             self.log.info(self._caller("service", "service.go", 266), "Starting shutdown...")
-        for server in reversed(self._servers):
-            try:
-                server.stop()
-            except Exception:  # noqa: BLE001 - keep closing the rest
-                pass
-        self._servers.clear()
-        for item in self._stoppables:
-            try:
-                item.stop()
-            except Exception:  # noqa: BLE001
-                pass
+        stop_all(self._servers)
+        stop_all(self._stoppables[::-1])
         self._stoppables.clear()
         if was_ready and not quiet:
             self.log.info(self._caller("service", "service.go", 280), "Shutdown complete.")

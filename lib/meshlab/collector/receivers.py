@@ -163,6 +163,16 @@ class HttpServer:
             self._server = None
 
 
+def stop_all(items: list) -> None:
+    """Stop every item (servers, exporters) in reverse start order, whatever one of them raises; empties the list."""
+    for item in reversed(items):
+        try:
+            item.stop()
+        except Exception:  # noqa: BLE001 - keep closing the rest
+            pass
+    items.clear()
+
+
 def otlp_http_app(handler: TraceHandler, authorize: Callable[[dict], str | None] | None = None) -> HttpHandler:
     """The OTLP/HTTP trace endpoint: POST ``/v1/traces`` with protobuf or JSON."""
 
