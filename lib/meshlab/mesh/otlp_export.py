@@ -63,6 +63,7 @@ class SpanExporter:
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self._cond = threading.Condition()
+        self._export_lock = threading.Lock()  # one export at a time, so flush() is a barrier
         self._buf: list[tuple[Provider, str, tuple[tuple[str, str], ...], SpanRecord]] = []
         self._stopped = False
         self._channels: dict[tuple[str, int], grpc.Channel] = {}
@@ -91,7 +92,15 @@ class SpanExporter:
         self._channels.clear()
 
     def flush(self) -> None:
-        """Export everything buffered now (also called by the background thread)."""
+        """Export everything buffered now (also called by the background thread).
+
+        It returns only once every span submitted before the call has been exported or
+        dropped, including a batch the background thread was exporting at that moment.
+        """
+        with self._export_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         with self._cond:
             batch, self._buf = self._buf, []
         if not batch:
