@@ -283,6 +283,17 @@ class Params(_Model):
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="")
 
+    @model_validator(mode="after")
+    def _collector_log_needs_detail(self) -> Params:
+        if "collector" in self.traces.sources and self.collector.verbosity != "detailed":
+            shown = {"basic": "only span counts", "normal": "one line per span, without parent ids or kinds"}
+            raise ValueError(
+                f"collector.verbosity {self.collector.verbosity!r} prints {shown[self.collector.verbosity]}, "
+                "but traces.sources reads spans from the collector's log, which needs 'detailed'; "
+                "set collector.verbosity: detailed, or drop 'collector' from traces.sources"
+            )
+        return self
+
     @property
     def root(self) -> Path:
         """The repository root that relative paths resolve against."""

@@ -239,4 +239,4 @@ def test_a_config_change_rolls_the_collector_pods():
 
     base = load_params("lab")
     assert checksum(base) == checksum(load_params("lab"))
-    assert checksum(base) != checksum(load_params("lab", ["collector.verbosity=normal"]))
+    assert checksum(base) != checksum(load_params("lab", ["collector.verbosity=normal", "traces.sources=[metrics]"]))

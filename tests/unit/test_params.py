@@ -104,6 +104,17 @@ def test_bad_file_names_file_field_value_and_allowed(root, text, path, value, al
     assert allowed in msg
 
 
+@pytest.mark.parametrize("verbosity", ["basic", "normal"])
+def test_collector_log_source_refuses_a_verbosity_without_span_detail(root, verbosity):
+    env = write(root, "terse", f"name: terse\ncollector: {{verbosity: {verbosity}}}\n")
+    with pytest.raises(ParamsError) as ei:
+        load_params(env, root=root)
+    msg = str(ei.value)
+    assert "params/terse.yaml" in msg and f"collector.verbosity {verbosity!r}" in msg and "'detailed'" in msg
+    ok = load_params(env, ["traces.sources=[metrics]"], root=root)  # nothing reads the log: allowed
+    assert ok.collector.verbosity == verbosity
+
+
 def test_several_errors_come_as_one_exception(root):
     env = write(root, "bad", "name: bad\ntelemetry: {sampling: -1}\ntraffic: {requests: 0}\n")
     with pytest.raises(ParamsError) as ei:
