@@ -79,9 +79,10 @@ def compile_selector(
 ) -> Callable[[dict[str, str]], bool]:
     """A predicate over labels from a label selector string (``a=b,c!=d,e in (f,g),h,!i``) or a dict.
 
+    Raises ValueError on a malformed selector.
+
     >>> compile_selector("app=x,tier in (a,b)")({"app": "x", "tier": "a"})
     True
-    Raises ValueError on a malformed selector.
     """
     if selector is None or selector == "" or selector == {}:
         return lambda labels: True

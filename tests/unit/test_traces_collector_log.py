@@ -197,6 +197,22 @@ def test_multiline_name_status_and_crlf():
                             "big": -9007199254740993, "d": -1.5e-07}
 
 
+def test_crlf_split_between_reads_gives_the_same_spans():
+    text = (
+        "Span #0\n    Trace ID       : ab\n    Parent ID      : \n    ID             : 01\n"
+        "    Name           : GET /\n    Kind           : Server\n"
+        "Attributes:\n     -> guid:x-request-id: Str(r-1)\n     -> http.url: Str(http://h/p)\n"
+    ).replace("\n", "\r\n")
+    whole = parse_collector_log(text)
+    assert whole[0].attributes == {"guid:x-request-id": "r-1", "http.url": "http://h/p"}
+    for cut in [i + 1 for i, ch in enumerate(text) if ch == "\r"]:  # every read ends right after a "\r"
+        p = CollectorLogParser()
+        assert p.feed(text[:cut]) + p.feed(text[cut:]) + p.close() == whole, cut
+    p = CollectorLogParser()
+    [last] = p.feed("Span #0\n    Name           : lone\r") + p.close()
+    assert last.name == "lone\r"  # a lone "\r" at the very end is text, kept as it came
+
+
 def test_fast_and_general_paths_agree(monkeypatch):
     import sys
 

@@ -1,10 +1,13 @@
 """Renderers: pure functions from :class:`~meshtrace.params.Params` (and a target Istio version) to
 Kubernetes objects as dicts. Nothing here talks to a cluster or reads the environment.
 
-Example::
+For display, a Secret's data shows a placeholder:
 
-    >>> objs = render_collector(p)            # display: the Secret shows a placeholder
-    >>> print(to_yaml(redact(objs)))
+>>> from meshtrace.params import load_params
+>>> objs = render_collector(load_params("lab"))
+>>> secret = next(o for o in redact(objs) if o["kind"] == "Secret")
+>>> set(secret.get("stringData", secret.get("data", {})).values()) <= {REDACTED}
+True
 """
 
 from meshtrace.manifests.bookinfo import bookinfo_image, deployment_names, render_bookinfo

@@ -43,17 +43,24 @@ keeps only the unfinished tail (one span's text at most), so memory stays bounde
 
 from __future__ import annotations
 
-import calendar
 import codecs
-import gc
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from itertools import repeat
 from typing import Any
 
-from .model import EntityRef, Span, SpanEvent, SpanLink
+from .collector_fields import (
+    KIND_NAMES,
+    SECONDS_CACHE,
+    STATUS_NAMES,
+    gc_paused,
+    kind_name,
+    parse_timestamp,
+    parse_value,
+    status_name,
+)
+from .collector_lines import LineMachine
+from .model import Span
 
 __all__ = ["CollectorLogParser", "gc_paused", "parse_collector_log", "parse_timestamp", "parse_value"]
 
@@ -83,20 +90,6 @@ _RESOURCE_HEAD = re.compile(r"ResourceSpans #\d+\n(?:Resource SchemaURL:[^\n]*\n
 _SCOPE_HEAD = re.compile(r"ScopeSpans #\d+\n(?:ScopeSpans SchemaURL:[^\n]*\n)?InstrumentationScope(?: ([^ \n]*)(?: ([^\n]*))?)?\n")
 _ATTR_LINE = re.compile(r"\n     -> " + _KEY + r": ([A-Za-z]++)\(([^\n]*)\)(?=\n)")
 _DROPPED_LINE = re.compile(r"\n    Dropped(Attributes|Events|Links)Count: (\d+)(?=\n)")
-_FIELD = re.compile(
-    r"    (Trace ID|Parent ID|ID|Name|Kind|TraceState|Start time|End time|Status code|Status message"
-    r"|DroppedAttributesCount|DroppedEventsCount|DroppedLinksCount) *:(?: (.*))?\Z",
-    re.S,
-)
-_ARROW = re.compile(r"( +)-> (.*)\Z", re.S)
-_TYPED = re.compile(r"(.*?): ([A-Za-z]+)\((.*)\Z", re.S)
-_PLAIN = re.compile(r"([^:]*):(?: (.*))?\Z", re.S)
-
-_KINDS = {
-    "Unspecified": "unspecified", "Internal": "internal", "Server": "server", "Client": "client",
-    "Producer": "producer", "Consumer": "consumer",
-}
-_STATUS = {"Unset": "unset", "Ok": "ok", "Error": "error"}
 _STR_TYPES = frozenset(("Str", "STRING"))
 _NO_DROPS = (0, 0, 0)
 _STR_BLOCK_HEAD = "Attributes:\n     -> "
@@ -114,99 +107,7 @@ def _starts(text: str, stop: int | None = None) -> list[int]:
     return starts
 
 
-def _kind(text: str) -> str:
-    k = _KINDS.get(text)
-    if k is None:
-        k = text.strip().rsplit("_", 1)[-1].lower() or "unspecified"
-        if k not in ("server", "client", "internal", "producer", "consumer"):
-            k = "unspecified"
-        _KINDS[text] = k
-    return k
-
-
-def _status(text: str) -> str:
-    s = _STATUS.get(text)
-    if s is None:
-        s = text.strip().rsplit("_", 1)[-1].lower()
-        s = s if s in ("ok", "error") else "unset"
-        _STATUS[text] = s
-    return s
-
-
-_SECONDS: dict[str, int] = {}
-_FRACTION_SCALE = [10 ** (9 - i) for i in range(10)]
-
-
-def parse_timestamp(text: str) -> int:
-    """Nanoseconds since the epoch from Go's time format, e.g. ``2020-02-11 20:26:12.000000321 +0000 UTC``.
-
-    >>> parse_timestamp("1970-01-01 00:00:01.5 +0000 UTC")
-    1500000000
-    """
-    secs = _SECONDS.get(text[:19])
-    if secs is not None and text[19:20] == "." and text[-10:] == " +0000 UTC":  # the usual shape, fast
-        frac = text[20:-10]
-        if 0 < len(frac) <= 9 and frac.isdigit():
-            return secs * 1_000_000_000 + int(frac) * _FRACTION_SCALE[len(frac)]
-    text = text.strip()
-    if not text:
-        return 0
-    head = text[:19]
-    secs = _SECONDS.get(head)
-    if secs is None:
-        try:
-            secs = calendar.timegm((int(head[0:4]), int(head[5:7]), int(head[8:10]), int(head[11:13]),
-                                    int(head[14:16]), int(head[17:19]), 0, 0, 0))
-        except ValueError:
-            return 0
-        if len(_SECONDS) > 100_000:
-            _SECONDS.clear()
-        _SECONDS[head] = secs
-    frac = 0
-    rest = text[19:]
-    if rest.startswith("."):
-        end = rest.find(" ")
-        digits = rest[1:end] if end > 0 else rest[1:]
-        frac = int((digits + "000000000")[:9]) if digits.isdigit() else 0
-        rest = rest[end:] if end > 0 else ""
-    rest = rest.strip()
-    if rest[:1] in ("+", "-") and len(rest) >= 5 and rest[1:5].isdigit():
-        offset = int(rest[1:3]) * 3600 + int(rest[3:5]) * 60
-        secs = secs - offset if rest[0] == "+" else secs + offset
-    return secs * 1_000_000_000 + frac
-
-
-def parse_value(type_name: str, raw: str) -> Any:
-    """Python value of one printed attribute value (``Str``/``STRING`` → str, ``Int`` → int, …).
-
-    Maps and slices become dicts and lists when their text is JSON, else stay text; bytes stay base64 text.
-
-    >>> parse_value("Int", "42"), parse_value("STRING", "a:b"), parse_value("Bool", "true")
-    (42, 'a:b', True)
-    """
-    t = type_name.lower()
-    if t in ("str", "string"):
-        return raw
-    try:
-        if t == "int":
-            return int(raw)
-        if t == "double":
-            return float(raw)
-        if t == "bool":
-            return raw.strip().lower() == "true"
-    except ValueError:
-        return raw
-    if t in ("map", "slice", "array", "kvlist"):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    if t == "empty":
-        return None
-    return raw
-
-
-class CollectorLogParser:
+class CollectorLogParser(LineMachine):
     """Feed collector log text (or bytes) in chunks of any size; get complete spans back.
 
     >>> p = CollectorLogParser()
@@ -215,20 +116,12 @@ class CollectorLogParser:
     """
 
     def __init__(self) -> None:
+        self._cr = False  # the last chunk ended in "\r"
         self._tail = ""  # unfinished text: from the last segment start, incl. a partial last line
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._out: list[Span] = []
         self.bytes_fed = 0
         self.spans_parsed = 0
-        self._reset_resource()
-        self._open: Span | None = None
-        self._section = ""  # where arrow lines go: resource | scope | span | events | links | entity
-        self._pending: tuple[Callable[[str], None], list[str]] | None = None
-        self._event: SpanEvent | None = None
-        self._link: SpanLink | None = None
-        self._entity: EntityRef | None = None
-        self._entity_keys: list[str] | None = None
-        self._in_record = False  # inside a non-dump log record's continuation lines
+        super().__init__()
 
     # -- public -------------------------------------------------------------------------------------------
     def feed(self, chunk: str | bytes) -> list[Span]:
@@ -238,6 +131,10 @@ class CollectorLogParser:
             chunk = self._decoder.decode(chunk)
         else:
             self.bytes_fed += len(chunk.encode("utf-8", "replace")) if not chunk.isascii() else len(chunk)
+        if self._cr:  # a "\r" held back from the last chunk: it may start a "\r\n" split across reads
+            chunk, self._cr = "\r" + chunk, False
+        if chunk.endswith("\r"):
+            chunk, self._cr = chunk[:-1], True
         if not chunk:
             return []
         if "\r" in chunk:
@@ -274,7 +171,8 @@ class CollectorLogParser:
 
     def close(self) -> list[Span]:
         """Flush: parse what remains (a last line without newline included) and return the last spans."""
-        rest = self._tail + self._decoder.decode(b"", final=True)
+        rest = self._tail + self._decoder.decode(b"", final=True) + ("\r" if self._cr else "")
+        self._cr = False
         self._tail = ""
         if rest:
             if not rest.endswith("\n"):
@@ -437,261 +335,21 @@ class CollectorLogParser:
                 dropped["AEL".index(which[0])] = int(n)
         g = m.groups()
         # times in the usual form come split by _TIME: whole seconds (cached) and nanoseconds
-        secs = None if g[6] is None else _SECONDS.get(g[6])
+        secs = None if g[6] is None else SECONDS_CACHE.get(g[6])
         start_ns = parse_timestamp(g[8] if g[6] is None else f"{g[6]}.{g[7]} +0000 UTC") if secs is None \
             else secs * 1_000_000_000 + int(g[7])
-        secs = None if g[9] is None else _SECONDS.get(g[9])
+        secs = None if g[9] is None else SECONDS_CACHE.get(g[9])
         end_ns = parse_timestamp(g[11] if g[9] is None else f"{g[9]}.{g[10]} +0000 UTC") if secs is None \
             else secs * 1_000_000_000 + int(g[10])
         self._open = Span(
-            g[0], g[2], g[1], g[3], _KINDS.get(g[4]) or _kind(g[4]), start_ns, end_ns, self._service, attrs,
-            self._resource, _STATUS.get(g[12]) or _status(g[12]),
+            g[0], g[2], g[1], g[3], KIND_NAMES.get(g[4]) or kind_name(g[4]), start_ns, end_ns, self._service, attrs,
+            self._resource, STATUS_NAMES.get(g[12]) or status_name(g[12]),
             g[13] or "",
             self._scope_name, self._scope_version, g[5] or "", [], [], self._entity_refs,
             dropped[0], dropped[1], dropped[2],
         )
         self._section = "span" if attrs else ""
         return True
-
-    # -- general line machine ---------------------------------------------------------------------------------
-    def _reset_resource(self) -> None:
-        self._resource: dict[str, Any] = {}
-        self._entity_refs: list[EntityRef] = []
-        self._service = ""
-        self._scope_name = ""
-        self._scope_version = ""
-
-    def _finish_span(self) -> None:
-        self._commit()
-        if self._open is not None:
-            self._out.append(self._open)
-            self._open = None
-        self._event = self._link = None
-
-    def _commit(self) -> None:
-        if self._pending is not None:
-            setter, parts = self._pending
-            self._pending = None
-            while len(parts) > 1 and not parts[-1]:
-                parts.pop()  # blank lines after a value: the logger's own line ending, not the value
-            setter("\n".join(parts))
-
-    def _set_pending(self, setter: Callable[[str], None], first: str) -> None:
-        self._commit()
-        self._pending = (setter, [first])
-
-    def _lines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line: str) -> None:  # noqa: C901 - one dispatch table, kept in one place
-        if line.startswith("    ") and (m := _FIELD.match(line)):
-            self._in_record = False
-            self._span_field(m.group(1), m.group(2) or "")
-            return
-        if (m := _ARROW.match(line)) is not None:
-            self._in_record = False
-            self._arrow(len(m.group(1)), m.group(2))
-            return
-        header = self._header(line)
-        if header:
-            self._in_record = False
-            return
-        if self._in_record:
-            return
-        if self._pending is not None:
-            self._pending[1].append(line)
-
-    def _header(self, line: str) -> bool:
-        """Column-0 headers; True if the line was one."""
-        if line.startswith("ResourceSpans #"):
-            self._commit()
-            self._finish_span()
-            self._reset_resource()
-            self._section = ""
-        elif line in ("Resource attributes:", "Resource labels:"):
-            self._commit()
-            self._section = "resource"
-        elif line == "Resource entity refs:":
-            self._commit()
-            self._section = "entity"
-        elif line.startswith(("Resource SchemaURL:", "ScopeSpans SchemaURL:", "InstrumentationLibrarySpans SchemaURL:")):
-            self._commit()
-        elif line.startswith(("ScopeSpans #", "InstrumentationLibrarySpans #")):
-            self._commit()
-            self._finish_span()
-            self._scope_name = self._scope_version = ""
-            self._section = ""
-        elif line in ("InstrumentationScope attributes:", "InstrumentationLibrary attributes:"):
-            self._commit()
-            self._section = "scope"
-        elif line.startswith("InstrumentationScope ") or line.startswith("InstrumentationLibrary ") \
-                or line in ("InstrumentationScope", "InstrumentationLibrary"):
-            self._commit()
-            _, _, rest = line.partition(" ")
-            name, _, version = rest.partition(" ")
-            self._scope_name, self._scope_version = name, version.strip()
-            self._section = ""
-        elif line.startswith("Span #"):
-            self._commit()
-            self._finish_span()
-            self._open = Span("", "", "", "", "unspecified", 0, 0, self._service, {}, self._resource,
-                              scope_name=self._scope_name, scope_version=self._scope_version,
-                              entity_refs=self._entity_refs)
-            self._section = ""
-        elif line == "Attributes:":
-            self._commit()
-            self._section = "span"
-        elif line == "Events:":
-            self._commit()
-            self._section = "events"
-        elif line == "Links:":
-            self._commit()
-            self._section = "links"
-        elif line.startswith("SpanEvent #"):
-            self._commit()
-            self._section = "events"
-            self._event = SpanEvent("", 0)
-            self._link = None
-            if self._open is not None:
-                self._open.events.append(self._event)
-        elif line.startswith("SpanLink #"):
-            self._commit()
-            self._section = "links"
-            self._link = SpanLink("", "")
-            self._event = None
-            if self._open is not None:
-                self._open.links.append(self._link)
-        else:
-            return False
-        return True
-
-    def _span_field(self, name: str, value: str) -> None:
-        span = self._open
-        if span is None:
-            self._commit()
-            return
-        if name.startswith("Dropped"):
-            self._commit()
-            n = int(value) if value.strip().isdigit() else 0
-            setattr(span, {"DroppedAttributesCount": "dropped_attributes", "DroppedEventsCount": "dropped_events",
-                           "DroppedLinksCount": "dropped_links"}[name], n)
-            return
-        setter = _SPAN_SETTERS[name]
-        self._set_pending(lambda raw: setter(span, raw), value)
-
-    def _arrow(self, indent: int, text: str) -> None:
-        section = self._section
-        if section == "entity":
-            self._entity_line(indent, text)
-            return
-        if section in ("events", "links"):
-            target = self._event if section == "events" else self._link
-            if target is None:
-                self._commit()
-                return
-            if indent <= 5:
-                m = _PLAIN.match(text)
-                key = m.group(1) if m else text
-                value = (m.group(2) or "") if m else ""
-                self._set_pending(lambda raw: _set_sub_field(target, key, raw), value)
-                return
-            self._typed_attr(target.attributes, text)
-            return
-        if section == "resource":
-            self._typed_attr(self._resource, text, resource=True)
-        elif section == "span" and self._open is not None:
-            self._typed_attr(self._open.attributes, text)
-        else:
-            self._commit()  # scope attributes and strays: not kept
-
-    def _typed_attr(self, target: dict[str, Any], text: str, resource: bool = False) -> None:
-        m = _TYPED.match(text)
-        if m is None:
-            m2 = _PLAIN.match(text)
-            key = m2.group(1) if m2 else text
-            self._set_pending(lambda raw: target.__setitem__(key, raw), (m2.group(2) or "") if m2 else "")
-            return
-        key, type_name = m.group(1), m.group(2)
-
-        def store(raw: str) -> None:
-            if raw.endswith(")"):
-                raw = raw[:-1]
-            target[key] = parse_value(type_name, raw)
-            if resource and key == "service.name":
-                self._service = str(target[key])
-
-        self._set_pending(store, m.group(3))
-
-    def _entity_line(self, indent: int, text: str) -> None:
-        self._commit()
-        if indent <= 5:
-            self._entity = EntityRef("")
-            self._entity_refs.append(self._entity)
-            self._entity_keys = None
-            return
-        ref = self._entity
-        if ref is None:
-            return
-        if indent <= 10:
-            key, _, value = text.partition(":")
-            value = value.strip()
-            if key == "Type":
-                ref.type = value
-            elif key == "Schema URL":
-                ref.schema_url = value
-            elif key == "ID keys":
-                self._entity_keys = ref.id_keys
-            elif key == "Description keys":
-                self._entity_keys = ref.description_keys
-            return
-        if self._entity_keys is not None:
-            self._entity_keys.append(text.strip())
-
-
-def _set_sub_field(target: SpanEvent | SpanLink, key: str, raw: str) -> None:
-    if key == "Name" and isinstance(target, SpanEvent):
-        target.name = raw
-    elif key == "Timestamp" and isinstance(target, SpanEvent):
-        target.time_ns = parse_timestamp(raw)
-    elif key == "DroppedAttributesCount":
-        target.dropped_attributes = int(raw) if raw.strip().isdigit() else 0
-    elif key == "Trace ID" and isinstance(target, SpanLink):
-        target.trace_id = raw.strip().lower()
-    elif key == "ID" and isinstance(target, SpanLink):
-        target.span_id = raw.strip().lower()
-    elif key == "TraceState" and isinstance(target, SpanLink):
-        target.trace_state = raw
-
-
-def _set_field(attr: str, conv: Callable[[str], Any]) -> Callable[[Span, str], None]:
-    return lambda span, raw: setattr(span, attr, conv(raw))
-
-
-_SPAN_SETTERS: dict[str, Callable[[Span, str], None]] = {
-    "Trace ID": _set_field("trace_id", lambda r: r.strip().lower()),
-    "Parent ID": _set_field("parent_id", lambda r: r.strip().lower()),
-    "ID": _set_field("span_id", lambda r: r.strip().lower()),
-    "Name": _set_field("name", str),
-    "Kind": _set_field("kind", lambda r: _kind(r.strip())),
-    "TraceState": _set_field("trace_state", str),
-    "Start time": _set_field("start_ns", parse_timestamp),
-    "End time": _set_field("end_ns", parse_timestamp),
-    "Status code": _set_field("status_code", lambda r: _status(r.strip())),
-    "Status message": _set_field("status_message", str),
-}
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many acyclic objects (spans) are built; restore after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_collector_log(text: str | bytes) -> list[Span]:
