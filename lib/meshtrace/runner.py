@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import ClusterError, MeshtraceError
 from .report import ENV_RESULT, FAILED, INTERRUPTED, MANIFEST, NOT_RUN, OK, notebook_outcome
+from .runner_kernels import KERNEL_ARGS, WarmKernel, new_kernel_manager
 from .runner_plan import EnvPlan
 
 Echo = Callable[[str], None]
@@ -104,7 +105,7 @@ def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: An
             nb, str(out), parameters=params, kernel_name="python3", language="python",
             cwd=plan.notebooks_dir, progress_bar=False, log_output=False, start_timeout=plan.start_timeout, km=km,
             execution_timeout=int(plan.cell_timeout) if plan.cell_timeout else None,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # kernel warnings are noise on a terminal
+            extra_arguments=list(KERNEL_ARGS),  # used when the kernel was not started ahead
         )
     except PapermillExecutionError as exc:
         box["error"] = (exc.ename, f"{exc.ename}: {exc.evalue}")
@@ -112,8 +113,11 @@ def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: An
         box["error"] = (type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
 
-def execute_notebook(plan: EnvPlan, stem: str) -> tuple[str, str]:
+def execute_notebook(plan: EnvPlan, stem: str, km: Any = None) -> tuple[str, str]:
     """Run one notebook with papermill; returns (outcome, error).
+
+    ``km`` is a kernel manager whose kernel may already run (see :class:`~meshtrace.runner_kernels.WarmKernel`);
+    it is shut down afterwards either way.
 
     papermill runs in a worker thread while this thread waits, so that Ctrl-C reaches the runner: it then
     interrupts the kernel, lets papermill write the notebook as far as it got, and raises KeyboardInterrupt.
@@ -121,7 +125,6 @@ def execute_notebook(plan: EnvPlan, stem: str) -> tuple[str, str]:
     import threading
 
     import nbformat
-    from jupyter_client.manager import KernelManager
 
     src = Path(plan.notebooks_dir) / f"{stem}.ipynb"
     out = Path(plan.run_dir) / plan.env / f"{stem}.ipynb"
@@ -134,7 +137,7 @@ def execute_notebook(plan: EnvPlan, stem: str) -> tuple[str, str]:
     if "run_dir" in declared:  # where a notebook keeps files that later notebooks read (this env's folder)
         params["run_dir"] = str(out.parent)
     params.update({k: v for k, v in plan.parameters.items() if k in declared})
-    km = KernelManager(kernel_name="python3")
+    km = km if km is not None else new_kernel_manager()
     box: dict[str, Any] = {}
     worker = threading.Thread(target=_papermill, args=(nb, out, params, plan, km, box), daemon=True)
     interrupted = False
@@ -182,6 +185,7 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     save()
     started_lab = False
     interrupted = False
+    warm: WarmKernel | None = None
     try:
         if plan.lab_state_dir:
             if lab_running(plan.lab_state_dir):
@@ -206,7 +210,8 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
                     save()
                     return result
         failed = False
-        for stem in order:
+        warm = WarmKernel(plan.notebooks_dir, start=bool(order))
+        for i, stem in enumerate(order):
             is_last_resort = stem == plan.troubleshoot
             if failed and not is_last_resort:
                 entries[stem]["reason"] = "not run: an earlier notebook failed"
@@ -216,7 +221,8 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
             save()
             echo(f"[{plan.env}] {stem} …")
             try:
-                status, error = execute_notebook(plan, stem)
+                km = warm.take(plan.start_timeout, more=i + 1 < len(order))
+                status, error = execute_notebook(plan, stem, km)
             except KeyboardInterrupt:
                 entries[stem].update(seconds=round(time.monotonic() - t0, 1), error="interrupted (Ctrl-C)")
                 interrupted = True
@@ -240,6 +246,8 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
             save()
+            if warm is not None:
+                warm.close()
             if started_lab and plan.lab_state_dir and lab_running(plan.lab_state_dir):
                 echo(f"[{plan.env}] stopping the lab this run started")
                 lab_down(plan.lab_state_dir or "")
