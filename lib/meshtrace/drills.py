@@ -99,8 +99,8 @@ DRILLS: tuple[Drill, ...] = (
            "The OTLP receivers bind localhost: set collector.receiver_host=0.0.0.0, re-run 01 "
            "(it restarts the collector).")),
     Drill("logging-exporter", CONFIG,
-          "00 warns about the params; 01 waits for the collector until its timeout (its pod crash-loops), and the "
-          "runbook stops there.",
+          "00 warns about the params; in 01 the collector's pod crash-loops, the wait gives up after its third "
+          "restart, and the runbook stops there.",
           ("Why does the collector not stay up? Its own words say why.",
            "kubectl -n observability logs deployment/opentelemetry-collector: which exporter does it reject?",
            "The logging exporter was removed in 0.111: set collector.exporter=debug, re-run 01, then 02-06.")),

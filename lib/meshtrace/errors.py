@@ -29,5 +29,13 @@ class WaitTimeout(MeshtraceError):
         )
 
 
+class WaitGaveUp(WaitTimeout):
+    """A wait stopped early because what it waited for cannot happen (e.g. a container crash-loops)."""
+
+    def __init__(self, what: str, where: str, seconds: float, reason: str):
+        self.what, self.where, self.seconds, self.last_seen = what, where, seconds, reason
+        MeshtraceError.__init__(self, f"gave up after {seconds:.0f}s waiting for {what} in {where}: {reason}")
+
+
 class CheckFailed(MeshtraceError):
     """One or more required checks failed at the end of a notebook."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError
 
-from .errors import ClusterError, WaitTimeout
+from .errors import ClusterError, WaitGaveUp, WaitTimeout
 from .kube import Kube, api_error
 
 Objects = dict[str, dict[str, Any]]     # "namespace/name" -> object
@@ -41,11 +41,13 @@ def wait_for(
     what: str | None = None,
     describe: Callable[[Objects], str] | None = None,
     on_change: Callable[[Objects], None] | None = None,
+    give_up: Callable[[Objects], str | None] | None = None,
 ) -> Objects:
     """Wait until ``predicate(objects)`` holds for the objects of ``resource = (apiVersion, kind)``.
 
     ``objects`` maps ``namespace/name`` to the current object (filtered by ``name`` when given).
-    Raises :class:`WaitTimeout` saying what, where, how long, and what was last seen.
+    Raises :class:`WaitTimeout` saying what, where, how long, and what was last seen, or
+    :class:`WaitGaveUp` as soon as ``give_up(objects)`` names a reason the wait cannot succeed.
     Example: ``wait_for(kube, ("v1", "ConfigMap"), lambda o: bool(o), "istio-system", name="istio")``.
     """
     from kubernetes.dynamic.exceptions import DynamicApiError
@@ -56,7 +58,16 @@ def wait_for(
     where = f"namespace {ns}" if ns else "the cluster"
     what = what or f"{kind} {name or label_selector or '(all)'}"
     describe = describe or (lambda objs: ", ".join(sorted(objs)) or "nothing")
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+
+    def settled(objs: Objects) -> bool:
+        if predicate(objs):
+            return True
+        reason = give_up(objs) if give_up else None
+        if reason:
+            raise WaitGaveUp(what, where, time.monotonic() - started, reason)
+        return False
 
     def keep(obj: dict[str, Any]) -> bool:
         return name is None or obj.get("metadata", {}).get("name") == name
@@ -71,7 +82,7 @@ def wait_for(
     objects, rv = relist()
     if on_change:
         on_change(objects)
-    if predicate(objects):
+    if settled(objects):
         return objects
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -93,7 +104,7 @@ def wait_for(
                     objects[_key(obj)] = obj
                 if on_change:
                     on_change(objects)
-                if predicate(objects):
+                if settled(objects):
                     return objects
                 if time.monotonic() >= deadline:
                     break
@@ -104,9 +115,13 @@ def wait_for(
                 raise api_error(exc, f"watch {kind} in {where}") from None
         except (OSError, HTTPError):  # a dropped stream: list again (raises ClusterError if the server is gone)
             objects, rv = relist()
-        if predicate(objects):
+        if settled(objects):
             return objects
     raise WaitTimeout(what, where, timeout, describe(objects))
+
+
+#: restarts after which a container in CrashLoopBackOff is taken as broken rather than slow to start
+CRASH_LOOP_RESTARTS = 3
 
 
 def deployment_state(d: dict[str, Any]) -> tuple[bool, str]:
@@ -135,12 +150,18 @@ def wait_deployments_available(
     names: Iterable[str] | None = None,
     timeout: float = 300.0,
     progress: Progress | None = None,
+    crash_loop_restarts: int | None = CRASH_LOOP_RESTARTS,
 ) -> Objects:
     """Wait until the named Deployments (None: every one in the namespace, at least one) are rolled out.
 
-    ``progress`` gets ``{name: "2/2 available", …}`` whenever something changes.
+    ``progress`` gets ``{name: "2/2 available", …}`` whenever something changes. With named deployments,
+    their pods are watched first, so a container that keeps crashing ends the wait early with
+    :class:`WaitGaveUp` (see :func:`wait_pods_ready`) instead of at the timeout.
     """
     wanted = sorted(set(names)) if names is not None else None
+    deadline = time.monotonic() + timeout
+    if wanted and crash_loop_restarts:
+        _wait_deployment_pods(kube, namespace, wanted, deadline, progress, crash_loop_restarts)
     last: dict[str, str] = {}
 
     def states(objs: Objects) -> dict[str, str]:
@@ -164,8 +185,48 @@ def wait_deployments_available(
         return "; ".join(f"{n}: {s}" for n, s in states(objs).items()) or "no deployments"
 
     what = f"deployments {', '.join(wanted)} to be available" if wanted else "every deployment to be available"
-    return wait_for(kube, ("apps/v1", "Deployment"), done, namespace, timeout=timeout, what=what,
-                    describe=describe, on_change=changed)
+    try:
+        return wait_for(kube, ("apps/v1", "Deployment"), done, namespace,
+                        timeout=max(1.0, deadline - time.monotonic()), what=what, describe=describe,
+                        on_change=changed)
+    except WaitGaveUp:
+        raise
+    except WaitTimeout as exc:  # the whole wait's length, pods phase included
+        raise WaitTimeout(exc.what, exc.where, timeout, exc.last_seen) from None
+
+
+def _wait_deployment_pods(kube: Kube, namespace: str, names: list[str], deadline: float,
+                          progress: Progress | None, restarts: int) -> None:
+    """Wait for each deployment's pods to be ready, giving up on a crash loop (then the deployments' turn)."""
+    res = kube.resource("apps/v1", "Deployment")
+    try:
+        items = res.get(namespace=namespace).to_dict().get("items", [])
+    except Exception as exc:
+        raise api_error(exc, f"list Deployment in namespace {namespace}") from None
+    by_name = {d["metadata"]["name"]: d for d in items}
+    states = {n: (deployment_state(by_name[n])[1] if n in by_name else "absent") for n in names}
+    for n in names:
+        d = by_name.get(n)
+        labels = ((d or {}).get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+        if d is None or not labels or (d.get("spec") or {}).get("replicas", 1) == 0:
+            continue  # absent, or no pods to wait for: the deployment wait says so
+        if deployment_state(d)[0]:
+            continue
+
+        def pods_seen(pods: dict[str, str], n: str = n) -> None:
+            if progress:
+                states[n] = "; ".join(pods.values()) or "no pods yet"
+                progress(dict(states))
+
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        try:
+            wait_pods_ready(kube, namespace, selector, timeout=max(1.0, deadline - time.monotonic()),
+                            progress=pods_seen, crash_loop_restarts=restarts)
+        except WaitGaveUp as exc:
+            raise WaitGaveUp(f"deployment {n} to be available", f"namespace {namespace}", exc.seconds,
+                             exc.last_seen) from None
+        except WaitTimeout:
+            return  # out of time: the deployment wait reports what it last saw
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -189,11 +250,13 @@ def wait_pods_ready(
     selector: str | None = None,
     timeout: float = 300.0,
     progress: Progress | None = None,
+    crash_loop_restarts: int | None = CRASH_LOOP_RESTARTS,
 ) -> Objects:
     """Wait until at least one pod matches ``selector`` and every matching pod is Ready.
 
-    Terminating pods and pods that completed are ignored. Example: ``wait_pods_ready(kube, "istio-system",
-    "app=istiod")``.
+    Terminating pods and pods that completed are ignored. A container that keeps crashing (in
+    ``CrashLoopBackOff`` after ``crash_loop_restarts`` restarts; None: never) ends the wait early with
+    :class:`WaitGaveUp`. Example: ``wait_pods_ready(kube, "istio-system", "app=istiod")``.
     """
     def live(objs: Objects) -> list[dict[str, Any]]:
         return [p for p in objs.values() if not p["metadata"].get("deletionTimestamp")
@@ -210,6 +273,37 @@ def wait_pods_ready(
         if progress:
             progress({p["metadata"]["name"]: _pod_text(p) for p in live(objs)})
 
+    def doomed(objs: Objects) -> str | None:
+        return crash_looping(live(objs), crash_loop_restarts) if crash_loop_restarts else None
+
     what = f"pods {selector or '(all)'} to be ready"
     return wait_for(kube, ("v1", "Pod"), done, namespace, label_selector=selector, timeout=timeout, what=what,
-                    describe=describe, on_change=changed)
+                    describe=describe, on_change=changed, give_up=doomed)
+
+
+def crash_looping(pods: Iterable[dict[str, Any]], restarts: int = CRASH_LOOP_RESTARTS) -> str | None:
+    """What a container that keeps crashing says, or None.
+
+    A container counts once it waits in ``CrashLoopBackOff`` after at least ``restarts`` restarts.
+
+    >>> pod = {"metadata": {"name": "col-1"}, "status": {"containerStatuses": [{"name": "otel",
+    ...   "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+    ...   "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}}
+    >>> crash_looping([pod])
+    'pod col-1: container otel is crash-looping (3 restarts, last exit: Error, code 1); read its log: kubectl logs col-1 -c otel --previous'
+    """
+    for pod in pods:
+        st = pod.get("status") or {}
+        name = (pod.get("metadata") or {}).get("name", "?")
+        for c in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []):
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            count = int(c.get("restartCount") or 0)
+            if waiting.get("reason") != "CrashLoopBackOff" or count < restarts:
+                continue
+            last = (c.get("lastState") or {}).get("terminated") or {}
+            exit_text = f"{last.get('reason') or 'terminated'}, code {last.get('exitCode', '?')}" if last else "unknown"
+            message = str(last.get("message") or "").strip().splitlines()
+            said = f": {message[-1][:200]}" if message else ""
+            return (f"pod {name}: container {c.get('name')} is crash-looping ({count} restarts, last exit: "
+                    f"{exit_text}{said}); read its log: kubectl logs {name} -c {c.get('name')} --previous")
+    return None

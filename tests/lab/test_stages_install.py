@@ -192,3 +192,21 @@ def test_cleanup_uninstalls_an_istio_the_kit_installed(no_lb_lab: RunningLab) ->
     assert st.kube.get("apps/v1", "Deployment", "istiod", "istio-system") is None
     assert st.kube.get("apps/v1", "Deployment", "productpage-v1", "default") is None
     assert cleanup.cleanup(st, dry_run=True), "a second run finds nothing left to do and does not fail"
+
+
+def test_a_crash_looping_collector_ends_the_wait_early_with_its_exit(lab: RunningLab) -> None:
+    """The `logging` exporter on a >= 0.111 collector: the wait gives up on the crash loop, not at the timeout."""
+    ns = f"t-crash-{uuid.uuid4().hex[:6]}"
+    st = stage(lab, "01_install_collector", f"collector.namespace={ns}", "collector.exporter=logging",
+               "collector.allow_invalid=true", f"istio.provider.service=opentelemetry-collector.{ns}.svc.cluster.local")
+    try:
+        collector.install_collector(st, timeout=600)  # returns long before the timeout, or the suite's limit fails it
+        ready = next(c for c in st.checks.checks if c.id == "collector.ready")
+        assert ready.status == "fail"
+        assert "gave up after" in ready.observed and "is crash-looping (3 restarts, last exit: Error, code 1: " \
+            in ready.observed, ready.observed
+        # the container asks for FallbackToLogsOnError, so the end of its log is the termination message
+        assert "the logging exporter has been deprecated, use the debug exporter instead" in ready.observed
+        assert f"deployment opentelemetry-collector to be available in namespace {ns}" in ready.observed
+    finally:
+        st.kube.delete([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])

@@ -62,6 +62,19 @@ class _Slot:
             del self.lines[: len(self.lines) - LOG_LIMIT]
 
 
+def termination_message(slot: _Slot) -> str:
+    """What the kubelet reports as a crashed container's termination message.
+
+    The lab's containers write no termination-message file, so it is empty, unless the container asks for
+    ``terminationMessagePolicy: FallbackToLogsOnError``: then it is the end of the log, at most 80 lines
+    and 2048 bytes, as the kubelet takes it.
+    """
+    if slot.spec.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+        return ""
+    text = "\n".join(line for _, line in slot.lines[-80:])
+    return text.encode()[-2048:].decode("utf-8", "ignore")
+
+
 @dataclass
 class _Pod:
     pod: dict[str, Any]
@@ -268,14 +281,17 @@ class Runtime:
             if entry.stopped:
                 return
             st = slot.state
+            delay = slot.backoff
             if crashed:
                 if st.started_at is not None or st.last_terminated is not None or st.reason == "CrashLoopBackOff":
                     st.restart_count += 1
                 now = time.time()
-                st.last_terminated = {"exitCode": 1, "reason": "Error", "message": message[:1000],
+                st.last_terminated = {"exitCode": 1, "reason": "Error", "message": termination_message(slot),
                                       "startedAt": now, "finishedAt": now}
+                meta = entry.pod.get("metadata") or {}
+                message = (f"back-off {delay:g}s restarting failed container={st.name} "
+                           f"pod={meta.get('name')}_{meta.get('namespace')}({meta.get('uid', '')})")
             st.state, st.reason, st.message, st.ready, st.started_at = "waiting", reason, message, False, None
-            delay = slot.backoff
             slot.backoff = min(slot.backoff * 2, BACKOFF_MAX)
             t = threading.Timer(delay, self._start_slot, (entry, slot))
             t.daemon = True

@@ -172,6 +172,8 @@ def render_collector(p: Params, token: str | None = None) -> list[Obj]:
                           "initialDelaySeconds": 10},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR}],
+        # a collector that exits on a bad config says why in `kubectl get pod` (the end of its log)
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     objs.append({
         "apiVersion": "apps/v1",
