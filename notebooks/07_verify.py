@@ -59,8 +59,8 @@ pods.drop(columns=["created"])
 # %% [markdown]
 # ## Read the spans
 # Spans are read from the sources `traces.sources` names: the collector's own log (its `debug` exporter
-# prints every span), the collector's metrics (spans accepted and exported), and the backend's
-# Jaeger-compatible query API. Spans take a moment to travel (Envoy batches them, the collector batches
+# prints every span), the collector's metrics (spans accepted and exported), and the backend's query API,
+# Jaeger's or Grafana Tempo's. Spans take a moment to travel (Envoy batches them, the collector batches
 # them again), so the sources are polled until the sent requests' traces have arrived or `settle_timeout`
 # seconds have passed.
 

@@ -1,7 +1,8 @@
-"""The managed trace backend stand-in: OTLP in (token required), memory storage, Jaeger-compatible query out.
+"""The managed trace backend stand-in: OTLP in (token required), memory storage, Jaeger- and Tempo-compatible
+query APIs out.
 
-It listens on the lab's backend address (``127.B.0.3``): OTLP gRPC 4317, OTLP HTTP 4318 and the
-Jaeger query API on 16686. It reads the token to accept from an environment variable at start and
+It listens on the lab's backend address (``127.B.0.3``): OTLP gRPC 4317, OTLP HTTP 4318, the Jaeger query API
+on 16686 and the Tempo query API on 3200, both answering from the same stored spans. It reads the token to accept from an environment variable at start and
 keeps only its SHA-256. The fault ``backend-token-rotated`` makes it refuse the token it knows.
 """
 
@@ -17,12 +18,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from .backend_query import query_app
 from .backend_store import SpanStore
+from .backend_tempo import tempo_app
 from .collector.receivers import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 
 DEFAULT_TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 QUERY_PORT = 16686
+TEMPO_PORT = 3200
 TOKEN_HEADER = "authentication"
 ROTATED_FAULT = "backend-token-rotated"
 
@@ -52,13 +55,15 @@ def backend_host(lab: Any) -> str:
 
 
 class Backend:
-    """The managed OTLP backend. ``Backend(lab).start()``; ``stop()`` closes its three servers."""
+    """The managed OTLP backend. ``Backend(lab).start()``; ``stop()`` closes its four servers."""
 
     def __init__(self, lab: Any, host: str | None = None, max_spans: int = 200_000,
-                 ports: tuple[int, int, int] = (OTLP_GRPC_PORT, OTLP_HTTP_PORT, QUERY_PORT)):
+                 ports: tuple[int, int, int] = (OTLP_GRPC_PORT, OTLP_HTTP_PORT, QUERY_PORT),
+                 tempo_port: int = TEMPO_PORT):
         self.lab = lab
         self.host = host or backend_host(lab)
         self.ports = ports
+        self.tempo_port = tempo_port
         self.store = SpanStore(max_spans)
         self._token_sha: bytes | None = None
         self._servers: list[Any] = []
@@ -72,10 +77,10 @@ class Backend:
 
     @property
     def urls(self) -> dict[str, str]:
-        """``otlp_grpc``, ``otlp_http`` and ``query_url`` as ``status.json`` records them."""
+        """``otlp_grpc``, ``otlp_http``, ``query_url`` (Jaeger) and ``tempo_url``, as ``status.json`` records them."""
         g, h, q = self.ports
         return {"otlp_grpc": f"{self.host}:{g}", "otlp_http": f"http://{self.host}:{h}",
-                "query_url": f"http://{self.host}:{q}"}
+                "query_url": f"http://{self.host}:{q}", "tempo_url": f"http://{self.host}:{self.tempo_port}"}
 
     def start(self) -> None:
         """Take the token's hash (the lab's, or hashed from the environment now) and open the servers."""
@@ -89,7 +94,8 @@ class Backend:
         g, h, q = self.ports
         servers = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
                    HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
-                   HttpServer(self.host, q, query_app(self.store))]
+                   HttpServer(self.host, q, query_app(self.store)),
+                   HttpServer(self.host, self.tempo_port, tempo_app(self.store))]
         try:
             for server in servers:
                 server.start()

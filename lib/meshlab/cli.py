@@ -88,7 +88,8 @@ def _print_status(st: dict[str, Any]) -> None:
     print(f"  istioctl:    {st.get('istioctl')}")
     print(f"  node ip:     {st['node_ip']}  (NodePorts)")
     b = st.get("backend") or {}
-    print(f"  backend:     otlp grpc {b.get('otlp_grpc')}, otlp http {b.get('otlp_http')}, query {b.get('query_url')}")
+    print(f"  backend:     otlp grpc {b.get('otlp_grpc')}, otlp http {b.get('otlp_http')}, jaeger query "
+          f"{b.get('query_url')}, tempo {b.get('tempo_url')}")
     print(f"  faults:      {', '.join(st.get('faults') or []) or 'none'}")
     print(f"  log:         {st.get('log')}")
 

@@ -31,7 +31,7 @@ log = logging.getLogger("meshlab")
 
 BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 BACKEND_NS, BACKEND_SVC = "meshlab-backend", "otel-backend"
-BACKEND_PORTS = (("grpc-otlp", 4317), ("http-otlp", 4318), ("http-query", 16686))
+BACKEND_PORTS = (("grpc-otlp", 4317), ("http-otlp", 4318), ("http-query", 16686), ("http-tempo", 3200))
 
 
 @dataclass
@@ -211,7 +211,8 @@ class Lab:
             "pid": os.getpid(), "ready": ready, "api_url": self.api_url, "block": self.block,
             "istio_version": self.istio_version, "node_ip": self.node_ip, "state_dir": str(self.state_dir),
             "faults": self.faults.as_list(),
-            "backend": {"otlp_grpc": f"{b}:4317", "otlp_http": f"http://{b}:4318", "query_url": f"http://{b}:16686"},
+            "backend": {"otlp_grpc": f"{b}:4317", "otlp_http": f"http://{b}:4318", "query_url": f"http://{b}:16686",
+                        "tempo_url": f"http://{b}:3200"},
             "kubeconfig": str(self.kubeconfig_path), "ca": str(self.ca_path), "istioctl": str(self.istioctl_path),
             "log": str(self.state_dir / "lab.log"), "no_lb": self.config.no_lb,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -39,8 +39,10 @@ from meshtrace.params_models import (
     ProviderGrpc,
     ProviderHttp,
     ProviderParams,
+    QueryApiParams,
     SecretRef,
     TelemetryParams,
+    TempoParams,
     TracesParams,
     TrafficParams,
 )
@@ -48,7 +50,7 @@ from meshtrace.params_models import (
 __all__ = [
     "BackendParams", "BookinfoParams", "ClusterParams", "CollectorParams", "GatewayParams", "HeaderParam",
     "IstioParams", "JaegerParams", "LabParams", "Params", "ProviderGrpc", "ProviderHttp", "ProviderParams",
-    "SecretRef", "TelemetryParams", "TracesParams", "TrafficParams",
+    "QueryApiParams", "SecretRef", "TelemetryParams", "TempoParams", "TracesParams", "TrafficParams",
     "available_envs", "load_params", "parse_overrides", "repo_root", "resolve_secret",
 ]
 

@@ -233,19 +233,42 @@ class TrafficParams(_Model):
     concurrency: int = Field(default=4, ge=1, le=256)
 
 
-class JaegerParams(_Model):
-    """A Jaeger-compatible query API: through the API server's service proxy, or a URL."""
+class QueryApiParams(_Model):
+    """A trace query API (Jaeger or Tempo): a Service through the API server's proxy, or a URL.
+
+    A URL may carry literal ``headers`` (e.g. ``X-Scope-OrgID``) and a ``token`` *reference*, sent as
+    ``<auth_header>: <auth_scheme> <token>``; the token is read through ``resolve_secret`` when used.
+    """
 
     service: str | None = None  # "<namespace>/<service>:<port>"
     url: str | None = None
+    headers: list[HeaderParam] = Field(default_factory=list)
+    token: SecretRef | None = None
+    auth_header: str = Field(default="Authorization", min_length=1)
+    auth_scheme: str = "Bearer"  # "" sends the token as it is (e.g. a Basic credential's scheme in the value)
 
     @model_validator(mode="after")
-    def _one(self) -> JaegerParams:
+    def _one(self) -> QueryApiParams:
         if (self.service is None) == (self.url is None):
             raise ValueError("give exactly one of service ('namespace/name:port') or url")
         if self.service is not None and not re.match(r"^[a-z0-9-]+/[a-z0-9-]+:\d+$", self.service):
             raise ValueError(f"service {self.service!r} must look like 'namespace/name:port'")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        if self.service is not None and (self.token is not None or self.headers):
+            raise ValueError("token and headers are sent only to a url; through the API server's service proxy "
+                             "the kubeconfig's own credentials are used")
+        if self.token is not None and not self.token.env:
+            raise ValueError(f"token needs env: the environment variable that holds it; {SECRET_HINT}")
         return self
+
+
+class JaegerParams(QueryApiParams):
+    """A Jaeger-compatible query API (``/api/services``, ``/api/traces``)."""
+
+
+class TempoParams(QueryApiParams):
+    """A Grafana Tempo query API (``/api/search``, ``/api/traces/<id>``), usually on port 3200."""
 
 
 class TracesParams(_Model):
@@ -255,11 +278,13 @@ class TracesParams(_Model):
         default_factory=lambda: ["collector", "metrics"]
     )
     jaeger: JaegerParams | None = None
+    tempo: TempoParams | None = None
 
     @model_validator(mode="after")
-    def _jaeger_needs_config(self) -> TracesParams:
-        if "jaeger" in self.sources and self.jaeger is None:
-            raise ValueError("source 'jaeger' needs traces.jaeger: {service: ns/name:port} or {url: ...}")
+    def _query_apis_need_config(self) -> TracesParams:
+        for kind, port in (("jaeger", 16686), ("tempo", 3200)):
+            if kind in self.sources and getattr(self, kind) is None:
+                raise ValueError(f"source '{kind}' needs traces.{kind}: {{service: ns/name:{port}}} or {{url: ...}}")
         return self
 
 

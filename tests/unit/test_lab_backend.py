@@ -1,7 +1,8 @@
-"""The lab's managed backend: token auth over OTLP gRPC/HTTP, and the Jaeger-compatible query API."""
+"""The lab's managed backend: token auth over OTLP gRPC/HTTP, and the Jaeger- and Tempo-compatible query APIs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import urllib.error
@@ -178,3 +179,94 @@ def test_backend_host_from_the_lab_network():
     assert backend_host(type("L", (), {"network": net})()) == "127.12.0.3"
     cfg = type("C", (), {"block": 14})()
     assert backend_host(type("L", (), {"config": cfg, "network": None})()) == "127.14.0.3"
+
+
+# -- the Tempo API on 3200 --------------------------------------------------------------------------------------------
+def tempo(b: Backend, path: str) -> tuple[int, str, object]:
+    try:
+        with urllib.request.urlopen(f"http://{b.host}:3200{path}", timeout=5) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
+
+
+def test_tempo_search_shapes_and_filters(lab_backend):
+    _, b = lab_backend
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    other = bookinfo_trace()
+    for rs in other.resource_spans:
+        for s in rs.scope_spans[0].spans:
+            s.trace_id = bytes.fromhex("000000000000000000000000000000ff")
+            s.start_time_unix_nano += 60 * 10**9
+            s.end_time_unix_nano += 60 * 10**9
+    b.store.add(other)
+    t0 = T0 // 10**9
+    status, ctype, found = tempo(b, f"/api/search?start={t0 - 1}&end={t0 + 120}&limit=10")
+    assert status == 200 and ctype == "application/json"
+    assert [t["traceID"] for t in found["traces"]] == ["ff", "af7651916cd43dd8448eb211c80319c"], \
+        "newest first, hex without leading zeros"
+    first = found["traces"][1]
+    assert first["rootServiceName"] == "istio-ingressgateway.istio-system" and first["rootTraceName"] == "ingress"
+    assert first["startTimeUnixNano"] == str(T0) and first["durationMs"] == 5
+    assert first["spanSet"]["matched"] == 3 and len(first["spanSet"]["spans"]) == 3
+    assert first["spanSets"] == [first["spanSet"]] and found["metrics"]["inspectedTraces"] == 2
+
+    _, _, one = tempo(b, f"/api/search?start={t0 - 1}&end={t0 + 30}")
+    assert [t["traceID"] for t in one["traces"]] == ["af7651916cd43dd8448eb211c80319c"], "the time range holds"
+    _, _, svc = tempo(b, "/api/search?tags=service.name%3Dproductpage.default%20name%3DREVIEWS&limit=1")
+    assert len(svc["traces"]) == 1 and svc["traces"][0]["spanSet"]["matched"] == 1, "tags match as substrings"
+    _, _, none = tempo(b, "/api/search?tags=service.name%3Dratings.default")
+    assert none["traces"] == []
+    _, _, slow = tempo(b, "/api/search?minDuration=1h")
+    assert slow["traces"] == []
+    for bad in ("limit=0", "start=5&end=1", "start=x&end=2", "tags=%3D%3D", "minDuration=soon"):
+        status, ctype, _ = tempo(b, f"/api/search?{bad}")
+        assert status == 400 and ctype.startswith("text/plain"), bad
+    _, _, values = tempo(b, "/api/search/tag/service.name/values")
+    assert values["tagValues"] == ["istio-ingressgateway.istio-system", "productpage.default"]
+
+
+def test_tempo_trace_by_id_is_tempos_protobuf_json(lab_backend):
+    _, b = lab_backend
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    status, _, trace = tempo(b, "/api/traces/af7651916cd43dd8448eb211c80319c")
+    assert status == 200 and list(trace) == ["batches"] and len(trace["batches"]) == 2
+    gw, pp = trace["batches"]
+    assert {"key": "service.name", "value": {"stringValue": "istio-ingressgateway.istio-system"}} in \
+        gw["resource"]["attributes"]
+    [root] = gw["scopeSpans"][0]["spans"]
+    assert root["traceId"] == base64.b64encode(bytes.fromhex("0af7651916cd43dd8448eb211c80319c")).decode()
+    assert root["spanId"] == base64.b64encode(bytes.fromhex("00f067aa0ba902b7")).decode()
+    assert "parentSpanId" not in root and root["kind"] == "SPAN_KIND_SERVER"
+    assert root["startTimeUnixNano"] == str(T0) and root["status"] == {}
+    assert {"key": "http.status_code", "value": {"intValue": "200"}} in root["attributes"]
+    child = pp["scopeSpans"][0]["spans"][1]
+    assert child["kind"] == "SPAN_KIND_CLIENT" and child["parentSpanId"] == base64.b64encode(
+        bytes.fromhex("1111111111111111")).decode()
+    assert child["status"] == {"code": "STATUS_CODE_ERROR", "message": "boom"}
+
+    status, ctype, text = tempo(b, "/api/traces/00000000000000000000000000000001")
+    assert status == 404 and ctype.startswith("text/plain") and "not found" in text
+    assert tempo(b, "/api/traces/not-hex")[0] == 400
+    assert tempo(b, "/api/nothing")[0] == 404
+
+
+def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
+    from meshtrace.traces.jaeger import JaegerSource
+    from meshtrace.traces.sources import query_get_via_url
+    from meshtrace.traces.tempo import TempoSource
+
+    _, b = lab_backend
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    since = T0 // 10**9 - 1
+    via_tempo = TempoSource(query_get_via_url(f"http://{b.host}:3200")).read(since=float(since))
+    via_jaeger = JaegerSource(query_get_via_url(f"http://{b.host}:16686")).read(since=float(since))
+    assert not via_tempo.errors and not via_jaeger.errors
+
+    def key(s):
+        return (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.service, s.start_ns, s.status_code)
+
+    assert sorted(map(key, via_tempo.spans)) == sorted(map(key, via_jaeger.spans)) and len(via_tempo.spans) == 3
+    by_id = {s.span_id: s for s in via_tempo.spans}
+    assert by_id["00f067aa0ba902b7"].attributes == {"http.method": "GET", "http.status_code": 200}
+    assert by_id["00f067aa0ba902b7"].resource == {"service.name": "istio-ingressgateway.istio-system", "k8s.ns": "istio"}

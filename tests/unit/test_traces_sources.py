@@ -1,4 +1,4 @@
-"""Span sources: collector log source, collector metrics, Jaeger query API, choosing per params."""
+"""Span sources: collector log source, collector metrics, Jaeger query API, choosing per params (Tempo: test_traces_tempo)."""
 
 from __future__ import annotations
 
@@ -218,8 +218,10 @@ def test_sources_from_params_order_and_missing_callables():
     assert list(out) == ["jaeger", "collector", "metrics"]
     assert [type(v).__name__ for v in out.values()] == ["JaegerSource", "CollectorLogSource", "CollectorMetricsSource"]
     assert list(sources_from_params(params, logs=lambda: "")) == ["collector"]
-    assert sources_from_params(SimpleNamespace(traces=SimpleNamespace(sources=["tempo"]))) == {}
-    with pytest.raises(ParamsError, match="zipkin"):
+    tempo_only = SimpleNamespace(traces=SimpleNamespace(sources=["tempo"]))
+    assert sources_from_params(tempo_only) == {}, "no callable given, no source"
+    assert type(sources_from_params(tempo_only, tempo_get=lambda p, q: {})["tempo"]).__name__ == "TempoSource"
+    with pytest.raises(ParamsError, match="zipkin.*known: collector, metrics, jaeger, tempo"):
         sources_from_params(SimpleNamespace(traces=SimpleNamespace(sources=["zipkin"])))
     with pytest.raises(ParamsError):
         make_source("zipkin")

@@ -34,7 +34,7 @@ from ..traces import (
 from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
 from ..traces.metrics import CollectorCounters
 from ..traces.model import Span, Trace
-from ..traces.sources import ReadResult, jaeger_get_via_proxy, jaeger_get_via_url, metrics_via_proxy
+from ..traces.sources import ReadResult, metrics_via_proxy, query_api_get
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -155,13 +155,14 @@ def _collector_pod(st: Stage) -> str | None:
     return pods[0]["metadata"]["name"] if pods else None
 
 
-def _jaeger_get(st: Stage) -> Any:
-    j = st.p.traces.jaeger
-    if j is None:
-        return None
-    if j.url:
-        return jaeger_get_via_url(j.url)
-    return jaeger_get_via_proxy(st.kube.proxy_get, j.service)
+#: the sources that read the backend's own query API
+BACKEND_SOURCES = ("jaeger", "tempo")
+
+
+def _query_get(st: Stage, kind: str) -> Any:
+    """The ``get`` of the query API ``traces.<kind>`` names (jaeger or tempo), or None when absent."""
+    cfg = getattr(st.p.traces, kind)
+    return None if cfg is None else query_api_get(cfg, st.kube.proxy_get, f"traces.{kind}")
 
 
 def _expected_traces(st: Stage, sent: list[dict[str, Any]]) -> int | None:
@@ -195,10 +196,11 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
     if "jaeger" in wanted:
         from ..traces.jaeger import JaegerSource
 
-        readers["jaeger"] = JaegerSource(_jaeger_get(st))
-    for kind in wanted:
-        if kind == "tempo":
-            ev.errors["tempo"] = "the tempo source is not available in this version of the kit"
+        readers["jaeger"] = JaegerSource(_query_get(st, "jaeger"))
+    if "tempo" in wanted:
+        from ..traces.tempo import TempoSource
+
+        readers["tempo"] = TempoSource(_query_get(st, "tempo"))
     expected = _expected_traces(st, sent)
     started = time.monotonic()
     deadline = started + settle_timeout
@@ -334,20 +336,32 @@ def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None
                   sent > 0 and failed == 0, observed=f"{exporter}: sent {sent:.0f}, failed {failed:.0f}",
                   expected="sent > 0, failed 0", hint="read the collector log for 'Exporting failed' "
                   "(run 08_troubleshoot): a rejected token or an unreachable endpoint")
-    jr = ev.reads.get("jaeger")
-    if jr is None:
+    kinds = [k for k in BACKEND_SOURCES if k in ev.reads]
+    if not kinds:
         rec.skip("traces.backend-holds", "the backend holds the traces",
-                 ev.errors.get("jaeger", "the jaeger source is not in traces.sources"))
+                 "; ".join(ev.errors[k] for k in BACKEND_SOURCES if k in ev.errors)
+                 or "neither jaeger nor tempo is in traces.sources")
         return None
-    bt = traces_of_run(group_traces(jr.spans), ev.sent, p.telemetry.correlation_tag)
-    bc = correlate(bt, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
     want = corr.traced if corr is not None and "collector" in ev.reads else 1
-    have = bc.traced if bc is not None else len(bt)
-    rec.check("traces.backend-holds", "the backend holds the traces", have >= max(want, 1) and not jr.errors,
-              observed=f"{have} traced requests in the backend" + (f"; errors: {jr.errors}" if jr.errors else ""),
+    held: dict[str, int] = {}
+    errors: dict[str, list[str]] = {}
+    first: CorrelationReport | None = None
+    for kind in kinds:
+        r = ev.reads[kind]
+        bt = traces_of_run(group_traces(r.spans), ev.sent, p.telemetry.correlation_tag)
+        bc = correlate(bt, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
+        held[kind] = bc.traced if bc is not None else len(bt)
+        if r.errors:
+            errors[kind] = r.errors
+        first = bc if first is None else first
+    ok = all(n >= max(want, 1) for n in held.values()) and not errors
+    rec.check("traces.backend-holds", "the backend holds the traces", ok,
+              observed=", ".join(f"{kind}: {n} traced requests in the backend" for kind, n in held.items())
+              + (f"; errors: {errors}" if errors else ""),
               expected=f"≥ {max(want, 1)} (as many as the collector saw)",
-              hint="check the collector's backend exporter and its token (run 08_troubleshoot)")
-    return bc
+              hint="check the collector's backend exporter and its token, and traces."
+                   f"{'/'.join(kinds)} in params (run 08_troubleshoot)")
+    return first
 
 
 # -- pictures and tables ----------------------------------------------------------------------------------------------

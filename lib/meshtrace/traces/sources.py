@@ -4,6 +4,11 @@ Every span source has ``read(since=None, limit_spans=…, timeout=…) -> ReadRe
 time and in size, and a result says when it was cut short. Sources take callables rather than clients, so the
 same code reads through the Kubernetes API server (pod logs, service proxy) or a plain URL.
 
+The kinds: ``collector`` (the collector's log), ``metrics`` (its :8888 counters), ``jaeger`` (a
+Jaeger-compatible query API, :mod:`.jaeger`) and ``tempo`` (a Grafana Tempo query API, :mod:`.tempo`). A
+query API is reached as ``params.traces.<kind>`` says: a Service through the API server's proxy, or a URL,
+optionally with a token read through :func:`meshtrace.params.resolve_secret`.
+
 >>> src = make_source("collector", logs=lambda: "")
 >>> src.read().spans
 []
@@ -24,13 +29,16 @@ from .metrics import CollectorMetricsSource
 from .model import Span
 
 __all__ = [
-    "ReadResult", "TraceSource", "CollectorLogSource", "make_source", "sources_from_params",
+    "ReadResult", "TraceSource", "CollectorLogSource", "make_source", "sources_from_params", "KINDS",
     "jaeger_get_via_proxy", "jaeger_get_via_url", "metrics_via_proxy", "since_ns", "sources_for_cluster",
+    "query_api_get", "query_api_headers", "query_get_via_proxy", "query_get_via_url",
 ]
 
 DEFAULT_LIMIT_SPANS = 200_000
+#: every source kind params may name
+KINDS = ("collector", "metrics", "jaeger", "tempo")
 #: source kinds params may name that the kit does not read yet (skipped, never an error)
-NOT_YET_READ = ("tempo",)
+NOT_YET_READ: tuple[str, ...] = ()
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -43,7 +51,7 @@ class ReadResult:
     bytes_read: int = 0
     spans_parsed: int = 0
     truncated: bool = False
-    reason: str = ""  # why truncated: limit_spans | timeout | max_bytes
+    reason: str = ""  # why truncated: limit_spans | timeout | max_bytes | limit_traces (a search came back full)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -175,7 +183,11 @@ def make_source(kind: str, **callables: Any) -> Any:
 
     * ``collector``: ``logs=`` callable returning the collector's log;
     * ``metrics``: ``metrics=`` (or ``get_text=``) callable returning the Prometheus text;
-    * ``jaeger``: ``get=`` callable ``(path, params) -> dict``; optional ``services=``.
+    * ``jaeger``: ``get=`` callable ``(path, params) -> dict``; optional ``services=``;
+    * ``tempo``: ``get=`` callable ``(path, params) -> dict``; optional ``services=``, ``tags=``.
+
+    >>> type(make_source("tempo", get=lambda path, q: {})).__name__
+    'TempoSource'
     """
     if kind == "collector":
         return CollectorLogSource(callables["logs"], **{k: v for k, v in callables.items() if k != "logs"})
@@ -184,16 +196,24 @@ def make_source(kind: str, **callables: Any) -> Any:
         if fn is None:
             raise ParamsError("make_source('metrics') needs metrics=<callable returning the metrics text>")
         return CollectorMetricsSource(fn)
-    if kind == "jaeger":
-        from .jaeger import JaegerSource
+    if kind in ("jaeger", "tempo"):
+        if callables.get("get") is None:
+            raise ParamsError(f"make_source({kind!r}) needs get=<callable (path, params) -> dict>")
+        rest = {k: v for k, v in callables.items() if k != "get"}
+        if kind == "jaeger":
+            from .jaeger import JaegerSource
 
-        return JaegerSource(callables["get"], **{k: v for k, v in callables.items() if k != "get"})
-    raise ParamsError(f"unknown trace source {kind!r}; known: collector, metrics, jaeger")
+            return JaegerSource(callables["get"], **rest)
+        from .tempo import TempoSource
+
+        return TempoSource(callables["get"], **rest)
+    raise ParamsError(f"unknown trace source {kind!r}; known: {', '.join(KINDS)}")
 
 
 def sources_from_params(params: Any, *, logs: Callable[[], Any] | None = None,
                         metrics: Callable[[], Any] | None = None,
-                        jaeger_get: Callable[[str, dict], dict] | None = None) -> dict[str, Any]:
+                        jaeger_get: Callable[[str, dict], dict] | None = None,
+                        tempo_get: Callable[[str, dict], dict] | None = None) -> dict[str, Any]:
     """The sources ``params.traces.sources`` asks for, in that order, for which a callable was given.
 
     >>> class P: traces = type("T", (), {"sources": ["collector", "jaeger"]})
@@ -201,17 +221,17 @@ def sources_from_params(params: Any, *, logs: Callable[[], Any] | None = None,
     ['collector']
     """
     wanted = list(getattr(getattr(params, "traces", None), "sources", None) or ["collector", "metrics", "jaeger"])
-    given = {"collector": logs, "metrics": metrics, "jaeger": jaeger_get}
+    given = {"collector": logs, "metrics": metrics, "jaeger": jaeger_get, "tempo": tempo_get}
     out: dict[str, Any] = {}
     for kind in wanted:
         if kind in NOT_YET_READ:
             continue
         if kind not in given:
-            raise ParamsError(f"traces.sources: unknown source {kind!r}; known: collector, metrics, jaeger")
+            raise ParamsError(f"traces.sources: unknown source {kind!r}; known: {', '.join(KINDS)}")
         fn = given[kind]
         if fn is None:
             continue
-        key = {"collector": "logs", "metrics": "metrics", "jaeger": "get"}[kind]
+        key = {"collector": "logs", "metrics": "metrics", "jaeger": "get", "tempo": "get"}[kind]
         out[kind] = make_source(kind, **{key: fn})
     return out
 
@@ -224,16 +244,19 @@ def _decode_json(raw: Any) -> dict:
     return json.loads(raw)
 
 
-def jaeger_get_via_proxy(proxy_get: Callable[..., Any], service_ref: str) -> Callable[[str, dict], dict]:
-    """A Jaeger ``get`` through the API server's service proxy; ``service_ref`` is ``ns/name:port``.
+def query_get_via_proxy(proxy_get: Callable[..., Any], service_ref: str,
+                        field: str = "traces.jaeger.service") -> Callable[[str, dict], dict]:
+    """A query API ``get`` through the API server's service proxy; ``service_ref`` is ``ns/name:port``.
 
     ``proxy_get(kind, ns, name, port, path)`` is the kube helper; its answer may be text, bytes or a dict.
+    ``field`` names the params field in errors. Example:
+    ``get = query_get_via_proxy(kube.proxy_get, "observability/tempo:3200", "traces.tempo.service")``.
     """
     try:
         ns, rest = service_ref.split("/", 1)
         name, port = rest.rsplit(":", 1)
     except ValueError as exc:
-        raise ParamsError(f"traces.jaeger.service: {service_ref!r} is not 'namespace/name:port'") from exc
+        raise ParamsError(f"{field}: {service_ref!r} is not 'namespace/name:port'") from exc
 
     port_value: int | str = int(port) if port.isdigit() else port
 
@@ -245,18 +268,60 @@ def jaeger_get_via_proxy(proxy_get: Callable[..., Any], service_ref: str) -> Cal
     return get
 
 
-def jaeger_get_via_url(base_url: str, timeout: float = 10.0, session: Any = None) -> Callable[[str, dict], dict]:
-    """A Jaeger ``get`` against a plain URL, with ``requests``."""
+def query_get_via_url(base_url: str, timeout: float = 10.0, session: Any = None,
+                      headers: Callable[[], dict[str, str]] | None = None) -> Callable[[str, dict], dict]:
+    """A query API ``get`` against a plain URL, with ``requests``.
+
+    ``headers`` is called on every request (so a token is read when it is used and kept nowhere else).
+    """
     import requests
 
     http = session or requests.Session()
 
     def get(path: str, query: dict) -> dict:
-        resp = http.get(base_url.rstrip("/") + path, params=query, timeout=timeout)
+        resp = http.get(base_url.rstrip("/") + path, params=query, timeout=timeout,
+                        headers=headers() if headers else None)
         resp.raise_for_status()
         return resp.json()
 
     return get
+
+
+#: the Jaeger names of the two helpers (they serve any JSON query API)
+jaeger_get_via_proxy = query_get_via_proxy
+jaeger_get_via_url = query_get_via_url
+
+
+def query_api_headers(cfg: Any, field: str) -> dict[str, str]:
+    """The headers a query API's params ask for: literal ``headers`` plus the token (``auth_header``,
+    ``auth_scheme``) resolved from its reference. Never print what this returns.
+
+    Example: ``query_api_headers(p.traces.tempo, "traces.tempo")``.
+    """
+    out = {h.name: h.value for h in getattr(cfg, "headers", None) or ()}
+    ref = getattr(cfg, "token", None)
+    if ref is not None:
+        from ..params import resolve_secret
+
+        value = resolve_secret(ref)
+        if not value:
+            raise ParamsError(f"{field}.token: environment variable {ref.env or '(none named)'} is unset or empty; "
+                              "export it before running")
+        scheme = getattr(cfg, "auth_scheme", "Bearer") or ""
+        out[getattr(cfg, "auth_header", "Authorization")] = f"{scheme} {value}" if scheme else value
+    return out
+
+
+def query_api_get(cfg: Any, proxy_get: Callable[..., Any], field: str) -> Callable[[str, dict], dict]:
+    """The ``get`` of a query API as its params (``traces.jaeger`` or ``traces.tempo``) say: a ``url`` with
+    headers and token, or a ``service`` through the API server's proxy.
+
+    Example: ``TempoSource(query_api_get(p.traces.tempo, kube.proxy_get, "traces.tempo"))``.
+    """
+    if getattr(cfg, "url", None):
+        needs_headers = bool(getattr(cfg, "headers", None)) or getattr(cfg, "token", None) is not None
+        return query_get_via_url(cfg.url, headers=(lambda: query_api_headers(cfg, field)) if needs_headers else None)
+    return query_get_via_proxy(proxy_get, cfg.service, f"{field}.service")
 
 
 def metrics_via_proxy(proxy_get: Callable[..., Any], namespace: str, pod: str, port: int = 8888,
@@ -276,17 +341,18 @@ def sources_for_cluster(params: Any, kube: Any, collector_pod: str, container: s
 
     ``kube`` provides ``pod_logs(namespace, pod, container)`` and ``proxy_get(kind, namespace, name, port, path,
     query=…)``; the collector log and metrics are read from ``collector_pod`` in ``params.collector.namespace``,
-    Jaeger through ``params.traces.jaeger`` (a service behind the API server's proxy, or a URL).
+    Jaeger and Tempo through ``params.traces.jaeger`` / ``params.traces.tempo`` (a service behind the API
+    server's proxy, or a URL).
     """
     ns = params.collector.namespace
-    jaeger = getattr(params.traces, "jaeger", None)
-    jaeger_get = None
-    if jaeger is not None:
-        jaeger_get = (jaeger_get_via_proxy(kube.proxy_get, jaeger.service) if jaeger.service
-                      else jaeger_get_via_url(jaeger.url))
+    gets: dict[str, Any] = {}
+    for kind in ("jaeger", "tempo"):
+        cfg = getattr(params.traces, kind, None)
+        gets[kind] = None if cfg is None else query_api_get(cfg, kube.proxy_get, f"traces.{kind}")
     return sources_from_params(
         params,
         logs=lambda: kube.pod_logs(ns, collector_pod, container),
         metrics=metrics_via_proxy(kube.proxy_get, ns, collector_pod, metrics_port),
-        jaeger_get=jaeger_get,
+        jaeger_get=gets["jaeger"],
+        tempo_get=gets["tempo"],
     )
