@@ -140,17 +140,7 @@ class JaegerSource(TraceSource):
             result.bytes_read += len(str(payload))
             for err in payload.get("errors") or ():
                 result.errors.append(f"traces of {service}: {err.get('msg', err) if isinstance(err, dict) else err}")
-            for span in jaeger_to_spans(payload):
-                result.spans_parsed += 1
-                key = (span.trace_id, span.span_id)
-                if key in seen:
-                    continue
-                if len(result.spans) >= limit_spans:
-                    result.truncated, result.reason = True, "limit_spans"
-                    break
-                seen.add(key)
-                result.spans.append(span)
-            if result.truncated:
+            if not result.add_unique(jaeger_to_spans(payload), seen, limit_spans):
                 break
         result.seconds = time.monotonic() - started
         return result

@@ -55,6 +55,25 @@ class ReadResult:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
+    def add_unique(self, spans: Iterable[Span], seen: set[tuple[str, str]], limit_spans: int) -> bool:
+        """Keep the spans not ``seen`` yet (by trace and span id); False once ``limit_spans`` cut the read short.
+
+        >>> r = ReadResult("x"); s = Span("t", "a", "", "op", "server", 0, 1, "svc", {}, {})
+        >>> r.add_unique([s, s], set(), 10), len(r.spans), r.spans_parsed
+        (True, 1, 2)
+        """
+        for span in spans:
+            self.spans_parsed += 1
+            key = (span.trace_id, span.span_id)
+            if key in seen:
+                continue
+            if len(self.spans) >= limit_spans:
+                self.truncated, self.reason = True, "limit_spans"
+                return False
+            seen.add(key)
+            self.spans.append(span)
+        return True
+
     def stats(self) -> dict[str, Any]:
         """The numbers without the spans (for a table or a check's ``observed``)."""
         return {"source": self.source, "spans": len(self.spans), "spans_parsed": self.spans_parsed,

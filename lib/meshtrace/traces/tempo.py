@@ -221,21 +221,8 @@ class TempoSource(TraceSource):
                 result.errors.append(f"trace {tid} failed: {exc}")
                 continue
             result.bytes_read += len(str(payload))
-            if not self._take(tempo_to_spans(payload), result, seen, limit_spans):
+            if not result.add_unique(tempo_to_spans(payload), seen, limit_spans):
                 break
         result.seconds = time.monotonic() - started
         return result
 
-    @staticmethod
-    def _take(spans: list[Span], result: ReadResult, seen: set[tuple[str, str]], limit_spans: int) -> bool:
-        for span in spans:
-            result.spans_parsed += 1
-            key = (span.trace_id, span.span_id)
-            if key in seen:
-                continue
-            if len(result.spans) >= limit_spans:
-                result.truncated, result.reason = True, "limit_spans"
-                return False
-            seen.add(key)
-            result.spans.append(span)
-        return True
