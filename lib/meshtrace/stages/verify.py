@@ -308,7 +308,7 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
         s = sampling_check(corr.sent, corr.traced, p.telemetry.sampling)
         note = (f"; too few requests to conclude: send at least {s.n_needed}" if s.reason == "too_few_requests" else "")
         rec.add("traces.sampling", "the traced fraction fits randomSamplingPercentage", s.status,
-                observed=f"{s.traced}/{s.sent} traced, 95% interval [{s.low:.3f}, {s.high:.3f}]{note}",
+                observed=f"{s.traced}/{s.sent} traced, {s.confidence:.1%} interval [{s.low:.3f}, {s.high:.3f}]{note}",
                 expected=f"{p.telemetry.sampling:g}%", hint=f"send more requests (≥ {s.n_needed})"
                 if s.reason == "too_few_requests" else "traces lost or sampling differs: run 08_troubleshoot")
         rec.check("traces.correlated", "every traced request matches a sent one",
