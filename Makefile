@@ -53,7 +53,10 @@ browser-deps: ## Debian's chromium and chromium-driver for the browser test, ins
 test-fast: $(STAMP) ## unit tests only
 	$(VPY) -m pytest tests/unit $(ARGS)
 
-lab-up: $(STAMP) ## start the embedded lab in the background (.meshlab/)
+lab-up: $(STAMP) ## start the embedded lab in the background (.meshlab/); export MESHLAB_BACKEND_TOKEN first
+	@test -n "$$MESHLAB_BACKEND_TOKEN" || { echo "make lab-up: export MESHLAB_BACKEND_TOKEN first (any value, e.g." \
+	  "export MESHLAB_BACKEND_TOKEN=\$$(openssl rand -hex 16)); the lab's backend accepts only that token, and" \
+	  "make run / make jupyter in the same shell then send it. (make run alone starts and stops a lab of its own.)"; exit 2; }
 	$(VPY) -m meshlab up $(ARGS)
 
 lab-down: $(STAMP) ## stop the embedded lab

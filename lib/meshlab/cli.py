@@ -106,6 +106,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     except FaultError as e:
         print(f"meshlab: {e}", file=sys.stderr)
         return 2
+    if not os.environ.get(args.backend_token_env):
+        print(f"meshlab: warning: ${args.backend_token_env} is not set, so the lab's backend accepts no token and "
+              "every export into it fails. Export it first (any value), and use the same shell for make run or "
+              "make jupyter, so the kit sends the token this backend expects.", file=sys.stderr)
     sd.mkdir(parents=True, exist_ok=True)
     (sd / "status.json").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "meshlab", "serve", "--state-dir", str(sd), "--istio-version", args.istio_version,
