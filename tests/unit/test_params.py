@@ -243,3 +243,23 @@ def test_params_object_never_holds_a_token_value(monkeypatch):
     monkeypatch.setenv("MESHLAB_BACKEND_TOKEN", "tok-9f8e7d")
     p = load_params("lab", root=ROOT)
     assert "tok-9f8e7d" not in p.model_dump_json()
+
+
+@pytest.mark.parametrize("env", ["kind", "minikube"])
+def test_local_cluster_envs_match_the_jaeger_manifest_the_readme_applies(env):
+    import yaml
+
+    docs = list(yaml.safe_load_all((ROOT / "docs" / "jaeger-all-in-one.yaml").read_text()))
+    ports = {(d["metadata"]["namespace"], d["metadata"]["name"]): {p["port"]: p["name"] for p in d["spec"]["ports"]}
+             for d in docs if d["kind"] == "Service"}
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert all(set(deploy["spec"]["selector"]["matchLabels"].items()) <= set(d["spec"]["selector"].items())
+               for d in docs if d["kind"] == "Service")
+    p = load_params(env, root=ROOT)
+    host, port = p.backend.endpoint.rsplit(":", 1)
+    name, ns = host.split(".")[:2]
+    assert ports[(ns, name)][int(port)].startswith("grpc"), "the collector's otlp exporter speaks gRPC to it"
+    qns, rest = p.traces.jaeger.service.split("/")
+    qname, qport = rest.split(":")
+    assert int(qport) in ports[(qns, qname)]
+    assert ns == p.collector.namespace  # one namespace for the collector and its backend, as the manifest makes
