@@ -27,7 +27,7 @@ TRACE_HEADERS = (
     "x-datadog-sampling-priority", "traceparent", "tracestate", "x-cloud-trace-context", "grpc-trace-bin",
     "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "sw8",
 )
-APP_HEADERS = ("end-user", "user-agent", "cookie", "authorization", "jwt", "x-meshtrace-request")
+APP_HEADERS = ("end-user", "user-agent", "cookie", "authorization", "jwt")  # what Bookinfo forwards besides tracing
 DROP_FAULT = "app-drops-trace-headers"
 PREDATE_FAULT = "pods-predate-injection"
 MANIFEST = Path(__file__).with_name("bookinfo.yaml")
