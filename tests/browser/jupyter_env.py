@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,13 +26,6 @@ LAB_SETTINGS = {
     "docmanager-extension/plugin": {"defaultViewers": {"python": "Jupytext Notebook"}},
     "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_root(root: Path, notebooks: list[str]) -> dict[str, str]:
@@ -95,29 +87,44 @@ class JupyterLab:
             self.proc.wait(timeout=10)
 
 
+def _bound_port(env: dict[str, str], pid: int) -> int | None:
+    """The port a Jupyter server process bound, from the server file it writes once it listens."""
+    info = Path(env["JUPYTER_RUNTIME_DIR"]) / f"jpserver-{pid}.json"
+    try:
+        return int(json.loads(info.read_text())["port"])
+    except (OSError, ValueError, KeyError):  # not written yet, or caught half-written
+        return None
+
+
 def start_jupyterlab(root: Path, env: dict[str, str], deadline_s: float = 60) -> JupyterLab:
-    """Start JupyterLab on a random loopback port at ``root/notebooks``; return once its API answers."""
-    port, token = free_port(), secrets.token_hex(16)
+    """Start JupyterLab on a loopback port the OS picks, at ``root/notebooks``; return once its API answers.
+
+    Port 0 lets the server bind a free port itself: a port probed free beforehand could be taken by
+    another socket (an outgoing connection's ephemeral port, say) before the server binds it.
+    """
+    token = secrets.token_hex(16)
     log = root / "jupyterlab.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           "--ServerApp.port=0", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={root / 'notebooks'}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
            "jupyterlab.NeverCheckForUpdate"]
     if os.geteuid() == 0:  # CI machines and containers run as root
         cmd.append("--allow-root")
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
-    lab = JupyterLab(proc, port, token, log)
+    lab = JupyterLab(proc, 0, token, log)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise AssertionError(f"JupyterLab exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(lab.url("/api/status"), timeout=2) as resp:
-                if resp.status == 200:
-                    return lab
-        except OSError:
-            pass
+        lab.port = lab.port or _bound_port(env, proc.pid) or 0
+        if lab.port:
+            try:
+                with urllib.request.urlopen(lab.url("/api/status"), timeout=2) as resp:
+                    if resp.status == 200:
+                        return lab
+            except OSError:
+                pass
         try:  # the poll interval, which also notices the server exiting
             proc.wait(timeout=0.2)
         except subprocess.TimeoutExpired:

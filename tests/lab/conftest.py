@@ -7,8 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-def eventually(fn: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``fn`` until it returns a truthy value or raise AssertionError at the deadline."""
+def eventually(fn: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``fn`` until it returns a truthy value or raise AssertionError at the deadline.
+
+    The deadline is generous on purpose: the poll returns as soon as the condition holds, and a loaded
+    two-core machine can take many seconds to roll out pods the lab's controllers create one by one.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:

@@ -14,7 +14,7 @@ def test_watch_sees_a_deployment_become_ready(lab, namespace):
     apps.create_namespaced_deployment(namespace, deployment("w", replicas=2))
     w = watch.Watch()
     seen = []
-    for ev in w.stream(apps.list_namespaced_deployment, namespace, timeout_seconds=20):
+    for ev in w.stream(apps.list_namespaced_deployment, namespace, timeout_seconds=60):
         d = ev["object"]
         seen.append((ev["type"], d.status.ready_replicas))
         conds = {c.type: c.status for c in d.status.conditions or []}

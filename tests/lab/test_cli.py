@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +20,14 @@ pytestmark = pytest.mark.lab
 def meshlab(state, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(state)],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def test_lifecycle_status_faults_and_no_lb(tmp_path):
@@ -53,7 +62,15 @@ def test_lifecycle_status_faults_and_no_lb(tmp_path):
         core = client.CoreV1Api(own.api_client())
         core.create_namespaced_service("default", {"metadata": {"name": "lb"}, "spec": {
             "type": "LoadBalancer", "ports": [{"port": 18081}], "selector": {"app": "x"}}})
-        svc = eventually(lambda: core.read_namespaced_service("lb", "default"), what="service")
+        # The LoadBalancer address would be set by the service controller, later, on its own thread. The
+        # controllers work one queue in order on one thread, and only a Service's own reconcile opens its
+        # NodePort: once a Service created after "lb" listens on its NodePort, "lb" has been reconciled, and
+        # only then does "no ingress address" mean anything.
+        later = core.create_namespaced_service("default", {"metadata": {"name": "after-lb"}, "spec": {
+            "type": "NodePort", "ports": [{"port": 18082}], "selector": {"app": "x"}}})
+        eventually(lambda: listening("127.0.0.1", later.spec.ports[0].node_port),
+                   what="the NodePort of a Service created after the LoadBalancer one")
+        svc = core.read_namespaced_service("lb", "default")
         assert svc.spec.ports[0].node_port and not (svc.status.load_balancer.ingress or [])
     finally:
         stop_lab(own)

@@ -160,8 +160,11 @@ def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: Ow
     assert status == 200 and json.loads(health)["status"] == "Server available"
 
     query = json.loads(lab.meshlab("status", "--json"))["backend"]["query_url"]
-    found = poll(lambda: json.loads(http_get(f"{query}/api/traces?service={service}&lookback=1h")[1] or "{}")
-                 .get("data"), "the trace at the backend's query API")
+    def traces() -> list:
+        return json.loads(http_get(f"{query}/api/traces?service={service}&lookback=1h")[1] or "{}").get("data") or []
+    # the two requests may leave the collector in two batches: wait for both, not for the first
+    found = poll(lambda: (lambda t: t if sum(len(x["spans"]) for x in t) >= 5 else [])(traces()),
+                 "the 5 spans at the backend's query API")
     assert sum(len(t["spans"]) for t in found) == 5
 
     lab.meshlab("fault", "set", "backend-token-rotated")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from kubernetes import client
+from tests.conftest import start_lab, stop_lab
 from tests.lab.conftest import deployment, eventually
 
 pytestmark = pytest.mark.lab
@@ -27,6 +28,16 @@ def ready(apps, ns: str, name: str, n: int = 1) -> bool:
 
 def pods_of(core, ns: str, app: str) -> list:
     return core.list_namespaced_pod(ns, label_selector=f"app={app}").items
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A lab of this module's own (the ``namespace`` fixture uses it too). Injection depends on whether Istio
+    is installed, and other modules install it into the session lab and leave it there (test_istioctl), so
+    sharing that lab would make these tests depend on the order the files run in."""
+    running = start_lab(tmp_path_factory.mktemp("controllers") / "state")
+    yield running
+    stop_lab(running)
 
 
 @pytest.fixture
@@ -170,9 +181,18 @@ def test_collector_scaled_to_zero_fault(lab, namespace):
         apps.create_namespaced_deployment(namespace, col)
         eventually(lambda: apps.read_namespaced_deployment("otelcol", namespace).spec.replicas == 0,
                    what="collector scaled to zero")
-        # scaling it back up is the fix; the fault does not fight it
+        # scaling it back up is the fix; the fault does not fight it. The controller reacts on its own
+        # thread, so "replicas is still 1" means something only once it has observed the scale-up (a
+        # scale-down by the fault would bump the generation again before any status for it is written).
         apps.patch_namespaced_deployment_scale("otelcol", namespace, {"spec": {"replicas": 1}})
-        assert apps.read_namespaced_deployment("otelcol", namespace).spec.replicas == 1
+        generation = apps.read_namespaced_deployment("otelcol", namespace).metadata.generation
+
+        def observed():
+            d = apps.read_namespaced_deployment("otelcol", namespace)
+            return d if (d.status.observed_generation or 0) >= generation else None
+
+        d = eventually(observed, what="the controller to observe the scale-up")
+        assert d.spec.replicas == 1 and d.metadata.generation == generation
         assert apps.read_namespaced_deployment("other", namespace).spec.replicas == 1
     finally:
         lab.meshlab("fault", "clear", "collector-scaled-to-zero")

@@ -9,6 +9,7 @@ selector-less Service with manual Endpoints, the way the lab registers its own b
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -42,8 +43,12 @@ extensionProviders:
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """Keeps every span as ``(service.name, span name)`` in ``spans``, and ``(trace id, proxy node id)``
+    in ``origins``, so that a test can tell which proxy exported which request's spans."""
+
     def __init__(self) -> None:
         self.spans: list[tuple[str, str]] = []
+        self.origins: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
     def Export(self, request, context):  # noqa: N802
@@ -52,7 +57,13 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                 svc = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
                 for ss in rs.scope_spans:
                     self.spans += [(svc, s.name) for s in ss.spans]
+                    self.origins += [(s.trace_id.hex(), next((a.value.string_value for a in s.attributes
+                                                              if a.key == "node_id"), "")) for s in ss.spans]
         return trace_service_pb2.ExportTraceServiceResponse()
+
+    def snapshot(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        with self.lock:
+            return list(self.spans), list(self.origins)
 
 
 def eventually(fn, timeout: float = 60.0, what: str = ""):
@@ -166,9 +177,11 @@ def gateway_url(lab: Lab) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def get(url: str) -> int:
+def get(url: str, trace_id: str | None = None) -> int:
+    """GET ``url``; with ``trace_id``, as part of that (sampled) trace: the gateway joins a client's traceparent."""
+    headers = {"traceparent": f"00-{trace_id}-{random.getrandbits(64):016x}-01"} if trace_id else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
             resp.read()
             return resp.status
     except urllib.error.HTTPError as err:
@@ -185,30 +198,71 @@ def test_spans_from_every_bookinfo_proxy(mesh_lab, receiver):
         assert get(url) == 200
     want = {"istio-ingressgateway.istio-system", "productpage.default", "details.default", "reviews.default",
             "ratings.default"}
-    eventually(lambda: want <= {s for s, _ in rec.spans}, what=f"spans from {want}")
-    assert ("istio-ingressgateway.istio-system", "productpage.default.svc.cluster.local:9080/productpage") in rec.spans
+    root = ("istio-ingressgateway.istio-system", "productpage.default.svc.cluster.local:9080/productpage")
+    # The gateway's span of a routed request ends last and may still sit in the gateway's export buffer
+    # after the apps' spans have arrived (and the gateway may have reported earlier, e.g. a 404 before the
+    # route existed), so the wait is for that very span too, not only for its service.
+    spans = eventually(lambda: (lambda got: got if want <= {s for s, _ in got} and root in got else [])(
+        rec.snapshot()[0]), what=f"spans from {want} and the gateway's {root[1]} span")
+    assert root in spans
+
+
+def mesh_pods(lab: Lab) -> list[str]:
+    """``<pod>.<namespace>`` of every proxy: the ingress gateway and each Bookinfo pod's sidecar."""
+    pods = [f"{p}.istio-system" for p in lab.kubectl("-n", "istio-system", "get", "pods", "-l", "app=istio-ingressgateway",
+                                                     "-o", "jsonpath={.items[*].metadata.name}").split()]
+    pods += [f"{p}.default" for p in lab.kubectl("-n", "default", "get", "pods", "-o",
+                                                 "jsonpath={.items[*].metadata.name}").split()]
+    return pods
+
+
+def set_mesh(lab: Lab, service: str, port: int) -> None:
+    lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+               "data": {"mesh": MESH.format(service=service, port=port)}})
 
 
 def test_wrong_port_and_wrong_host_are_logged_and_give_no_spans(mesh_lab, receiver):
     rec, _ = receiver
     url = gateway_url(mesh_lab) + "/productpage"
+    good = ("otel-collector.observability.svc.cluster.local", 4317)
     eventually(lambda: get(url) == 200, what=f"{url} to answer 200")
-    mesh_lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
-                    "data": {"mesh": MESH.format(service="otel-collector.observability.svc.cluster.local", port=4318)}})
+    try:
+        set_mesh(mesh_lab, good[0], 4318)
 
-    def failed_export() -> bool:
-        assert get(url) == 200
-        return "OTLP trace export failed" in mesh_lab.logs("istio-system", "app=istio-ingressgateway", "istio-proxy")
+        def failed_export() -> bool:
+            assert get(url) == 200
+            return "OTLP trace export failed" in mesh_lab.logs("istio-system", "app=istio-ingressgateway",
+                                                               "istio-proxy")
 
-    eventually(failed_export, what="the gateway's log to report a failed export")
-    before = len(rec.spans)
-    for _ in range(3):
-        assert get(url) == 200
-    eventually(lambda: mesh_lab.logs("istio-system", "app=istio-ingressgateway", "istio-proxy")
-               .count("OTLP trace export failed") >= 2, what="a second failed export")
-    assert len(rec.spans) == before
+        eventually(failed_export, what="the gateway's log to report a failed export")
+        # The gateway exported with the new config, so every request from now on is traced with it by every
+        # proxy. Requests of known traces: none of their spans may arrive.
+        marked = [f"{random.getrandbits(128):032x}" for _ in range(3)]
+        for trace_id in marked:
+            assert get(url, trace_id) == 200
+        eventually(lambda: mesh_lab.logs("istio-system", "app=istio-ingressgateway", "istio-proxy")
+                   .count("OTLP trace export failed") >= 2, what="a second failed export")
 
-    mesh_lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
-                    "data": {"mesh": MESH.format(service="otel-collector.wrong.svc.cluster.local", port=4317)}})
-    eventually(lambda: get(url) == 200 and "could not find cluster for tracing provider"
-               in mesh_lab.logs("istio-system", "app=istiod", "discovery"), what="istiod to log the lookup failure")
+        # Barrier: back to the right port, traffic until every proxy has exported a span of a later request.
+        # Each proxy exports its buffer in order, one export at a time, so by then each has tried (and
+        # failed) the marked requests' spans: checking for them before would pass without proving anything.
+        set_mesh(mesh_lab, *good)
+        proxies = mesh_pods(mesh_lab)
+        later: set[str] = set()
+
+        def every_proxy_exported_again() -> bool:
+            trace_id = f"{random.getrandbits(128):032x}"
+            later.add(trace_id)
+            assert get(url, trace_id) == 200
+            nodes = {node for t, node in rec.snapshot()[1] if t in later}
+            return all(any(f"~{pod}~" in node for node in nodes) for pod in proxies)
+
+        eventually(every_proxy_exported_again, what=f"spans of a later request from each of {proxies}")
+        arrived = [(t, node) for t, node in rec.snapshot()[1] if t in marked]
+        assert arrived == [], f"spans exported to the wrong port arrived: {arrived}"
+
+        set_mesh(mesh_lab, "otel-collector.wrong.svc.cluster.local", good[1])
+        eventually(lambda: get(url) == 200 and "could not find cluster for tracing provider"
+                   in mesh_lab.logs("istio-system", "app=istiod", "discovery"), what="istiod to log the lookup failure")
+    finally:
+        set_mesh(mesh_lab, *good)

@@ -101,7 +101,7 @@ def test_spans_sent_over_otlp_come_back_from_the_collector_log(lab, namespace, i
     with grpc.insecure_channel(f"{pod['status']['podIP']}:4317") as channel:
         TraceServiceStub(channel).Export(req, timeout=10)
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     got = []
     while time.monotonic() < deadline and len(got) < len(sent):
         text = kube.pod_logs(namespace, pod["metadata"]["name"])

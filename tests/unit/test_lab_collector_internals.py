@@ -101,7 +101,7 @@ def test_batch_processor_sends_on_size_and_on_stop():
     bp.start()
     bp(_req(2))
     bp(_req(3))
-    assert done.wait(5), "a batch of 5 >= send_batch_size 4 was not sent"
+    assert done.wait(60), "a batch of 5 >= send_batch_size 4 was not sent"
     bp(_req(1))
     bp.stop()
     assert got == [5, 1]
@@ -113,6 +113,6 @@ def test_batch_processor_sends_on_timeout():
     bp.start()
     try:
         bp(_req(1))
-        assert done.wait(5)
+        assert done.wait(60)
     finally:
         bp.stop()
