@@ -171,11 +171,17 @@ def _expected_traces(st: Stage, sent: list[dict[str, Any]]) -> int | None:
     return len(sent) if s >= 100 else (0 if s <= 0 else None)
 
 
+#: seconds without a new span after which the reads count as settled (Envoy flushes spans every 5 s)
+QUIET_SECONDS = 6.0
+
+
 def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200_000,
                    sent: list[dict[str, Any]] | None = None, interval: float = 0.5) -> TraceEvidence:
     """Read spans from every source in ``traces.sources``, polling (with a deadline of ``settle_timeout`` s)
-    until the traces of the sent requests have arrived: all of them at 100 % sampling, otherwise until two
-    reads in a row agree.
+    until the traces of the sent requests have arrived: at 100 % sampling, every sent request traced and every
+    trace whole (a trace's root span ends last, so a read can catch a request's first spans without it); else,
+    and for traces that never become whole, until the reads have not changed for ``QUIET_SECONDS`` (longer
+    than Envoy's 5 s span flush, so a proxy's last batch is not mistaken for silence).
 
     Example: ``ev = collect_traces(st, settle_timeout=30); len(ev.spans)``.
     """
@@ -202,27 +208,36 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
 
         readers["tempo"] = TempoSource(_query_get(st, "tempo"))
     expected = _expected_traces(st, sent)
+    graph = callgraph_from_params(st.p)
+    tag = st.p.telemetry.correlation_tag
     started = time.monotonic()
     deadline = started + settle_timeout
-    last: dict[str, int] = {}
+    last: dict[str, tuple[int, int]] = {}
+    last_change = started
     while True:
-        counts: dict[str, int] = {}
+        seen: dict[str, tuple[int, int]] = {}  # per source: (traced requests, spans)
+        whole = True
         for kind, reader in readers.items():
             r = _read(reader, kind, since, max_spans)
             ev.reads[kind] = r
-            counts[kind] = correlate(group_traces(r.spans), sent, st.p.telemetry.correlation_tag).traced \
-                if sent else len(r.spans)
+            traces = group_traces(r.spans)
+            seen[kind] = (correlate(traces, sent, tag).traced if sent else len(r.spans), len(r.spans))
+            if expected is not None and seen[kind][0] >= expected:
+                whole = whole and check_traces(traces_of_run(traces, sent, tag), graph).ok
+        now = time.monotonic()
+        if seen != last:
+            last, last_change = seen, now
+        quiet = now - last_change >= QUIET_SECONDS and all(n > 0 for n, _ in seen.values())
         if expected is not None:
-            done = all(c >= expected for c in counts.values())
+            done = all(n >= expected for n, _ in seen.values()) and (whole or quiet)
         else:
-            done = bool(last) and counts == last and all(c > 0 for c in counts.values())
+            done = quiet
         if done or not readers or not sent:
             break
-        if time.monotonic() >= deadline:
+        if now >= deadline:
             ev.settled = False
             break
-        last = counts
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(interval, max(0.0, deadline - now)))
     ev.waited = time.monotonic() - started
     if "metrics" in wanted:
         if pod is None:
