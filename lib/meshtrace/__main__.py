@@ -22,8 +22,9 @@ from .runner import new_run_dir, point_latest, run_env, run_parallel, write_mani
 from .runner_plan import (
     TROUBLESHOOT,
     EnvPlan,
+    check_parameter_value,
     discover_notebooks,
-    notebook_parameter_names,
+    notebook_parameters,
     parse_assignment,
     parse_yaml_value,
     refuse_secret_paths,
@@ -51,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--env", action="append", dest="envs", metavar="ENV",
                      help="environment: params/ENV.yaml (repeatable; default: lab)")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                     help="notebook parameter, value parsed as YAML (e.g. -p requests=300)")
+                     help="notebook parameter, value parsed as YAML and checked against the type of "
+                          "its default and its domain (e.g. -p requests=300)")
     run.add_argument("--set", action="append", default=[], dest="sets", metavar="PATH=VALUE",
                      help="params override by dotted path (e.g. --set telemetry.sampling=50)")
     run.add_argument("--jobs", type=int, default=1, help="environments run in parallel (default 1)")
@@ -89,9 +91,10 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]]
     trouble = next((p for p in found if p.name.startswith(TROUBLESHOOT + "_")), None)
     if args.no_troubleshoot:
         trouble = None
-    declared = {p.stem: notebook_parameter_names(p) for p in {*chosen, *([trouble] if trouble else [])}}
+    defaults = {p.stem: notebook_parameters(p) for p in {*chosen, *([trouble] if trouble else [])}}
+    declared = {stem: list(params) for stem, params in defaults.items()}
     known = set().union(*declared.values()) if declared else set()
-    parameters: dict[str, Any] = {}
+    raws: dict[str, str] = {}
     for item in args.parameter:
         name, raw = parse_assignment(item, "-p")
         if name in RESERVED:
@@ -102,7 +105,7 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]]
                 f"-p {name}: no selected notebook has a parameter named {name!r}; "
                 f"known parameters: {', '.join(sorted(known - RESERVED)) or 'none'}"
             )
-        parameters[name] = parse_yaml_value(raw, f"-p {name}")
+        raws[name] = raw
     for item in args.sets:
         parse_assignment(item, "--set")
     refuse_secret_paths(args.sets)
@@ -113,6 +116,9 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]]
         refuse_secret_values(list(args.sets), token, "--set")
         refuse_secret_values([i.partition("=")[2] for i in args.parameter], token, "-p")
         loaded[env] = params
+    # values after the secret check, so that an error message never echoes a secret
+    parameters = {name: check_parameter_value(name, raw, parse_yaml_value(raw, f"-p {name}"), defaults)
+                  for name, raw in raws.items()}
     base = {"root": root, "nb_dir": nb_dir, "chosen": [p.stem for p in chosen],
             "trouble": trouble.stem if trouble else None, "declared": declared, "parameters": parameters}
     return runs_dir, nb_dir, [{"env": e, "params": loaded[e]} for e in envs], base

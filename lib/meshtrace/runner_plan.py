@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import tempfile
@@ -18,6 +19,7 @@ TROUBLESHOOT = "08"
 CLEANUP = "99"
 SECRET_KEY_RE = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential|authentication|authorization)s?$", re.I)
 REFERENCE_KEYS = {"env", "secret_name", "secret_key", "token_env"}
+UNKNOWN = object()   # a parameter default that is not a Python literal
 
 
 @dataclass
@@ -72,8 +74,12 @@ def select_notebooks(found: list[Path], spec: str | None, cleanup: bool) -> list
     return sorted(chosen)
 
 
-def notebook_parameter_names(path: Path) -> list[str]:
-    """Names assigned in a notebook's ``parameters`` cell, as papermill infers them."""
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """A notebook's ``parameters`` cell as papermill infers it: name → default value.
+
+    The default is papermill's source text read as a Python literal (``180`` → 180, ``None`` → None); a
+    default that is not a literal (an expression) becomes :data:`UNKNOWN` and then accepts any value.
+    """
     import nbformat
     import papermill
 
@@ -82,7 +88,19 @@ def notebook_parameter_names(path: Path) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / path.name
         nbformat.write(nb, str(copy))
-        return list(papermill.inspect_notebook(str(copy)))
+        inferred = papermill.inspect_notebook(str(copy))
+    out: dict[str, Any] = {}
+    for name, info in inferred.items():
+        try:
+            out[name] = ast.literal_eval(str(info.get("default", "")))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[name] = UNKNOWN
+    return out
+
+
+def notebook_parameter_names(path: Path) -> list[str]:
+    """Names assigned in a notebook's ``parameters`` cell, as papermill infers them."""
+    return list(notebook_parameters(path))
 
 
 def parse_assignment(item: str, flag: str) -> tuple[str, str]:
@@ -124,3 +142,112 @@ def refuse_secret_values(values: list[str], token_env: str | None, what: str) ->
                 f"{what}: a value contains the secret held in ${token_env}; secrets are never parameters, "
                 f"they stay in the environment variable"
             )
+
+
+# ---------------------------------------------------------------- -p values
+@dataclass(frozen=True)
+class Domain:
+    """What a parameter's values mean beyond their type: a count, a timeout, a percentage or a choice."""
+
+    what: str                               # e.g. "a count"
+    minimum: float | None = None
+    exclusive: bool = False                 # the minimum itself is not allowed (counts start at 1)
+    maximum: float | None = None
+    integer: bool = False                   # whole numbers only
+    choices: tuple[Any, ...] = ()           # when set: the only allowed values
+    # None is always allowed: a None default means "the params' value", and a non-None default's type
+    # check has refused None already
+
+    @property
+    def allowed(self) -> str:
+        """The domain in words: ``a whole number greater than 0``."""
+        if self.choices:
+            return "one of " + ", ".join(map(_show, self.choices))
+        words = "a whole number" if self.integer else "a number"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{words} from {self.minimum:g} to {self.maximum:g}"
+        if self.minimum is not None:
+            return f"{words} " + (f"greater than {self.minimum:g}" if self.exclusive else f"of {self.minimum:g} or more")
+        return words
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is inside the domain."""
+        if value is None:
+            return True
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return False
+        if self.minimum is not None and (value < self.minimum or (self.exclusive and value == self.minimum)):
+            return False
+        return self.maximum is None or value <= self.maximum
+
+
+COUNT = Domain("a count", minimum=0, exclusive=True, integer=True)
+TIMEOUT = Domain("a timeout in seconds", minimum=0)
+PERCENT = Domain("a percentage", minimum=0, maximum=100)
+# Parameter name (full match) → its domain, after the notebooks' parameters cells and how the stages use them.
+# A new knob named like these (``*_timeout``, ``max_*``, ``*_percent``) gets the same rule without another entry.
+DOMAINS: list[tuple[re.Pattern[str], Domain]] = [
+    (re.compile(r"(.+_)?timeout"), TIMEOUT),
+    (re.compile(r"requests|concurrency|max_.+|.+_count"), COUNT),
+    (re.compile(r".+_percent(age)?|sampling"), PERCENT),
+    (re.compile(r"existing_install"),   # the modes of stages.istio.MODES
+     Domain("the existing-install mode", choices=("refuse", "merge", "replace"))),
+]
+TYPE_RULES = {bool: "true or false (a YAML boolean)", int: "a whole number", float: "a number",
+              str: "a string", list: "a YAML list such as [a, b]", dict: "a YAML mapping such as {a: 1}"}
+
+
+def _show(value: Any) -> str:
+    """A value as the command line would spell it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _type_of(default: Any) -> type | None:
+    """The type a default asks for (None: anything goes)."""
+    if default is None or default is UNKNOWN:
+        return None
+    if isinstance(default, tuple):
+        return list
+    return next((t for t in TYPE_RULES if type(default) is t), None)
+
+
+def _fits(kind: type, value: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def check_parameter_value(name: str, raw: str, value: Any, defaults: dict[str, dict[str, Any]]) -> Any:
+    """Validate one ``-p name=value`` against every notebook that declares ``name``; returns the value to pass.
+
+    ``defaults`` is notebook stem → {parameter: default} (see :func:`notebook_parameters`). The value's type must
+    fit each declaring notebook's default (a None default takes anything; a str default takes a scalar as the
+    text typed, so ``-p tag=1.20`` stays ``"1.20"``), and a known domain (counts, timeouts, percentages, choices)
+    must hold. Raises ParamsError naming the parameter, the notebooks, the value and what is allowed.
+    """
+    owners = sorted(stem for stem, params in defaults.items() if name in params)
+    where = f"-p {name}={raw}: {name} is declared by {', '.join(owners)}"
+    kinds = {stem: _type_of(defaults[stem][name]) for stem in owners}
+    typed = {k for k in kinds.values() if k is not None}
+    if typed == {str} and value is not None and not isinstance(value, (str, list, dict)):
+        value = raw.strip()      # a str parameter takes the scalar as typed
+    for stem, kind in kinds.items():
+        if kind is not None and not _fits(kind, value):
+            got = f" ({type(value).__name__})" if value is not None else ""
+            raise ParamsError(f"{where}; {stem} has default {_show(defaults[stem][name])}, so the value must be "
+                              f"{TYPE_RULES[kind]}, not {_show(value)}{got}")
+    domain = next((d for pattern, d in DOMAINS if pattern.fullmatch(name)), None)
+    if domain is not None and not domain.admits(value):
+        keep = " (or null for the notebook's default)" if None in kinds.values() else ""
+        raise ParamsError(f"{where}; {_show(value)} is not allowed: {domain.what} must be {domain.allowed}{keep}")
+    return value

@@ -35,12 +35,14 @@ RECORD = "from meshtrace.checks import CheckRecorder\nrec = CheckRecorder(env, {
 def notebooks(tmp_path):
     d = tmp_path / "notebooks"
     d.mkdir()
-    _write_nb(d, "00_first", 'env = "lab"\noverrides = []\nrequests = 20\nrun_dir = None',
+    _write_nb(d, "00_first", 'env = "lab"\noverrides = []\nrequests = 20\nlabels = []\nrun_dir = None',
               [RECORD.format(nb="00_first") + "rec.check('first.ok', 'first', True, observed=repr(requests))\n"
+               "rec.check('first.labels', 'labels', True, observed=repr(labels))\n"
                "rec.check('first.run-dir', 'run dir', True, observed=run_dir)\n"
                "rec.check('first.overrides', 'overrides seen', True, observed=','.join(overrides))\nrec.finish()"])
     _write_nb(d, "01_second", 'env = "lab"', ["raise RuntimeError('boom in second')"])
-    _write_nb(d, "02_third", 'env = "lab"', [RECORD.format(nb="02_third") + "rec.check('third.ok', 't', True)\nrec.finish()"])
+    _write_nb(d, "02_third", 'env = "lab"\nrequests = 1.5\nconcurrency = None\nratio = 0.5\ndry_run = False\nsettle_timeout = 30\n'
+              'existing_install = None\nnote = "x"\nsample_percent = 100', [RECORD.format(nb="02_third") + "rec.check('third.ok', 't', True)\nrec.finish()"])
     _write_nb(d, "08_troubleshoot", 'env = "lab"',
               [RECORD.format(nb="08_troubleshoot") + "rec.check('cause', 'cause found', True)\nrec.finish()"])
     _write_nb(d, "99_cleanup", 'env = "lab"', ["raise RuntimeError('cleanup must not run')"])
@@ -64,13 +66,81 @@ def _args(notebooks: Path, *extra: str) -> list[str]:
         (["--env", "kind", "--set", "backend.token=hunter2hunter2"], "secret"),
         (["--env", "kind", "--notebooks", "0x-07"], "--notebooks"),
         (["--env", "no-such-env"], "no-such-env"),
+        # values: the type of each declaring notebook's default, then the parameter's domain
+        (["--env", "kind", "-p", "requests=abc"],
+         "-p requests=abc: requests is declared by 00_first, 02_third; 00_first has default 20, so the value "
+         "must be a whole number, not 'abc' (str)"),
+        (["--env", "kind", "-p", "requests=2.5"], "00_first has default 20, so the value must be a whole number"),
+        (["--env", "kind", "-p", "requests=true"], "must be a whole number, not true (bool)"),
+        (["--env", "kind", "-p", "requests=0"],
+         "0 is not allowed: a count must be a whole number greater than 0"),
+        (["--env", "kind", "-p", "requests=-3"], "-3 is not allowed: a count must be a whole number greater than 0"),
+        (["--env", "kind", "-p", "requests=null"], "00_first has default 20, so the value must be a whole number, "
+                                                   "not null\n"),
+        (["--env", "kind", "-p", "concurrency=abc"],
+         "concurrency is declared by 02_third; 'abc' is not allowed: a count must be a whole number greater than 0 "
+         "(or null for the notebook's default)"),
+        (["--env", "kind", "-p", "dry_run=maybe"],
+         "dry_run is declared by 02_third; 02_third has default false, so the value must be true or false"),
+        (["--env", "kind", "-p", "dry_run=1"], "must be true or false (a YAML boolean), not 1 (int)"),
+        (["--env", "kind", "-p", "ratio=half"], "the value must be a number, not 'half' (str)"),
+        (["--env", "kind", "-p", "labels=a"], "the value must be a YAML list such as [a, b], not 'a' (str)"),
+        (["--env", "kind", "-p", "note=[a]"], "the value must be a string, not ['a'] (list)"),
+        (["--env", "kind", "-p", "settle_timeout=-5"],
+         "-p settle_timeout=-5: settle_timeout is declared by 02_third; -5 is not allowed: a timeout in seconds "
+         "must be a number of 0 or more"),
+        (["--env", "kind", "-p", "sample_percent=150"],
+         "150 is not allowed: a percentage must be a number from 0 to 100"),
+        (["--env", "kind", "-p", "existing_install=keep"],
+         "'keep' is not allowed: the existing-install mode must be one of 'refuse', 'merge', 'replace'"),
+        # the runbook's own notebooks (parameters cells read from notebooks/)
+        (["--env", "kind", "--real", "-p", "requests=abc"],
+         "-p requests=abc: requests is declared by 06_generate_traffic; 'abc' is not allowed: a count must be"),
+        (["--env", "kind", "--real", "-p", "settle_timeout=-5"],
+         "settle_timeout is declared by 07_verify; -5 is not allowed: a timeout in seconds must be a number of 0"),
+        (["--env", "kind", "--real", "-p", "restart_uninjected=maybe"],
+         "restart_uninjected is declared by 04_deploy_bookinfo; 04_deploy_bookinfo has default false, so the "
+         "value must be true or false (a YAML boolean), not 'maybe' (str)"),
+        (["--env", "kind", "--real", "-p", "timeout=-1"],
+         "timeout is declared by 01_install_collector, 02_install_istio, 03_enable_tracing, 04_deploy_bookinfo, "
+         "05_expose_gateway, 06_generate_traffic; -1 is not allowed"),
+        (["--env", "kind", "--real", "-p", "max_spans=0"], "0 is not allowed: a count must be"),
     ],
 )
 def test_validation_fails_fast(notebooks, capsys, extra, message):
-    assert main(_args(notebooks, *extra)) == 2
+    if "--real" in extra:   # the runbook's notebooks instead of the tiny ones
+        extra = [x for x in extra if x != "--real"]
+        args = ["run", "--root", str(ROOT), "--runs-dir", str(notebooks.parent / "runs"), *extra]
+    else:
+        args = _args(notebooks, *extra)
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err, err
+    assert err.count("\n") == 1, err    # one message
     assert not (notebooks.parent / "runs").exists()  # nothing ran, no run folder
+
+
+def test_a_secret_is_refused_before_its_value_is_checked(notebooks, capsys, monkeypatch):
+    """The type check would echo the value: the secret check comes first and does not."""
+    monkeypatch.setenv("OTEL_BACKEND_TOKEN", "tok-987654321")
+    monkeypatch.setenv("MESHLAB_BACKEND_TOKEN", "tok-987654321")
+    assert main(_args(notebooks, "--env", "kind", "-p", "labels=tok-987654321")) == 2
+    err = capsys.readouterr().err
+    assert "secret" in err and "tok-987654321" not in err, err
+
+
+@pytest.mark.parametrize("param, value, expected", [
+    ("requests", "7", 7), ("concurrency", "null", None), ("concurrency", "4", 4), ("ratio", "2", 2), ("ratio", "0.25", 0.25),
+    ("dry_run", "yes", True), ("settle_timeout", "0", 0), ("labels", "[a, 2]", ["a", 2]),
+    ("note", "1.20", "1.20"), ("note", "hello", "hello"), ("existing_install", "merge", "merge"),
+    ("sample_percent", "0", 0), ("sample_percent", "100", 100),
+])
+def test_valid_values_are_planned_as_typed(notebooks, param, value, expected):
+    from meshtrace.__main__ import parser, plan_run
+
+    args = parser().parse_args(_args(notebooks, "--env", "kind", "-p", f"{param}={value}"))
+    got = plan_run(args)[3]["parameters"][param]
+    assert got == expected and type(got) is type(expected)
 
 
 def test_secret_value_refused(notebooks, capsys, monkeypatch):
@@ -81,8 +151,18 @@ def test_secret_value_refused(notebooks, capsys, monkeypatch):
     assert "secret" in err and "tok-123456789" not in err
 
 
+def test_valid_typed_values_run(notebooks, capsys):
+    code = main(_args(notebooks, "--env", "kind", "--notebooks", "00", "--no-troubleshoot",
+                      "-p", "requests=5", "-p", "labels=[x, 2]"))
+    assert code == 0, capsys.readouterr()
+    run_dir = (notebooks.parent / "runs" / "latest").resolve()
+    rows = {r["id"]: r for r in csv.DictReader((run_dir / "summary.csv").open())}
+    assert rows["first.ok"]["observed"] == "5" and rows["first.labels"]["observed"] == "['x', 2]"
+
+
 def test_run_stops_at_failure_then_troubleshoots(notebooks, capsys):
-    code = main(_args(notebooks, "--env", "kind", "-p", "requests=[1, 2]", "--set", "traffic.requests=7"))
+    code = main(_args(notebooks, "--env", "kind", "-p", "requests=3", "-p", "labels=[1, 2]",
+                      "--set", "traffic.requests=7"))
     out = capsys.readouterr().out
     assert code == 1
     runs = notebooks.parent / "runs"
@@ -93,7 +173,8 @@ def test_run_stops_at_failure_then_troubleshoots(notebooks, capsys):
     assert executed == ["00_first.ipynb", "01_second.ipynb", "08_troubleshoot.ipynb"]
     rows = list(csv.DictReader((run_dir / "summary.csv").open()))
     got = {(r["notebook"], r["id"]): r for r in rows}
-    assert got[("00_first", "first.ok")]["observed"] == "[1, 2]"  # -p parsed as YAML
+    assert got[("00_first", "first.ok")]["observed"] == "3"  # a valid typed value reaches the notebook
+    assert got[("00_first", "first.labels")]["observed"] == "[1, 2]"  # -p parsed as YAML
     assert got[("00_first", "first.overrides")]["observed"] == "traffic.requests=7"
     assert got[("00_first", "first.run-dir")]["observed"] == str(run_dir / "kind")
     assert got[("01_second", "notebook.executed")]["status"] == "fail"
