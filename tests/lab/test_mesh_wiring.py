@@ -203,7 +203,7 @@ def get(lab: MiniLab, path: str, headers: dict | None = None) -> tuple[int, byte
         conn.close()
 
 
-def wait_for(cond, timeout: float = 10.0):
+def wait_for(cond, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
@@ -218,6 +218,7 @@ def test_bookinfo_traces_reach_the_collector(lab, receiver):
     for i in range(6):
         status, body = get(lab, "/productpage", {"x-meshtrace-request": f"req-{i}"})
         assert status == 200 and b"<title>Simple Bookstore App</title>" in body
+    lab.flush()  # every span is handed to its exporter before the response is written: this is a barrier
     expected = {"istio-ingressgateway.istio-system", "productpage.default", "details.default",
                 "reviews.default", "ratings.default"}
     assert wait_for(lambda: expected <= {s["service"] for s in receiver.spans}), {s["service"] for s in receiver.spans}
@@ -263,6 +264,7 @@ def test_wrong_port_gives_no_spans_and_a_proxy_log(lab, receiver):
     for _ in range(3):
         assert get(lab, "/productpage")[0] == 200
     assert wait_for(lambda: "OTLP trace export failed" in lab.log_text("istio-ingressgateway-abc/istio-proxy"))
+    lab.flush()  # every proxy has tried its spans by now
     assert receiver.spans == []
 
 
