@@ -19,6 +19,7 @@ env = "lab"
 overrides = []
 run_dir = None
 apply_fixes = False
+dry_run = False
 
 # %% [markdown]
 # # 08 Troubleshoot: what broke, and how to fix it
@@ -30,7 +31,8 @@ apply_fixes = False
 # It reads the evidence, then ranks the likely causes, each with the evidence behind it and the fix: a
 # `kubectl` command or a params change (`--set path=value` for the runner). On a healthy cluster it says that
 # it found nothing. Safe remedies (restarting deployments whose pods predate the injection label, scaling the
-# collector back to 1) are applied only when `apply_fixes=True`. Its checks never fail the environment.
+# collector back to 1) are applied only when `apply_fixes=True`; add `dry_run=True` to have the API server
+# accept them without changing anything (`dryRun=All`). Its checks never fail the environment.
 
 # %%
 from meshtrace.runbook import Stage
@@ -89,11 +91,12 @@ diagnose.findings_frame(findings).style.set_properties(**{"white-space": "pre-wr
 
 # %% [markdown]
 # ## Safe remedies
-# Only with `apply_fixes=True`. Everything else is a change to params or to an application, left to you.
+# Only with `apply_fixes=True` (and with `dry_run=True` as a server dry run: what would be done, nothing done).
+# Everything else is a change to params or to an application, left to you.
 
 # %%
 if apply_fixes:
-    done = troubleshoot.apply_remedies(st, findings)
+    done = troubleshoot.apply_remedies(st, findings, dry_run=dry_run)
     st.md("\n".join(f"- {d}" for d in done) or "_No safe remedy applies._")
 else:
     safe = [f.cause_id for f in findings if f.safe_remedy]

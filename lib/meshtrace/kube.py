@@ -344,12 +344,13 @@ class Kube:
                 raise api_error(exc, f"delete {_obj_ref(obj)}") from None
         return out
 
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any]) -> dict:
-        """A JSON merge patch (``kubectl patch --type merge``)."""
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any],
+              dry_run: bool = False) -> dict:
+        """A JSON merge patch (``kubectl patch --type merge``); ``dry_run``: ``dryRun=All``, nothing changes."""
         res = self.resource(api_version, kind)
         try:
-            return res.patch(body=body, name=name, namespace=namespace,
-                             content_type="application/merge-patch+json").to_dict()
+            return res.patch(body=body, name=name, namespace=namespace, content_type="application/merge-patch+json",
+                             dry_run="All" if dry_run else None).to_dict()
         except Exception as exc:
             raise api_error(exc, f"patch {kind}/{name}" + (f" in {namespace}" if namespace else "")) from None
 
@@ -358,11 +359,11 @@ class Kube:
         got = self.patch("v1", "Namespace", namespace, None, {"metadata": {"labels": labels}})
         return dict(got.get("metadata", {}).get("labels") or {})
 
-    def rollout_restart(self, namespace: str, deployment: str) -> dict[str, Any]:
+    def rollout_restart(self, namespace: str, deployment: str, dry_run: bool = False) -> dict[str, Any]:
         """Restart a Deployment's pods as ``kubectl rollout restart`` does (a restartedAt annotation)."""
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
-        return self.patch("apps/v1", "Deployment", deployment, namespace, body)
+        return self.patch("apps/v1", "Deployment", deployment, namespace, body, dry_run=dry_run)
 
     # ------------------------------------------------------------------ elsewhere
     def wait_for(self, *a: Any, **kw: Any) -> Any:

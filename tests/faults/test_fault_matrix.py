@@ -210,7 +210,18 @@ def _collector_objs(p):
 
 def _fix_by_remedy(lab: Lab, findings) -> None:
     assert findings[0].safe_remedy is not None
+    p = lab.stage("lab", "setup").p
+    namespaces = (p.collector.namespace, p.bookinfo.namespace)
+
+    def versions() -> dict[str, str]:
+        return {f"{ns}/{d['metadata']['name']}": d["metadata"]["resourceVersion"]
+                for ns in namespaces for d in lab.kube.list("apps/v1", "Deployment", ns)}
+
+    before = versions()
+    said = findings[0].safe_remedy(dry_run=True)  # 08 with apply_fixes=True, dry_run=True
+    assert said.startswith("would ") and versions() == before, (said, before, versions())
     findings[0].safe_remedy()
+    assert versions() != before  # the real remedy changes what its dry run left alone
 
 
 def _fix_outside(name: str) -> Callable[[Lab, list], None]:

@@ -56,7 +56,7 @@ class Finding:
     evidence: list[str]
     fix: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    safe_remedy: Callable[[], str] | None = None
+    safe_remedy: Callable[..., str] | None = None  # (dry_run: bool = False) -> what it did
     rank: int = 0
 
     def row(self) -> dict[str, Any]:

@@ -250,9 +250,11 @@ def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
             owners = sorted({u["owner"] for u in ev.uninjected if u.get("owner")})
             ns = ev.bookinfo_namespace
 
-            def restart(owners: list[str] = owners, ns: str = ns) -> str:
+            def restart(dry_run: bool = False, owners: list[str] = owners, ns: str = ns) -> str:
                 for o in owners:
-                    kube.rollout_restart(ns, o)
+                    kube.rollout_restart(ns, o, dry_run=dry_run)
+                if dry_run:
+                    return f"would restart {', '.join(owners)} in {ns} (server dry run accepted)"
                 kube.wait_deployments_available(ns, owners, timeout=120)
                 return f"restarted {', '.join(owners)} in {ns}"
 
@@ -260,33 +262,36 @@ def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
         elif f.cause_id == "collector-scaled-to-zero":
             ns, name = ev.collector_namespace, ev.collector_name
 
-            def scale(ns: str = ns, name: str = name) -> str:
-                kube.patch("apps/v1", "Deployment", name, ns, {"spec": {"replicas": 1}})
+            def scale(dry_run: bool = False, ns: str = ns, name: str = name) -> str:
+                kube.patch("apps/v1", "Deployment", name, ns, {"spec": {"replicas": 1}}, dry_run=dry_run)
+                if dry_run:
+                    return f"would scale {ns}/{name} to 1 (server dry run accepted)"
                 kube.wait_deployments_available(ns, [name], timeout=120)
                 return f"scaled {ns}/{name} to 1"
 
             f.safe_remedy = scale
 
 
-def apply_remedies(st: Stage, findings: list[Finding]) -> list[str]:
-    """Run every finding's safe remedy; returns what was done (or why it failed)."""
+def apply_remedies(st: Stage, findings: list[Finding], dry_run: bool = False) -> list[str]:
+    """Run every finding's safe remedy (with ``dry_run``, as a server dry run that changes nothing); returns
+    what was done, or would be, or why it failed."""
     done = []
     for f in findings:
         if f.safe_remedy is None:
             continue
         try:
-            done.append(f"{f.cause_id}: {f.safe_remedy()}")
+            done.append(f"{f.cause_id}: {f.safe_remedy(dry_run=dry_run)}")
         except MeshtraceError as exc:
             done.append(f"{f.cause_id}: remedy failed: {exc}")
     return done
 
 
-def run_troubleshoot(st: Stage, apply_fixes: bool = False,
-                     sent: list[dict[str, Any]] | None = None) -> tuple[Evidence, list[Finding], list[str]]:
+def run_troubleshoot(st: Stage, apply_fixes: bool = False, sent: list[dict[str, Any]] | None = None,
+                     dry_run: bool = False) -> tuple[Evidence, list[Finding], list[str]]:
     """Gather, diagnose, attach remedies, record checks, and apply remedies when ``apply_fixes``."""
     ev = gather(st, sent)
     findings = diagnose(ev)
     attach_remedies(st, ev, findings)
     record_checks(st, ev, findings)
-    applied = apply_remedies(st, findings) if apply_fixes else []
+    applied = apply_remedies(st, findings, dry_run=dry_run) if apply_fixes else []
     return ev, findings, applied
