@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from .checks import Check, checks_from_notebook
-from .report_render import render_csv, render_html, render_junit, render_markdown, render_matrix
+from .report_render import (
+    EnvFiles,
+    envs_of,
+    render_csv,
+    render_html,
+    render_junit,
+    render_markdown,
+    render_matrix,
+)
 
 MANIFEST = "run.json"
 ENV_RESULT = "env.json"
@@ -119,6 +128,32 @@ def collect_rows(run_dir: Path) -> list[Check]:
     return rows
 
 
+def _href(*parts: str) -> str:
+    """A relative URL of a path inside the run folder (each part percent-encoded)."""
+    return quote(str(PurePosixPath(*parts)))
+
+
+def env_files(run_dir: Path, envs: Sequence[str]) -> dict[str, EnvFiles]:
+    """Each environment's executed notebooks and PNG pictures that exist in ``run_dir/<env>/``, as links
+    relative to the run folder, with the run order of its notebooks (planned ones first, as the manifest
+    lists them; a planned notebook without a file stays unlinked)."""
+    root = Path(run_dir).resolve()
+    manifest = load_manifest(root) if root.is_dir() else {}
+    out: dict[str, EnvFiles] = {}
+    for env in envs:
+        d = (root / env).resolve()
+        planned = [e["name"] for e in manifest.get("envs", {}).get(env, {}).get("notebooks", [])]
+        if not d.is_dir() or not d.is_relative_to(root) or d == root:
+            out[env] = EnvFiles({}, planned, [])
+            continue
+        rel = d.relative_to(root).as_posix()
+        notebooks = {p.stem: _href(rel, p.name) for p in sorted(d.glob("*.ipynb")) if p.is_file()}
+        order = planned + sorted(n for n in notebooks if n not in planned)
+        pictures = [(p.name, _href(rel, p.name)) for p in sorted(d.glob("*.png")) if p.is_file()]
+        out[env] = EnvFiles(notebooks, order, pictures)
+    return out
+
+
 def exit_code(rows: Sequence[Check]) -> int:
     """0 only when no required check failed in any environment (warn and skip do not fail a run)."""
     return 0 if all(r.passed for r in rows) else 1
@@ -132,12 +167,15 @@ def verdict(rows: Sequence[Check]) -> str:
 
 
 def write_report(run_dir: Path, rows: Sequence[Check]) -> dict[str, Path]:
-    """Write summary.html, summary.md, summary.csv and junit.xml into the run folder; returns their paths."""
+    """Write summary.html, summary.md, summary.csv and junit.xml into the run folder; returns their paths.
+
+    The HTML and Markdown link each environment's executed notebooks and pictures found in the folder."""
     title = f"meshtrace run {run_dir.name}"
     v = verdict(rows)
+    files = env_files(run_dir, envs_of(rows))
     out = {
-        "html": (run_dir / "summary.html", render_html(rows, title, v)),
-        "md": (run_dir / "summary.md", render_markdown(rows, title, v)),
+        "html": (run_dir / "summary.html", render_html(rows, title, v, files)),
+        "md": (run_dir / "summary.md", render_markdown(rows, title, v, files)),
         "csv": (run_dir / "summary.csv", render_csv(rows)),
         "junit": (run_dir / "junit.xml", render_junit(rows, title)),
     }

@@ -1,4 +1,9 @@
-"""Renderers of the env × check report: CSV, Markdown, HTML, JUnit XML and the terminal matrix."""
+"""Renderers of the env × check report: CSV, Markdown, HTML, JUnit XML and the terminal matrix.
+
+The HTML and Markdown pages link what they talk about: each environment's executed notebooks and the pictures
+beside them (:class:`EnvFiles`, found by :func:`meshtrace.report.env_files`). Links are relative to the run
+folder, so it can be moved or zipped whole.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,35 @@ import html
 import io
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .checks import COLUMNS, STATUS_BACKGROUNDS, STATUS_COLOURS, Check
+
+
+@dataclass(frozen=True)
+class EnvFiles:
+    """One environment's files in the run folder, as hrefs relative to it (only files that exist)."""
+
+    notebooks: dict[str, str] = field(default_factory=dict)   # notebook stem -> href of the executed notebook
+    order: list[str] = field(default_factory=list)             # every notebook stem, planned or found, in run order
+    pictures: list[tuple[str, str]] = field(default_factory=list)  # (file name, href) of the PNGs
+
+
+Files = Mapping[str, EnvFiles]
+# worst first: the status a notebook's chip takes from its checks
+_SEVERITY = ("fail", "warn", "skip", "pass")
+
+
+def notebook_href(files: Files | None, env: str, notebook: str) -> str | None:
+    """The relative href of an environment's executed notebook, or None when there is no such file."""
+    info = (files or {}).get(env)
+    return info.notebooks.get(notebook) if info else None
+
+
+def _worst(rows: Sequence[Check], env: str, notebook: str) -> str:
+    found = {r.status for r in rows if r.env == env and r.notebook == notebook and (r.required or r.status != "fail")}
+    return next((s for s in _SEVERITY if s in found), "skip")
 
 
 def envs_of(rows: Sequence[Check]) -> list[str]:
@@ -44,8 +75,27 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def render_markdown(rows: Sequence[Check], title: str, verdict: str) -> str:
-    """Markdown: the matrix, then one table per environment with hints for anything not passing."""
+def _md_link(text: str, href: str | None) -> str:
+    return f"[{_md(text)}]({href})" if href else _md(text)
+
+
+def _md_files(e: str, files: Files | None) -> list[str]:
+    """Lines linking an environment's executed notebooks and pictures (nothing when there are none)."""
+    info = (files or {}).get(e)
+    if not info or not (info.order or info.pictures):
+        return []
+    out = []
+    if info.order:
+        out.append("Executed notebooks: " + " · ".join(
+            _md_link(nb, info.notebooks[nb]) if nb in info.notebooks else f"{_md(nb)} (not run)" for nb in info.order))
+    if info.pictures:
+        out += ["", "Pictures: " + " · ".join(_md_link(name, href) for name, href in info.pictures)]
+    return out + [""]
+
+
+def render_markdown(rows: Sequence[Check], title: str, verdict: str, files: Files | None = None) -> str:
+    """Markdown: the matrix, then per environment links to its files and a table with hints for anything not
+    passing; notebook names link their executed notebooks."""
     envs = envs_of(rows)
     cells = _cells(rows)
     out = [f"# {title}", "", f"**{verdict}**", ""]
@@ -53,18 +103,19 @@ def render_markdown(rows: Sequence[Check], title: str, verdict: str) -> str:
     out.append("|---|---|" + "---|" * len(envs))
     for nb, cid in check_keys(rows):
         vals = [cells[(e, nb, cid)].status if (e, nb, cid) in cells else "—" for e in envs]
-        out.append(f"| {_md(nb)} | `{_md(cid)}` | " + " | ".join(vals) + " |")
+        name = _md_link(nb, notebook_href(files, envs[0], nb) if len(envs) == 1 else None)
+        out.append(f"| {name} | `{_md(cid)}` | " + " | ".join(vals) + " |")
     for e in envs:
-        out += ["", f"## {e}", "", "| status | notebook | check | title | observed | expected | hint |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["", f"## {e}", "", *_md_files(e, files),
+                "| status | notebook | check | title | observed | expected | hint |", "|---|---|---|---|---|---|---|"]
         for r in rows:
             if r.env != e:
                 continue
             hint = r.hint if r.status != "pass" else ""
             req = "" if r.required else " (optional)"
             out.append(
-                f"| {r.status}{req} | {_md(r.notebook)} | `{_md(r.id)}` | {_md(r.title)} | {_md(r.observed)} "
-                f"| {_md(r.expected)} | {_md(hint)} |"
+                f"| {r.status}{req} | {_md_link(r.notebook, notebook_href(files, e, r.notebook))} | `{_md(r.id)}` "
+                f"| {_md(r.title)} | {_md(r.observed)} | {_md(r.expected)} | {_md(hint)} |"
             )
     return "\n".join(out) + "\n"
 
@@ -87,6 +138,19 @@ small{color:#59636e;font-weight:normal}
 .meta{color:#59636e}
 details>summary{cursor:pointer;margin:6px 0;color:#0969da}
 .cause{border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:4px}
+a{color:#0969da}
+.matrix td a.st{color:inherit;text-decoration:none;display:block}
+.matrix td a.st:hover,.matrix td a.st:focus{text-decoration:underline}
+.checks small a{color:inherit}
+.files{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:8px 0}
+.files .label{color:#59636e;margin-right:4px}
+.chip{border-radius:12px;padding:2px 10px;font-size:90%;font-weight:600;text-decoration:none}
+a.chip:hover,a.chip:focus{text-decoration:underline}
+.chip.missing{font-weight:normal;font-style:italic}
+.pics{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 12px}
+.pics figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff}
+.pics img{display:block;height:150px;max-width:340px;object-fit:contain}
+.pics figcaption{font-size:85%;text-align:center;margin-top:4px}
 """ + "".join(
     f".s-{s}{{background:{STATUS_BACKGROUNDS[s]};color:{STATUS_COLOURS[s]};font-weight:bold}}\n" for s in STATUS_COLOURS
 )
@@ -102,8 +166,17 @@ def _status_cell(c: Check) -> str:
     return f"<td class='st s-{c.status}'>{c.status.upper()}{req}</td>"
 
 
-def _check_table(rows: Sequence[Check], with_env: bool) -> str:
-    """One table of checks: status, check id (with env/notebook), title, observed, expected, hint."""
+def _a(text: str, href: str | None, cls: str = "", title: str = "") -> str:
+    """An escaped link (plain escaped text without an href)."""
+    esc = html.escape
+    if not href:
+        return esc(text)
+    attrs = "".join(f" {k}='{esc(v, quote=True)}'" for k, v in (("class", cls), ("title", title)) if v)
+    return f"<a href='{esc(href, quote=True)}'{attrs}>{esc(text)}</a>"
+
+
+def _check_table(rows: Sequence[Check], with_env: bool, files: Files | None = None) -> str:
+    """One table of checks: status, check id (with env/notebook, linked), title, observed, expected, hint."""
     esc = html.escape
     with_hint = any(r.status != "pass" and r.hint for r in rows)
     cols = "".join(f"<col style='width:{w}'>" for w in (_WIDTHS if with_hint else _WIDTHS_NO_HINT))
@@ -111,7 +184,8 @@ def _check_table(rows: Sequence[Check], with_env: bool) -> str:
            "<th>title</th><th>observed</th><th>expected</th>"
            + ("<th>hint (the fix)</th>" if with_hint else "") + "</tr></thead><tbody>"]
     for r in rows:
-        where = f"{esc(r.env)} · {esc(r.notebook)}" if with_env else esc(r.notebook)
+        nb = _a(r.notebook, notebook_href(files, r.env, r.notebook))
+        where = f"{esc(r.env)} · {nb}" if with_env else nb
         hint = r.hint if r.status != "pass" else ""
         out.append(
             f"<tr>{_status_cell(r)}<td class='id'><code>{esc(r.id)}</code><br><small>{where}</small></td>"
@@ -122,9 +196,37 @@ def _check_table(rows: Sequence[Check], with_env: bool) -> str:
     return "".join(out)
 
 
-def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
-    """A self-contained HTML page: the verdict, the problems with their fixes, the env × check matrix, then
-    every check per environment (passing ones folded away when there are problems)."""
+def _html_files(rows: Sequence[Check], e: str, files: Files | None) -> str:
+    """An environment's executed notebooks as chips coloured by their worst check (linked when the file
+    exists), then its pictures as thumbnails that link the full image."""
+    info = (files or {}).get(e)
+    if not info or not (info.order or info.pictures):
+        return ""
+    esc = html.escape
+    out = []
+    if info.order:
+        chips = []
+        for nb in info.order:
+            href = info.notebooks.get(nb)
+            if href:
+                chips.append(_a(nb, href, f"chip s-{_worst(rows, e, nb)}", "open the executed notebook"))
+            else:
+                chips.append(f"<span class='chip s-skip missing' title='no executed notebook'>{esc(nb)} (not run)</span>")
+        out.append("<div class='files'><span class='label'>Executed notebooks:</span>" + "".join(chips) + "</div>")
+    if info.pictures:
+        figs = []
+        for name, href in info.pictures:
+            h = esc(href, quote=True)
+            figs.append(f"<figure><a href='{h}'><img src='{h}' alt='{esc(name, quote=True)}' loading='lazy'></a>"
+                        f"<figcaption>{_a(name, href)}</figcaption></figure>")
+        out.append("<div class='pics'>" + "".join(figs) + "</div>")
+    return "".join(out)
+
+
+def render_html(rows: Sequence[Check], title: str, verdict: str, files: Files | None = None) -> str:
+    """One HTML page (its style inline): the verdict, the problems with their fixes, the env × check matrix,
+    then per environment its executed notebooks and pictures and every check (passing ones folded away when
+    there are problems). Every status cell of the matrix links the notebook that recorded it."""
     esc = html.escape
     envs = envs_of(rows)
     cells = _cells(rows)
@@ -144,13 +246,13 @@ def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
         )
     if problems:
         parts.append(f"<h2>Problems ({len(problems)}), failures first</h2>")
-        parts.append(_check_table(problems, with_env=True))
+        parts.append(_check_table(problems, with_env=True, files=files))
     parts.append("<h2>Matrix</h2><table class='matrix'><thead><tr><th>notebook</th><th>check</th>")
-    parts.append("".join(f"<th>{esc(e)}</th>" for e in envs))
+    parts.append("".join(f"<th>{_a(e, f'#env-{i}')}</th>" for i, e in enumerate(envs)))
     parts.append("</tr></thead><tbody>")
     last_nb = None
     for nb, cid in check_keys(rows):
-        shown = esc(nb) if nb != last_nb else ""
+        shown = _a(nb, notebook_href(files, envs[0], nb) if len(envs) == 1 else None) if nb != last_nb else ""
         last_nb = nb
         parts.append(f"<tr><td>{shown}</td><td><code>{esc(cid)}</code></td>")
         for e in envs:
@@ -159,19 +261,21 @@ def render_html(rows: Sequence[Check], title: str, verdict: str) -> str:
                 parts.append("<td>—</td>")
             else:
                 tip = esc(c.hint if c.status != "pass" else c.observed, quote=True)
-                parts.append(f"<td class='s-{c.status}' title='{tip}'>{c.status}</td>")
+                parts.append(f"<td class='s-{c.status}' title='{tip}'>{_a(c.status, notebook_href(files, e, nb), 'st')}</td>")
         parts.append("</tr>")
     parts.append("</tbody></table>")
-    for e in envs:
+    for i, e in enumerate(envs):
         mine = [r for r in rows if r.env == e]
-        parts.append(f"<h2>{esc(e)}: every check</h2>")
+        parts.append(f"<h2 id='env-{i}'>{esc(e)}</h2>")
+        parts.append(_html_files(rows, e, files))
         if problems:
             counts = ", ".join(f"{sum(r.status == s for r in mine)} {s}" for s in ("pass", "fail", "warn", "skip"))
             parts.append(f"<details><summary>show all {len(mine)} checks ({counts})</summary>")
-            parts.append(_check_table(mine, with_env=False))
+            parts.append(_check_table(mine, with_env=False, files=files))
             parts.append("</details>")
         else:
-            parts.append(_check_table(mine, with_env=False))
+            parts.append(f"<p class='meta'>every check ({len(mine)})</p>")
+            parts.append(_check_table(mine, with_env=False, files=files))
     parts.append("</body></html>\n")
     return "".join(parts)
 

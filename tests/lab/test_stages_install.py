@@ -11,6 +11,7 @@ import pytest
 import yaml
 from tests.conftest import RunningLab, start_lab, stop_lab
 
+from meshtrace.errors import CheckFailed
 from meshtrace.runbook import Stage
 from meshtrace.stages import bookinfo, cleanup, collector, gateway, istio, telemetry
 
@@ -174,15 +175,23 @@ def test_pods_that_predate_the_label_fail_then_restart(tmp_path_factory: pytest.
         stop_lab(lab)
 
 
+CLEANUP_PARTS = ("cleanup.gateway-removed", "cleanup.telemetry-removed", "cleanup.bookinfo-removed",
+                 "cleanup.collector-removed")
+
+
 def test_cleanup_keeps_an_istio_the_kit_merged_into(own_lab: RunningLab) -> None:
     st = stage(own_lab, "99_cleanup")
     rows = cleanup.cleanup(st, dry_run=True)
     assert st.kube.get("telemetry.istio.io/v1", "Telemetry", "mesh-default", "istio-system") is not None
     assert any(r["result"] == "would delete" for r in rows)
+    assert set(status(st).values()) == {"skip"}, "a dry run deletes nothing, so it proves nothing gone"
+    st = stage(own_lab, "99_cleanup")
     rows = cleanup.cleanup(st)
     assert st.kube.get("telemetry.istio.io/v1", "Telemetry", "mesh-default", "istio-system") is None
     assert any(r["object"] == "Istio" and r["result"].startswith("kept") for r in rows)
     assert st.kube.get("apps/v1", "Deployment", "istiod", "istio-system") is not None
+    assert status(st) == {**dict.fromkeys(CLEANUP_PARTS, "pass"), "cleanup.istio-kept": "pass"}
+    st.finish()
 
 
 def test_cleanup_uninstalls_an_istio_the_kit_installed(no_lb_lab: RunningLab) -> None:
@@ -191,7 +200,38 @@ def test_cleanup_uninstalls_an_istio_the_kit_installed(no_lb_lab: RunningLab) ->
     assert {"object": "Istio (installed by the kit)", "result": "uninstalled"} in rows
     assert st.kube.get("apps/v1", "Deployment", "istiod", "istio-system") is None
     assert st.kube.get("apps/v1", "Deployment", "productpage-v1", "default") is None
-    assert cleanup.cleanup(st, dry_run=True), "a second run finds nothing left to do and does not fail"
+    assert status(st) == {**dict.fromkeys(CLEANUP_PARTS, "pass"), "cleanup.istio-removed": "pass"}
+    st.finish()
+    assert cleanup.cleanup(stage(no_lb_lab, "99_cleanup"), dry_run=True), \
+        "a second run finds nothing left to do and does not fail"
+
+
+def test_cleanup_checks_fail_when_deletions_are_refused(no_lb_lab: RunningLab) -> None:
+    """Deleting Deployments and namespaces is forbidden: what stays is named, with the fix; once allowed, a
+    second cleanup removes it and the same checks pass."""
+    lab = no_lb_lab
+    st = stage(lab, "99_cleanup")
+    st.kube.apply(bookinfo.render_bookinfo(st.p))
+    st.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": st.p.collector.namespace}}])
+    lab.meshlab("fault", "set", "rbac-deny=delete:deployments,delete:namespaces")
+    try:
+        cleanup.cleanup(st, timeout=30)
+    finally:
+        lab.meshlab("fault", "clear", "rbac-deny")
+    checks = {c.id: c for c in st.checks.checks}
+    assert status(st) == {"cleanup.gateway-removed": "pass", "cleanup.telemetry-removed": "pass",
+                          "cleanup.bookinfo-removed": "fail", "cleanup.collector-removed": "fail",
+                          "cleanup.istio-removed": "pass"}
+    bi, col = checks["cleanup.bookinfo-removed"], checks["cleanup.collector-removed"]
+    assert "Deployment/productpage-v1 -n default" in bi.observed and "Service/" not in bi.observed
+    assert "refused to delete Deployment/" in bi.hint and "forbidden" in bi.hint
+    assert col.observed == f"remaining: Namespace/{st.p.collector.namespace}" and "refused" in col.hint
+    with pytest.raises(CheckFailed, match="cleanup.bookinfo-removed"):
+        st.finish()
+
+    st = stage(lab, "99_cleanup")
+    cleanup.cleanup(st, timeout=30)
+    assert status(st) == {**dict.fromkeys(CLEANUP_PARTS, "pass"), "cleanup.istio-removed": "pass"}
 
 
 def test_a_crash_looping_collector_ends_the_wait_early_with_its_exit(lab: RunningLab) -> None:

@@ -1,11 +1,17 @@
-"""The env × check report: CSV columns, JUnit counts, HTML contents, notebook.executed rows, exit status."""
+"""The env × check report: CSV columns, JUnit counts, HTML contents, links to what it reports, notebook.executed
+rows, exit status."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
+import shutil
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
@@ -149,3 +155,116 @@ def test_mime_payload_may_be_a_string(tmp_path):
     from meshtrace.checks import checks_from_notebook
 
     assert [c.id for c in checks_from_notebook(nb)] == ["i"]
+
+
+class _Links(HTMLParser):
+    """Every href and img src of a page, and the ids it defines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.imgs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"] or "")
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"] or "")
+        if tag == "img" and a.get("src"):
+            self.imgs.append(a["src"] or "")
+
+
+def _html_links(run_dir: Path) -> _Links:
+    parser = _Links()
+    parser.feed((run_dir / "summary.html").read_text())
+    return parser
+
+
+def _md_links(run_dir: Path) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", (run_dir / "summary.md").read_text())
+
+
+def _target(run_dir: Path, href: str) -> Path:
+    """The file a relative link points at; fails on anything absolute."""
+    parts = urlsplit(href)
+    assert not parts.scheme and not parts.netloc and not parts.path.startswith("/"), f"not relative: {href}"
+    return run_dir / unquote(parts.path)
+
+
+def _png(path: Path) -> None:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+
+
+def test_report_links_notebooks_and_pictures(run_dir: Path) -> None:
+    _png(run_dir / "lab" / "trace_waterfall.png")
+    _png(run_dir / "lab" / "service_graph.png")
+    build_report(run_dir)
+    page = _html_links(run_dir)
+    files = [h for h in page.hrefs if not h.startswith("#")]
+    for href in files + page.imgs:
+        assert _target(run_dir, href).is_file(), f"{href} points at nothing"
+    targets = {unquote(h) for h in files}
+    lab_nbs = {f"lab/{n}.ipynb" for n in ("00_preflight", "01_install_collector", "02_install_istio", "08_troubleshoot")}
+    assert lab_nbs <= targets
+    assert {"lab/trace_waterfall.png", "lab/service_graph.png"} <= targets
+    assert {unquote(s) for s in page.imgs} == {"lab/trace_waterfall.png", "lab/service_graph.png"}, "thumbnails"
+    for href in (h for h in page.hrefs if h.startswith("#")):
+        assert href[1:] in page.ids, f"in-page link {href} has no target"
+    md = _md_links(run_dir)
+    for href in md:
+        assert _target(run_dir, href).is_file(), f"summary.md: {href} points at nothing"
+    assert lab_nbs | {"lab/trace_waterfall.png", "lab/service_graph.png"} <= {unquote(h) for h in md}
+
+
+def test_a_failed_cell_links_its_notebook(run_dir: Path) -> None:
+    build_report(run_dir)
+    text = (run_dir / "summary.html").read_text()
+    problems = text.split("<h2>Problems")[1].split("<h2>Matrix")[0]
+    assert "href='kind/01_install_collector.ipynb'" in problems
+    matrix = text.split("<h2>Matrix")[1].split("</table>")[0]
+    assert "<td class='s-fail'" in matrix and "href='kind/01_install_collector.ipynb'" in matrix
+    assert "| fail | [01_install_collector](kind/01_install_collector.ipynb) |" in (run_dir / "summary.md").read_text()
+
+
+def test_missing_pictures_and_unrun_notebooks_are_not_linked(run_dir: Path) -> None:
+    """kind stopped at 01: its 02 is listed as not run, unlinked; a PNG that was never drawn is not linked."""
+    _png(run_dir / "lab" / "trace_waterfall.png")
+    build_report(run_dir)
+    page = (run_dir / "summary.html").read_text()
+    md = (run_dir / "summary.md").read_text()
+    assert "service_graph" not in page and "service_graph" not in md
+    assert "kind/02_install_istio" not in page and "kind/02_install_istio" not in md
+    assert "02_install_istio (not run)" in page and "02_install_istio (not run)" in md
+    kind_links = {unquote(h) for h in _html_links(run_dir).hrefs if h.startswith("kind/")}
+    assert kind_links == {"kind/00_preflight.ipynb", "kind/01_install_collector.ipynb", "kind/08_troubleshoot.ipynb"}
+    assert not any(unquote(s).startswith("kind/") for s in _html_links(run_dir).imgs)
+
+
+def test_links_survive_moving_the_run_folder(run_dir: Path, tmp_path: Path) -> None:
+    _png(run_dir / "lab" / "service_graph.png")
+    build_report(run_dir)
+    moved = Path(shutil.copytree(run_dir, tmp_path / "elsewhere" / "copy"))
+    shutil.rmtree(run_dir)
+    page = _html_links(moved)
+    for href in [h for h in page.hrefs if not h.startswith("#")] + page.imgs + _md_links(moved):
+        assert _target(moved, href).is_file(), href
+    text = (moved / "summary.csv").read_text()
+    assert text.splitlines()[0] == ",".join(COLUMNS) and ".ipynb'" not in text and "href" not in text
+
+
+def test_env_names_are_escaped_in_links(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = "my env's"
+    (run / env).mkdir(parents=True)
+    nbformat.write(_executed([Check(env, "00_preflight", "cluster.reachable", "API answers", "pass")]),
+                   run / env / "00_preflight.ipynb")
+    _png(run / env / "trace waterfall.png")
+    build_report(run)
+    page = _html_links(run)
+    files = [h for h in page.hrefs if not h.startswith("#")]
+    assert files and page.imgs
+    for href in files + page.imgs + _md_links(run):
+        assert " " not in href and "'" not in href
+        assert _target(run, href).is_file(), href
