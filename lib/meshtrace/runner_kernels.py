@@ -11,7 +11,11 @@ fresh kernel of its own; a kernel that was started and never used is shut down b
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 __all__ = ["KERNEL_ARGS", "WarmKernel", "new_kernel_manager"]
@@ -20,10 +24,17 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # kernel warnings are noise on 
 
 
 def new_kernel_manager() -> Any:
-    """A kernel manager for the project's ``python3`` kernel, not started."""
+    """A kernel manager for the project's ``python3`` kernel, not started.
+
+    Its ZeroMQ channels are Unix sockets under a private folder, one prefix per kernel, not TCP ports: a TCP
+    port is picked as free and bound only later by the kernel, so kernels starting side by side (parallel
+    environments, the warm kernel) can pick the same one and one of them never comes up.
+    """
     from jupyter_client.manager import KernelManager
 
-    return KernelManager(kernel_name="python3")
+    folder = Path(tempfile.gettempdir()) / f"meshtrace-kernels-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / uuid.uuid4().hex[:16]))
 
 
 class WarmKernel:

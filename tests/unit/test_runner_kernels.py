@@ -37,6 +37,9 @@ def test_taken_kernels_are_running_distinct_and_the_spare_is_shut_down(tmp_path)
     try:
         assert first.has_kernel and first.is_alive() and second.has_kernel and second.is_alive()
         assert first.provisioner.process.pid != second.provisioner.process.pid
+        # Unix sockets of their own, not TCP ports that two starting kernels could both pick
+        infos = [km.get_connection_info() for km in (first, second)]
+        assert {i["transport"] for i in infos} == {"ipc"} and infos[0]["ip"] != infos[1]["ip"]
         warm.close()  # the third was never taken: stopped
         assert _kernel_children() - before == {first.provisioner.process.pid, second.provisioner.process.pid}
     finally:
