@@ -65,6 +65,17 @@ class RunningLab:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}")
         return res
 
+    def overrides(self, *extra: str) -> list[str]:
+        """Params overrides that point an environment at this lab (kubeconfig, istioctl, state dir), then ``extra``."""
+        return [f"cluster.kubeconfig={self.kubeconfig}", f"cluster.istioctl={self.istioctl}",
+                f"lab.state_dir={self.state_dir}", *extra]
+
+    def stage(self, notebook: str, *extra: str, env: str = "lab", run_dir: Path | None = None) -> Any:
+        """A notebook's :class:`meshtrace.runbook.Stage` on this lab."""
+        from meshtrace.runbook import Stage
+
+        return Stage(env, notebook, self.overrides(*extra), run_dir=run_dir)
+
     def meshlab(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``python -m meshlab <args> --state-dir <this lab>``."""
         res = subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(self.state_dir)],

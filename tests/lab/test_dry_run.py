@@ -43,13 +43,8 @@ VOLATILE = {"Pod"}
 Snapshot = dict[tuple[str, str, str], dict[str, Any]]
 
 
-def lab_overrides(lab: RunningLab, *extra: str) -> list[str]:
-    return [f"cluster.kubeconfig={lab.kubeconfig}", f"cluster.istioctl={lab.istioctl}",
-            f"lab.state_dir={lab.state_dir}", *extra]
-
-
 def stage(lab: RunningLab, notebook: str, *extra: str) -> Stage:
-    return Stage("lab", notebook, lab_overrides(lab, *extra))
+    return lab.stage(notebook, *extra)
 
 
 def statuses(st: Stage) -> dict[str, str]:
@@ -104,21 +99,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
     os.environ[TOKEN_ENV] = "dry-run-token-" + uuid.uuid4().hex[:8]   # same token for every stage here
     lab = start_lab(tmp_path_factory.mktemp("dryrun") / "state")
     try:
-        st = stage(lab, "01_install_collector")
-        collector.install_collector(st, timeout=TIMEOUT)
-        st.finish()
-        st = stage(lab, "02_install_istio")
-        istio.install_istio(st, timeout=TIMEOUT)
-        st.finish()
-        st = stage(lab, "03_enable_tracing")
-        telemetry.enable_tracing(st)
-        st.finish()
-        st = stage(lab, "04_deploy_bookinfo")
-        bookinfo.deploy_bookinfo(st, timeout=TIMEOUT)
-        st.finish()
-        st = stage(lab, "05_expose_gateway")
-        gateway.expose_gateway(st, timeout=TIMEOUT)
-        st.finish()
+        for notebook, run in [("01_install_collector", lambda st: collector.install_collector(st, timeout=TIMEOUT)),
+                              ("02_install_istio", lambda st: istio.install_istio(st, timeout=TIMEOUT)),
+                              ("03_enable_tracing", telemetry.enable_tracing),
+                              ("04_deploy_bookinfo", lambda st: bookinfo.deploy_bookinfo(st, timeout=TIMEOUT)),
+                              ("05_expose_gateway", lambda st: gateway.expose_gateway(st, timeout=TIMEOUT))]:
+            st = stage(lab, notebook)
+            run(st)
+            st.finish()
         yield lab
     finally:
         stop_lab(lab)

@@ -28,13 +28,8 @@ spec:
 """
 
 
-def lab_overrides(lab: RunningLab, *extra: str) -> list[str]:
-    return [f"cluster.kubeconfig={lab.kubeconfig}", f"cluster.istioctl={lab.istioctl}",
-            f"lab.state_dir={lab.state_dir}", *extra]
-
-
 def stage(lab: RunningLab, notebook: str, *extra: str) -> Stage:
-    return Stage("lab", notebook, lab_overrides(lab, *extra))
+    return lab.stage(notebook, *extra)
 
 
 def status(st: Stage) -> dict[str, str]:

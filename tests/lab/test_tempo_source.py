@@ -47,8 +47,7 @@ def tempo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runnin
 
 
 def stage(lab: RunningLab, notebook: str, *extra: str, run_dir: Path | None = None) -> Stage:
-    return Stage(ENV, notebook, [f"cluster.kubeconfig={lab.kubeconfig}", f"cluster.istioctl={lab.istioctl}",
-                                 f"lab.state_dir={lab.state_dir}", *extra], run_dir=run_dir)
+    return lab.stage(notebook, *extra, env=ENV, run_dir=run_dir)
 
 
 def send(lab: RunningLab, tmp: Path, *extra: str) -> Stage:
