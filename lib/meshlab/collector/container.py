@@ -54,7 +54,13 @@ def _attr(obj: Any, name: str, default: Any = None) -> Any:
 
 
 class CollectorContainer:
-    """The OpenTelemetry Collector stand-in for images ``otel/opentelemetry-collector*``."""
+    """The OpenTelemetry Collector stand-in for images ``otel/opentelemetry-collector*``.
+
+    Its readiness is what the kubelet's probe sees: the ``health_check`` extension's endpoint, served on the
+    pod IP only when the config binds ``0.0.0.0`` (or the pod IP), never for ``localhost``.
+    """
+
+    sigterm_exit_code = 0  # the collector shuts down cleanly on SIGTERM and exits 0
 
     def __init__(self, ctx: Any):
         self.ctx = ctx
@@ -287,7 +293,7 @@ class CollectorContainer:
         return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render().encode(), {}
 
     def ready(self) -> bool:
-        """True once the collector logged that everything is ready."""
+        """True once the collector logged that everything is ready (its own view, not the probe's)."""
         return self._ready
 
     def stop(self, quiet: bool = False) -> None:

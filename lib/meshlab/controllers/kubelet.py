@@ -1,4 +1,9 @@
-"""The kubelet: pod IPs, starting/stopping containers through the runtime, and pod status from their states."""
+"""The kubelet: pod IPs, starting/stopping containers through the runtime, probes, and pod status.
+
+A container is ready when it runs and, if it declares a ``readinessProbe``, once that probe succeeded (the
+prober in ``meshlab.runtime.probes`` connects to the pod IP as a real kubelet does); a failed
+``livenessProbe`` makes the runtime stop and restart the container.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshlab.runtime.probes import TIME_SCALE, Prober, Worker
 from meshlab.store import NotFound, now_iso
 
 log = logging.getLogger("meshlab.kubelet")
@@ -54,6 +60,7 @@ class Kubelet:
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], PodRecord] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet")
+        self.prober = Prober(float(getattr(lab.config, "probe_time_scale", TIME_SCALE)))
 
     @property
     def delay(self) -> float:
@@ -111,6 +118,7 @@ class Kubelet:
         with self._lock:
             if self._pods.get((rec.namespace, rec.name)) is rec:
                 del self._pods[(rec.namespace, rec.name)]
+        self.prober.remove_pod(rec.uid)
         self.lab.network.release_pod_ip(rec.uid)
         self._pool.submit(self.lab.runtime.stop_pod, rec.namespace, rec.name)
 
@@ -139,7 +147,8 @@ class Kubelet:
         except NotFound:
             pass
 
-    def _cond(self, rec: PodRecord, ctype: str, ok: bool, reason: str = "") -> dict[str, Any]:
+    def _cond(self, rec: PodRecord, ctype: str, ok: bool, reason: str = "",
+              unready: list[str] | None = None) -> dict[str, Any]:
         status = "True" if ok else "False"
         prev = rec.cond_times.get(ctype)
         if prev is None or prev[0] != status:
@@ -148,7 +157,42 @@ class Kubelet:
         c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": prev[1]}
         if not ok and reason:
             c["reason"] = reason
+            if unready:
+                c["message"] = f"containers with unready status: [{' '.join(unready)}]"
         return c
+
+    # -- probes ---------------------------------------------------------------------------------------
+    def _probe(self, rec: PodRecord, c: dict[str, Any], st: Any) -> bool:
+        """Readiness of a running container; starts its probe workers for this instance."""
+        name = c["name"]
+        instance = (st.restart_count, st.started_at)
+        started = float(st.started_at or time.time())
+        if c.get("livenessProbe"):
+            self.prober.ensure((rec.uid, name, "liveness"), instance, c["livenessProbe"], rec.ip, c, started,
+                               lambda w, rec=rec: self._liveness_changed(rec, w))
+        if not c.get("readinessProbe"):
+            return True
+        w = self.prober.ensure((rec.uid, name, "readiness"), instance, c["readinessProbe"], rec.ip, c, started,
+                               lambda _w, rec=rec: self.ctl.kick("pod", rec.namespace, rec.name))
+        return w.result
+
+    def _unprobe(self, rec: PodRecord, name: str) -> None:
+        """A container that does not run is not probed (its next instance gets new workers)."""
+        self.prober.remove((rec.uid, name, "readiness"))
+        self.prober.remove((rec.uid, name, "liveness"))
+
+    def _liveness_changed(self, rec: PodRecord, w: Worker) -> None:
+        if w.result:
+            return
+        name, started_at = w.key[1], w.instance[1]
+        log.info("container %s of %s/%s failed liveness probe, will be restarted: %s", name, rec.namespace,
+                 rec.name, w.message)
+
+        def kill() -> None:
+            if self.lab.runtime.kill_container(rec.namespace, rec.name, name, started_at):
+                self.ctl.kick("pod", rec.namespace, rec.name)
+
+        self._pool.submit(kill)
 
     def _status(self, rec: PodRecord) -> dict[str, Any]:
         spec = rec.spec
@@ -169,7 +213,7 @@ class Kubelet:
                 cs["state"] = {"waiting": {"reason": "PodInitializing"}}
             init_statuses.append(cs)
         statuses = []
-        all_ready = True
+        unready: list[str] = []
         for c in spec.get("containers") or []:
             st = states.get(c["name"])
             cs: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
@@ -180,7 +224,7 @@ class Kubelet:
                                            else "ContainerCreating"}}
             elif st.state == "running":
                 cs["state"] = {"running": {"startedAt": _iso(st.started_at)}}
-                cs["ready"] = bool(st.ready) and elapsed >= self.delay
+                cs["ready"] = self._probe(rec, c, st) and elapsed >= self.delay
                 cs["started"] = True
                 cs["containerID"] = f"containerd://{_cid(rec, c['name'], st.restart_count)}"
             elif st.state == "waiting":
@@ -198,16 +242,19 @@ class Kubelet:
                                                   "finishedAt": _iso(lt.get("finishedAt"))}}
             else:
                 cs["lastState"] = {}
-            all_ready = all_ready and cs["ready"]
+            if st is None or st.state != "running":
+                self._unprobe(rec, c["name"])
+            if not cs["ready"]:
+                unready.append(c["name"])
             statuses.append(cs)
-        all_ready = all_ready and bool(statuses)
+        all_ready = not unready and bool(statuses)
         status: dict[str, Any] = {
             "phase": "Running" if running else "Pending",
             "conditions": [
                 self._cond(rec, "PodReadyToStartContainers", running),
                 self._cond(rec, "Initialized", running or not spec.get("initContainers"), "ContainersNotInitialized"),
-                self._cond(rec, "Ready", all_ready, "ContainersNotReady"),
-                self._cond(rec, "ContainersReady", all_ready, "ContainersNotReady"),
+                self._cond(rec, "Ready", all_ready, "ContainersNotReady", unready),
+                self._cond(rec, "ContainersReady", all_ready, "ContainersNotReady", unready),
                 self._cond(rec, "PodScheduled", True),
             ],
             "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
@@ -223,6 +270,7 @@ class Kubelet:
         with self._lock:
             recs = list(self._pods.values())
             self._pods.clear()
+        self.prober.close()
         for rec in recs:
             self.lab.runtime.stop_pod(rec.namespace, rec.name)
         self._pool.shutdown(wait=False, cancel_futures=True)

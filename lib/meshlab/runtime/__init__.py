@@ -16,8 +16,9 @@ from meshlab.runtime.container import (
     ContainerContext,
     ContainerCrash,
     Idle,
+    StatusServer,
 )
-from meshlab.runtime.images import container_class
+from meshlab.runtime.images import ISTIOD, SIDECAR, class_path_for, container_class
 
 __all__ = ["Runtime", "ContainerState", "Container", "ContainerContext", "ContainerCrash", "Idle"]
 
@@ -26,6 +27,12 @@ log = logging.getLogger("meshlab.runtime")
 BACKOFF_START = 2.0
 BACKOFF_MAX = 30.0
 LOG_LIMIT = 20_000
+KILLED_EXIT_CODE = 137  # SIGKILL after the grace period
+
+# Endpoints some images serve beside the process the lab's container class stands for. The proxyv2 image's
+# pilot-agent answers the kubelet's readiness probe on 15021 from Envoy's own readiness (config received from
+# istiod); istiod answers on 8080 ``/ready``. The gateway's class serves its 15021 itself.
+STATUS_ENDPOINTS: dict[str, tuple[int, str]] = {SIDECAR: (15021, "/healthz/ready"), ISTIOD: (8080, "/ready")}
 
 
 @dataclass
@@ -55,6 +62,7 @@ class _Slot:
     obj: Container | None = None
     backoff: float = BACKOFF_START
     timer: threading.Timer | None = None
+    side: list[StatusServer] = field(default_factory=list)
 
     def log(self, line: str) -> None:
         self.lines.append((time.time(), str(line)))
@@ -264,19 +272,49 @@ class Runtime:
             slot.log(f"fatal: {e}")
             self._set_waiting(entry, slot, "CrashLoopBackOff", str(e), crashed=True)
             return
+        side = self._start_side(spec, pod_ip, obj)
         with self._lock:
             if entry.stopped:
                 stop_now = True
             else:
                 stop_now = False
-                slot.obj = obj
+                slot.obj, slot.side = obj, side
                 slot.state.state, slot.state.reason, slot.state.message = "running", "", ""
                 slot.state.started_at = time.time()
                 slot.backoff = BACKOFF_START
         if stop_now:
+            _stop_side(side)
             _safe_stop(obj)
 
-    def _set_waiting(self, entry: _Pod, slot: _Slot, reason: str, message: str, crashed: bool) -> None:
+    @staticmethod
+    def _start_side(spec: dict[str, Any], pod_ip: str, obj: Container) -> list[StatusServer]:
+        endpoint = STATUS_ENDPOINTS.get(class_path_for(spec.get("image", ""), spec) or "")
+        if endpoint is None or not pod_ip:
+            return []
+        server = StatusServer(pod_ip, endpoint[0], endpoint[1], obj.ready, f"status-{spec.get('name')}")
+        return [server] if server.start() else []
+
+    def kill_container(self, namespace: str, name: str, container: str, started_at: float | None) -> bool:
+        """Stop one running instance (a failed liveness probe) and restart it as its restart policy says.
+
+        The container gets SIGTERM: one that handles it exits with its ``sigterm_exit_code``, any other is
+        killed after the grace period (137). False when that instance no longer runs.
+        """
+        with self._lock:
+            entry = self._pods.get((namespace, name))
+            slot = entry.slots.get(container) if entry is not None and not entry.stopped else None
+            if slot is None or slot.obj is None or slot.state.started_at != started_at:
+                return False
+            obj, side, slot.obj, slot.side = slot.obj, slot.side, None, []
+        _stop_side(side)
+        _safe_stop(obj)
+        code = getattr(obj, "sigterm_exit_code", None)
+        self._set_waiting(entry, slot, "CrashLoopBackOff", "", crashed=True,
+                          exit_code=KILLED_EXIT_CODE if code is None else int(code))
+        return True
+
+    def _set_waiting(self, entry: _Pod, slot: _Slot, reason: str, message: str, crashed: bool,
+                     exit_code: int = 1) -> None:
         with self._lock:
             if entry.stopped:
                 return
@@ -286,8 +324,9 @@ class Runtime:
                 if st.started_at is not None or st.last_terminated is not None or st.reason == "CrashLoopBackOff":
                     st.restart_count += 1
                 now = time.time()
-                st.last_terminated = {"exitCode": 1, "reason": "Error", "message": termination_message(slot),
-                                      "startedAt": now, "finishedAt": now}
+                st.last_terminated = {"exitCode": exit_code, "reason": "Error" if exit_code else "Completed",
+                                      "message": termination_message(slot) if exit_code else "",
+                                      "startedAt": st.started_at or now, "finishedAt": now}
                 meta = entry.pod.get("metadata") or {}
                 message = (f"back-off {delay:g}s restarting failed container={st.name} "
                            f"pod={meta.get('name')}_{meta.get('namespace')}({meta.get('uid', '')})")
@@ -302,13 +341,17 @@ class Runtime:
         with self._lock:
             entry.stopped = True
             objs = []
+            sides: list[StatusServer] = []
             for slot in entry.slots.values():
                 if slot.timer:
                     slot.timer.cancel()
                 if slot.obj is not None:
                     objs.append(slot.obj)
                     slot.obj = None
+                sides += slot.side
+                slot.side = []
                 slot.state.state, slot.state.reason, slot.state.ready = "terminated", "Completed", False
+        _stop_side(sides)
         for obj in objs:
             _safe_stop(obj)
 
@@ -328,7 +371,11 @@ class Runtime:
 
     # -- observation -------------------------------------------------------------------------------
     def container_states(self, namespace: str, name: str) -> list[ContainerState]:
-        """Current states (init containers first); empty if the pod is not running here."""
+        """Current states (init containers first); empty if the pod is not running here.
+
+        ``ready`` is the container's own view (``Container.ready``); pod readiness comes from the kubelet's
+        probes, not from it.
+        """
         with self._lock:
             entry = self._pods.get((namespace, name))
             if entry is None:
@@ -365,6 +412,14 @@ class Runtime:
     def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
         """The container's log text (``previous`` = the last crashed instance)."""
         return "".join(line + "\n" for _, line in self.log_entries(namespace, name, container, previous))
+
+
+def _stop_side(servers: list[StatusServer]) -> None:
+    for server in servers:
+        try:
+            server.stop()
+        except Exception:
+            log.exception("status endpoint stop failed")
 
 
 def _safe_stop(obj: Container) -> None:

@@ -61,7 +61,13 @@ class ContainerContext:
 
 
 class Container:
-    """Base class: one running container. Subclasses override start/stop/ready."""
+    """Base class: one running container. Subclasses override start/stop/ready.
+
+    ``sigterm_exit_code`` is the exit code of a process that ends on SIGTERM (the kubelet's stop after a failed
+    liveness probe); None means it does not handle SIGTERM and is killed after the grace period (137).
+    """
+
+    sigterm_exit_code: int | None = None
 
     def __init__(self, ctx: ContainerContext) -> None:
         self.ctx = ctx
@@ -73,8 +79,50 @@ class Container:
         """Stop and release every socket and thread."""
 
     def ready(self) -> bool:
-        """Readiness as a probe would see it."""
+        """The container's own view of its readiness (the kubelet probes instead when a probe is declared)."""
         return True
+
+
+class StatusServer:
+    """An HTTP endpoint on the pod IP answering ``path`` with 200 while ``ok()`` holds and 503 otherwise."""
+
+    def __init__(self, ip: str, port: int, path: str, ok: Callable[[], bool], name: str = "status") -> None:
+        self.ip, self.port, self.path, self.ok, self.name = ip, port, path, ok, name
+        self._srv: ThreadingHTTPServer | None = None
+
+    def start(self) -> bool:
+        """Bind and serve; False when the address is taken (the container serves that port itself)."""
+        status = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                try:
+                    good = self.path.split("?", 1)[0] == status.path and bool(status.ok())
+                except Exception:  # noqa: BLE001 - a failing check answers 503
+                    good = False
+                self.send_response(200 if good else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+        try:
+            srv = ThreadingHTTPServer((self.ip, self.port), Handler)
+        except OSError:
+            return False
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, name=f"{self.name}-{self.ip}:{self.port}", daemon=True).start()
+        self._srv = srv
+        return True
+
+    def stop(self) -> None:
+        if self._srv is not None:
+            self._srv.shutdown()
+            self._srv.server_close()
+            self._srv = None
 
 
 class Idle(Container):
