@@ -70,6 +70,10 @@ if ev.errors:
 
 # %% [markdown]
 # Log lines that matter: istiod's about tracing providers, the collector's errors, the proxies' export failures.
+# Envoy reports a failed span export only at `debug` (an HTTP answer other than 200 is an `error` line), so
+# with the default levels the proxies say nothing about it. To see it, raise one proxy's tracing logger:
+# `istioctl proxy-config log <pod> -n <namespace> --level tracing:debug`, or give the pod the annotation
+# `sidecar.istio.io/componentLogLevel: "misc:error,tracing:debug"` (it takes effect when the pod is recreated).
 
 # %%
 st.table([{"log": name, "line": line} for name, lines in troubleshoot.log_highlights(ev).items() for line in lines]

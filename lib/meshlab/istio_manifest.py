@@ -37,6 +37,12 @@ def _values(iop: dict[str, Any]) -> dict[str, Any]:
     return _spec(iop).get("values") or {}
 
 
+def proxy_log_levels(iop: dict[str, Any]) -> tuple[str, str]:
+    """Envoy's log levels for every proxy: ``values.global.proxy.logLevel`` and ``.componentLogLevel``."""
+    proxy = (_values(iop).get("global") or {}).get("proxy") or {}
+    return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
+
+
 def namespace_of(iop: dict[str, Any]) -> str:
     """The namespace the control plane goes to (``istio-system`` unless ``spec.namespace`` says)."""
     return _spec(iop).get("namespace") or "istio-system"
@@ -95,8 +101,10 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
         "data": {"mesh": mesh_config_yaml(mesh), "meshNetworks": "networks: {}"},
     }
     hub, tag = hub_and_tag(iop, version)
+    log_level, component_levels = proxy_log_levels(iop)
     injector_values = {
-        "global": {"hub": hub, "tag": tag, "istioNamespace": ns, "proxy": {"image": "proxyv2"}},
+        "global": {"hub": hub, "tag": tag, "istioNamespace": ns,
+                   "proxy": {"image": "proxyv2", "logLevel": log_level, "componentLogLevel": component_levels}},
         "revision": "" if rev == "default" else rev,
         "sidecarInjectorWebhook": {"enableNamespacesByDefault": False},
     }
@@ -231,7 +239,8 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
                         "name": "istio-proxy",
                         "image": image(iop, "proxyv2", version),
                         "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
+                                 f"--proxyLogLevel={proxy_log_levels(iop)[0]}",
+                                 f"--proxyComponentLogLevel={proxy_log_levels(iop)[1]}",
                                  "--log_output_level=default:info"],
                         "ports": [{"containerPort": 15021, "protocol": "TCP", "name": "status-port"},
                                   {"containerPort": 8080, "protocol": "TCP", "name": "http2"},

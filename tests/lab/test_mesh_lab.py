@@ -112,7 +112,9 @@ def istio_objects(mesh: str) -> list[dict]:
                 {"name": "discovery", "image": f"docker.io/istio/pilot:{V}", "args": ["discovery"]}),
         _deploy("istio-ingressgateway", "istio-system", gw,
                 {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{V}",
-                 "args": ["proxy", "router", "--domain", "istio-system.svc.cluster.local"],
+                 # the tracing logger at debug: Envoy logs a failed span export only there
+                 "args": ["proxy", "router", "--domain", "istio-system.svc.cluster.local",
+                          "--proxyComponentLogLevel=misc:error,tracing:debug"],
                  "ports": [{"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 15021}]}),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-ingressgateway",
                                                              "namespace": "istio-system", "labels": gw},

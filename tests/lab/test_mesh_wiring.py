@@ -131,14 +131,15 @@ extensionProviders:
 
 def install(lab: MiniLab, *, service="otel-collector.observability.svc.cluster.local", port=4317,
             tsn="APP_LABEL_AND_NAMESPACE", extra="", telemetry_ns="istio-system", sampling=100,
-            provider="otel-tracing") -> None:
+            provider="otel-tracing", gateway_levels="misc:error") -> None:
     """Mesh config, istiod, gateway, Gateway/VirtualService, Telemetry and Bookinfo with sidecars."""
     lab.create("configmaps", {"metadata": {"name": "istio", "namespace": "istio-system"},
                               "data": {"mesh": MESH.format(service=service, port=port, tsn=tsn, extra=extra)}})
     lab.pod("istio-system", "istiod-1", {"app": "istiod"}, [{"name": "discovery", "image": "istio/pilot:1.25.2"}])
     gw_labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     gw_ip = lab.pod("istio-system", "istio-ingressgateway-abc", gw_labels, [
-        {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.25.2", "args": ["proxy", "router"],
+        {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.25.2",
+         "args": ["proxy", "router", "--proxyLogLevel=warning", f"--proxyComponentLogLevel={gateway_levels}"],
          "ports": [{"containerPort": 8080}]}])
     lab.gateway_ip = gw_ip
     lab.service("istio-system", "istio-ingressgateway", [{"name": "http2", "port": 80, "targetPort": 8080}],
@@ -260,12 +261,17 @@ def test_bookinfo_traces_reach_the_collector(lab, receiver):
 
 
 def test_wrong_port_gives_no_spans_and_a_proxy_log(lab, receiver):
-    install(lab, port=4318)  # the HTTP port of a gRPC provider
+    install(lab, port=4318, gateway_levels="misc:error,tracing:debug")  # the HTTP port of a gRPC provider
     for _ in range(3):
         assert get(lab, "/productpage")[0] == 200
     assert wait_for(lambda: "OTLP trace export failed" in lab.log_text("istio-ingressgateway-abc/istio-proxy"))
     lab.flush()  # every proxy has tried its spans by now
     assert receiver.spans == []
+    line = next(x for x in lab.log_text("istio-ingressgateway-abc/istio-proxy").splitlines() if "export failed" in x)
+    assert "\tdebug\tenvoy tracing " in line  # Envoy logs it at debug, as its tracing logger is here
+    # the sidecars' tracing logger is at the default (warning): their failed exports say nothing, as in Envoy
+    assert any(isinstance(c, Sidecar) and c.exporter is not None and c.exporter.failed for c in lab.containers)
+    assert not any("export failed" in x for k, v in lab.logs.items() if "default/" in k for x in v)
 
 
 def test_wrong_host_is_logged_by_istiod_and_gives_no_spans(lab, receiver):

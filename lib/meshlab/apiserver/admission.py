@@ -249,7 +249,7 @@ def prepare_create(lab: Any, res: Resource, obj: dict[str, Any], namespace: str 
     obj["apiVersion"], obj["kind"] = res.api_version(), res.kind
     apply_defaults(res, obj)
     if res.kind == "Pod" and injection.should_inject(lab, obj, ns_obj):
-        injection.inject(obj, lab.istio_version)
+        injection.inject(obj, lab.istio_version, levels=injection.proxy_log_levels(lab))
         apply_defaults(res, obj)
     validate(res, obj)
     if res.kind == "Service":

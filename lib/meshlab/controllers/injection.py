@@ -18,6 +18,18 @@ def istio_installed(lab: Any) -> bool:
     )
 
 
+def proxy_log_levels(lab: Any) -> tuple[str, str]:
+    """``values.global.proxy`` ``logLevel`` and ``componentLogLevel`` of the installed injector (Istio's defaults)."""
+    for cm in lab.store.list("configmaps", "istio-system"):
+        if cm["metadata"]["name"].startswith(INJECTOR_PREFIX):
+            try:
+                proxy = json.loads((cm.get("data") or {}).get("values") or "{}").get("global", {}).get("proxy", {})
+            except ValueError:
+                proxy = {}
+            return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
+    return "warning", "misc:error"
+
+
 def namespace_wants_injection(ns_obj: dict[str, Any] | None) -> bool:
     labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
     if labels.get("istio-injection") == "enabled":
@@ -66,8 +78,13 @@ def _env(name: str, value: str | None = None, field: str | None = None) -> dict[
     return {"name": name, "value": value or ""}
 
 
-def inject(pod: dict[str, Any], istio_version: str, revision: str = "default") -> dict[str, Any]:
-    """Add ``istio-init`` and ``istio-proxy``, the status annotation and the canonical labels to ``pod``."""
+def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
+           levels: tuple[str, str] = ("warning", "misc:error")) -> dict[str, Any]:
+    """Add ``istio-init`` and ``istio-proxy``, the status annotation and the canonical labels to ``pod``.
+
+    ``levels`` are the proxy's log levels from the install's values; the pod's annotations
+    ``sidecar.istio.io/logLevel`` and ``sidecar.istio.io/componentLogLevel`` override them.
+    """
     meta = pod.setdefault("metadata", {})
     labels = meta.setdefault("labels", {})
     annotations = meta.setdefault("annotations", {})
@@ -84,7 +101,9 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default") -
         "name": "istio-proxy",
         "image": image,
         "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                 "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+                 f"--proxyLogLevel={annotations.get('sidecar.istio.io/logLevel') or levels[0]}",
+                 f"--proxyComponentLogLevel={annotations.get('sidecar.istio.io/componentLogLevel') or levels[1]}",
+                 "--log_output_level=default:info"],
         "env": [
             _env("PILOT_CERT_PROVIDER", "istiod"), _env("CA_ADDR", "istiod.istio-system.svc:15012"),
             _env("POD_NAME", field="metadata.name"), _env("POD_NAMESPACE", field="metadata.namespace"),

@@ -6,7 +6,10 @@ opentelemetry-proto stubs, or an HTTP POST of protobuf to the provider's path wi
 headers and timeout, to the provider's ``service:port`` resolved through the Service's
 Endpoints. The Service port's protocol matters as it does for Istio's cluster: a port
 declared HTTP/1 or TCP (by name prefix or ``appProtocol``) cannot carry gRPC. Failures go to
-the proxy's log in Envoy's format and the spans are dropped, as Envoy drops them.
+the proxy's log in Envoy's format and the spans are dropped, as Envoy drops them. As in Envoy, a failed
+export (gRPC status, or an HTTP request that got no answer) is logged at ``debug`` only, so it shows only
+when the proxy's ``tracing`` logger is at debug (``sidecar.istio.io/componentLogLevel: tracing:debug``); an
+HTTP answer other than 200 is an ``error`` line at any level.
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ class SpanExporter:
     """Buffers one proxy's spans and exports them in the background."""
 
     def __init__(self, lab: Any, log: Callable[[str], None], istio_version: str,
-                 flush_interval: float = 0.2, max_batch: int = 512) -> None:
+                 flush_interval: float = 0.2, max_batch: int = 512, debug: bool = False) -> None:
         self.lab = lab
         self.log = log
+        self.debug = debug  # the proxy's tracing logger is at debug (or trace)
         self.istio_version = istio_version
         self.flush_interval = flush_interval
         self.max_batch = max_batch
@@ -133,11 +137,13 @@ class SpanExporter:
                 return
 
     def _log_failure(self, provider: Provider, message: str) -> None:
+        if not self.debug:
+            return
         if provider.protocol == "http":
-            self.log(envoy_log_line("warning", "tracing", _HTTP_FILE,
+            self.log(envoy_log_line("debug", "tracing", _HTTP_FILE,
                                     f"The OTLP export request failed. Reason {message}"))
         else:
-            self.log(envoy_log_line("warning", "tracing", _GRPC_FILE,
+            self.log(envoy_log_line("debug", "tracing", _GRPC_FILE,
                                     f"OTLP trace export failed with status: {message}"))
 
     # -- transport ------------------------------------------------------------------------------

@@ -37,6 +37,27 @@ class _Active:
     span: sp.SpanRecord | None
 
 
+def logger_level(args: list[str], logger: str) -> str:
+    """Envoy's level for one logger from pilot-agent's ``--proxyLogLevel`` and ``--proxyComponentLogLevel``.
+
+    >>> logger_level(["proxy", "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error,tracing:debug"], "tracing")
+    'debug'
+    >>> logger_level(["proxy", "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error"], "tracing")
+    'warning'
+    """
+    level, components = "warning", ""
+    for arg in args:
+        if arg.startswith("--proxyLogLevel="):
+            level = arg.split("=", 1)[1] or level
+        elif arg.startswith("--proxyComponentLogLevel="):
+            components = arg.split("=", 1)[1]
+    for item in components.split(","):
+        name, _, value = item.partition(":")
+        if name.strip() == logger and value.strip():
+            return value.strip()
+    return level
+
+
 class _Proxy(Container):
     proxy_type = "sidecar"
 
@@ -79,7 +100,8 @@ class _Proxy(Container):
         return self._started and self._have_config
 
     def _start_common(self) -> None:
-        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version)
+        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version,
+                                     debug=logger_level(self.ctx.args, "tracing") in ("debug", "trace"))
         self._started = True
         self.tracing("client")
         if not self._have_config:
