@@ -2,8 +2,13 @@
 query APIs out.
 
 It listens on the lab's backend address (``127.B.0.3``): OTLP gRPC 4317, OTLP HTTP 4318, the Jaeger query API
-on 16686 and the Tempo query API on 3200, both answering from the same stored spans. It reads the token to accept from an environment variable at start and
-keeps only its SHA-256. The fault ``backend-token-rotated`` makes it refuse the token it knows.
+on 16686 and the Tempo query API on 3200, both answering from the same stored spans. It reads the token to
+accept from an environment variable at start and keeps only its SHA-256.
+
+The fault ``backend-token-rotated`` rotates the token as a provider would: the backend accepts only a new one,
+issued into ``<state dir>/backend-token.rotated`` (mode 0600; the stand-in for the provider's console, where an
+operator fetches a new token). Putting that token in the collector's Secret and restarting the collector is the
+fix, as on a real backend. Clearing the fault goes back to the original token and removes the file.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -28,6 +35,7 @@ QUERY_PORT = 16686
 TEMPO_PORT = 3200
 TOKEN_HEADER = "authentication"
 ROTATED_FAULT = "backend-token-rotated"
+ROTATED_TOKEN_FILE = "backend-token.rotated"
 
 
 def _lab_value(lab: Any, *names: str) -> Any:
@@ -66,6 +74,7 @@ class Backend:
         self.tempo_port = tempo_port
         self.store = SpanStore(max_spans)
         self._token_sha: bytes | None = None
+        self._rotated_sha: bytes | None = None  # while the token is rotated: the only one accepted
         self._servers: list[Any] = []
         self._lock = threading.Lock()
         self.accepted_spans = 0
@@ -91,6 +100,11 @@ class Backend:
             token = os.environ.get(self.token_env)
             self._token_sha = hashlib.sha256(token.encode()).digest() if token else None
             del token
+        faults = getattr(self.lab, "faults", None)
+        if faults is not None:
+            faults.on_change(self._on_fault)
+            if faults.active(ROTATED_FAULT):
+                self._rotate(True)
         g, h, q = self.ports
         servers = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
                    HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
@@ -108,9 +122,31 @@ class Backend:
         """Close the servers (stored spans stay readable in memory)."""
         stop_all(self._servers)
 
-    def _rotated(self) -> bool:
-        faults = getattr(self.lab, "faults", None)
-        return bool(faults is not None and faults.active(ROTATED_FAULT))
+    def _on_fault(self, name: str, active: bool) -> None:
+        if name == ROTATED_FAULT:
+            self._rotate(active)
+
+    def _rotated_file(self) -> Path | None:
+        state = _lab_value(self.lab, "state_dir")
+        return Path(state) / ROTATED_TOKEN_FILE if state else None
+
+    def _rotate(self, on: bool) -> None:
+        """Issue a new token (only it is accepted from now on), or go back to the original one."""
+        path = self._rotated_file()
+        if not on:
+            with self._lock:
+                self._rotated_sha = None
+            if path is not None:
+                path.unlink(missing_ok=True)
+            return
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._rotated_sha = hashlib.sha256(token.encode()).digest()
+        if path is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token)
+        del token
 
     def _authorize(self, headers: dict) -> str | None:
         """None when the request's ``Authentication`` header holds the accepted token, else the reason."""
@@ -119,9 +155,9 @@ class Backend:
             presented = presented.decode(errors="replace")
         if not presented:
             reason = "missing Authentication header"
-        elif self._token_sha is None or self._rotated():
+        elif (expected := self._rotated_sha or self._token_sha) is None:
             reason = "invalid token"
-        elif not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._token_sha):
+        elif not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
             reason = "invalid token"
         else:
             return None

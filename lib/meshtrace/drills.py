@@ -129,9 +129,11 @@ DRILLS: tuple[Drill, ...] = (
           "holds no trace.",
           ("The first leg works. What happens on the way out of the collector?",
            "Collector logs and its exporter metrics: what does the backend answer?",
-           "The backend rejects the token (it was rotated): put the new token in the Secret and restart the "
-           "collector. In the lab the trainer stands in for the new token: python -m meshlab fault clear "
-           "backend-token-rotated, then re-run 01.")),
+           "The backend rejects the token (it was rotated): fetch the new one, put it in the Secret and restart "
+           "the collector. The lab issues the new token into .meshlab/backend-token.rotated (its stand-in for the "
+           "provider's console): export MESHLAB_BACKEND_TOKEN=\"$(cat .meshlab/backend-token.rotated)\", re-run 01 "
+           "(it writes the Secret), then kubectl -n observability rollout restart "
+           "deployment/opentelemetry-collector.")),
     Drill("app-drops-trace-headers", CLUSTER,
           "Spans arrive from every service, but 07 fails traces.whole: many traces are fragments.",
           ("Every service reports. Do their spans belong together?",

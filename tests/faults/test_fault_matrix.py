@@ -191,10 +191,21 @@ def _rbac(lab: Lab) -> None:
     lab.meshlab("fault", "set", "rbac-deny=list:telemetries")
 
 
-def _fix_token(lab: Lab, findings) -> None:
-    # the backend now takes the token the Secret holds (in the lab: the rotation is undone), then the fix 08 names:
-    # write the token into the Secret and restart the collector
-    lab.meshlab("fault", "clear", "backend-token-rotated")
+def _fix_token(lab: Lab, findings) -> Callable[[], None]:
+    """The fix 08 names, for real: the operator fetches the new token (the lab issues it into its state dir, the
+    stand-in for the provider's console), puts it in the Secret and restarts the collector. Returns the undo."""
+    old = os.environ[TOKEN_ENV]
+    os.environ[TOKEN_ENV] = (lab.state / "backend-token.rotated").read_text()
+    _put_token_and_restart(lab)
+
+    def undo() -> None:  # back to the original token (the fault is cleared too)
+        os.environ[TOKEN_ENV] = old
+        lab.meshlab("fault", "clear", "backend-token-rotated", check=False)
+        _put_token_and_restart(lab)
+    return undo
+
+
+def _put_token_and_restart(lab: Lab) -> None:
     p = lab.stage("lab", "setup").p
     lab.kube.apply([o for o in _collector_objs(p) if o["kind"] == "Secret"])  # the token from the environment
     lab.kube.rollout_restart(p.collector.namespace, p.collector.name)
@@ -243,16 +254,19 @@ CONDITIONS = [
 
 @pytest.mark.parametrize(("fault", "setup", "cause", "check", "fix"), CONDITIONS, ids=[c[0] for c in CONDITIONS])
 def test_cluster_condition(lab: Lab, fault: str, setup, cause: str, check: str, fix) -> None:
+    undo = None
     try:
         setup(lab)
         st = run_verify(lab, "lab", [], fault, settle=BROKEN_SETTLE)
         assert check in failed(st), [c.to_dict() for c in st.checks.checks]
         _, findings = diagnose(lab, "lab", [], st.run_dir)
         assert findings and findings[0].cause_id == cause, [f.row() for f in findings]
-        fix(lab, findings)
+        undo = fix(lab, findings)
         after = run_verify(lab, "lab", [], fault + "-fixed", settle=SETTLE)
         assert not failed(after), [c.to_dict() for c in after.checks.checks if c.status != "pass"]
     finally:
+        if callable(undo):
+            undo()
         lab.meshlab("fault", "clear", fault, check=False)
         restore(lab)
 

@@ -15,7 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from meshlab.backend import Backend, backend_host
+from meshlab.backend import ROTATED_TOKEN_FILE, Backend, backend_host
+from meshlab.faults import Faults
 
 TOKEN = f"tok-{random.getrandbits(32):08x}"
 ENV = "MESHTRACE_TEST_BACKEND_TOKEN"
@@ -23,15 +24,16 @@ T0 = 1_700_000_000_000_000_000
 
 
 class Lab:
-    def __init__(self):
-        self.faults = type("F", (), {"names": set(), "active": lambda self, n: n in self.names})()
+    def __init__(self, state_dir):
+        self.faults = Faults()
+        self.state_dir = state_dir
         self.config = type("C", (), {"backend_token_env": ENV})()
 
 
 @pytest.fixture
-def lab_backend(monkeypatch):
+def lab_backend(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV, TOKEN)
-    lab = Lab()
+    lab = Lab(tmp_path)
     b = Backend(lab, host=f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.3")
     b.start()
     yield lab, b
@@ -108,13 +110,19 @@ def test_good_token_accepted_wrong_or_missing_rejected(lab_backend):
     assert b.rejected_requests == 4
 
 
-def test_rotated_token_fault_rejects_the_known_token(lab_backend):
+def test_rotated_token_fault_issues_a_new_token_and_rejects_the_known_one(lab_backend):
     lab, b = lab_backend
-    lab.faults.names.add("backend-token-rotated")
+    issued = lab.state_dir / ROTATED_TOKEN_FILE
+    lab.faults.set("backend-token-rotated")
     assert grpc_export(b, TOKEN) == grpc.StatusCode.UNAUTHENTICATED
     assert http_export(b, TOKEN) == 401
-    lab.faults.names.clear()
-    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
+    new = issued.read_text()
+    assert new and new != TOKEN and issued.stat().st_mode & 0o777 == 0o600
+    assert new not in repr(vars(b))  # like the original, only its hash is kept
+    assert grpc_export(b, new) == grpc.StatusCode.OK and http_export(b, new) == 200  # the fix: the new token
+    lab.faults.clear("backend-token-rotated")
+    assert not issued.exists()
+    assert grpc_export(b, TOKEN) == grpc.StatusCode.OK and grpc_export(b, new) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_only_the_hash_is_kept(lab_backend):
