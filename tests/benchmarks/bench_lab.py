@@ -93,9 +93,20 @@ def watch_rate(api: Any, ns: str, pods: int, seconds: float) -> float:
 
 
 def bench_api(kubeconfig: Path, pods: int, seconds: float, repeat: int = 1) -> dict[str, list[float]]:
-    """Create ``pods`` pods, then ``repeat`` samples each of list/s and watch/s over ``seconds``."""
+    """``repeat`` samples each of: creating ``pods`` pods into an empty cluster (the namespace is deleted and its
+    pods gone before the next sample), then list/s and watch/s over ``seconds`` with ``pods`` pods."""
     api = core_api(kubeconfig)
-    out = {"create": [create_pods(api, "bench-api", pods)], "list": [], "watch": []}
+    out: dict[str, list[float]] = {"create": [], "list": [], "watch": []}
+    for i in range(repeat):
+        ns = f"bench-create-{i}"
+        out["create"].append(create_pods(api, ns, pods))
+        api.delete_namespace(ns)
+        deadline = time.monotonic() + 300
+        while api.list_namespaced_pod(ns, limit=1).items:  # a poll with a deadline, between samples only
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pods of {ns} were not deleted within 300 s")
+            time.sleep(0.5)
+    create_pods(api, "bench-api", pods)
     for _ in range(repeat):
         out["list"].append(list_rate(api, "bench-api", pods, seconds))
         out["watch"].append(watch_rate(api, "bench-api", pods, seconds))
