@@ -21,6 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from meshlab.backend import Backend
 from meshlab.collector import CollectorContainer, exporters
 from meshlab.collector.zapsampling import Sampler
+from meshlab.faults import Faults
 
 SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 TOKEN = f"tok-{random.getrandbits(32):08x}"
@@ -28,14 +29,6 @@ TOKEN = f"tok-{random.getrandbits(32):08x}"
 
 def free_ip() -> str:
     return f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.{random.randint(2, 250)}"
-
-
-class Faults:
-    def __init__(self):
-        self.names: set[str] = set()
-
-    def active(self, name: str) -> bool:
-        return name in self.names
 
 
 class Network:
@@ -49,7 +42,7 @@ class Network:
 class Lab:
     def __init__(self):
         self.network = Network()
-        self.faults = Faults()
+        self.faults = Faults()  # the lab's own fault set
         self.config = type("Cfg", (), {"backend_token_env": "MESHTRACE_TEST_BACKEND_TOKEN"})()
 
 
