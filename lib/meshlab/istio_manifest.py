@@ -211,6 +211,7 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
 def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     """The default ``istio-ingressgateway``: service account, Deployment, LoadBalancer Service."""
     ns = namespace_of(iop)
+    log_level, component_levels = proxy_log_levels(iop)
     rev = _spec(iop).get("revision") or "default"
     selector = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     labels = {**selector, "istio.io/rev": rev, "release": "istio",
@@ -239,8 +240,7 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
                         "name": "istio-proxy",
                         "image": image(iop, "proxyv2", version),
                         "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
-                                 f"--proxyLogLevel={proxy_log_levels(iop)[0]}",
-                                 f"--proxyComponentLogLevel={proxy_log_levels(iop)[1]}",
+                                 f"--proxyLogLevel={log_level}", f"--proxyComponentLogLevel={component_levels}",
                                  "--log_output_level=default:info"],
                         "ports": [{"containerPort": 15021, "protocol": "TCP", "name": "status-port"},
                                   {"containerPort": 8080, "protocol": "TCP", "name": "http2"},

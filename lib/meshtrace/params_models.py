@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 # Header names whose value is a credential: params may never carry their value inline.
 SECRET_HEADER_NAMES = frozenset({"authentication", "authorization", "x-api-key", "api-key", "x-auth-token"})
@@ -36,6 +44,9 @@ def _dns_label(v: str) -> str:
     if not _DNS_LABEL_RE.match(v) or len(v) > 63:
         raise ValueError(f"{v!r} is not a Kubernetes name (lowercase letters, digits and '-', at most 63)")
     return v
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]  # a Kubernetes name (namespace, Service, Secret…)
 
 
 class ClusterParams(_Model):
@@ -136,36 +147,28 @@ class IstioParams(_Model):
 class TelemetryParams(_Model):
     """The Telemetry resource: which provider, where, how much is sampled."""
 
-    name: str = "mesh-default"
-    namespace: str = "istio-system"  # istio-system = the whole mesh; default = as the source procedure does
+    name: DnsLabel = "mesh-default"
+    namespace: DnsLabel = "istio-system"  # istio-system = the whole mesh; default = as the source procedure does
     provider: str | None = None  # None = istio.provider.name; a different name is a (drill) mistake, warned
     sampling: float = Field(default=100, ge=0, le=100)
     correlation_header: str = "x-meshtrace-request"
     correlation_tag: str = "meshtrace.request"
 
-    @field_validator("name", "namespace")
-    @classmethod
-    def _names(cls, v: str) -> str:
-        return _dns_label(v)
 
 
 class CollectorParams(_Model):
     """The OpenTelemetry Collector the kit installs."""
 
-    namespace: str = "observability"
-    name: str = "opentelemetry-collector"
+    namespace: DnsLabel = "observability"
+    name: DnsLabel = "opentelemetry-collector"
     image: str = "otel/opentelemetry-collector-contrib:0.120.0"
     exporter: Literal["debug", "logging"] = "debug"  # logging only on images <= 0.110
     verbosity: Literal["basic", "normal", "detailed"] = "detailed"
     receiver_host: str = "0.0.0.0"
-    grpc_port_name: str = "grpc-otlp"
-    http_port_name: str = "http-otlp"
+    grpc_port_name: DnsLabel = "grpc-otlp"
+    http_port_name: DnsLabel = "http-otlp"
     allow_invalid: bool = False  # drills only: render what the image cannot honour, to show its effect
 
-    @field_validator("namespace", "name", "grpc_port_name", "http_port_name")
-    @classmethod
-    def _names(cls, v: str) -> str:
-        return _dns_label(v)
 
     @property
     def fqdn(self) -> str:
@@ -180,13 +183,9 @@ class SecretRef(_Model):
     """
 
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    secret_name: str = "otel-backend-token"
+    secret_name: DnsLabel = "otel-backend-token"
     secret_key: str = "token"
 
-    @field_validator("secret_name")
-    @classmethod
-    def _names(cls, v: str) -> str:
-        return _dns_label(v)
 
 
 class BackendParams(_Model):
@@ -204,14 +203,10 @@ class BackendParams(_Model):
 class BookinfoParams(_Model):
     """The demo application."""
 
-    namespace: str = "default"
+    namespace: DnsLabel = "default"
     image_registry: str = "docker.io/istio"
     image_tag: str = "1.20.3"
 
-    @field_validator("namespace")
-    @classmethod
-    def _names(cls, v: str) -> str:
-        return _dns_label(v)
 
 
 class GatewayParams(_Model):

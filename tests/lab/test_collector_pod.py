@@ -17,9 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from tests.otlp_batches import span_batch
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -108,19 +107,6 @@ def http_get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def spans(service: str, n: int) -> ExportTraceServiceRequest:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
-    ss = rs.scope_spans.add()
-    tid = random.getrandbits(128).to_bytes(16, "big")
-    now = time.time_ns()
-    for i in range(n):
-        ss.spans.add(trace_id=tid, span_id=random.getrandbits(64).to_bytes(8, "big"), name=f"op-{i}", kind=2,
-                     start_time_unix_nano=now, end_time_unix_nano=now + 1_000_000)
-    return req
-
-
 def pod_ip(lab: OwnLab, ns: str) -> str:
     return lab.kubectl("-n", ns, "get", "pods", "-l", "app=otelcol", "-o", "jsonpath={.items[0].status.podIP}")
 
@@ -141,8 +127,8 @@ def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: Ow
     assert ip
     service = f"svc-{random.getrandbits(24):06x}"
     with grpc.insecure_channel(f"{ip}:4317") as ch:
-        TraceServiceStub(ch).Export(spans(service, 3), timeout=10)
-    req = urllib.request.Request(f"http://{ip}:4318/v1/traces", data=spans(service, 2).SerializeToString(),
+        TraceServiceStub(ch).Export(span_batch(service, 3), timeout=10)
+    req = urllib.request.Request(f"http://{ip}:4318/v1/traces", data=span_batch(service, 2).SerializeToString(),
                                  headers={"Content-Type": "application/x-protobuf"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
@@ -170,7 +156,7 @@ def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: Ow
     lab.meshlab("fault", "set", "backend-token-rotated")
     try:
         with grpc.insecure_channel(f"{ip}:4317") as ch:
-            TraceServiceStub(ch).Export(spans(service, 1), timeout=10)
+            TraceServiceStub(ch).Export(span_batch(service, 1), timeout=10)
         poll(lambda: "code = Unauthenticated" in lab.kubectl("-n", ns, "logs", "deployment/otelcol"),
              "an Unauthenticated export failure in the collector log")
     finally:
@@ -211,7 +197,7 @@ def test_source_procedure_collector_0_54_prints_old_format_and_exports(lab: OwnL
                      "jsonpath={.items[0].status.podIP}")
     service = f"old-{random.getrandbits(24):06x}"
     with grpc.insecure_channel(f"{ip}:4317") as ch:
-        TraceServiceStub(ch).Export(spans(service, 2), timeout=10)
+        TraceServiceStub(ch).Export(span_batch(service, 2), timeout=10)
     log = poll(lambda: (lambda t: t if f"service.name: STRING({service})" in t else "")(
         lab.kubectl("-n", ns, "logs", "deployment/opentelemetry-collector")), "the old logging exporter's dump")
     assert "Resource labels:" in log and "SPAN_KIND_SERVER" in log

@@ -43,10 +43,6 @@ VOLATILE = {"Pod"}
 Snapshot = dict[tuple[str, str, str], dict[str, Any]]
 
 
-def stage(lab: RunningLab, notebook: str, *extra: str) -> Stage:
-    return lab.stage(notebook, *extra)
-
-
 def statuses(st: Stage) -> dict[str, str]:
     return {c.id: c.status for c in st.checks.checks}
 
@@ -104,7 +100,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
                               ("03_enable_tracing", telemetry.enable_tracing),
                               ("04_deploy_bookinfo", lambda st: bookinfo.deploy_bookinfo(st, timeout=TIMEOUT)),
                               ("05_expose_gateway", lambda st: gateway.expose_gateway(st, timeout=TIMEOUT))]:
-            st = stage(lab, notebook)
+            st = lab.stage(notebook)
             run(st)
             st.finish()
         yield lab
@@ -118,7 +114,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
 
 def test_snapshot_covers_what_the_runbook_made(base: RunningLab) -> None:
     """The snapshot sees the objects of every stage (so an unchanged snapshot means something)."""
-    snap = snapshot(stage(base, "00_preflight"))
+    snap = snapshot(base.stage("00_preflight"))
     for key in [("Namespace", "", "observability"), ("Secret", "observability", "otel-backend-token"),
                 ("ConfigMap", "observability", "opentelemetry-collector-conf"),
                 ("Deployment", "observability", "opentelemetry-collector"),
@@ -132,27 +128,27 @@ def test_snapshot_covers_what_the_runbook_made(base: RunningLab) -> None:
 
 
 def _dry_01(lab: RunningLab) -> tuple[Stage, Any]:
-    st = stage(lab, "01_install_collector", "collector.image=otel/opentelemetry-collector-contrib:0.119.0")
+    st = lab.stage("01_install_collector", "collector.image=otel/opentelemetry-collector-contrib:0.119.0")
     return st, collector.install_collector(st, dry_run=True, timeout=TIMEOUT)
 
 
 def _dry_02(lab: RunningLab) -> tuple[Stage, Any]:
-    st = stage(lab, "02_install_istio", "istio.tracing_service_name=CANONICAL_NAME_ONLY")
+    st = lab.stage("02_install_istio", "istio.tracing_service_name=CANONICAL_NAME_ONLY")
     return st, istio.install_istio(st, dry_run=True, timeout=TIMEOUT)
 
 
 def _dry_03(lab: RunningLab) -> tuple[Stage, Any]:
-    st = stage(lab, "03_enable_tracing", "telemetry.sampling=50")
+    st = lab.stage("03_enable_tracing", "telemetry.sampling=50")
     return st, telemetry.enable_tracing(st, dry_run=True)
 
 
 def _dry_04(lab: RunningLab) -> tuple[Stage, Any]:
-    st = stage(lab, "04_deploy_bookinfo", "bookinfo.image_tag=1.20.2")
+    st = lab.stage("04_deploy_bookinfo", "bookinfo.image_tag=1.20.2")
     return st, bookinfo.deploy_bookinfo(st, restart_uninjected=True, dry_run=True, timeout=TIMEOUT)
 
 
 def _dry_05(lab: RunningLab) -> tuple[Stage, Any]:
-    st = stage(lab, "05_expose_gateway", "gateway.port=8080")
+    st = lab.stage("05_expose_gateway", "gateway.port=8080")
     return st, gateway.expose_gateway(st, dry_run=True, timeout=TIMEOUT)
 
 
@@ -176,7 +172,7 @@ CASES = [
 def test_dry_run_changes_nothing_and_shows_the_diff(base: RunningLab, capsys: pytest.CaptureFixture[str],
                                                     name: str, dry: Any, diff: tuple[str, str],
                                                     skipped: set[str]) -> None:
-    watcher = stage(base, "00_preflight")
+    watcher = base.stage("00_preflight")
     before = snapshot(watcher)
     capsys.readouterr()
     st, _ = dry(base)
@@ -192,12 +188,12 @@ def test_dry_run_of_the_label_leaves_an_unlabelled_namespace_alone(base: Running
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """04 into a namespace without the injection label: it says it would label it, and does not."""
     ns = f"t-unlabelled-{uuid.uuid4().hex[:6]}"
-    watcher = stage(base, "00_preflight")
+    watcher = base.stage("00_preflight")
     watcher.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])
     try:
         before = snapshot(watcher)
         capsys.readouterr()
-        st = stage(base, "04_deploy_bookinfo", f"bookinfo.namespace={ns}")
+        st = base.stage("04_deploy_bookinfo", f"bookinfo.namespace={ns}")
         results = bookinfo.deploy_bookinfo(st, dry_run=True, timeout=TIMEOUT)
         out = capsys.readouterr().out
         assert changes(before, snapshot(watcher)) == []
@@ -208,9 +204,9 @@ def test_dry_run_of_the_label_leaves_an_unlabelled_namespace_alone(base: Running
 
 
 def test_cleanup_dry_run_deletes_nothing(base: RunningLab) -> None:
-    watcher = stage(base, "00_preflight")
+    watcher = base.stage("00_preflight")
     before = snapshot(watcher)
-    st = stage(base, "99_cleanup")
+    st = base.stage("99_cleanup")
     rows = cleanup.cleanup(st, dry_run=True, timeout=TIMEOUT)
     assert changes(before, snapshot(watcher)) == []
     results = {r["object"]: r["result"] for r in rows}
@@ -221,9 +217,9 @@ def test_cleanup_dry_run_deletes_nothing(base: RunningLab) -> None:
 
 def test_the_same_change_for_real_does_change_the_snapshot(base: RunningLab) -> None:
     """The cause broken on purpose: without dry_run the changed param reaches the cluster (runs last)."""
-    watcher = stage(base, "00_preflight")
+    watcher = base.stage("00_preflight")
     before = snapshot(watcher)
-    st = stage(base, "03_enable_tracing", "telemetry.sampling=50")
+    st = base.stage("03_enable_tracing", "telemetry.sampling=50")
     telemetry.enable_tracing(st, dry_run=False)
     st.finish()
     diff = changes(before, snapshot(watcher))

@@ -28,10 +28,6 @@ spec:
 """
 
 
-def stage(lab: RunningLab, notebook: str, *extra: str) -> Stage:
-    return lab.stage(notebook, *extra)
-
-
 def status(st: Stage) -> dict[str, str]:
     return {c.id: c.status for c in st.checks.checks}
 
@@ -58,7 +54,7 @@ def no_lb_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
 
 def test_collector_install_then_reapply_unchanged(lab: RunningLab) -> None:
     ns = f"t-col-{uuid.uuid4().hex[:6]}"
-    st = stage(lab, "01_install_collector", f"collector.namespace={ns}",
+    st = lab.stage("01_install_collector", f"collector.namespace={ns}",
                f"istio.provider.service=opentelemetry-collector.{ns}.svc.cluster.local")
     try:
         first = collector.install_collector(st, timeout=60)
@@ -78,7 +74,7 @@ def test_collector_install_then_reapply_unchanged(lab: RunningLab) -> None:
 
 def test_collector_dry_run_changes_nothing(lab: RunningLab) -> None:
     ns = f"t-dry-{uuid.uuid4().hex[:6]}"
-    st = stage(lab, "01_install_collector", f"collector.namespace={ns}")
+    st = lab.stage("01_install_collector", f"collector.namespace={ns}")
     results = collector.install_collector(st, dry_run=True)
     assert results and all(r.dry_run for r in results)
     assert st.kube.get("v1", "Namespace", ns) is None
@@ -99,19 +95,19 @@ def _mesh(st: Stage) -> tuple[dict, str]:
 
 def test_foreign_install_refused_dry_run_then_merged(own_lab: RunningLab, tmp_path: Path) -> None:
     _install_foreign(own_lab, tmp_path)
-    st = stage(own_lab, "02_install_istio")
+    st = own_lab.stage("02_install_istio")
     before, rv = _mesh(st)
 
     assert istio.install_istio(st, timeout=60) is None          # default: refuse
     assert status(st)["istio.existing-install"] == "fail"
     assert _mesh(st)[1] == rv and st.kube.get_configmap("istio-system", istio.RECORD) is None
 
-    st = stage(own_lab, "02_install_istio")
+    st = own_lab.stage("02_install_istio")
     assert istio.install_istio(st, "merge", dry_run=True) is not None
     assert _mesh(st)[1] == rv, "a dry run must not change the mesh config"
     assert st.kube.get_configmap("istio-system", istio.RECORD) is None
 
-    st = stage(own_lab, "02_install_istio")
+    st = own_lab.stage("02_install_istio")
     iop = istio.install_istio(st, "merge", timeout=60)
     st.finish()
     after, rv2 = _mesh(st)
@@ -121,29 +117,29 @@ def test_foreign_install_refused_dry_run_then_merged(own_lab: RunningLab, tmp_pa
     assert iop["spec"]["meshConfig"]["accessLogFile"] == "/dev/stdout"
     assert st.kube.get_configmap("istio-system", istio.RECORD) is not None
 
-    st = stage(own_lab, "02_install_istio")        # the kit's own install now: re-run is unchanged
+    st = own_lab.stage("02_install_istio")        # the kit's own install now: re-run is unchanged
     istio.install_istio(st, timeout=60)
     st.finish()
     assert _mesh(st)[1] == rv2
 
 
 def test_telemetry_and_gateway_via_load_balancer(own_lab: RunningLab) -> None:
-    st = stage(own_lab, "03_enable_tracing")
+    st = own_lab.stage("03_enable_tracing")
     telemetry.enable_tracing(st)
     st.finish()
-    st = stage(own_lab, "05_expose_gateway")
+    st = own_lab.stage("05_expose_gateway")
     addr = gateway.resolve_gateway(st)
     assert addr.via == "LoadBalancer" and addr.host.startswith("127.")
 
 
 def test_gateway_via_node_port_end_to_end(no_lb_lab: RunningLab) -> None:
     lab = no_lb_lab
-    st = stage(lab, "02_install_istio")
+    st = lab.stage("02_install_istio")
     istio.install_istio(st, timeout=60)
-    st = stage(lab, "04_deploy_bookinfo")
+    st = lab.stage("04_deploy_bookinfo")
     bookinfo.deploy_bookinfo(st, timeout=60)
     st.finish()
-    st = stage(lab, "05_expose_gateway")
+    st = lab.stage("05_expose_gateway")
     _, url = gateway.expose_gateway(st, timeout=60)
     st.finish()
     addr = gateway.resolve_gateway(st, show=False)
@@ -154,15 +150,15 @@ def test_gateway_via_node_port_end_to_end(no_lb_lab: RunningLab) -> None:
 def test_pods_that_predate_the_label_fail_then_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
     lab = start_lab(tmp_path_factory.mktemp("predate") / "state")
     try:
-        istio.install_istio(stage(lab, "02_install_istio"), timeout=60)
-        st = stage(lab, "04_deploy_bookinfo")
+        istio.install_istio(lab.stage("02_install_istio"), timeout=60)
+        st = lab.stage("04_deploy_bookinfo")
         st.kube.apply(bookinfo.render_bookinfo(st.p))            # the app was there before the label
         st.kube.wait_deployments_available("default", bookinfo.deployment_names(), timeout=60)
         bookinfo.deploy_bookinfo(st, timeout=60)
         sidecars = next(c for c in st.checks.checks if c.id == "bookinfo.sidecars")
         assert sidecars.status == "fail" and "rollout restart deployment -n default" in sidecars.hint
         assert bookinfo.uninjected(bookinfo.bookinfo_pods(st)), "not restarted without restart_uninjected"
-        st = stage(lab, "04_deploy_bookinfo")
+        st = lab.stage("04_deploy_bookinfo")
         bookinfo.deploy_bookinfo(st, restart_uninjected=True, timeout=60)
         st.finish()
         assert not bookinfo.uninjected(bookinfo.bookinfo_pods(st))
@@ -175,12 +171,12 @@ CLEANUP_PARTS = ("cleanup.gateway-removed", "cleanup.telemetry-removed", "cleanu
 
 
 def test_cleanup_keeps_an_istio_the_kit_merged_into(own_lab: RunningLab) -> None:
-    st = stage(own_lab, "99_cleanup")
+    st = own_lab.stage("99_cleanup")
     rows = cleanup.cleanup(st, dry_run=True)
     assert st.kube.get("telemetry.istio.io/v1", "Telemetry", "mesh-default", "istio-system") is not None
     assert any(r["result"] == "would delete" for r in rows)
     assert set(status(st).values()) == {"skip"}, "a dry run deletes nothing, so it proves nothing gone"
-    st = stage(own_lab, "99_cleanup")
+    st = own_lab.stage("99_cleanup")
     rows = cleanup.cleanup(st)
     assert st.kube.get("telemetry.istio.io/v1", "Telemetry", "mesh-default", "istio-system") is None
     assert any(r["object"] == "Istio" and r["result"].startswith("kept") for r in rows)
@@ -190,14 +186,14 @@ def test_cleanup_keeps_an_istio_the_kit_merged_into(own_lab: RunningLab) -> None
 
 
 def test_cleanup_uninstalls_an_istio_the_kit_installed(no_lb_lab: RunningLab) -> None:
-    st = stage(no_lb_lab, "99_cleanup")
+    st = no_lb_lab.stage("99_cleanup")
     rows = cleanup.cleanup(st, timeout=60)
     assert {"object": "Istio (installed by the kit)", "result": "uninstalled"} in rows
     assert st.kube.get("apps/v1", "Deployment", "istiod", "istio-system") is None
     assert st.kube.get("apps/v1", "Deployment", "productpage-v1", "default") is None
     assert status(st) == {**dict.fromkeys(CLEANUP_PARTS, "pass"), "cleanup.istio-removed": "pass"}
     st.finish()
-    assert cleanup.cleanup(stage(no_lb_lab, "99_cleanup"), dry_run=True), \
+    assert cleanup.cleanup(no_lb_lab.stage("99_cleanup"), dry_run=True), \
         "a second run finds nothing left to do and does not fail"
 
 
@@ -205,7 +201,7 @@ def test_cleanup_checks_fail_when_deletions_are_refused(no_lb_lab: RunningLab) -
     """Deleting Deployments and namespaces is forbidden: what stays is named, with the fix; once allowed, a
     second cleanup removes it and the same checks pass."""
     lab = no_lb_lab
-    st = stage(lab, "99_cleanup")
+    st = lab.stage("99_cleanup")
     st.kube.apply(bookinfo.render_bookinfo(st.p))
     st.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": st.p.collector.namespace}}])
     lab.meshlab("fault", "set", "rbac-deny=delete:deployments,delete:namespaces")
@@ -224,7 +220,7 @@ def test_cleanup_checks_fail_when_deletions_are_refused(no_lb_lab: RunningLab) -
     with pytest.raises(CheckFailed, match="cleanup.bookinfo-removed"):
         st.finish()
 
-    st = stage(lab, "99_cleanup")
+    st = lab.stage("99_cleanup")
     cleanup.cleanup(st, timeout=30)
     assert status(st) == {**dict.fromkeys(CLEANUP_PARTS, "pass"), "cleanup.istio-removed": "pass"}
 
@@ -232,7 +228,7 @@ def test_cleanup_checks_fail_when_deletions_are_refused(no_lb_lab: RunningLab) -
 def test_a_crash_looping_collector_ends_the_wait_early_with_its_exit(lab: RunningLab) -> None:
     """The `logging` exporter on a >= 0.111 collector: the wait gives up on the crash loop, not at the timeout."""
     ns = f"t-crash-{uuid.uuid4().hex[:6]}"
-    st = stage(lab, "01_install_collector", f"collector.namespace={ns}", "collector.exporter=logging",
+    st = lab.stage("01_install_collector", f"collector.namespace={ns}", "collector.exporter=logging",
                "collector.allow_invalid=true", f"istio.provider.service=opentelemetry-collector.{ns}.svc.cluster.local")
     try:
         collector.install_collector(st, timeout=600)  # returns long before the timeout, or the suite's limit fails it

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from tests.otlp_batches import span_batch
 
 from meshlab.backend import Backend
 from meshlab.collector import CollectorContainer, exporters
@@ -78,18 +78,8 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def request(n_spans: int = 3, service: str = "productpage.default") -> ExportTraceServiceRequest:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
-    ss = rs.scope_spans.add()
-    tid = random.getrandbits(128).to_bytes(16, "big")
-    now = time.time_ns()
-    for i in range(n_spans):
-        s = ss.spans.add(trace_id=tid, span_id=random.getrandbits(64).to_bytes(8, "big"), name=f"op-{i}",
-                         kind=2, start_time_unix_nano=now, end_time_unix_nano=now + 1000)
-        s.attributes.append(KeyValue(key="guid:x-request-id", value=AnyValue(string_value=f"id-{i}")))
-    return req
+def batch(n_spans: int) -> ExportTraceServiceRequest:
+    return span_batch("productpage.default", n_spans, duration_ns=1000, request_ids=True)
 
 
 def source_config() -> str:
@@ -144,8 +134,8 @@ def test_grpc_and_http_spans_reach_log_metrics_and_backend(backend):
     try:
         assert "Everything is ready. Begin running and processing data." in ctx.text
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
-            TraceServiceStub(ch).Export(request(3), timeout=5)
-        body = gzip.compress(request(2).SerializeToString())
+            TraceServiceStub(ch).Export(batch(3), timeout=5)
+        body = gzip.compress(batch(2).SerializeToString())
         http_req = urllib.request.Request(f"http://{ctx.pod_ip}:4318/v1/traces", data=body, method="POST",
                                           headers={"Content-Type": "application/x-protobuf",
                                                    "Content-Encoding": "gzip"})
@@ -186,7 +176,7 @@ def test_wrong_token_is_logged_as_unauthenticated_and_counted(backend):
     c = run(ctx)
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
-            TraceServiceStub(ch).Export(request(4), timeout=5)
+            TraceServiceStub(ch).Export(batch(4), timeout=5)
         wait_for(lambda: "Exporting failed. Dropping data." in ctx.text, what="export failure in the log")
         assert "rpc error: code = Unauthenticated desc = invalid token" in ctx.text
         assert '"dropped_items": 4' in ctx.text
@@ -203,7 +193,7 @@ def test_source_procedure_collector_0_54_runs_as_is():
     c = run(ctx)
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
-            TraceServiceStub(ch).Export(request(2), timeout=5)
+            TraceServiceStub(ch).Export(batch(2), timeout=5)
         wait_for(lambda: "Resource labels:" in ctx.text, what="the old logging dump")
         text = ctx.text
         assert '\tINFO\tloggingexporter/logging_exporter.go:43\tTracesExporter\t{"#spans": 2}' in text
@@ -242,7 +232,7 @@ def test_localhost_default_is_not_reachable_on_the_pod_ip():
         assert '"endpoint": "localhost:4317"' in ctx.text
         assert c.reachable["otlp/grpc"] is None
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch, pytest.raises(grpc.RpcError) as err:
-            TraceServiceStub(ch).Export(request(1), timeout=2)
+            TraceServiceStub(ch).Export(batch(1), timeout=2)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         c.stop()
@@ -262,7 +252,7 @@ def test_summary_line_is_thinned_by_zap_sampling(monkeypatch):
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
             stub = TraceServiceStub(ch)
             for _ in range(6):
-                stub.Export(request(1), timeout=5)
+                stub.Export(batch(1), timeout=5)
         _, metrics = http_get(f"http://{ctx.pod_ip}:8888/metrics")
         assert metric(metrics, "otelcol_exporter_sent_spans_total", exporter="debug") == 6
         summaries = [line for line in ctx.lines if "\tTraces\t" in line]
@@ -292,7 +282,7 @@ def test_otlphttp_exporter_to_backend(backend, token, ok):
     c = run(ctx)
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
-            TraceServiceStub(ch).Export(request(2), timeout=5)
+            TraceServiceStub(ch).Export(batch(2), timeout=5)
         if ok:
             wait_for(lambda: len(b.store) == 2, what="2 spans at the backend over OTLP/HTTP")
             wait_for(lambda: c.metrics.get("otelcol_exporter_sent_spans", exporter="otlphttp") == 2,

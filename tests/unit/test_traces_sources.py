@@ -13,9 +13,9 @@ from meshtrace.traces.jaeger import JaegerSource, jaeger_to_spans
 from meshtrace.traces.metrics import CollectorMetricsSource, parse_collector_metrics
 from meshtrace.traces.sources import (
     CollectorLogSource,
-    jaeger_get_via_proxy,
     make_source,
     metrics_via_proxy,
+    query_get_via_proxy,
     since_ns,
     sources_for_cluster,
     sources_from_params,
@@ -198,7 +198,7 @@ def test_jaeger_via_proxy_builds_the_request():
         seen.append((kind, ns, name, port, path, query))
         return b'{"data": []}'
 
-    get = jaeger_get_via_proxy(proxy_get, "meshlab-backend/otel-backend:16686")
+    get = query_get_via_proxy(proxy_get, "meshlab-backend/otel-backend:16686")
     assert get("/api/traces", {"service": "a.b", "limit": 5}) == {"data": []}
     assert get("/api/services", {}) == {"data": []}
     assert seen == [
@@ -206,7 +206,7 @@ def test_jaeger_via_proxy_builds_the_request():
         ("services", "meshlab-backend", "otel-backend", 16686, "/api/services", None),
     ]
     with pytest.raises(ParamsError):
-        jaeger_get_via_proxy(proxy_get, "no-namespace")
+        query_get_via_proxy(proxy_get, "no-namespace")
     assert metrics_via_proxy(lambda *a: b"x 1", "observability", "pod-1")() == "x 1"
 
 

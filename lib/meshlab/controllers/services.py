@@ -132,17 +132,24 @@ class ServiceController:
         want = {int(p["nodePort"]) for p in spec.get("ports") or []
                 if p.get("nodePort") and spec.get("type") in ("NodePort", "LoadBalancer")}
         with self._lock:
-            have = self._node.setdefault(key, {})
-            for port in list(have):
-                if port not in want:
-                    have.pop(port).stop()
-            for port in want - set(have):
-                fwd = TcpForwarder(NODE_IP, port, self._target(*key, port, "nodePort"), f"{key[0]}/{key[1]}")
-                try:
-                    fwd.start()
-                    have[port] = fwd
-                except OSError as e:
-                    log.warning("NodePort %s for %s/%s cannot be bound: %s", port, *key, e)
+            self._sync_forwarders(self._node.setdefault(key, {}), want, NODE_IP, key, "nodePort")
+
+    def _sync_forwarders(self, have: dict[int, TcpForwarder], want: set[int], ip: str, key: tuple[str, str],
+                         field: str) -> bool:
+        """Make ``have`` forward exactly the ports ``want`` on ``ip``; False when one cannot be bound."""
+        for port in list(have):
+            if port not in want:
+                have.pop(port).stop()
+        ok = True
+        for port in want - set(have):
+            fwd = TcpForwarder(ip, port, self._target(*key, port, field), f"{key[0]}/{key[1]}")
+            try:
+                fwd.start()
+                have[port] = fwd
+            except OSError as e:
+                ok = False
+                log.warning("%s %s:%s for %s/%s cannot be bound: %s", field, ip, port, *key, e)
+        return ok
 
     def _load_balancer(self, svc: dict[str, Any]) -> None:
         meta, spec = svc["metadata"], svc["spec"]
@@ -161,20 +168,8 @@ class ServiceController:
                 ip = self._lb_ips.get(uid) or self.lab.network.allocate_lb_ip()
                 self._lb_ips[uid] = ip
                 fwds = cur[2] if cur else {}
-                for port in list(fwds):
-                    if port not in ports:
-                        fwds.pop(port).stop()
-                ok = True
-                for port in ports - set(fwds):
-                    fwd = TcpForwarder(ip, port, self._target(*key, port, "port"), f"{key[0]}/{key[1]}")
-                    try:
-                        fwd.start()
-                        fwds[port] = fwd
-                    except OSError as e:
-                        ok = False
-                        log.warning("LoadBalancer %s:%s for %s/%s cannot be bound (%s): address stays pending",
-                                    ip, port, *key, e)
-                if not ok:
+                ok = self._sync_forwarders(fwds, ports, ip, key, "port")
+                if not ok:  # one port cannot be bound: the address stays pending
                     for f in fwds.values():
                         f.stop()
                     fwds = {}

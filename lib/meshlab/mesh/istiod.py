@@ -17,6 +17,7 @@ from typing import Any
 from meshlab.mesh import spans as sp
 from meshlab.mesh.meshconfig import MeshConfig, MeshConfigError, Provider, parse_mesh_config
 from meshlab.mesh.telemetry import TracingSpec, resolve_tracing
+from meshlab.mesh.transport import Request, Response, serve, shutdown
 from meshlab.runtime.container import Container, ContainerContext
 
 TELEMETRIES = "telemetries.telemetry.istio.io"
@@ -80,6 +81,9 @@ def running_istiod(lab: Any) -> Istiod | None:
         return items[0] if items else None
 
 
+READY_PORT = 8080  # istiod's /ready, probed by the kubelet
+
+
 class Istiod(Container):
     """Container for ``*/pilot*`` images: istiod's tracing part."""
 
@@ -93,10 +97,13 @@ class Istiod(Container):
         self._running = False
         self._connected: set[str] = set()
         self.generation = 0
+        self._http: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._running = True
+        self._http = serve(self.ctx.pod_ip, READY_PORT, self._ready_endpoint, f"istiod-{self.ctx.pod_name}-ready") \
+            if self.ctx.pod_ip else None
         self.ctx.log(log_line("info", f"Version {self.version}"))
         self.ctx.log(log_line("info", "starting discovery service"))
         self._mesh()  # log a bad mesh config at start
@@ -107,6 +114,9 @@ class Istiod(Container):
 
     def stop(self) -> None:
         self._running = False
+        if self._http is not None:
+            shutdown(self._http)
+            self._http = None
         with _REG_LOCK:
             items = _RUNNING.get(id(self.ctx.lab)) or []
             if self in items:
@@ -114,6 +124,9 @@ class Istiod(Container):
 
     def ready(self) -> bool:
         return self._running
+
+    def _ready_endpoint(self, req: Request) -> Response:
+        return Response(200 if req.path.startswith("/ready") and self._running else 503, b"", [])
 
     def _on_change(self, etype: str, key: str, obj: dict) -> None:
         if not self._running or key not in _WATCHED:

@@ -58,6 +58,9 @@ def logger_level(args: list[str], logger: str) -> str:
     return level
 
 
+STATUS_PORT = 15021  # pilot-agent's /healthz/ready: 200 once Envoy has its config from istiod
+
+
 class _Proxy(Container):
     proxy_type = "sidecar"
 
@@ -100,6 +103,7 @@ class _Proxy(Container):
         return self._started and self._have_config
 
     def _start_common(self) -> None:
+        self._bind(STATUS_PORT, self._status)  # pilot-agent's readiness endpoint, probed by the kubelet
         self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version,
                                      debug=logger_level(self.ctx.args, "tracing") in ("debug", "trace"))
         self._started = True
@@ -107,6 +111,10 @@ class _Proxy(Container):
         if not self._have_config:
             self.ctx.log(log_line("warn", "Envoy proxy is NOT ready: config not received from XDS server "
                                           "(check Istiod logs)"))
+
+    def _status(self, req: Request) -> Response:
+        ok = req.path.startswith("/healthz/ready") and self.ready()
+        return Response(200 if ok else 503, b"", [])
 
     def _bind(self, port: int, handler: Any) -> bool:
         try:
@@ -298,7 +306,6 @@ class Gateway(_Proxy):
 
     proxy_type = "router"
     HTTP_PORT = 8080
-    STATUS_PORT = 15021
 
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
@@ -308,10 +315,9 @@ class Gateway(_Proxy):
     def start(self) -> None:
         self.router = GatewayRouter(self.ctx.lab, self.info.namespace, self.info.label_dict, self.ids.choice_index)
         ports = {int(p["containerPort"]) for p in self.ctx.ports() if p.get("containerPort")}
-        http_ports = sorted(p for p in ports if p not in (8443, 15090, self.STATUS_PORT)) or [self.HTTP_PORT]
+        http_ports = sorted(p for p in ports if p not in (8443, 15090, STATUS_PORT)) or [self.HTTP_PORT]
         for port in http_ports:
             self._bind(port, lambda req, port=port: self.handle(port, req))
-        self._bind(self.STATUS_PORT, self._status)
         self._start_common()
 
     def stop(self) -> None:
@@ -319,10 +325,6 @@ class Gateway(_Proxy):
             self.router.close()
         super().stop()
         self.pool.close()
-
-    def _status(self, req: Request) -> Response:
-        ok = self._have_config and req.path.startswith("/healthz/ready")
-        return Response(200 if ok else 503, b"", [])
 
     def handle(self, port: int, req: Request) -> Response:
         """One request from outside: route, trace, forward."""

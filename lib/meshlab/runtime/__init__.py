@@ -16,9 +16,8 @@ from meshlab.runtime.container import (
     ContainerContext,
     ContainerCrash,
     Idle,
-    StatusServer,
 )
-from meshlab.runtime.images import ISTIOD, SIDECAR, class_path_for, container_class
+from meshlab.runtime.images import container_class
 
 __all__ = ["Runtime", "ContainerState", "Container", "ContainerContext", "ContainerCrash", "Idle"]
 
@@ -28,11 +27,6 @@ BACKOFF_START = 2.0
 BACKOFF_MAX = 30.0
 LOG_LIMIT = 20_000
 KILLED_EXIT_CODE = 137  # SIGKILL after the grace period
-
-# Endpoints some images serve beside the process the lab's container class stands for. The proxyv2 image's
-# pilot-agent answers the kubelet's readiness probe on 15021 from Envoy's own readiness (config received from
-# istiod); istiod answers on 8080 ``/ready``. The gateway's class serves its 15021 itself.
-STATUS_ENDPOINTS: dict[str, tuple[int, str]] = {SIDECAR: (15021, "/healthz/ready"), ISTIOD: (8080, "/ready")}
 
 
 @dataclass
@@ -62,7 +56,6 @@ class _Slot:
     obj: Container | None = None
     backoff: float = BACKOFF_START
     timer: threading.Timer | None = None
-    side: list[StatusServer] = field(default_factory=list)
 
     def log(self, line: str) -> None:
         self.lines.append((time.time(), str(line)))
@@ -272,27 +265,17 @@ class Runtime:
             slot.log(f"fatal: {e}")
             self._set_waiting(entry, slot, "CrashLoopBackOff", str(e), crashed=True)
             return
-        side = self._start_side(spec, pod_ip, obj)
         with self._lock:
             if entry.stopped:
                 stop_now = True
             else:
                 stop_now = False
-                slot.obj, slot.side = obj, side
+                slot.obj = obj
                 slot.state.state, slot.state.reason, slot.state.message = "running", "", ""
                 slot.state.started_at = time.time()
                 slot.backoff = BACKOFF_START
         if stop_now:
-            _stop_side(side)
             _safe_stop(obj)
-
-    @staticmethod
-    def _start_side(spec: dict[str, Any], pod_ip: str, obj: Container) -> list[StatusServer]:
-        endpoint = STATUS_ENDPOINTS.get(class_path_for(spec.get("image", ""), spec) or "")
-        if endpoint is None or not pod_ip:
-            return []
-        server = StatusServer(pod_ip, endpoint[0], endpoint[1], obj.ready, f"status-{spec.get('name')}")
-        return [server] if server.start() else []
 
     def kill_container(self, namespace: str, name: str, container: str, started_at: float | None) -> bool:
         """Stop one running instance (a failed liveness probe) and restart it as its restart policy says.
@@ -305,8 +288,7 @@ class Runtime:
             slot = entry.slots.get(container) if entry is not None and not entry.stopped else None
             if slot is None or slot.obj is None or slot.state.started_at != started_at:
                 return False
-            obj, side, slot.obj, slot.side = slot.obj, slot.side, None, []
-        _stop_side(side)
+            obj, slot.obj = slot.obj, None
         _safe_stop(obj)
         code = getattr(obj, "sigterm_exit_code", None)
         self._set_waiting(entry, slot, "CrashLoopBackOff", "", crashed=True,
@@ -341,17 +323,13 @@ class Runtime:
         with self._lock:
             entry.stopped = True
             objs = []
-            sides: list[StatusServer] = []
             for slot in entry.slots.values():
                 if slot.timer:
                     slot.timer.cancel()
                 if slot.obj is not None:
                     objs.append(slot.obj)
                     slot.obj = None
-                sides += slot.side
-                slot.side = []
                 slot.state.state, slot.state.reason, slot.state.ready = "terminated", "Completed", False
-        _stop_side(sides)
         for obj in objs:
             _safe_stop(obj)
 
@@ -412,14 +390,6 @@ class Runtime:
     def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
         """The container's log text (``previous`` = the last crashed instance)."""
         return "".join(line + "\n" for _, line in self.log_entries(namespace, name, container, previous))
-
-
-def _stop_side(servers: list[StatusServer]) -> None:
-    for server in servers:
-        try:
-            server.stop()
-        except Exception:
-            log.exception("status endpoint stop failed")
 
 
 def _safe_stop(obj: Container) -> None:

@@ -83,48 +83,6 @@ class Container:
         return True
 
 
-class StatusServer:
-    """An HTTP endpoint on the pod IP answering ``path`` with 200 while ``ok()`` holds and 503 otherwise."""
-
-    def __init__(self, ip: str, port: int, path: str, ok: Callable[[], bool], name: str = "status") -> None:
-        self.ip, self.port, self.path, self.ok, self.name = ip, port, path, ok, name
-        self._srv: ThreadingHTTPServer | None = None
-
-    def start(self) -> bool:
-        """Bind and serve; False when the address is taken (the container serves that port itself)."""
-        status = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 - the http.server name
-                try:
-                    good = self.path.split("?", 1)[0] == status.path and bool(status.ok())
-                except Exception:  # noqa: BLE001 - a failing check answers 503
-                    good = False
-                self.send_response(200 if good else 503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-        try:
-            srv = ThreadingHTTPServer((self.ip, self.port), Handler)
-        except OSError:
-            return False
-        srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, name=f"{self.name}-{self.ip}:{self.port}", daemon=True).start()
-        self._srv = srv
-        return True
-
-    def stop(self) -> None:
-        if self._srv is not None:
-            self._srv.shutdown()
-            self._srv.server_close()
-            self._srv = None
-
-
 class Idle(Container):
     """Runs, is ready, does nothing: any image the lab does not know."""
 

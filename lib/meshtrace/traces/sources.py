@@ -30,15 +30,13 @@ from .model import Span
 
 __all__ = [
     "ReadResult", "TraceSource", "CollectorLogSource", "make_source", "sources_from_params", "KINDS",
-    "jaeger_get_via_proxy", "jaeger_get_via_url", "metrics_via_proxy", "since_ns", "sources_for_cluster",
+    "metrics_via_proxy", "since_ns", "sources_for_cluster",
     "query_api_get", "query_api_headers", "query_get_via_proxy", "query_get_via_url",
 ]
 
 DEFAULT_LIMIT_SPANS = 200_000
 #: every source kind params may name
 KINDS = ("collector", "metrics", "jaeger", "tempo")
-#: source kinds params may name that the kit does not read yet (skipped, never an error)
-NOT_YET_READ: tuple[str, ...] = ()
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -243,8 +241,6 @@ def sources_from_params(params: Any, *, logs: Callable[[], Any] | None = None,
     given = {"collector": logs, "metrics": metrics, "jaeger": jaeger_get, "tempo": tempo_get}
     out: dict[str, Any] = {}
     for kind in wanted:
-        if kind in NOT_YET_READ:
-            continue
         if kind not in given:
             raise ParamsError(f"traces.sources: unknown source {kind!r}; known: {', '.join(KINDS)}")
         fn = given[kind]
@@ -304,11 +300,6 @@ def query_get_via_url(base_url: str, timeout: float = 10.0, session: Any = None,
         return resp.json()
 
     return get
-
-
-#: the Jaeger names of the two helpers (they serve any JSON query API)
-jaeger_get_via_proxy = query_get_via_proxy
-jaeger_get_via_url = query_get_via_url
 
 
 def query_api_headers(cfg: Any, field: str) -> dict[str, str]:
