@@ -84,8 +84,9 @@ drill-check: $(STAMP) ## is drill FAULT=<name> fixed? traffic, verify, troublesh
 sync: $(STAMP) ## re-sync every notebook pair (.py <-> .ipynb)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and the type checker (mypy on lib/)
 	$(VENV)/bin/ruff check lib tests notebooks/*.py
+	$(VENV)/bin/mypy
 
 bench: $(STAMP) ## benchmarks under tests/benchmarks, written to runs/bench/
 	$(VPY) tests/benchmarks/run_all.py $(ARGS)
