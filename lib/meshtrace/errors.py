@@ -16,7 +16,34 @@ class ParamsError(MeshtraceError):
 
 
 class ClusterError(MeshtraceError):
-    """The cluster refused or failed a request (unreachable, forbidden, invalid object, tool failed)."""
+    """The cluster refused or failed a request (unreachable, forbidden, invalid object, tool failed).
+
+    ``status`` is the HTTP status the API server answered with, or None when there was no answer (unreachable,
+    a tool that failed). Callers test the type or the status, never the text:
+
+    >>> err = ClusterError("get pods: HTTP 404: not found", status=404)
+    >>> err.status, str(err)
+    (404, 'get pods: HTTP 404: not found')
+    """
+
+    def __init__(self, msg: str, status: int | None = None):
+        super().__init__(msg)
+        self.status = status
+
+
+class NotServed(ClusterError):
+    """The cluster does not serve a kind or apiVersion (its CRD is not installed, or the version is too new).
+
+    >>> isinstance(NotServed("the cluster does not serve Telemetry in telemetry.istio.io/v1"), ClusterError)
+    True
+    """
+
+
+class Forbidden(ClusterError):
+    """The API server refused the request for the kubeconfig's user (HTTP 403): an RBAC role is missing."""
+
+    def __init__(self, msg: str, status: int | None = 403):
+        super().__init__(msg, status)
 
 
 class WaitTimeout(MeshtraceError):

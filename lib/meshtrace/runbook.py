@@ -127,14 +127,14 @@ class Stage:
 
     def istioctl(self, args: list[str], input: str | None = None, timeout: float = 600.0) -> str:
         """Run istioctl against the params' cluster and return stdout (ClusterError on failure)."""
-        from .kube_istioctl import run_istioctl
+        from .kube.istioctl import run_istioctl
 
         return run_istioctl(self.istioctl_path, args, self.kubeconfig, self.p.cluster.context,
                             input=input, timeout=timeout)
 
     def istioctl_versions(self) -> dict[str, Any]:
         """``{"client": …, "control_plane": [...], …}`` from ``istioctl version -o json``."""
-        from .kube_istioctl import istioctl_version
+        from .kube.istioctl import istioctl_version
 
         return istioctl_version(self.istioctl_path, self.kubeconfig, self.p.cluster.context)
 
@@ -247,8 +247,8 @@ class Stage:
         """Server dry run of each object. What the server cannot check yet is reported ``created`` without it:
         objects in a namespace that does not exist (it answers 404 for them) and kinds it does not serve yet
         (CRDs an earlier stage installs)."""
-        from .errors import ClusterError
-        from .kube import _as_dicts
+        from .errors import ClusterError, NotServed
+        from .kube.client import _as_dicts
 
         items = _as_dicts(objs)
         exists: dict[str, bool] = {}
@@ -263,8 +263,8 @@ class Stage:
                     raise ClusterError(f"namespace {ns} does not exist yet")
                 results.extend(self.kube.apply([obj], dry_run=True))
             except ClusterError as exc:
-                if "HTTP" in str(exc) and "does not serve" not in str(exc):
-                    raise
+                if exc.status is not None and not isinstance(exc, NotServed):
+                    raise  # the server answered and refused: that is the dry run's result
                 res = ApplyResult(obj["kind"], ns, meta.get("name", ""), "created", True, "", obj)
                 res.diff = f"(not checked by the server: {exc})"
                 results.append(res)

@@ -73,7 +73,7 @@ def test_wait_deployment_by_watch_and_pods_frame(kube, namespace):
     kube.apply([_deploy(namespace, "web", replicas=2)])
     seen = []
     objs = kube.wait_deployments_available(namespace, ["web"], timeout=60, progress=seen.append)
-    assert list(objs) == [f"{namespace}/web"] and seen and seen[-1]["web"] == "2/2 available"
+    assert list(objs) == [f"{namespace}/web"] and seen and seen[-1]["web"].text == "2/2 available" and seen[-1]["web"].done
     pods = kube.wait_pods_ready(namespace, "app=web", timeout=60)
     assert len(pods) == 2
     df = kube.pods_frame([namespace])
@@ -119,7 +119,7 @@ def test_small_reads(kube, namespace, lab):
 
 
 def test_parse_istioctl_version_with_a_preamble():
-    from meshtrace.kube_istioctl import parse_istioctl_version
+    from meshtrace.kube.istioctl import parse_istioctl_version
 
     text = ('no running Istio pods in "istio-system"\n'
             '{"clientVersion": {"version": "1.24.3"}, "meshVersion": [{"Component": "pilot", "Info": '
@@ -131,7 +131,7 @@ def test_parse_istioctl_version_with_a_preamble():
 
 
 def test_istioctl_against_the_lab(lab):
-    from meshtrace.kube_istioctl import istioctl_version, run_istioctl
+    from meshtrace.kube.istioctl import istioctl_version, run_istioctl
 
     v = istioctl_version(lab.istioctl, lab.kubeconfig, "meshlab")
     assert v["client"] == lab.status["istio_version"]

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from meshtrace.kube.pods import PodState
 from meshtrace.stages.diagnose import CAUSES, Evidence, diagnose, findings_frame
+from meshtrace.stages.diagnose_facts import ProviderFacts, TelemetryFacts
 
 GRPC_PORTS = [{"name": "grpc-otlp", "port": 4317, "targetPort": 4317},
               {"name": "http-otlp", "port": 4318, "targetPort": 4318},
@@ -14,17 +16,16 @@ GRPC_PORTS = [{"name": "grpc-otlp", "port": 4317, "targetPort": 4317},
 CONFIG = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"},
                                                "http": {"endpoint": "0.0.0.0:4318"}}}},
           "exporters": {"debug": {"verbosity": "detailed"}, "otlp": {"endpoint": "backend:4317"}}}
-PROVIDER = {"name": "otel-tracing", "kind": "opentelemetry",
-            "service": "opentelemetry-collector.observability.svc.cluster.local", "port": 4317, "protocol": "grpc"}
-TELEMETRY = {"namespace": "istio-system", "name": "mesh-default", "providers": ["otel-tracing"], "sampling": 100,
-             "selector": None}
+PROVIDER = ProviderFacts(name="otel-tracing", kind="opentelemetry",
+                         service="opentelemetry-collector.observability.svc.cluster.local", port=4317, protocol="grpc")
+TELEMETRY = TelemetryFacts(namespace="istio-system", name="mesh-default", providers=("otel-tracing",), sampling=100)
 
 
 def healthy(**changes) -> Evidence:
     """What 08 reads from a healthy cluster installed from params/lab.yaml."""
-    ev = Evidence(mesh_providers=[dict(PROVIDER)], provider_service_exists=True, telemetries=[dict(TELEMETRY)],
+    ev = Evidence(mesh_providers=[PROVIDER], provider_service_exists=True, telemetries=[TELEMETRY],
                   service_ports=[dict(p) for p in GRPC_PORTS], collector_replicas=1,
-                  collector_pods=[{"name": "c-1", "phase": "Running", "ready": True, "restarts": 0, "waiting": []}],
+                  collector_pods=[PodState("c-1", "Running", ready=True)],
                   collector_config=CONFIG, namespace_labels={"istio-injection": "enabled"},
                   exporter_sent=72, exporter_failed=0, traces=10)
     return replace(ev, **changes)
@@ -34,8 +35,8 @@ def test_healthy_evidence_finds_nothing() -> None:
     assert diagnose(healthy()) == []
 
 
-def _provider(**kw) -> list[dict]:
-    return [{**PROVIDER, **kw}]
+def _provider(**kw) -> list[ProviderFacts]:
+    return [replace(PROVIDER, **kw)]
 
 
 CASES = [
@@ -49,18 +50,17 @@ CASES = [
      {"istio.provider.protocol": "grpc"}),
     ("service-port-name", healthy(service_ports=[{**GRPC_PORTS[0], "name": "tcp-otlp"}, *GRPC_PORTS[1:]]),
      {"collector.grpc_port_name": "grpc-otlp"}),
-    ("telemetry-unknown-provider", healthy(telemetries=[{**TELEMETRY, "providers": ["otel-tracer"]}]),
+    ("telemetry-unknown-provider", healthy(telemetries=[replace(TELEMETRY, providers=("otel-tracer",))]),
      {"telemetry.provider": "otel-tracing"}),
     ("telemetry-missing", healthy(telemetries=[]), {}),
-    ("sampling-zero", healthy(telemetries=[{**TELEMETRY, "sampling": 0}]), {"telemetry.sampling": 100}),
+    ("sampling-zero", healthy(telemetries=[replace(TELEMETRY, sampling=0)]), {"telemetry.sampling": 100}),
     ("receiver-localhost",
      healthy(collector_config={**CONFIG, "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "localhost:4317"},
                                                                               "http": {"endpoint": "localhost:4318"}}}}}),
      {"collector.receiver_host": "0.0.0.0"}),
     ("logging-exporter-removed",
      healthy(collector_config={**CONFIG, "exporters": {"logging": {"loglevel": "debug"}}},
-             collector_pods=[{"name": "c-1", "phase": "Running", "ready": False, "restarts": 3,
-                              "waiting": ["CrashLoopBackOff"]}],
+             collector_pods=[PodState("c-1", "Running", ready=False, restarts=3, waiting=("CrashLoopBackOff",))],
              collector_log='Error: failed to get config: unknown type: "logging" for id: "logging"'),
      {"collector.exporter": "debug"}),
     ("collector-scaled-to-zero", healthy(collector_replicas=0, collector_pods=[]), {}),
@@ -75,8 +75,7 @@ CASES = [
     ("app-drops-trace-headers", healthy(traces=20, fragments=10, fragment_roots=["reviews.default"] * 10), {}),
     ("rbac-denied", healthy(denied=["list telemetries"], telemetries=None), {}),
     ("collector-not-running",
-     healthy(collector_pods=[{"name": "c-1", "phase": "Pending", "ready": False, "restarts": 0,
-                              "waiting": ["ImagePullBackOff"]}]), {}),
+     healthy(collector_pods=[PodState("c-1", "Pending", ready=False, waiting=("ImagePullBackOff",))]), {}),
     ("proxy-export-failing",
      healthy(proxy_log="[warning][tracing] OTLP trace export failed with status: Unavailable"), {}),
 ]
@@ -98,7 +97,7 @@ def test_each_cause_is_named_first(cause: str, ev: Evidence, overrides: dict) ->
 
 
 def test_ranking_is_by_likelihood_and_ranks_count_up() -> None:
-    ev = healthy(collector_replicas=0, telemetries=[{**TELEMETRY, "sampling": 0}],
+    ev = healthy(collector_replicas=0, telemetries=[replace(TELEMETRY, sampling=0)],
                  uninjected=[{"pod": "p", "owner": "productpage-v1"}])
     findings = diagnose(ev)
     assert [f.rank for f in findings] == list(range(1, len(findings) + 1))

@@ -11,7 +11,6 @@ import pytest
 
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import Stage, fence
-from meshtrace.stages.common import _all_up, has_sidecar, live_pods
 from meshtrace.stages.gateway import load_balancer_address, node_port_address, service_port
 from meshtrace.stages.istio import ExistingInstall, merge_mesh, mesh_diff, plan_operator
 from meshtrace.stages.traffic import (
@@ -105,22 +104,6 @@ def test_port_found_by_number_without_http2() -> None:
     svc = {"spec": {"ports": [{"name": "web", "port": 8080, "nodePort": 30080}]}}
     assert service_port(svc, 8080)["name"] == "web"
     assert service_port(svc, 80) is None
-
-
-def test_sidecar_detection_and_live_pods() -> None:
-    injected = {"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}}
-    native = {"metadata": {"name": "b"}, "spec": {"containers": [{"name": "app"}],
-                                                  "initContainers": [{"name": "istio-proxy", "restartPolicy": "Always"}]}}
-    plain = {"metadata": {"name": "c"}, "spec": {"containers": [{"name": "app"}]}}
-    gone = {"metadata": {"name": "d", "deletionTimestamp": "x"}, "spec": {"containers": []}}
-    assert has_sidecar(injected) and has_sidecar(native) and not has_sidecar(plain)
-    assert [p["metadata"]["name"] for p in live_pods([injected, plain, gone])] == ["a", "c"]
-
-
-@pytest.mark.parametrize("state,up", [("1/1 available", True), ("1/2 available", False), ("0/0 available", False),
-                                      ("absent", False)])
-def test_all_up(state: str, up: bool) -> None:
-    assert _all_up(state) is up
 
 
 def test_percentile_nearest_rank() -> None:

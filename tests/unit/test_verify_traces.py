@@ -14,6 +14,8 @@ from meshtrace.params import load_params
 from meshtrace.stages.diagnose_facts import (
     load_sent,
     mesh_provider,
+    ProviderFacts,
+    TelemetryFacts,
     provider_facts,
     sent_since,
     telemetry_facts,
@@ -178,11 +180,10 @@ def test_load_sent_reads_the_06_format(tmp_path: Path) -> None:
 def test_provider_and_telemetry_facts() -> None:
     mesh = {"extensionProviders": [{"name": "otel-tracing", "opentelemetry": {
         "service": "c.o.svc.cluster.local", "port": 4318, "http": {"path": "/v1/traces"}}}]}
-    assert provider_facts(mesh_provider(mesh, "otel-tracing")) == {
-        "name": "otel-tracing", "kind": "opentelemetry", "service": "c.o.svc.cluster.local", "port": 4318,
-        "protocol": "http"}
+    assert provider_facts(mesh_provider(mesh, "otel-tracing")) == ProviderFacts(
+        name="otel-tracing", kind="opentelemetry", service="c.o.svc.cluster.local", port=4318, protocol="http")
     assert mesh_provider(mesh, "other") is None and provider_facts(None) is None
     tel = {"metadata": {"namespace": "default", "name": "otel-demo"},
            "spec": {"tracing": [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 0}]}}
-    assert telemetry_facts(tel) == {"namespace": "default", "name": "otel-demo", "providers": ["otel-tracing"],
-                                    "sampling": 0, "selector": None}
+    assert telemetry_facts(tel) == TelemetryFacts(namespace="default", name="otel-demo", providers=("otel-tracing",),
+                                                  sampling=0, selector=None)

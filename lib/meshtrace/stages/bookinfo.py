@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from meshtrace.kube import ApplyResult
+from meshtrace.kube.pods import has_sidecar, live_pods
 from meshtrace.manifests import deployment_names, render_bookinfo
 from meshtrace.runbook import Stage
-from meshtrace.stages.common import has_sidecar, live_pods, wait_deployments
+from meshtrace.stages.common import wait_deployments
 
 INJECTION_LABEL = "istio-injection"
 APPS = ("productpage", "details", "reviews", "ratings")

@@ -6,10 +6,12 @@ from typing import Any
 
 from meshtrace.errors import MeshtraceError
 from meshtrace.kube import ApplyResult
+from meshtrace.kube import pods as kpods
+from meshtrace.kube.pods import container_names, has_sidecar
 from meshtrace.manifests import render_collector
 from meshtrace.params import resolve_secret
 from meshtrace.runbook import Stage
-from meshtrace.stages.common import container_names, has_sidecar, live_pods, wait_deployments
+from meshtrace.stages.common import wait_deployments
 
 HEALTH_PORT = 13133
 TITLES = {"collector.ready": "The collector Deployment is available",
@@ -74,8 +76,8 @@ def apply_collector(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
 
 
 def collector_pods(st: Stage) -> list[dict[str, Any]]:
-    """The collector's live pods."""
-    return live_pods(st.kube.list("v1", "Pod", st.p.collector.namespace, label_selector=f"app={st.p.collector.name}"))
+    """The collector's live pods, newest first (:func:`meshtrace.kube.pods.collector_pods`)."""
+    return kpods.collector_pods(st.kube, st.p.collector.namespace, st.p.collector.name)
 
 
 def check_collector(st: Stage, timeout: float = 180) -> None:

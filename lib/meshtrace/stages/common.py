@@ -1,35 +1,18 @@
-"""Small helpers shared by the stages: pod inspection and wait progress."""
+"""Small helpers shared by the stages: waits with a progress bar (the pod helpers live in
+:mod:`meshtrace.kube.pods`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from meshtrace.kube.wait import DeploymentState
 from meshtrace.runbook import Stage
 
-SIDECAR = "istio-proxy"
+__all__ = ["deployment_progress", "wait_deployments"]
 
-
-def container_names(pod: dict[str, Any]) -> list[str]:
-    """Names of a pod's containers, native sidecars (restartable init containers) included."""
-    spec = pod.get("spec") or {}
-    names = [c.get("name", "") for c in spec.get("containers") or []]
-    names += [c.get("name", "") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
-    return names
-
-
-def has_sidecar(pod: dict[str, Any]) -> bool:
-    """Whether the pod carries Istio's ``istio-proxy`` sidecar."""
-    return SIDECAR in container_names(pod)
-
-
-def live_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pods that are not terminating and have not completed."""
-    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-
-
-def deployment_progress(st: Stage, names: list[str], desc: str) -> tuple[Any, Callable[[dict[str, str]], None]]:
+def deployment_progress(st: Stage, names: list[str],
+                        desc: str) -> tuple[Any, Callable[[dict[str, DeploymentState]], None]]:
     """A progress bar counting available deployments and the callback that feeds it from a wait.
 
     Example::
@@ -42,23 +25,14 @@ def deployment_progress(st: Stage, names: list[str], desc: str) -> tuple[Any, Ca
     """
     bar = st.progress(total=len(names), desc=desc, unit="deploy")
 
-    def feed(states: dict[str, str]) -> None:
-        ready = [n for n, s in states.items() if s.endswith("available") and _all_up(s)]
+    def feed(states: dict[str, DeploymentState]) -> None:
+        ready = [n for n, s in states.items() if s.done]
         bar.n = len(ready)
-        waiting = [f"{n}: {s}" for n, s in states.items() if n not in ready]
+        waiting = [f"{n}: {s.text}" for n, s in states.items() if not s.done]
         bar.set_postfix_str("; ".join(waiting)[:120] if waiting else "all available", refresh=False)
         bar.refresh()
 
     return bar, feed
-
-
-def _all_up(state: str) -> bool:
-    """``"2/2 available"`` → True; ``"1/2 available"`` → False."""
-    head = state.split(" ", 1)[0]
-    if "/" not in head:
-        return False
-    have, want = head.split("/", 1)
-    return have == want and have != "0"
 
 
 def wait_deployments(st: Stage, namespace: str, names: list[str], timeout: float) -> tuple[bool, str]:
@@ -74,8 +48,8 @@ def wait_deployments(st: Stage, namespace: str, names: list[str], timeout: float
         return False, str(exc)
     finally:
         bar.close()
-    from meshtrace.kube_wait import deployment_state
+    from meshtrace.kube.wait import deployment_state
 
-    seen = "; ".join(f"{o['metadata']['name']}: {deployment_state(o)[1]}" for o in objs.values()
+    seen = "; ".join(f"{o['metadata']['name']}: {deployment_state(o).text}" for o in objs.values()
                      if o["metadata"]["name"] in names)
     return True, seen

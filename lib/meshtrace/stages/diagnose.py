@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..versions import collector_binds_localhost_by_default, collector_has_logging_exporter, collector_version
+
+if TYPE_CHECKING:
+    from ..kube.pods import PodState
+    from .diagnose_facts import ProviderFacts, TelemetryFacts
 
 __all__ = ["CAUSES", "Evidence", "Finding", "diagnose", "findings_frame", "log_lines"]
 
@@ -89,13 +93,13 @@ class Evidence:
     token_key: str = "token"
     token_env: str = "MESHLAB_BACKEND_TOKEN"
     # cluster
-    mesh_providers: list[dict[str, Any]] | None = None   # provider_facts of every extensionProviders entry
+    mesh_providers: list[ProviderFacts] | None = None    # every extensionProviders entry
     mesh_default_tracing: list[str] = field(default_factory=list)
     provider_service_exists: bool | None = None
-    telemetries: list[dict[str, Any]] | None = None      # telemetry_facts
+    telemetries: list[TelemetryFacts] | None = None
     service_ports: list[dict[str, Any]] | None = None    # the provider's Service ports {name, port, targetPort, appProtocol}
     collector_replicas: int | None = None
-    collector_pods: list[dict[str, Any]] = field(default_factory=list)   # pod_state
+    collector_pods: list[PodState] = field(default_factory=list)
     collector_config: dict[str, Any] | None = None
     collector_log: str = ""
     collector_recent_log: str | None = None   # since this run's first request (None: not read separately)
@@ -167,9 +171,9 @@ def _port_for(ev: Evidence, protocol: str) -> int | None:
     return {"grpc": 4317, "http": 4318}.get(protocol)
 
 
-def _applicable_telemetries(ev: Evidence) -> list[dict[str, Any]]:
+def _applicable_telemetries(ev: Evidence) -> list[TelemetryFacts]:
     """Telemetries that govern Bookinfo's proxies: the root namespace's and Bookinfo's own, without a selector."""
-    return [t for t in ev.telemetries or [] if t["namespace"] in (ev.root_namespace, ev.bookinfo_namespace)]
+    return [t for t in ev.telemetries or [] if t.namespace in (ev.root_namespace, ev.bookinfo_namespace)]
 
 
 # -- rules ----------------------------------------------------------------------------------------------------------------
@@ -208,10 +212,10 @@ def _logging(ev: Evidence) -> Finding | None:
 def _not_running(ev: Evidence) -> Finding | None:
     if ev.collector_replicas == 0 or not ev.collector_pods and ev.collector_replicas is None:
         return None
-    bad = [p for p in ev.collector_pods if not p.get("ready")]
+    bad = [p for p in ev.collector_pods if not p.ready]
     if ev.collector_pods and not bad:
         return None
-    ev_lines = [f"pod {p['name']}: {p.get('phase')} {','.join(p.get('waiting') or [])} restarts {p.get('restarts')}"
+    ev_lines = [f"pod {p.name}: {p.phase} {','.join(p.waiting)} restarts {p.restarts}"
                 for p in bad] or ["no collector pod"]
     return Finding("collector-not-running", CAUSES["collector-not-running"], 70,
                    ev_lines + log_lines(ev.collector_log, "error", limit=2),
@@ -237,8 +241,8 @@ def _localhost(ev: Evidence) -> Finding | None:
                    {"collector.receiver_host": "0.0.0.0"})
 
 
-def _mesh_provider(ev: Evidence) -> dict[str, Any] | None:
-    return next((m for m in ev.mesh_providers or [] if m.get("name") == ev.provider_name), None)
+def _mesh_provider(ev: Evidence) -> ProviderFacts | None:
+    return next((m for m in ev.mesh_providers or [] if m.name == ev.provider_name), None)
 
 
 def _unresolvable(ev: Evidence) -> Finding | None:
@@ -248,7 +252,7 @@ def _unresolvable(ev: Evidence) -> Finding | None:
     if prov is None or ev.provider_service_exists is True or (ev.provider_service_exists is None and not log):
         return None
     return Finding("provider-service-unresolvable", CAUSES["provider-service-unresolvable"], 88,
-                   [f"extensionProviders {prov['name']}: service {prov['service']}",
+                   [f"extensionProviders {prov.name}: service {prov.service}",
                     f"the collector Service is {ev.collector_fqdn}"] + log,
                    f"--set istio.provider.service={ev.collector_fqdn} (then rerun 02_install_istio)",
                    {"istio.provider.service": ev.collector_fqdn})
@@ -258,7 +262,7 @@ def _port_protocol(ev: Evidence) -> Finding | None:
     prov = _mesh_provider(ev)
     if prov is None or ev.service_ports is None or ev.provider_service_exists is False:
         return None
-    port, proto = int(prov.get("port") or 0), prov.get("protocol", "grpc")
+    port, proto = int(prov.port or 0), prov.protocol
     sp = _service_port(ev, port)
     plog = log_lines(ev.proxy_log, "export failed", "export request failed", "non-success")
     if sp is None:
@@ -272,7 +276,7 @@ def _port_protocol(ev: Evidence) -> Finding | None:
     behind = _receiver_ports(ev).get(target) if isinstance(target, int) else None
     if behind is None or behind == proto:
         return None
-    lines = [f"provider {prov['name']}: {proto} to port {port}",
+    lines = [f"provider {prov.name}: {proto} to port {port}",
              f"Service port {sp.get('name')}:{port} → {target}, the collector's OTLP/{behind} receiver"] + plog
     if proto == "grpc":
         good = _port_for(ev, "grpc")
@@ -285,9 +289,9 @@ def _port_protocol(ev: Evidence) -> Finding | None:
 
 def _port_name(ev: Evidence) -> Finding | None:
     prov = _mesh_provider(ev)
-    if prov is None or prov.get("protocol") != "grpc" or ev.service_ports is None:
+    if prov is None or prov.protocol != "grpc" or ev.service_ports is None:
         return None
-    sp = _service_port(ev, int(prov.get("port") or 0))
+    sp = _service_port(ev, int(prov.port or 0))
     if sp is None:
         return None
     target = sp.get("targetPort", sp.get("port"))
@@ -310,17 +314,17 @@ def _telemetry(ev: Evidence) -> Finding | None:
     apply = _applicable_telemetries(ev)
     if not apply and not ev.mesh_default_tracing:
         return Finding("telemetry-missing", CAUSES["telemetry-missing"], 80,
-                       [f"Telemetries: {', '.join(t['namespace'] + '/' + t['name'] for t in ev.telemetries) or 'none'}",
+                       [f"Telemetries: {', '.join(t.ref for t in ev.telemetries) or 'none'}",
                         "meshConfig.defaultProviders.tracing is empty"],
                        "rerun 03_enable_tracing (kubectl apply the Telemetry)")
-    known = {m.get("name") for m in ev.mesh_providers or []}
+    known = {m.name for m in ev.mesh_providers or []}
     if ev.mesh_providers is None:
         return None
-    bad = [(t, p) for t in apply for p in t["providers"] if p not in known]
+    bad = [(t, p) for t in apply for p in t.providers if p not in known]
     if not bad:
         return None
     return Finding("telemetry-unknown-provider", CAUSES["telemetry-unknown-provider"], 88,
-                   [f"Telemetry {t['namespace']}/{t['name']} names provider {p!r}" for t, p in bad]
+                   [f"Telemetry {t.ref} names provider {p!r}" for t, p in bad]
                    + [f"extensionProviders: {', '.join(sorted(str(k) for k in known)) or 'none'}"]
                    + log_lines(ev.istiod_log, "provider lookup failed", "tracing provider", limit=2),
                    f"--set telemetry.provider={ev.provider_name} (then rerun 03_enable_tracing)",
@@ -328,11 +332,11 @@ def _telemetry(ev: Evidence) -> Finding | None:
 
 
 def _sampling(ev: Evidence) -> Finding | None:
-    zero = [t for t in _applicable_telemetries(ev) if t.get("sampling") is not None and float(t["sampling"]) == 0]
+    zero = [t for t in _applicable_telemetries(ev) if t.sampling is not None and float(t.sampling) == 0]
     if not zero:
         return None
     return Finding("sampling-zero", CAUSES["sampling-zero"], 82,
-                   [f"Telemetry {t['namespace']}/{t['name']}: randomSamplingPercentage 0" for t in zero],
+                   [f"Telemetry {t.ref}: randomSamplingPercentage 0" for t in zero],
                    "--set telemetry.sampling=100 (then rerun 03_enable_tracing)", {"telemetry.sampling": 100})
 
 

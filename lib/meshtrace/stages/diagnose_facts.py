@@ -1,22 +1,29 @@
 """Small readers of cluster facts that 07_verify and 08_troubleshoot share: the mesh config, the Telemetry
 resources, the collector's pods, Service and Deployment, and the requests 06 sent.
 
-Each reader returns plain data and raises :class:`~meshtrace.errors.ClusterError` only when the cluster
-refuses (e.g. 403); absent objects come back as None or empty lists.
+Each reader returns typed facts (frozen dataclasses) or plain data and raises
+:class:`~meshtrace.errors.ClusterError` only when the cluster refuses (e.g. :class:`~meshtrace.errors.Forbidden`);
+absent objects come back as None or empty lists. The pod helpers live in :mod:`meshtrace.kube.pods`.
 
-Example: ``mesh_provider(read_mesh_config(kube), "otel-tracing")["opentelemetry"]["port"]``.
+Example: ``provider_facts(mesh_provider(read_mesh_config(kube), "otel-tracing")).port``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import ClusterError
+from ..errors import NotServed
 from ..kube import Kube
+from ..kube.pods import PodState, collector_pods, pod_state
+
+__all__ = ["PodState", "ProviderFacts", "TelemetryFacts", "collector_pods", "list_telemetries", "load_sent",
+           "mesh_provider", "pod_state", "provider_facts", "read_mesh_config", "sent_since", "telemetry_facts",
+           "traces_of_run"]
 
 TELEMETRY_GROUP = "telemetry.istio.io"
 
@@ -37,54 +44,71 @@ def mesh_provider(mesh: dict[str, Any] | None, name: str) -> dict[str, Any] | No
     return None
 
 
-def provider_facts(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``{name, kind, service, port, protocol}`` of a provider entry (protocol http when it has ``http:``)."""
+@dataclass(frozen=True)
+class ProviderFacts:
+    """One ``extensionProviders[]`` entry: its name, kind (``opentelemetry``…), service, port and protocol."""
+
+    name: str
+    kind: str
+    service: str
+    port: int | None
+    protocol: str   # "http" when the entry has an ``http:`` block, else "grpc"
+
+
+def provider_facts(entry: dict[str, Any] | None) -> ProviderFacts | None:
+    """The :class:`ProviderFacts` of a provider entry, or None for None.
+
+    >>> provider_facts({"name": "otel", "opentelemetry": {"service": "c.o.svc.cluster.local", "port": 4318,
+    ...                                                   "http": {"path": "/v1/traces"}}})
+    ProviderFacts(name='otel', kind='opentelemetry', service='c.o.svc.cluster.local', port=4318, protocol='http')
+    """
     if entry is None:
         return None
     kind = next((k for k in entry if k != "name"), "")
     body = entry.get(kind) or {}
-    return {"name": entry.get("name"), "kind": kind, "service": body.get("service", ""),
-            "port": body.get("port"), "protocol": "http" if "http" in body else "grpc"}
+    port = body.get("port")
+    return ProviderFacts(name=str(entry.get("name") or ""), kind=kind, service=str(body.get("service") or ""),
+                         port=int(port) if port is not None else None,
+                         protocol="http" if "http" in body else "grpc")
 
 
 def list_telemetries(kube: Kube) -> list[dict[str, Any]]:
-    """Every Telemetry in the cluster (v1, else v1alpha1), as objects."""
+    """Every Telemetry in the cluster (v1, else v1alpha1 on a cluster that does not serve v1), as objects."""
     try:
         return kube.list_custom(TELEMETRY_GROUP, "v1", "telemetries")
-    except ClusterError as exc:
-        if "does not serve" not in str(exc):
-            raise
+    except NotServed:
         return kube.list_custom(TELEMETRY_GROUP, "v1alpha1", "telemetries")
 
 
-def telemetry_facts(obj: dict[str, Any]) -> dict[str, Any]:
-    """``{namespace, name, providers, sampling, selector}`` of one Telemetry (first tracing entry)."""
+@dataclass(frozen=True)
+class TelemetryFacts:
+    """One Telemetry: where it is, the providers and sampling of its first tracing entry, and its selector."""
+
+    namespace: str
+    name: str
+    providers: tuple[str, ...]
+    sampling: float | None
+    selector: dict[str, str] | None = None
+
+    @property
+    def ref(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
+
+
+def telemetry_facts(obj: dict[str, Any]) -> TelemetryFacts:
+    """The :class:`TelemetryFacts` of one Telemetry object.
+
+    >>> telemetry_facts({"metadata": {"namespace": "istio-system", "name": "mesh-default"},
+    ...                  "spec": {"tracing": [{"providers": [{"name": "otel"}], "randomSamplingPercentage": 10}]}})
+    TelemetryFacts(namespace='istio-system', name='mesh-default', providers=('otel',), sampling=10, selector=None)
+    """
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     tracing = (spec.get("tracing") or [{}])[0] or {}
-    return {"namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
-            "providers": [p.get("name") for p in tracing.get("providers") or []],
-            "sampling": tracing.get("randomSamplingPercentage"),
-            "selector": (spec.get("selector") or {}).get("matchLabels")}
-
-
-def collector_pods(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    """The collector's pods (label ``app=<name>``), newest first."""
-    pods = kube.list("v1", "Pod", namespace, label_selector=f"app={name}")
-    pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""), reverse=True)
-    return pods
-
-
-def pod_state(pod: dict[str, Any]) -> dict[str, Any]:
-    """``{name, phase, ready, restarts, waiting, containers}`` of one pod."""
-    st = pod.get("status") or {}
-    cs = st.get("containerStatuses") or []
-    waiting = [((c.get("state") or {}).get("waiting") or {}).get("reason") for c in cs]
-    return {"name": pod["metadata"]["name"], "phase": st.get("phase", ""),
-            "ready": bool(cs) and all(c.get("ready") for c in cs),
-            "restarts": sum(int(c.get("restartCount") or 0) for c in cs),
-            "waiting": [w for w in waiting if w],
-            "containers": [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]}
+    return TelemetryFacts(namespace=meta.get("namespace", ""), name=meta.get("name", ""),
+                          providers=tuple(str(p.get("name")) for p in tracing.get("providers") or []),
+                          sampling=tracing.get("randomSamplingPercentage"),
+                          selector=(spec.get("selector") or {}).get("matchLabels"))
 
 
 def load_sent(run_dir: str | Path | None) -> list[dict[str, Any]]:

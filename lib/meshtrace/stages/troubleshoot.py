@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ClusterError, MeshtraceError
+from ..errors import ClusterError, Forbidden, MeshtraceError
+from ..kube.pods import has_sidecar, live_pods, pod_owner
 from ..runbook import Stage
 from ..traces import callgraph_from_params, check_traces, group_traces
 from ..traces.metrics import CollectorMetricsSource
@@ -61,17 +62,12 @@ FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _forbidden(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "forbidden" in text or "403" in text
-
-
 def _try(ev: Evidence, what: str, fn: Any, default: Any = None) -> Any:
     """Run one read; a refusal or failure becomes evidence instead of an exception."""
     try:
         return fn()
     except MeshtraceError as exc:
-        if _forbidden(exc):
+        if isinstance(exc, Forbidden):
             ev.denied.append(what)
         ev.errors.append(f"{what}: {str(exc)[:300]}")
         return default
@@ -113,14 +109,14 @@ def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 
             ev.denied.append(f"{verb} {res}")
     mesh = _try(ev, "get configmaps istio-system/istio", lambda: read_mesh_config(kube))
     if mesh is not None:
-        ev.mesh_providers = [provider_facts(e) for e in mesh.get("extensionProviders") or []]
+        ev.mesh_providers = [f for e in mesh.get("extensionProviders") or [] if (f := provider_facts(e))]
         ev.mesh_default_tracing = list((mesh.get("defaultProviders") or {}).get("tracing") or [])
         ev.root_namespace = mesh.get("rootNamespace") or "istio-system"
-    prov = next((m for m in ev.mesh_providers or [] if m["name"] == p.istio.provider.name), None)
-    if prov is not None and prov["service"]:
-        name, ns = _service_of(prov["service"], p.collector.namespace)
+    prov = next((m for m in ev.mesh_providers or [] if m.name == p.istio.provider.name), None)
+    if prov is not None and prov.service:
+        name, ns = _service_of(prov.service, p.collector.namespace)
         svc = _try(ev, f"get services {ns}/{name}", lambda: kube.get("v1", "Service", name, ns))
-        ev.provider_service_exists = svc is not None and prov["service"].endswith((f"{name}.{ns}.svc.cluster.local",
+        ev.provider_service_exists = svc is not None and prov.service.endswith((f"{name}.{ns}.svc.cluster.local",
                                                                                    f"{name}.{ns}", f"{name}.{ns}.svc"))
         if svc is not None:
             ev.service_ports = list((svc.get("spec") or {}).get("ports") or [])
@@ -184,20 +180,14 @@ def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
     labels = _try(ev, f"get namespaces {ns}", lambda: (kube.get("v1", "Namespace", ns) or {}).get("metadata", {})
                   .get("labels") or {}, {})
     ev.namespace_labels = dict(labels)
-    from ..kube_pods import pod_owner
-
-    pods = _try(ev, f"list pods ({ns})", lambda: kube.list("v1", "Pod", ns), [])
+    pods = live_pods(_try(ev, f"list pods ({ns})", lambda: kube.list("v1", "Pod", ns), []))
     logs = []
     for pod in pods:
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
-        if "istio-proxy" not in names:
+        if not has_sidecar(pod):
             ev.uninjected.append({"pod": pod["metadata"]["name"], "owner": pod_owner(pod)})
     gws = _try(ev, "list pods (gateway)", lambda: kube.list("v1", "Pod", p.gateway.ingress_namespace,
                                                             label_selector="istio=ingressgateway"), [])
-    for pod in (gws[:1] + [x for x in pods if "istio-proxy" in
-                           [c["name"] for c in (x.get("spec") or {}).get("containers") or []]][:2]):
+    for pod in live_pods(gws)[:1] + [x for x in pods if has_sidecar(x)][:2]:
         meta = pod["metadata"]
         logs.append(_try(ev, "get pods/log (istio-proxy)", lambda m=meta: kube.pod_logs(
             m["namespace"], m["name"], "istio-proxy", tail_lines=min(tail, 2000), since_seconds=recent), ""))

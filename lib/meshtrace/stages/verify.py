@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MeshtraceError
-from ..kube_wait import deployment_state
+from ..kube.wait import deployment_state
 from ..manifests import deployment_names
 from ..runbook import Stage
 from ..traces import (
@@ -57,8 +57,8 @@ def _deployment_ok(st: Stage, ns: str, name: str) -> tuple[bool, str]:
     d = st.kube.get("apps/v1", "Deployment", name, ns)
     if d is None:
         return False, f"deployment {ns}/{name} absent"
-    ok, text = deployment_state(d)
-    return ok and (d.get("status") or {}).get("availableReplicas", 0) > 0, f"{name}: {text}"
+    state = deployment_state(d)
+    return state.done and state.ready > 0, f"{name}: {state.text}"
 
 
 def pod_checks(st: Stage) -> Any:
@@ -80,14 +80,15 @@ def pod_checks(st: Stage) -> Any:
     rec.check("pods.bookinfo-available", "all Bookinfo deployments are available", not bad,
               observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
               hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
-    book = frame[frame.namespace == p.bookinfo.namespace]
+    live = frame[frame.live]   # terminating and finished pods are not judged (typed columns: safe when empty)
+    book = live[live.namespace == p.bookinfo.namespace]
     missing = sorted(book[~book.has_istio_proxy].pod)
     owners = sorted(set(book[~book.has_istio_proxy].owner))
     rec.check("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod", bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
                     if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
-    col = frame[(frame.namespace == p.collector.namespace) & frame.owner.eq(p.collector.name)]
+    col = live[(live.namespace == p.collector.namespace) & live.owner.eq(p.collector.name)]
     injected = sorted(col[col.has_istio_proxy].pod)
     rec.check("pods.collector-not-injected", "the collector has no istio-proxy", not injected,
               observed=", ".join(injected) or f"{len(col)} pod(s) without a sidecar", expected="no istio-proxy",
@@ -106,9 +107,10 @@ def _provider_check(st: Stage) -> None:
         got, err = None, str(exc)
     else:
         err = ""
-    shown = {k: got[k] for k in want} if got else (err or f"no extensionProviders entry {p.istio.provider.name!r}")
-    st.checks.check("pods.mesh-provider", "the mesh config's provider matches params", got is not None and
-                    all(got[k] == v for k, v in want.items()), observed=shown, expected=want,
+    seen = {k: getattr(got, k) for k in want} if got else None
+    shown = seen or err or f"no extensionProviders entry {p.istio.provider.name!r}"
+    st.checks.check("pods.mesh-provider", "the mesh config's provider matches params", seen == want,
+                    observed=shown, expected=want,
                     hint="kubectl -n istio-system get configmap istio -o yaml; rerun 02_install_istio")
 
 
@@ -119,10 +121,9 @@ def _telemetry_check(st: Stage) -> None:
         err = ""
     except MeshtraceError as exc:
         tels, err = [], str(exc)
-    mine = next((t for t in tels if t["namespace"] == p.telemetry.namespace and t["name"] == p.telemetry.name), None)
-    ok = mine is not None and p.istio.provider.name in mine["providers"]
-    observed = (f"{mine['namespace']}/{mine['name']} → {', '.join(mine['providers']) or '(none)'}" if mine
-                else err or "no such Telemetry")
+    mine = next((t for t in tels if t.namespace == p.telemetry.namespace and t.name == p.telemetry.name), None)
+    ok = mine is not None and p.istio.provider.name in mine.providers
+    observed = (f"{mine.ref} → {', '.join(mine.providers) or '(none)'}" if mine else err or "no such Telemetry")
     st.checks.check("pods.telemetry-provider", "the Telemetry references the mesh provider", ok, observed=observed,
                     expected=f"{p.telemetry.namespace}/{p.telemetry.name} → {p.istio.provider.name}",
                     hint=f"kubectl -n {p.telemetry.namespace} get telemetry {p.telemetry.name} -o yaml; "

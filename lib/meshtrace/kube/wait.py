@@ -5,8 +5,11 @@ ends early is resumed from the last resourceVersion seen (relisting if the serve
 
 Example::
 
-    kube.wait_deployments_available("default", ["productpage-v1"], timeout=300,
-                                    progress=lambda states: print(states))
+    wait_deployments_available(kube, "default", ["productpage-v1"], timeout=300,
+                               progress=lambda states: print({n: s.text for n, s in states.items()}))
+
+The :class:`~meshtrace.kube.client.Kube` methods of the same names call these with their connection. This
+module imports ``Kube`` for type checking only, so ``client`` can import it at the top without a cycle.
 """
 
 from __future__ import annotations
@@ -14,15 +17,46 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from urllib3.exceptions import HTTPError
 
-from .errors import ClusterError, WaitGaveUp, WaitTimeout
-from .kube import Kube, api_error
+from ..errors import ClusterError, WaitGaveUp, WaitTimeout
+from .errors import api_error
+from .pods import CRASH_LOOP_RESTARTS, crash_looping, live_pods, pod_ready
+
+if TYPE_CHECKING:
+    from .client import Kube
+
+__all__ = ["CRASH_LOOP_RESTARTS", "DeploymentState", "Objects", "PodProgress", "Progress", "deployment_state",
+           "wait_deployments_available", "wait_for", "wait_pods_ready"]
 
 Objects = dict[str, dict[str, Any]]     # "namespace/name" -> object
-Progress = Callable[[dict[str, str]], None]
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """Where one Deployment's rollout stands: ``done`` by the rules of ``kubectl rollout status``, ``ready`` of
+    ``want`` replicas available (while its pods are watched: ready pods), and ``text`` for people.
+
+    >>> s = DeploymentState("istiod", True, 2, 2, "2/2 available")
+    >>> s.done, str(s)
+    (True, '2/2 available')
+    """
+
+    name: str
+    done: bool
+    ready: int
+    want: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Progress = Callable[[dict[str, DeploymentState]], None]   # deployment name -> its state
+PodProgress = Callable[[dict[str, str]], None]            # pod name -> what it shows
 
 
 def _key(obj: dict[str, Any]) -> str:
@@ -120,28 +154,39 @@ def wait_for(
     raise WaitTimeout(what, where, timeout, describe(objects))
 
 
-#: restarts after which a container in CrashLoopBackOff is taken as broken rather than slow to start
-CRASH_LOOP_RESTARTS = 3
+def deployment_state(d: dict[str, Any]) -> DeploymentState:
+    """The :class:`DeploymentState` of a Deployment, by the rules of ``kubectl rollout status``.
 
-
-def deployment_state(d: dict[str, Any]) -> tuple[bool, str]:
-    """(done, text) for a Deployment, by the rules of ``kubectl rollout status``."""
+    >>> deployment_state({"metadata": {"name": "web", "generation": 1}, "spec": {"replicas": 2},
+    ...                   "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+    ...                              "availableReplicas": 1}})
+    DeploymentState(name='web', done=False, ready=1, want=2, text='1/2 available')
+    """
     spec, st, meta = d.get("spec") or {}, d.get("status") or {}, d.get("metadata") or {}
-    want = spec.get("replicas", 1)
+    want = int(spec.get("replicas", 1))
     updated, total = st.get("updatedReplicas") or 0, st.get("replicas") or 0
-    available = st.get("availableReplicas") or 0
+    available = int(st.get("availableReplicas") or 0)
+    name = meta.get("name", "")
+
+    def state(done: bool, text: str) -> DeploymentState:
+        return DeploymentState(name, done, available, want, text)
+
     if meta.get("generation") and (st.get("observedGeneration") or 0) < meta["generation"]:
-        return False, "waiting for the controller to observe the new spec"
+        return state(False, "waiting for the controller to observe the new spec")
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
-            return False, f"progress deadline exceeded: {c.get('message', '')}"
+            return state(False, f"progress deadline exceeded: {c.get('message', '')}")
     if updated < want:
-        return False, f"{updated}/{want} updated, {available} available"
+        return state(False, f"{updated}/{want} updated, {available} available")
     if total > updated:
-        return False, f"{total - updated} old replica(s) pending termination"
+        return state(False, f"{total - updated} old replica(s) pending termination")
     if available < updated:
-        return False, f"{available}/{want} available"
-    return True, f"{available}/{want} available"
+        return state(False, f"{available}/{want} available")
+    return state(True, f"{available}/{want} available")
+
+
+def _absent(name: str) -> DeploymentState:
+    return DeploymentState(name, False, 0, 0, "absent")
 
 
 def wait_deployments_available(
@@ -154,7 +199,7 @@ def wait_deployments_available(
 ) -> Objects:
     """Wait until the named Deployments (None: every one in the namespace, at least one) are rolled out.
 
-    ``progress`` gets ``{name: "2/2 available", …}`` whenever something changes. With named deployments,
+    ``progress`` gets ``{name: DeploymentState, …}`` whenever something changes. With named deployments,
     their pods are watched first, so a container that keeps crashing ends the wait early with
     :class:`WaitGaveUp` (see :func:`wait_pods_ready`) instead of at the timeout.
     """
@@ -162,17 +207,16 @@ def wait_deployments_available(
     deadline = time.monotonic() + timeout
     if wanted and crash_loop_restarts:
         _wait_deployment_pods(kube, namespace, wanted, deadline, progress, crash_loop_restarts)
-    last: dict[str, str] = {}
+    last: dict[str, DeploymentState] = {}
 
-    def states(objs: Objects) -> dict[str, str]:
+    def states(objs: Objects) -> dict[str, DeploymentState]:
         by_name = {o["metadata"]["name"]: o for o in objs.values()}
         keys = wanted if wanted is not None else sorted(by_name)
-        return {n: (deployment_state(by_name[n])[1] if n in by_name else "absent") for n in keys}
+        return {n: (deployment_state(by_name[n]) if n in by_name else _absent(n)) for n in keys}
 
     def done(objs: Objects) -> bool:
-        by_name = {o["metadata"]["name"]: o for o in objs.values()}
-        keys = wanted if wanted is not None else list(by_name)
-        return bool(keys) and all(n in by_name and deployment_state(by_name[n])[0] for n in keys)
+        now = states(objs)
+        return bool(now) and all(s.done for s in now.values())
 
     def changed(objs: Objects) -> None:
         nonlocal last
@@ -182,7 +226,7 @@ def wait_deployments_available(
         last = now
 
     def describe(objs: Objects) -> str:
-        return "; ".join(f"{n}: {s}" for n, s in states(objs).items()) or "no deployments"
+        return "; ".join(f"{n}: {s.text}" for n, s in states(objs).items()) or "no deployments"
 
     what = f"deployments {', '.join(wanted)} to be available" if wanted else "every deployment to be available"
     try:
@@ -204,35 +248,28 @@ def _wait_deployment_pods(kube: Kube, namespace: str, names: list[str], deadline
     except Exception as exc:
         raise api_error(exc, f"list Deployment in namespace {namespace}") from None
     by_name = {d["metadata"]["name"]: d for d in items}
-    states = {n: (deployment_state(by_name[n])[1] if n in by_name else "absent") for n in names}
+    states = {n: (deployment_state(by_name[n]) if n in by_name else _absent(n)) for n in names}
     for n in names:
         d = by_name.get(n)
         labels = ((d or {}).get("spec") or {}).get("selector", {}).get("matchLabels") or {}
         if d is None or not labels or (d.get("spec") or {}).get("replicas", 1) == 0:
             continue  # absent, or no pods to wait for: the deployment wait says so
-        if deployment_state(d)[0]:
+        if states[n].done:
             continue
 
-        def pods_seen(pods: dict[str, str], n: str = n) -> None:
+        def pods_seen(pods: dict[str, str], ready: int, n: str = n) -> None:
             if progress:
-                states[n] = "; ".join(pods.values()) or "no pods yet"
+                states[n] = DeploymentState(n, False, ready, states[n].want, "; ".join(pods.values()) or "no pods yet")
                 progress(dict(states))
 
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         try:
-            wait_pods_ready(kube, namespace, selector, timeout=max(1.0, deadline - time.monotonic()),
-                            progress=pods_seen, crash_loop_restarts=restarts)
+            _wait_pods(kube, namespace, selector, max(1.0, deadline - time.monotonic()), pods_seen, restarts)
         except WaitGaveUp as exc:
             raise WaitGaveUp(f"deployment {n} to be available", f"namespace {namespace}", exc.seconds,
                              exc.last_seen) from None
         except WaitTimeout:
             return  # out of time: the deployment wait reports what it last saw
-
-
-def pod_ready(pod: dict[str, Any]) -> bool:
-    """Whether a pod's Ready condition is True."""
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _pod_text(pod: dict[str, Any]) -> str:
@@ -249,61 +286,40 @@ def wait_pods_ready(
     namespace: str,
     selector: str | None = None,
     timeout: float = 300.0,
-    progress: Progress | None = None,
+    progress: PodProgress | None = None,
     crash_loop_restarts: int | None = CRASH_LOOP_RESTARTS,
 ) -> Objects:
-    """Wait until at least one pod matches ``selector`` and every matching pod is Ready.
+    """Wait until at least one live pod matches ``selector`` and every live matching pod is Ready.
 
-    Terminating pods and pods that completed are ignored. A container that keeps crashing (in
-    ``CrashLoopBackOff`` after ``crash_loop_restarts`` restarts; None: never) ends the wait early with
+    Only live pods count (:func:`meshtrace.kube.pods.is_live`: terminating and finished pods are ignored).
+    ``progress`` gets ``{pod: "name Running 1/2 ready", …}`` on each change. A container that keeps crashing
+    (in ``CrashLoopBackOff`` after ``crash_loop_restarts`` restarts; None: never) ends the wait early with
     :class:`WaitGaveUp`. Example: ``wait_pods_ready(kube, "istio-system", "app=istiod")``.
     """
-    def live(objs: Objects) -> list[dict[str, Any]]:
-        return [p for p in objs.values() if not p["metadata"].get("deletionTimestamp")
-                and (p.get("status") or {}).get("phase") != "Succeeded"]
+    def seen(pods: dict[str, str], ready: int) -> None:
+        if progress:
+            progress(pods)
 
+    return _wait_pods(kube, namespace, selector, timeout, seen, crash_loop_restarts)
+
+
+def _wait_pods(kube: Kube, namespace: str, selector: str | None, timeout: float,
+               seen: Callable[[dict[str, str], int], None], crash_loop_restarts: int | None) -> Objects:
+    """:func:`wait_pods_ready`, reporting each change as ``(texts by pod, ready pods)``."""
     def done(objs: Objects) -> bool:
-        pods = live(objs)
+        pods = live_pods(objs.values())
         return bool(pods) and all(pod_ready(p) for p in pods)
 
     def describe(objs: Objects) -> str:
-        return "; ".join(_pod_text(p) for p in live(objs)) or "no matching pods"
+        return "; ".join(_pod_text(p) for p in live_pods(objs.values())) or "no matching pods"
 
     def changed(objs: Objects) -> None:
-        if progress:
-            progress({p["metadata"]["name"]: _pod_text(p) for p in live(objs)})
+        pods = live_pods(objs.values())
+        seen({p["metadata"]["name"]: _pod_text(p) for p in pods}, sum(1 for p in pods if pod_ready(p)))
 
     def doomed(objs: Objects) -> str | None:
-        return crash_looping(live(objs), crash_loop_restarts) if crash_loop_restarts else None
+        return crash_looping(live_pods(objs.values()), crash_loop_restarts) if crash_loop_restarts else None
 
     what = f"pods {selector or '(all)'} to be ready"
     return wait_for(kube, ("v1", "Pod"), done, namespace, label_selector=selector, timeout=timeout, what=what,
                     describe=describe, on_change=changed, give_up=doomed)
-
-
-def crash_looping(pods: Iterable[dict[str, Any]], restarts: int = CRASH_LOOP_RESTARTS) -> str | None:
-    """What a container that keeps crashing says, or None.
-
-    A container counts once it waits in ``CrashLoopBackOff`` after at least ``restarts`` restarts.
-
-    >>> pod = {"metadata": {"name": "col-1"}, "status": {"containerStatuses": [{"name": "otel",
-    ...   "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-    ...   "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]}}
-    >>> crash_looping([pod])
-    'pod col-1: container otel is crash-looping (3 restarts, last exit: Error, code 1); read its log: kubectl logs col-1 -c otel --previous'
-    """
-    for pod in pods:
-        st = pod.get("status") or {}
-        name = (pod.get("metadata") or {}).get("name", "?")
-        for c in (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or []):
-            waiting = (c.get("state") or {}).get("waiting") or {}
-            count = int(c.get("restartCount") or 0)
-            if waiting.get("reason") != "CrashLoopBackOff" or count < restarts:
-                continue
-            last = (c.get("lastState") or {}).get("terminated") or {}
-            exit_text = f"{last.get('reason') or 'terminated'}, code {last.get('exitCode', '?')}" if last else "unknown"
-            message = str(last.get("message") or "").strip().splitlines()
-            said = f": {message[-1][:200]}" if message else ""
-            return (f"pod {name}: container {c.get('name')} is crash-looping ({count} restarts, last exit: "
-                    f"{exit_text}{said}); read its log: kubectl logs {name} -c {c.get('name')} --previous")
-    return None

@@ -8,17 +8,19 @@ Example::
     kube.wait_deployments_available("default", None, timeout=300)
     kube.pods_frame(["default"])
 
-Waits live in :mod:`meshtrace.kube_wait`, the pod table in :mod:`meshtrace.kube_pods` and ``istioctl`` in
-:mod:`meshtrace.kube_istioctl`; they are also reachable as methods of :class:`Kube`.
+Waits live in :mod:`meshtrace.kube.wait`, the pod helpers and table in :mod:`meshtrace.kube.pods` and
+``istioctl`` in :mod:`meshtrace.kube.istioctl`; the methods of :class:`Kube` with those names call them with
+this connection. Those modules import :class:`Kube` for type checking only, so there is no import cycle.
 """
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +28,12 @@ from typing import Any
 
 import yaml
 
-from .errors import ClusterError
+from ..errors import ClusterError
+from . import istioctl as _istioctl
+from . import pods as _pods
+from . import wait as _wait
+from .credentials import load_client
+from .errors import api_error, not_served
 
 FIELD_MANAGER = "meshtrace"
 _VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -36,33 +43,6 @@ def _obj_ref(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata", {}) or {}
     ns = meta.get("namespace")
     return f"{obj.get('kind', '?')}/{meta.get('name', '?')}" + (f" in namespace {ns}" if ns else "")
-
-
-def api_error(exc: Exception, doing: str) -> ClusterError:
-    """Turn a client exception into a ClusterError that names the request and the remedy."""
-    status = getattr(exc, "status", None)
-    message = ""
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message", "")
-        except (ValueError, AttributeError):
-            message = str(body)[:300]
-    message = message or getattr(exc, "reason", "") or str(exc).splitlines()[0]
-    if status == 401:
-        hint = "the credentials in the kubeconfig were refused; refresh the kubeconfig or its token"
-    elif status == 403:
-        hint = "the kubeconfig's user lacks this permission; ask for an RBAC role that grants it"
-    elif status == 404:
-        hint = "it does not exist (yet); check the name and namespace, or run the step that creates it"
-    elif status == 422 or status == 400:
-        hint = "the server rejected the object as invalid; fix the manifest or the params that render it"
-    elif status is None:
-        hint = "the API server did not answer; check that the cluster is up and the kubeconfig points at it"
-    else:
-        hint = "see the message from the API server"
-    code = f"HTTP {status}" if status else type(exc).__name__
-    return ClusterError(f"{doing}: {code}: {message} ({hint})")
 
 
 def _clean(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,7 +129,8 @@ class Kube:
         return self._dyn
 
     def resource(self, api_version: str, kind: str) -> Any:
-        """The dynamic resource for an apiVersion and kind; ClusterError when the cluster does not serve it."""
+        """The dynamic resource for an apiVersion and kind; :class:`~meshtrace.errors.NotServed` when the
+        cluster does not serve it."""
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
         try:
@@ -159,10 +140,8 @@ class Kube:
             try:
                 return self.dyn.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
-                raise ClusterError(
-                    f"the cluster at {self.host} does not serve {kind} in {api_version}; install the CRD that "
-                    "defines it (for Istio kinds: install Istio first) or use an apiVersion the cluster has"
-                ) from None
+                raise not_served(self.host, kind, api_version, "install the CRD that defines it (for Istio "
+                                 "kinds: install Istio first) or use an apiVersion the cluster has") from None
 
     # ------------------------------------------------------------------ reads
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -178,7 +157,7 @@ class Kube:
             raise api_error(exc, f"get {kind}/{name}" + (f" in {namespace}" if namespace else "")) from None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+             label_selector: str | None = None) -> builtins.list[dict[str, Any]]:
         """Objects of a kind as dicts (all namespaces when ``namespace`` is None)."""
         res = self.resource(api_version, kind)
         try:
@@ -208,7 +187,7 @@ class Kube:
             raise api_error(exc, f"get {plural}.{group}/{name}") from None
 
     def list_custom(self, group: str, version: str, plural: str, namespace: str | None = None,
-                    label_selector: str | None = None) -> list[dict[str, Any]]:
+                    label_selector: str | None = None) -> builtins.list[dict[str, Any]]:
         """Custom objects by group/version/plural (all namespaces when ``namespace`` is None)."""
         res = self._by_plural(group, version, plural)
         try:
@@ -224,8 +203,7 @@ class Kube:
         try:
             return self.dyn.resources.get(api_version=api_version, name=plural)
         except ResourceNotFoundError:
-            raise ClusterError(f"the cluster at {self.host} does not serve {plural} in {api_version}; "
-                               "install the CRD that defines it first") from None
+            raise not_served(self.host, plural, api_version, "install the CRD that defines it first") from None
 
     def server_version(self) -> str:
         """The API server's version, e.g. ``v1.32.0``."""
@@ -274,7 +252,7 @@ class Kube:
         url = f"/api/v1/namespaces/{namespace}/{plural}/{target}/proxy/{path.lstrip('/')}"
         return self.raw_get(url, list((query or {}).items()), doing=f"GET {path} on {plural}/{target} in {namespace}")
 
-    def raw_get(self, path: str, query: list[tuple[str, Any]] | None = None, doing: str = "") -> str:
+    def raw_get(self, path: str, query: builtins.list[tuple[str, Any]] | None = None, doing: str = "") -> str:
         """GET an API path verbatim (no re-encoding of ``name:port``) and return the body as text."""
         from kubernetes.client.exceptions import ApiException
 
@@ -288,14 +266,14 @@ class Kube:
         except Exception as exc:
             raise api_error(exc, doing or f"GET {path}") from None
         if not 200 <= resp.status < 300:
-            exc = ApiException(status=resp.status, reason=resp.reason)
-            exc.body = resp.data.decode("utf-8", "replace") if resp.data else ""
-            raise api_error(exc, doing or f"GET {path}")
+            refused = ApiException(status=resp.status, reason=resp.reason)
+            refused.body = resp.data.decode("utf-8", "replace") if resp.data else ""
+            raise api_error(refused, doing or f"GET {path}")
         return resp.data.decode("utf-8", "replace")
 
     # ------------------------------------------------------------------ writes
     def apply(self, objs: Any, field_manager: str = FIELD_MANAGER, dry_run: bool = False,
-              force: bool = True) -> list[ApplyResult]:
+              force: bool = True) -> builtins.list[ApplyResult]:
         """Server-side apply each object; idempotent. Accepts dicts, a list, or YAML text.
 
         A dry run (``dryRun=All``) changes nothing and carries the YAML diff against the live object.
@@ -324,7 +302,7 @@ class Kube:
             results.append(ApplyResult(obj["kind"], ns, name, action, dry_run, diff, got))
         return results
 
-    def delete(self, objs: Any, missing_ok: bool = True) -> list[str]:
+    def delete(self, objs: Any, missing_ok: bool = True) -> builtins.list[str]:
         """Delete objects (dicts, a list or YAML text); returns ``kind/name deleted|absent`` lines."""
         from kubernetes.dynamic.exceptions import NotFoundError
 
@@ -365,36 +343,52 @@ class Kube:
         body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
         return self.patch("apps/v1", "Deployment", deployment, namespace, body, dry_run=dry_run)
 
-    # ------------------------------------------------------------------ elsewhere
-    def wait_for(self, *a: Any, **kw: Any) -> Any:
-        """See :func:`meshtrace.kube_wait.wait_for`."""
-        from .kube_wait import wait_for
+    # ------------------------------------------------------------------ elsewhere (this connection passed on)
+    def wait_for(self, resource: tuple[str, str], predicate: Callable[[_wait.Objects], bool],
+                 namespace: str | None = None, name: str | None = None, label_selector: str | None = None,
+                 timeout: float = 120.0, what: str | None = None,
+                 describe: Callable[[_wait.Objects], str] | None = None,
+                 on_change: Callable[[_wait.Objects], None] | None = None,
+                 give_up: Callable[[_wait.Objects], str | None] | None = None) -> _wait.Objects:
+        """:func:`meshtrace.kube.wait.wait_for` on this cluster.
 
-        return wait_for(self, *a, **kw)
+        Example: ``kube.wait_for(("v1", "Namespace"), lambda o: not o, name="old", timeout=60)``.
+        """
+        return _wait.wait_for(self, resource, predicate, namespace, name, label_selector, timeout, what,
+                              describe, on_change, give_up)
 
-    def wait_deployments_available(self, *a: Any, **kw: Any) -> Any:
-        """See :func:`meshtrace.kube_wait.wait_deployments_available`."""
-        from .kube_wait import wait_deployments_available
+    def wait_deployments_available(self, namespace: str, names: Iterable[str] | None = None,
+                                   timeout: float = 300.0, progress: _wait.Progress | None = None,
+                                   crash_loop_restarts: int | None = _wait.CRASH_LOOP_RESTARTS) -> _wait.Objects:
+        """:func:`meshtrace.kube.wait.wait_deployments_available` on this cluster.
 
-        return wait_deployments_available(self, *a, **kw)
+        Example: ``kube.wait_deployments_available("istio-system", ["istiod"], timeout=300)``.
+        """
+        return _wait.wait_deployments_available(self, namespace, names, timeout, progress, crash_loop_restarts)
 
-    def wait_pods_ready(self, *a: Any, **kw: Any) -> Any:
-        """See :func:`meshtrace.kube_wait.wait_pods_ready`."""
-        from .kube_wait import wait_pods_ready
+    def wait_pods_ready(self, namespace: str, selector: str | None = None, timeout: float = 300.0,
+                        progress: _wait.PodProgress | None = None,
+                        crash_loop_restarts: int | None = _wait.CRASH_LOOP_RESTARTS) -> _wait.Objects:
+        """:func:`meshtrace.kube.wait.wait_pods_ready` on this cluster.
 
-        return wait_pods_ready(self, *a, **kw)
+        Example: ``kube.wait_pods_ready("istio-system", "app=istiod", timeout=120)``.
+        """
+        return _wait.wait_pods_ready(self, namespace, selector, timeout, progress, crash_loop_restarts)
 
     def pods_frame(self, namespaces: Iterable[str] | None = None) -> Any:
-        """See :func:`meshtrace.kube_pods.pods_frame`."""
-        from .kube_pods import pods_frame
+        """:func:`meshtrace.kube.pods.pods_frame` on this cluster (a DataFrame, typed even when empty).
 
-        return pods_frame(self, namespaces)
+        Example: ``df = kube.pods_frame(["default"]); df[~df.has_istio_proxy]``.
+        """
+        return _pods.pods_frame(self, namespaces)
 
-    def run_istioctl(self, istioctl: str, args: list[str], **kw: Any) -> str:
-        """See :func:`meshtrace.kube_istioctl.run_istioctl` (with this connection's kubeconfig/context)."""
-        from .kube_istioctl import run_istioctl
+    def run_istioctl(self, istioctl: str | Path, args: builtins.list[str], input: str | None = None,
+                     timeout: float = 600.0) -> str:
+        """:func:`meshtrace.kube.istioctl.run_istioctl` with this connection's kubeconfig and context.
 
-        return run_istioctl(istioctl, args, self.kubeconfig, self.context, **kw)
+        Example: ``kube.run_istioctl("istioctl", ["version", "-o", "json"])``.
+        """
+        return _istioctl.run_istioctl(istioctl, args, self.kubeconfig, self.context, input=input, timeout=timeout)
 
 
 def _cache_file(host: str, context: str | None) -> str:
@@ -402,20 +396,26 @@ def _cache_file(host: str, context: str | None) -> str:
     return str(Path(tempfile.gettempdir()) / f"meshtrace-discovery-{digest}.json")
 
 
-def connect(kubeconfig: str | Path | None = None, context: str | None = None) -> Kube:
-    """Connect through a kubeconfig (None: ``$KUBECONFIG`` or ``~/.kube/config``) and check the server answers.
+def connect(kubeconfig: str | Path | None, context: str | None) -> Kube:
+    """Connect to ``context`` of a kubeconfig (None: ``$KUBECONFIG`` or ``~/.kube/config``) and check the server
+    answers.
 
+    The context must be named: a run never falls back to whatever the kubeconfig's ``current-context`` happens
+    to be. No key material from the kubeconfig is written to disk (:mod:`meshtrace.kube.credentials`).
     Raises ClusterError naming the kubeconfig, the context and what went wrong (unreachable, unauthorized).
     Example: ``kube = connect(params.resolve_path(params.cluster.kubeconfig), params.cluster.context)``.
     """
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.config.config_exception import ConfigException
 
     where = f"kubeconfig {kubeconfig or '(default)'}" + (f", context {context}" if context else "")
+    if not context:
+        raise ClusterError(f"{where}: no context named; the kit does not fall back to the kubeconfig's current "
+                           "context. Name it in params as cluster.context (`kubectl config get-contexts` lists them)")
     if kubeconfig is not None and not Path(kubeconfig).exists():
         raise ClusterError(f"{where}: the file does not exist; start the cluster or fix cluster.kubeconfig in params")
     try:
-        api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
+        api = load_client(str(kubeconfig) if kubeconfig else None, context)
     except (ConfigException, OSError, KeyError, ValueError) as exc:
         raise ClusterError(f"{where}: cannot load it: {exc}") from None
     api.configuration.retries = 1

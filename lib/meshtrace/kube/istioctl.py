@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 
 def run_istioctl(
