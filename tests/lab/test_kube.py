@@ -73,12 +73,13 @@ def test_wait_deployment_by_watch_and_pods_frame(kube, namespace):
     kube.apply([_deploy(namespace, "web", replicas=2)])
     seen = []
     objs = kube.wait_deployments_available(namespace, ["web"], timeout=60, progress=seen.append)
-    assert list(objs) == [f"{namespace}/web"] and seen and seen[-1]["web"].text == "2/2 available" and seen[-1]["web"].done
+    assert list(objs) == [f"{namespace}/web"] and seen and seen[-1]["web"].text == "2/2 available"
+    assert seen[-1]["web"].done and seen[-1]["web"].ready == seen[-1]["web"].want == 2
     pods = kube.wait_pods_ready(namespace, "app=web", timeout=60)
     assert len(pods) == 2
     df = kube.pods_frame([namespace])
     assert list(df.columns) == ["namespace", "pod", "phase", "ready", "containers", "has_istio_proxy",
-                                "restarts", "node", "ip", "age", "owner", "created"]
+                                "restarts", "node", "ip", "age", "owner", "created", "live"]
     assert len(df) == 2 and set(df.owner) == {"web"} and set(df.ready) == {"1/1"}
     assert df.containers.iloc[0] == ["main"] and not df.has_istio_proxy.any()
     assert (df.phase == "Running").all() and df.ip.str.len().gt(0).all()
@@ -161,3 +162,46 @@ def test_pod_logs_of_a_running_pod(kube, namespace):
     assert isinstance(kube.pod_logs(namespace, pod, "main", tail_lines=5), str)
     with pytest.raises(ClusterError, match="logs of pod"):
         kube.pod_logs(namespace, pod, "no-such-container")
+
+
+def test_errors_are_typed_with_their_status(kube, namespace):
+    from meshtrace.errors import NotServed
+
+    with pytest.raises(NotServed, match="does not serve Nope"):
+        kube.resource("example.com/v1", "Nope")
+    with pytest.raises(NotServed):
+        kube.list_custom("example.com", "v1", "nopes")
+    with pytest.raises(ClusterError) as info:
+        kube.pod_logs(namespace, "no-such-pod")
+    assert info.value.status == 404 and not isinstance(info.value, NotServed)
+
+
+def test_pods_frame_of_an_empty_namespace_is_typed(kube, namespace):
+    df = kube.pods_frame([namespace])
+    assert len(df) == 0 and str(df.has_istio_proxy.dtype) == "bool"
+    assert list(df[~df.has_istio_proxy].pod) == []
+
+
+def test_a_client_key_in_the_kubeconfig_is_used_and_never_written_to_disk(lab, tmp_path):
+    """The kubeconfig carries a client certificate and key (beside the lab's token): the TLS handshake loads
+    them, and no file in the temp directory holds the key or the CA afterwards."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from tests.unit.test_kube_credentials import _key_and_cert, holders
+
+    key, cert = _key_and_cert()
+    cfg = yaml.safe_load(lab.kubeconfig.read_text())
+    cfg["users"][0]["user"]["client-certificate-data"] = base64.b64encode(cert).decode()
+    cfg["users"][0]["user"]["client-key-data"] = base64.b64encode(key).decode()
+    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    tmp = Path(tempfile.gettempdir())
+    before = set(holders(tmp, key, ca))
+    k = connect(str(path), "meshlab")
+    assert k.list("v1", "Namespace")
+    assert set(holders(tmp, key, ca)) - before == set()

@@ -12,10 +12,10 @@ import pytest
 from meshtrace.checks import CheckRecorder
 from meshtrace.params import load_params
 from meshtrace.stages.diagnose_facts import (
-    load_sent,
-    mesh_provider,
     ProviderFacts,
     TelemetryFacts,
+    load_sent,
+    mesh_provider,
     provider_facts,
     sent_since,
     telemetry_facts,

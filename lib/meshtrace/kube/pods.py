@@ -27,8 +27,8 @@ FINISHED_PHASES = ("Succeeded", "Failed")
 #: restarts after which a container in CrashLoopBackOff is taken as broken rather than slow to start
 CRASH_LOOP_RESTARTS = 3
 
-COLUMNS = ["namespace", "pod", "phase", "live", "ready", "containers", "has_istio_proxy", "restarts", "node", "ip",
-           "age", "owner", "created"]
+COLUMNS = ["namespace", "pod", "phase", "ready", "containers", "has_istio_proxy", "restarts", "node", "ip", "age",
+           "owner", "created", "live"]
 #: the pod table's column types, kept even when it has no row (so ``df[~df.has_istio_proxy]`` selects rows)
 DTYPES = {"namespace": "object", "pod": "object", "phase": "object", "live": "bool", "ready": "object",
           "containers": "object", "has_istio_proxy": "bool", "restarts": "int64", "node": "object", "ip": "object",
