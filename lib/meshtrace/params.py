@@ -156,6 +156,10 @@ def _load_chain(path: Path, root: Path, seen: tuple[Path, ...] = ()) -> tuple[di
     ppath = path.parent / (parent if parent.endswith((".yaml", ".yml")) else f"{parent}.yaml")
     if not ppath.is_file():
         ppath = _env_file(parent, root)
+    if not ppath.is_file():
+        envs = ", ".join(available_envs(root)) if (root / "params").is_dir() else "(no params/ folder)"
+        raise ParamsError(f"{_rel(path, root)}: extends: {parent}: no params file {_rel(ppath, root)}; "
+                          f"available environments: {envs}")
     base, files = _load_chain(ppath, root, (*seen, real))
     return _deep_merge(base, data), [_rel(path, root), *files]
 
@@ -196,6 +200,13 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
     return out
 
 
+def _raw_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, str]:
+    """``["a.b=1.20"]`` -> ``{"a.b": "1.20"}``: the text as typed (dict overrides are already typed values)."""
+    if not overrides or isinstance(overrides, dict):
+        return {}
+    return {k.strip(): v for k, _, v in (item.partition("=") for item in overrides if "=" in item)}
+
+
 def _unwrap(tp: Any) -> Any:
     """Strip ``Optional``/``Annotated`` from a field type."""
     origin = typing.get_origin(tp)
@@ -211,8 +222,8 @@ def _allowed(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
 
 
-def _check_override_path(key: str) -> None:
-    """Refuse a dotted path that names no params field, listing what is allowed there."""
+def _check_override_path(key: str) -> Any:
+    """Refuse a dotted path that names no params field, listing what is allowed there; returns the field's type."""
     tp: Any = Params
     done: list[str] = []
     for part in key.split("."):
@@ -230,6 +241,24 @@ def _check_override_path(key: str) -> None:
         else:
             raise ParamsError(f"--set {key}: {'.'.join(done)} is a single value; it has no {part!r}")
         done.append(part)
+    return tp
+
+
+def _takes_text(tp: Any) -> bool:
+    """Whether a field holds text only (``str``, ``str | None``, a DnsLabel…), so ``1.24`` means the text 1.24."""
+    return _unwrap(tp) is str
+
+
+def _as_typed(raw: str, parsed: Any, tp: Any) -> Any:
+    """The override's value: what the user typed, for a text field that YAML would read as a number or boolean
+    (``istio.version=1.20`` is the text "1.20", not the number 1.2); else the YAML value.
+
+    >>> _as_typed("1.20", 1.2, str | None), _as_typed("5", 5, int), _as_typed("null", None, str | None)
+    ('1.20', 5, None)
+    """
+    if _takes_text(tp) and isinstance(parsed, (int, float, bool)):
+        return raw.strip()
+    return parsed
 
 
 def _apply_override(data: dict[str, Any], key: str, value: Any) -> None:
@@ -288,8 +317,12 @@ def _format_errors(err: ValidationError, source: str, overrides: dict[str, Any])
             line = f"{path}: unknown name {loc[-1]!r}{allowed}"
         elif SECRET_HINT in msg:  # never echo what may be a credential
             line = f"{path}: {msg}"
+        elif isinstance(e.get("input"), (dict, list)) or e["type"] == "missing":
+            line = f"{path}: {msg}"   # a cross-field or whole-section error: the section is not worth echoing
         else:
             line = f"{path}: {e.get('input')!r} is not allowed: {msg}"
+            if e["type"] == "string_type" and isinstance(e.get("input"), (int, float, bool)):
+                line += " (YAML read it as a number or boolean: put the value in quotes, e.g. \"1.20\")"
         origin = [k for k in overrides if path == k or path.startswith(k + ".") or path.startswith(k + "[")]
         if origin:
             line += f" (from --set {origin[0]})"
@@ -319,8 +352,11 @@ def load_params(
     source = files[0] + (f" (extends {' -> '.join(files[1:])})" if len(files) > 1 else "")
 
     ovr = parse_overrides(overrides)
-    for key, value in ovr.items():
-        _check_override_path(key)
+    raw = _raw_overrides(overrides)
+    for key, value in list(ovr.items()):
+        tp = _check_override_path(key)
+        if key in raw:
+            value = ovr[key] = _as_typed(raw[key], value, tp)
         leaf = key.rsplit(".", 1)[-1].lower()
         if leaf in _SECRET_KEYS and value is not None and not isinstance(value, dict):
             raise ParamsError(f"--set {key}: a secret value cannot be given as an override; {SECRET_HINT}")

@@ -25,9 +25,15 @@ from pydantic import (
 SECRET_HEADER_NAMES = frozenset({"authentication", "authorization", "x-api-key", "api-key", "x-auth-token"})
 SECRET_HINT = "use an env var reference instead (e.g. backend.token: {env: MANAGED_OTEL_TOKEN})"
 
+ResourceDetector = Literal["environment", "dynatrace"]
+TraceSourceKind = Literal["collector", "metrics", "jaeger", "tempo"]
 TracingServiceName = Literal["APP_LABEL_AND_NAMESPACE", "CANONICAL_NAME_ONLY", "CANONICAL_NAME_AND_NAMESPACE"]
 _DURATION_RE = re.compile(r"^\d+(\.\d+)?(ms|s|m|h)$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+CONTEXT_HINT = ("name the kube context this environment runs against, e.g. cluster: {context: kind-kind} "
+                "(`kubectl config get-contexts` lists them); the kit never runs against whichever context "
+                "happens to be current")
 
 
 class _Model(BaseModel):
@@ -49,13 +55,34 @@ def _dns_label(v: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]  # a Kubernetes name (namespace, Service, Secret…)
 
 
-class ClusterParams(_Model):
-    """How to reach the cluster: kubeconfig, context and the ``istioctl``/``kubectl`` executables."""
+def _dns_subdomain(v: str) -> str:
+    if not _DNS_SUBDOMAIN_RE.match(v) or len(v) > 253:
+        raise ValueError(f"{v!r} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', "
+                         "at most 253)")
+    return v
 
-    kubeconfig: str | None = None  # None: the client's default (KUBECONFIG, ~/.kube/config, in-cluster)
-    context: str | None = None
+
+DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]  # an object name that may hold dots (Gateway…)
+
+
+class ClusterParams(_Model):
+    """How to reach the cluster: kubeconfig, context and the ``istioctl``/``kubectl`` executables.
+
+    The context is required: an environment names its cluster, so a run never lands on whatever context
+    the kubeconfig happens to have as current.
+    """
+
+    kubeconfig: str | None = None  # None: the client's default (KUBECONFIG, else ~/.kube/config)
+    context: str = Field(min_length=1)
     istioctl: str = "istioctl"
     kubectl: str = "kubectl"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _context_named(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("context"):
+            raise ValueError(f"context is required: {CONTEXT_HINT}")
+        return data
 
 
 class LabParams(_Model):
@@ -119,7 +146,7 @@ class ProviderParams(_Model):
     port: int = Field(default=4317, ge=1, le=65535)
     http: ProviderHttp = Field(default_factory=ProviderHttp)  # used when protocol is http
     grpc: ProviderGrpc | None = None  # rendered only when set (Istio 1.24+)
-    resource_detectors: list[Literal["environment", "dynatrace"]] = Field(default_factory=lambda: ["environment"])
+    resource_detectors: list[ResourceDetector] = Field(default_factory=lambda: list[ResourceDetector](["environment"]))
     max_tag_length: int | None = Field(default=None, ge=1)
 
 
@@ -212,13 +239,13 @@ class BookinfoParams(_Model):
 class GatewayParams(_Model):
     """Gateway and VirtualService exposing Bookinfo."""
 
-    namespace: str = "default"
-    name: str = "bookinfo-gateway"
-    virtual_service: str = "bookinfo"
+    namespace: DnsLabel = "default"
+    name: DnsSubdomain = "bookinfo-gateway"
+    virtual_service: DnsSubdomain = "bookinfo"
     selector: dict[str, str] = Field(default_factory=lambda: {"istio": "ingressgateway"})
     port: int = Field(default=80, ge=1, le=65535)
-    ingress_service: str = "istio-ingressgateway"
-    ingress_namespace: str = "istio-system"
+    ingress_service: DnsLabel = "istio-ingressgateway"
+    ingress_namespace: DnsLabel = "istio-system"
 
 
 class TrafficParams(_Model):
@@ -269,9 +296,7 @@ class TempoParams(QueryApiParams):
 class TracesParams(_Model):
     """Where traces are read from."""
 
-    sources: list[Literal["collector", "metrics", "jaeger", "tempo"]] = Field(
-        default_factory=lambda: ["collector", "metrics"]
-    )
+    sources: list[TraceSourceKind] = Field(default_factory=lambda: list[TraceSourceKind](["collector", "metrics"]))
     jaeger: JaegerParams | None = None
     tempo: TempoParams | None = None
 
@@ -289,7 +314,7 @@ class Params(_Model):
     name: str
     description: str = ""
     drill: str | None = None  # set in drill files: the mistake this environment makes on purpose
-    cluster: ClusterParams = Field(default_factory=ClusterParams)
+    cluster: ClusterParams   # required: see ClusterParams
     lab: LabParams | None = None
     istio: IstioParams = Field(default_factory=IstioParams)
     telemetry: TelemetryParams = Field(default_factory=TelemetryParams)
@@ -302,6 +327,13 @@ class Params(_Model):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_named(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("cluster") is None:
+            data = {**data, "cluster": {}}   # so the error says what to name, not just "field required"
+        return data
 
     @model_validator(mode="after")
     def _collector_log_needs_detail(self) -> Params:

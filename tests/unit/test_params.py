@@ -106,11 +106,12 @@ def test_bad_file_names_file_field_value_and_allowed(root, text, path, value, al
 
 @pytest.mark.parametrize("verbosity", ["basic", "normal"])
 def test_collector_log_source_refuses_a_verbosity_without_span_detail(root, verbosity):
-    env = write(root, "terse", f"name: terse\ncollector: {{verbosity: {verbosity}}}\n")
+    env = write(root, "terse", f"name: terse\ncluster: {{context: test}}\ncollector: {{verbosity: {verbosity}}}\n")
     with pytest.raises(ParamsError) as ei:
         load_params(env, root=root)
     msg = str(ei.value)
     assert "params/terse.yaml" in msg and f"collector.verbosity {verbosity!r}" in msg and "'detailed'" in msg
+    assert "'name': 'terse'" not in msg and "{" not in msg.split(":", 1)[1], "no echo of the merged params"
     ok = load_params(env, ["traces.sources=[metrics]"], root=root)  # nothing reads the log: allowed
     assert ok.collector.verbosity == verbosity
 
@@ -263,3 +264,75 @@ def test_local_cluster_envs_match_the_jaeger_manifest_the_readme_applies(env):
     qname, qport = rest.split(":")
     assert int(qport) in ports[(qns, qname)]
     assert ns == p.collector.namespace  # one namespace for the collector and its backend, as the manifest makes
+
+
+# -- an environment names its cluster ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "name: bare\n", "name: x\ncluster: {kubeconfig: ~/.kube/config}\n",
+                                  "name: x\ncluster: {context: null}\n", "name: x\ncluster: {context: ''}\n"],
+                         ids=["empty-file", "no-cluster", "no-context", "null-context", "empty-context"])
+def test_an_environment_that_does_not_name_its_context_is_refused(root, text):
+    env = write(root, "anon", text)
+    with pytest.raises(ParamsError, match=r"params/anon.yaml.*cluster.*context is required.*get-contexts"):
+        load_params(env, root=root)
+
+
+def test_naming_the_context_is_enough(root):
+    p = load_params(write(root, "named", "cluster: {context: kind-kind}\n"), root=root)
+    assert p.cluster.context == "kind-kind" and p.cluster.kubeconfig is None and p.name == "named"
+
+
+@pytest.mark.parametrize("env", ["lab", "kind", "minikube", "ack"])
+def test_every_cluster_env_names_its_context(env):
+    assert load_params(env, root=ROOT).cluster.context
+
+
+# -- overrides keep what the user typed for text fields ---------------------------------------------------------------
+@pytest.mark.parametrize("typed, want", [("1.24", "1.24"), ("1.20", "1.20"), ("1.25.2", "1.25.2")])
+def test_a_version_override_keeps_the_text_typed(typed, want):
+    assert load_params("lab", [f"istio.version={typed}"], root=ROOT).istio.version == want
+
+
+def test_typed_overrides_still_parse_as_yaml_for_other_fields():
+    p = load_params("lab", ["traffic.requests=5", "telemetry.sampling=12.5", "telemetry.provider=null",
+                            "bookinfo.image_tag=1.20"], root=ROOT)
+    assert (p.traffic.requests, p.telemetry.sampling, p.telemetry.provider) == (5, 12.5, None)
+    assert p.bookinfo.image_tag == "1.20"
+
+
+def test_a_number_where_a_file_wants_text_says_to_quote_it(root):
+    env = write(root, "ver", "extends: lab\nistio: {version: 1.20}\n")
+    with pytest.raises(ParamsError, match=r"istio.version: 1.2 is not allowed.*put the value in quotes"):
+        load_params(env, root=root)
+
+
+# -- the gateway's Kubernetes names -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("name", "''"), ("namespace", "''"), ("name", "Bookinfo_GW"),
+                                          ("namespace", "my.ns"), ("ingress_namespace", "''"),
+                                          ("ingress_service", "-gw"), ("virtual_service", "''")])
+def test_gateway_names_must_be_kubernetes_names(field, value):
+    with pytest.raises(ParamsError, match=rf"gateway.{field}.*not a Kubernetes"):
+        load_params("lab", [f"gateway.{field}={value}"], root=ROOT)
+
+
+def test_a_gateway_object_name_may_hold_dots():
+    assert load_params("lab", ["gateway.name=bookinfo.gateway"], root=ROOT).gateway.name == "bookinfo.gateway"
+
+
+# -- messages ---------------------------------------------------------------------------------------------------------
+def test_extends_of_a_missing_env_names_the_file_with_the_extends_line(root):
+    write(root, "child", "name: child\nextends: lab-missing\n")
+    write(root, "grandchild", "extends: child\n")
+    with pytest.raises(ParamsError) as ei:
+        load_params("grandchild", root=root)
+    msg = str(ei.value)
+    assert msg.startswith("params/child.yaml: extends: lab-missing: no params file params/lab-missing.yaml")
+    assert "available environments: " in msg and "lab" in msg
+
+
+def test_a_cross_field_error_does_not_print_the_merged_params(root):
+    env = write(root, "x", "extends: lab\ncollector: {verbosity: basic}\n")
+    with pytest.raises(ParamsError) as ei:
+        load_params(env, root=root)
+    msg = str(ei.value)
+    assert "collector.verbosity 'basic'" in msg
+    assert "otel-backend" not in msg and "'istio'" not in msg and len(msg) < 400
