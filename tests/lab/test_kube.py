@@ -190,7 +190,6 @@ def test_a_client_key_in_the_kubeconfig_is_used_and_never_written_to_disk(lab, t
     from pathlib import Path
 
     import yaml
-
     from tests.unit.test_kube_credentials import _key_and_cert, holders
 
     key, cert = _key_and_cert()
