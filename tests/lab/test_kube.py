@@ -204,3 +204,15 @@ def test_a_client_key_in_the_kubeconfig_is_used_and_never_written_to_disk(lab, t
     k = connect(str(path), "meshlab")
     assert k.list("v1", "Namespace")
     assert set(holders(tmp, key, ca)) - before == set()
+
+
+def test_07_pod_checks_on_an_empty_namespace_fail_with_verdicts(lab, namespace):
+    """07 on a namespace with no pods: every pods.* check gives a verdict (no AttributeError on the empty table)."""
+    from meshtrace.stages.verify import pod_checks
+
+    st = lab.stage("07_verify", f"bookinfo.namespace={namespace}", f"collector.namespace={namespace}")
+    frame = pod_checks(st)
+    assert len(frame[frame.namespace == namespace]) == 0
+    statuses = {c.id: c.status for c in st.checks.checks}
+    assert statuses["pods.sidecar-injected"] == "fail" and statuses["pods.collector-ready"] == "fail"
+    assert statuses["pods.bookinfo-available"] == "fail" and statuses["pods.collector-not-injected"] == "pass"

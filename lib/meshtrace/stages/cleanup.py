@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshtrace.errors import ClusterError, MeshtraceError, WaitTimeout
+from meshtrace.errors import MeshtraceError, NotServed, WaitTimeout
 from meshtrace.manifests import render_bookinfo, render_gateway, render_telemetry
 from meshtrace.manifests.common import meta
 from meshtrace.runbook import Stage
@@ -85,7 +85,7 @@ def remaining(st: Stage, objs: list[dict[str, Any]]) -> list[str]:
         m = obj["metadata"]
         try:
             kube.resource(obj["apiVersion"], obj["kind"])
-        except ClusterError:
+        except NotServed:
             continue
         try:
             live = kube.get(obj["apiVersion"], obj["kind"], m["name"], m.get("namespace"))
