@@ -6,6 +6,8 @@ each ``*-data`` field is decoded into an anonymous in-memory file (``memfd_creat
 system, gone when the process ends, however it ends), and the kubeconfig hands the client that file's
 ``/proc/self/fd/N`` path instead. The client and urllib3 read it as an ordinary file whenever they open a
 connection. Paths a kubeconfig already names (``certificate-authority: /etc/…``) are left as they are.
+Where there are no such files (not Linux, or no /proc), the client's own loader is used unchanged; so it is for
+client certificates that an ``exec`` credential plugin returns at run time.
 
 Example::
 
@@ -53,6 +55,11 @@ def in_memory_file(content: bytes) -> str:
         return path
 
 
+def in_memory_files_work() -> bool:
+    """Whether this platform has anonymous in-memory files reachable by path (Linux with /proc mounted)."""
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
 def _replace_data(entry: Any, fields: tuple[tuple[str, str], ...]) -> None:
     """In one cluster or user mapping, turn each ``<x>-data`` into ``<x>: <in-memory file>``."""
     if not isinstance(entry, dict):
@@ -93,8 +100,8 @@ def load_client(kubeconfig: str | None, context: str) -> Any:
     merger = KubeConfigMerger(os.path.expanduser(kubeconfig or KUBE_CONFIG_DEFAULT_LOCATION))
     if merger.config is None:
         raise ConfigException("Invalid kube-config file. No configuration found.")
-    if hasattr(os, "memfd_create"):
-        _without_data(merger.config)
+    if in_memory_files_work():
+        _without_data(merger.config)   # else (not Linux, no /proc) the client's own temp files, as before
     loader = KubeConfigLoader(config_dict=merger.config, active_context=context, config_base_path=None)
     configuration = type.__call__(Configuration)
     loader.load_and_set(configuration)
