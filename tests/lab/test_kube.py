@@ -139,7 +139,9 @@ def test_istioctl_against_the_lab(lab):
     with pytest.raises(ClusterError, match="istioctl no-such-command failed"):
         run_istioctl(lab.istioctl, ["no-such-command"], lab.kubeconfig, "meshlab", timeout=60)
     with pytest.raises(ClusterError, match="not executable"):
-        run_istioctl(str(lab.state_dir / "bin" / "nope"), ["version"])
+        run_istioctl(str(lab.state_dir / "bin" / "nope"), ["version"], lab.kubeconfig, "meshlab")
+    with pytest.raises(ClusterError, match="no context named"):
+        run_istioctl(lab.istioctl, ["version"], lab.kubeconfig, None)
 
 
 def test_wait_for_sees_a_change_made_after_the_list(kube, namespace):

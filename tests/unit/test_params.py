@@ -336,3 +336,16 @@ def test_a_cross_field_error_does_not_print_the_merged_params(root):
     msg = str(ei.value)
     assert "collector.verbosity 'basic'" in msg
     assert "otel-backend" not in msg and "'istio'" not in msg and len(msg) < 400
+
+
+def test_a_run_of_an_empty_params_file_is_refused_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+
+    env = tmp_path / "empty.yaml"
+    env.write_text("")
+    runs = tmp_path / "runs"
+    cp = subprocess.run([sys.executable, "-m", "meshtrace", "run", "--env", str(env), "--runs-dir", str(runs)],
+                        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert cp.returncode != 0 and "context is required" in cp.stdout + cp.stderr
+    assert not runs.exists(), "nothing ran: no run folder"

@@ -15,16 +15,20 @@ from ..errors import ClusterError
 def run_istioctl(
     istioctl: str | Path,
     args: list[str],
-    kubeconfig: str | Path | None = None,
-    context: str | None = None,
+    kubeconfig: str | Path | None,
+    context: str | None,
     input: str | None = None,
     timeout: float = 600.0,
 ) -> str:
     """Run ``istioctl <args> --kubeconfig … --context …`` and return its stdout.
 
-    Raises ClusterError with stderr when it fails, is missing or runs out of time.
+    The context must be named (as for :func:`meshtrace.kube.connect`): istioctl never falls back to the
+    kubeconfig's current context. Raises ClusterError with stderr when it fails, is missing or runs out of time.
     Example: ``run_istioctl(path, ["install", "-y", "-f", "-"], kubeconfig, "meshlab", input=operator_yaml)``.
     """
+    if not context:
+        raise ClusterError(f"istioctl {' '.join(args)}: no context named; the kit does not fall back to the "
+                           "kubeconfig's current context. Name it in params as cluster.context")
     exe = str(istioctl)
     if os.sep not in exe and not shutil.which(exe):
         raise ClusterError(f"istioctl {exe!r} is not on PATH; install istioctl or set cluster.istioctl in params")
@@ -62,7 +66,7 @@ def parse_istioctl_version(text: str) -> dict[str, Any]:
 
 
 def istioctl_version(
-    istioctl: str | Path, kubeconfig: str | Path | None = None, context: str | None = None, remote: bool = True
+    istioctl: str | Path, kubeconfig: str | Path | None, context: str | None, remote: bool = True
 ) -> dict[str, Any]:
     """The istioctl client version and the control plane versions (empty when Istio is not installed).
 
