@@ -74,12 +74,15 @@ def _replace_data(entry: Any, fields: tuple[tuple[str, str], ...]) -> None:
 
 
 def _without_data(merged: Any) -> None:
-    """Rewrite the merged kubeconfig's ``*-data`` fields in place (on copies of the parsed file's entries)."""
+    """Rewrite the merged kubeconfig's ``*-data`` fields in place. An entry that has any is replaced by a copy,
+    so the parsed files (which the client writes back when it refreshes an auth-provider token) keep theirs."""
     for section, inner, fields in (("clusters", "cluster", _CLUSTER_FIELDS), ("users", "user", _USER_FIELDS)):
         items = merged.value.get(section) or []
         for i, item in enumerate(items):
-            node_value = item.value if hasattr(item, "value") else item
-            body = copy.deepcopy(node_value)   # the merger shares these dicts with what it would save back
+            value = item.value if hasattr(item, "value") else item
+            if not any((value.get(inner) or {}).get(data) for _, data in fields):
+                continue
+            body = copy.deepcopy(value)
             _replace_data(body.get(inner), fields)
             if hasattr(item, "value"):
                 item.value = body
@@ -102,7 +105,8 @@ def load_client(kubeconfig: str | None, context: str) -> Any:
         raise ConfigException("Invalid kube-config file. No configuration found.")
     if in_memory_files_work():
         _without_data(merger.config)   # else (not Linux, no /proc) the client's own temp files, as before
-    loader = KubeConfigLoader(config_dict=merger.config, active_context=context, config_base_path=None)
+    loader = KubeConfigLoader(config_dict=merger.config, active_context=context, config_base_path=None,
+                              config_persister=merger.save_changes)   # as the client's own loader does
     configuration = type.__call__(Configuration)
     loader.load_and_set(configuration)
     return ApiClient(configuration=configuration)
