@@ -14,7 +14,7 @@ import json
 
 from ..errors import ClusterError, Forbidden, NotServed
 
-__all__ = ["ClusterError", "Forbidden", "NotServed", "api_error"]
+__all__ = ["ClusterError", "Forbidden", "NotServed", "api_error", "not_served"]
 
 _HINTS = {
     401: "the credentials in the kubeconfig were refused; refresh the kubeconfig or its token",
