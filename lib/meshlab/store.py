@@ -116,6 +116,33 @@ def compile_selector(
     return lambda labels: all(t(labels) for t in tests)
 
 
+def compile_fields(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate over objects from a field selector (``a.b=c``, ``a.b==c``, ``a.b!=c``).
+
+    >>> compile_fields("metadata.name=x")({"metadata": {"name": "x"}})
+    True
+    """
+    if not selector:
+        return lambda o: True
+    tests = []
+    for term in selector.split(","):
+        term = term.strip()
+        if not term:
+            continue
+        neg = "!=" in term
+        path, _, value = term.replace("==", "=").partition("!=" if neg else "=")
+        keys = path.strip().split(".")
+
+        def get(o: dict[str, Any], keys: list[str] = keys) -> str:
+            cur: Any = o
+            for k in keys:
+                cur = cur.get(k) if isinstance(cur, dict) else None
+            return "" if cur is None else str(cur)
+
+        tests.append((get, value.strip(), neg))
+    return lambda o: all((g(o) != v) if n else (g(o) == v) for g, v, n in tests)
+
+
 def match_label_selector(sel: Obj | None, labels: dict[str, str]) -> bool:
     """Whether ``labels`` match a LabelSelector object (``matchLabels`` + ``matchExpressions``)."""
     if not sel:

@@ -172,7 +172,7 @@ def test_jaeger_query_shapes(lab_backend):
 
 
 def test_store_is_bounded():
-    from meshlab.backend_store import SpanStore
+    from meshlab.backend.store import SpanStore
     store = SpanStore(max_spans=4)
     store.add(bookinfo_trace())
     req = bookinfo_trace()

@@ -8,8 +8,8 @@ import random
 import re
 from typing import Any
 
+from meshlab.apiserver import injection
 from meshlab.apiserver.errors import ApiError, invalid
-from meshlab.controllers import injection
 from meshlab.resources import Resource
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -11,12 +11,14 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from meshlab.gotime import go_duration
+from meshlab.otlp import BindError, GrpcTraceServer, HttpServer, otlp_http_app, stop_all
+
 from . import exporters as X
 from . import versions as V
 from .config import Batch, CollectorConfig, ConfigError, find_config_path, parse
 from .metrics import Metrics
 from .pipeline import BatchProcessor, FanOut, Passthrough, span_count
-from .receivers import BindError, GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 from .zaplog import Logger, go_log_time
 
 EXPOSURE_DOC = ("https://github.com/open-telemetry/opentelemetry-collector/blob/main/docs/"
@@ -31,20 +33,6 @@ def _crash(message: str) -> Exception:
     return ContainerCrash(message)
 
 
-def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for a non-negative duration."""
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:.6f}".rstrip("0").rstrip(".") + "ms" if ms >= 1 else f"{seconds * 1e6:.3f}".rstrip(
-            "0").rstrip(".") + "µs"
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    sec = f"{s:.9f}".rstrip("0").rstrip(".") + "s"
-    if h:
-        return f"{int(h)}h{int(m)}m{sec}"
-    if m:
-        return f"{int(m)}m{sec}"
-    return sec
 
 
 def _attr(obj: Any, name: str, default: Any = None) -> Any:

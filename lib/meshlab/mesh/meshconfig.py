@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from meshlab import gotime
 from meshlab.mesh.spans import at_least
 
 DEFAULT_SAMPLING = 1.0
@@ -64,11 +65,11 @@ def parse_duration(value: object, default: float) -> float:
         return default
     if isinstance(value, (int, float)):
         return float(value)
-    m = re.fullmatch(r"\s*([\d.]+)\s*(ms|s|m|h)?\s*", str(value))
-    if not m:
-        raise MeshConfigError(f"bad duration {value!r}")
-    n = float(m.group(1))
-    return n * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
+    text = str(value).replace(" ", "")
+    try:
+        return float(text) if re.fullmatch(r"[\d.]+", text) else gotime.parse_duration(text)
+    except ValueError:
+        raise MeshConfigError(f"bad duration {value!r}") from None
 
 
 def _pairs(items: object, where: str) -> list[tuple[str, str]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,8 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshlab.istio_install import (
+from meshlab import gotime
+from meshlab.istioctl.install import (
     COMPONENT_DONE,
     InstallError,
     Kube,
@@ -37,8 +37,8 @@ from meshlab.istio_install import (
     uninstall,
     wait_available,
 )
-from meshlab.istio_manifest import namespace_of, render_components, render_install
-from meshlab.istio_operator import (
+from meshlab.istioctl.manifest import namespace_of, render_components, render_install
+from meshlab.istioctl.operator import (
     IstioOperatorError,
     Version,
     apply_set_flags,
@@ -113,11 +113,10 @@ def _build_info_text(info: dict[str, str]) -> str:
 
 def parse_duration(text: str) -> float:
     """Go duration → seconds. Example: ``parse_duration("5m0s") == 300.0``."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise UsageError(f'invalid duration "{text}"')
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(a) * scale[b] for a, b in parts)
+    try:
+        return gotime.parse_duration(text)
+    except ValueError:
+        raise UsageError(f'invalid duration "{text}"') from None
 
 
 def _bool_flag(value: str) -> bool:
@@ -371,6 +370,3 @@ def main(argv: list[str] | None = None) -> int:
 def _available(version: Version) -> list[str]:
     return [c for c in COMMANDS if not (c == "verify-install" and version >= (1, 24, 0))]
 
-
-if __name__ == "__main__":
-    sys.exit(main())

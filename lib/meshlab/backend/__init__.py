@@ -23,10 +23,11 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .backend_query import query_app
-from .backend_store import SpanStore
-from .backend_tempo import tempo_app
-from .collector.receivers import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
+from meshlab.otlp import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
+
+from .jaeger import query_app
+from .store import SpanStore
+from .tempo import tempo_app
 
 DEFAULT_TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
 OTLP_GRPC_PORT = 4317

@@ -21,9 +21,10 @@ from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
-from .backend_store import KINDS, SpanStore, StoredSpan
-from .collector.config import parse_duration
-from .collector.textformat import value_as_string
+from meshlab.collector.config import parse_duration
+from meshlab.otlp import value_as_string
+
+from .store import KINDS, SpanStore, StoredSpan
 
 DEFAULT_LIMIT = 20
 DEFAULT_SPSS = 3

@@ -20,8 +20,9 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from meshlab.istio_manifest import namespace_of, render_components, render_record
-from meshlab.istio_operator import Version
+from meshlab.gotime import go_duration
+from meshlab.istioctl.manifest import namespace_of, render_components, render_record
+from meshlab.istioctl.operator import Version
 
 FIELD_MANAGER = "istioctl"
 
@@ -143,7 +144,7 @@ def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[st
                 except InstallError as exc:
                     raise InstallError(
                         f"{name} encountered an error: failed to wait for resource: resources not ready after "
-                        f"{_go_duration(timeout)}: context deadline exceeded\n  {exc}"
+                        f"{go_duration(timeout)}: context deadline exceeded\n  {exc}"
                     ) from exc
         out(COMPONENT_DONE[component])
     record = render_record(iop, version)
@@ -155,12 +156,6 @@ def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[st
     out("✔ Installation complete")
 
 
-def _go_duration(seconds: float) -> str:
-    """Seconds as Go prints a duration: ``300`` → ``5m0s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _available(dep: client.V1Deployment | None) -> tuple[bool, str]:
