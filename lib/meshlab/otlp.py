@@ -24,6 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from meshlab.errors import MeshlabError
+
 TraceHandler = Callable[[ExportTraceServiceRequest, str], None]
 # (method, path, headers, body) -> (status, content type, body, extra headers)
 HttpHandler = Callable[[str, str, dict, bytes], "tuple[int, str, bytes, dict]"]
@@ -31,7 +33,7 @@ HttpHandler = Callable[[str, str, dict, bytes], "tuple[int, str, bytes, dict]"]
 _ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 
 
-class BindError(Exception):
+class BindError(MeshlabError):
     """The address could not be bound; ``str()`` is Go's ``listen tcp`` error."""
 
 

@@ -14,11 +14,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from meshlab.errors import MeshlabError
+
 Obj = dict[str, Any]
 Subscriber = Callable[[str, str, Obj], None]
 
 
-class StoreError(Exception):
+class StoreError(MeshlabError):
     """Base of the store's errors."""
 
 

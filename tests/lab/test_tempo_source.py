@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunningLab, start_lab, stop_lab
 from tests.faults import kit
-from tests.lab.conftest import eventually
 
+from meshlab.testing import RunningLab, eventually, start_lab, stop_lab
 from meshtrace.runbook import Stage
 from meshtrace.stages import verify
 from meshtrace.stages.diagnose_facts import collector_pods, traces_of_run

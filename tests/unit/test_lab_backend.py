@@ -16,24 +16,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from meshlab.backend import ROTATED_TOKEN_FILE, Backend, backend_host
-from meshlab.faults import Faults
+from meshlab.testing import MiniLab
 
 TOKEN = f"tok-{random.getrandbits(32):08x}"
 ENV = "MESHTRACE_TEST_BACKEND_TOKEN"
 T0 = 1_700_000_000_000_000_000
 
 
-class Lab:
-    def __init__(self, state_dir):
-        self.faults = Faults()
-        self.state_dir = state_dir
-        self.config = type("C", (), {"backend_token_env": ENV})()
-
-
 @pytest.fixture
 def lab_backend(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV, TOKEN)
-    lab = Lab(tmp_path)
+    lab = MiniLab(block=253, state_dir=tmp_path, backend_token_env=ENV)
     b = Backend(lab, host=f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.3")
     b.start()
     yield lab, b
@@ -183,10 +176,8 @@ def test_store_is_bounded():
 
 
 def test_backend_host_from_the_lab_network():
-    net = type("N", (), {"backend_ip": "127.12.0.3"})()
-    assert backend_host(type("L", (), {"network": net})()) == "127.12.0.3"
-    cfg = type("C", (), {"block": 14})()
-    assert backend_host(type("L", (), {"config": cfg, "network": None})()) == "127.14.0.3"
+    assert backend_host(MiniLab(block=12)) == "127.12.0.3"
+    assert backend_host(MiniLab(block=14)) == "127.14.0.3"
 
 
 # -- the Tempo API on 3200 --------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def selected(api: Api, req: Request, t: Target) -> list[dict[str, Any]]:
 def list_objects(api: Api, req: Request, t: Target) -> Response:
     with api.store.lock:
         rv = str(api.store.resource_version)
-        items = selected(req, t)
+        items = selected(api, req, t)
     if api.wants_table(req):
         return Response(200, tables.table(t.res, items, rv, req.q("includeObject", "Metadata") or "Metadata"))
     return Response(200, {"kind": t.res.list_kind, "apiVersion": t.res.api_version(t.version),
@@ -98,7 +98,7 @@ def update(api: Api, req: Request, t: Target) -> Response:
                                    keep_status=t.sub != "status")
     new["metadata"]["resourceVersion"] = (body.get("metadata") or {}).get("resourceVersion") or \
         old["metadata"]["resourceVersion"]
-    return _write(req, t, new, check_rv=True)
+    return _write(api, req, t, new, check_rv=True)
 
 
 def patch(api: Api, req: Request, t: Target) -> Response:
@@ -149,7 +149,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
     new = admission.prepare_update(api.lab, t.res, patched, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
     new["metadata"]["resourceVersion"] = rv_given or old["metadata"]["resourceVersion"]
-    return _write(req, t, new, check_rv=bool(rv_given))
+    return _write(api, req, t, new, check_rv=bool(rv_given))
 
 
 def delete(api: Api, req: Request, t: Target) -> Response:
@@ -180,7 +180,7 @@ def delete(api: Api, req: Request, t: Target) -> Response:
 
 def delete_collection(api: Api, req: Request, t: Target) -> Response:
     api.authorize("deletecollection", t)
-    items = selected(req, t)
+    items = selected(api, req, t)
     if not api.dry_run(req):
         for o in items:
             api.store.delete(t.res.key, o["metadata"].get("namespace"), o["metadata"]["name"])

@@ -15,7 +15,7 @@ from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError
 from meshlab.apiserver.patch import json_patch, merge_patch
 from meshlab.apiserver.server import Request, Response
-from meshlab.faults import FaultError, parse
+from meshlab.faults import KNOWN, FaultError, parse
 
 if TYPE_CHECKING:
     from meshlab.apiserver.routing import Api, Target
@@ -183,7 +183,7 @@ def admin(api: Api, req: Request, segs: list[str]) -> Response:
             name, value = parse(str(text))
             faults.set(name, value)
         elif req.method == "DELETE" and len(segs) == 2:
-            if not faults.clear(segs[1]):
+            if segs[1] not in KNOWN or not faults.clear(segs[1]):
                 raise ApiError(404, f"fault {segs[1]} is not set", "NotFound")
         else:
             raise ApiError(405, "method not allowed", "MethodNotAllowed")

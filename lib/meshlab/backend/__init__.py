@@ -19,54 +19,39 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from meshlab.context import DEFAULT_TOKEN_ENV
+from meshlab.faults import Fault
 from meshlab.otlp import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 
 from .jaeger import query_app
 from .store import SpanStore
 from .tempo import tempo_app
 
-DEFAULT_TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
+
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 QUERY_PORT = 16686
 TEMPO_PORT = 3200
 TOKEN_HEADER = "authentication"
-ROTATED_FAULT = "backend-token-rotated"
+ROTATED_FAULT = Fault.BACKEND_TOKEN_ROTATED
 ROTATED_TOKEN_FILE = "backend-token.rotated"
 
 
-def _lab_value(lab: Any, *names: str) -> Any:
-    for holder in (getattr(lab, "network", None), getattr(lab, "config", None), lab):
-        if holder is None:
-            continue
-        for name in names:
-            value = holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
-            if callable(value):
-                value = value()
-            if value:
-                return value
-    return None
-
-
-def backend_host(lab: Any) -> str:
-    """The backend's loopback address, ``127.B.0.3``, from the lab's network plan or its block."""
-    host = _lab_value(lab, "backend_ip", "backend_address", "backend_host")
-    if host:
-        return str(host)
-    block = _lab_value(lab, "block")
-    if block is None:
-        raise ValueError("the lab exposes neither a backend address nor its loopback block")
-    return f"127.{int(block)}.0.3"
+def backend_host(lab: LabContext) -> str:
+    """The backend's loopback address, ``127.B.0.3``, from the lab's network plan."""
+    return lab.network.backend_ip
 
 
 class Backend:
     """The managed OTLP backend. ``Backend(lab).start()``; ``stop()`` closes its four servers."""
 
-    def __init__(self, lab: Any, host: str | None = None, max_spans: int = 200_000,
+    def __init__(self, lab: LabContext, host: str | None = None, max_spans: int = 200_000,
                  ports: tuple[int, int, int] = (OTLP_GRPC_PORT, OTLP_HTTP_PORT, QUERY_PORT),
                  tempo_port: int = TEMPO_PORT):
         self.lab = lab
@@ -83,7 +68,7 @@ class Backend:
 
     @property
     def token_env(self) -> str:
-        return str(_lab_value(self.lab, "backend_token_env") or DEFAULT_TOKEN_ENV)
+        return self.lab.config.backend_token_env or DEFAULT_TOKEN_ENV
 
     @property
     def urls(self) -> dict[str, str]:
@@ -94,18 +79,16 @@ class Backend:
 
     def start(self) -> None:
         """Take the token's hash (the lab's, or hashed from the environment now) and open the servers."""
-        known = getattr(self.lab, "backend_token_sha256", None)
-        if isinstance(known, str) and len(known) == 64:
+        known = self.lab.backend_token_sha256
+        if known is not None:
             self._token_sha = bytes.fromhex(known)
         else:
             token = os.environ.get(self.token_env)
             self._token_sha = hashlib.sha256(token.encode()).digest() if token else None
             del token
-        faults = getattr(self.lab, "faults", None)
-        if faults is not None:
-            faults.on_change(self._on_fault)
-            if faults.active(ROTATED_FAULT):
-                self._rotate(True)
+        self.lab.faults.on_change(self._on_fault)
+        if self.lab.faults.active(ROTATED_FAULT):
+            self._rotate(True)
         g, h, q = self.ports
         servers = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
                    HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
@@ -123,13 +106,12 @@ class Backend:
         """Close the servers (stored spans stay readable in memory)."""
         stop_all(self._servers)
 
-    def _on_fault(self, name: str, active: bool) -> None:
+    def _on_fault(self, name: Fault, active: bool) -> None:
         if name == ROTATED_FAULT:
             self._rotate(active)
 
-    def _rotated_file(self) -> Path | None:
-        state = _lab_value(self.lab, "state_dir")
-        return Path(state) / ROTATED_TOKEN_FILE if state else None
+    def _rotated_file(self) -> Path:
+        return Path(self.lab.state_dir) / ROTATED_TOKEN_FILE
 
     def _rotate(self, on: bool) -> None:
         """Issue a new token (only it is accepted from now on), or go back to the original one."""
@@ -137,16 +119,14 @@ class Backend:
         if not on:
             with self._lock:
                 self._rotated_sha = None
-            if path is not None:
-                path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             return
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._rotated_sha = hashlib.sha256(token.encode()).digest()
-        if path is not None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(token)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
         del token
 
     def _authorize(self, headers: dict) -> str | None:

@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
 from meshlab.collector.config import parse_duration
+from meshlab.errors import MeshlabError
 from meshlab.otlp import value_as_string
 
 from .store import KINDS, SpanStore, StoredSpan
@@ -32,7 +33,7 @@ NO_ROOT = "<root span not yet received>"
 _LOGFMT = re.compile(r'\s*([^\s=]+)=(?:"((?:[^"\\]|\\.)*)"|(\S*))')
 
 
-class BadRequest(ValueError):
+class BadRequest(MeshlabError, ValueError):
     """A query Tempo refuses with 400."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from meshlab import gotime
+from meshlab.errors import MeshlabError
 
 from . import versions as V
 from .versions import Version
@@ -30,7 +31,7 @@ _KEYS = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(MeshlabError):
     """A config the real collector refuses; ``str()`` is its error text after ``Error: ``."""
 
 

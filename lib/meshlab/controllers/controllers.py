@@ -7,7 +7,12 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from meshlab.faults import Fault
+
+if TYPE_CHECKING:
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.controllers")
 
@@ -19,7 +24,7 @@ class Controllers:
 
     TICK = 0.25
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         from meshlab.controllers.kubelet import Kubelet
         from meshlab.controllers.services import ServiceController
         from meshlab.controllers.workloads import Workloads
@@ -91,8 +96,8 @@ class Controllers:
         self._thread.start()
         self.kick_after(self.TICK, "tick", None, "")
 
-    def _fault_changed(self, name: str, on: bool) -> None:
-        if name == "collector-scaled-to-zero":
+    def _fault_changed(self, name: Fault, on: bool) -> None:
+        if name is Fault.COLLECTOR_SCALED_TO_ZERO:
             self.kick("collector-fault", None, "on" if on else "off")
 
     def _tick(self, _ns: str | None, _name: str) -> None:

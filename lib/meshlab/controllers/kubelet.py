@@ -14,10 +14,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.runtime.probes import TIME_SCALE, Prober, Worker
 from meshlab.store import NotFound, now_iso
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.kubelet")
 NODE = "meshlab"
@@ -55,12 +59,12 @@ class PodRecord:
 class Kubelet:
     """Runs the lab's single node."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], PodRecord] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet")
-        self.prober = Prober(float(getattr(lab.config, "probe_time_scale", TIME_SCALE)))
+        self.prober = Prober(lab.config.probe_time_scale or TIME_SCALE)
 
     @property
     def delay(self) -> float:

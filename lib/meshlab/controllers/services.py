@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.controllers.forwarder import TcpForwarder
 from meshlab.network import NODE_IP
 from meshlab.store import AlreadyExists, NotFound
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.services")
 
@@ -33,7 +37,7 @@ def target_port(pod: dict[str, Any], sport: dict[str, Any]) -> int | None:
 class ServiceController:
     """Keeps Endpoints and the host-side listeners of every Service in line with the store."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._lock = threading.Lock()
         self._node: dict[tuple[str, str], dict[int, TcpForwarder]] = {}

@@ -7,12 +7,17 @@ import hashlib
 import json
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.apiserver import admission
 from meshlab.apiserver.errors import ApiError
+from meshlab.faults import Fault
 from meshlab.runtime.images import image_path
 from meshlab.store import AlreadyExists, NotFound, now_iso
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.controllers")
 
@@ -66,7 +71,7 @@ def is_collector(template: dict[str, Any]) -> bool:
 class Workloads:
     """Reconcilers for Deployments, ReplicaSets, owner garbage collection and namespace deletion."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._collector_scaled: set[str] = set()
 
@@ -263,7 +268,7 @@ class Workloads:
 
     # -- fault: collector scaled to zero ---------------------------------------------------------------
     def _collector_fault(self, d: dict[str, Any]) -> bool:
-        if not self.lab.faults.active("collector-scaled-to-zero"):
+        if not self.lab.faults.active(Fault.COLLECTOR_SCALED_TO_ZERO):
             return False
         uid = d["metadata"]["uid"]
         if uid in self._collector_scaled or not is_collector(d["spec"].get("template") or {}):

@@ -26,6 +26,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from meshlab import gotime
+from meshlab.errors import MeshlabError
 from meshlab.istioctl.install import (
     COMPONENT_DONE,
     InstallError,
@@ -60,7 +61,7 @@ GO_VERSIONS = {(1, 19): "go1.21.1", (1, 20): "go1.21.4", (1, 21): "go1.22.0", (1
                (1, 23): "go1.23.0", (1, 24): "go1.23.3", (1, 25): "go1.24.1"}
 
 
-class UsageError(Exception):
+class UsageError(MeshlabError):
     """A command line istioctl would refuse."""
 
 

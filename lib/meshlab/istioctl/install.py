@@ -20,6 +20,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from meshlab.errors import MeshlabError
 from meshlab.gotime import go_duration
 from meshlab.istioctl.manifest import namespace_of, render_components, render_record
 from meshlab.istioctl.operator import Version
@@ -45,7 +46,7 @@ COMPONENT_DONE = {
 }
 
 
-class InstallError(Exception):
+class InstallError(MeshlabError):
     """The install could not finish; the message says what and where."""
 
 

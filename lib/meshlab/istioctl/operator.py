@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from meshlab.errors import MeshlabError
 from meshlab.gotime import Version, parse_version, version_text  # noqa: F401 - part of this module's API
 
 API_VERSION = "install.istio.io/v1alpha1"
@@ -35,7 +36,7 @@ PROFILES = ("default", "demo", "minimal", "empty", "remote", "preview", "ambient
 PROFILES_WITHOUT_INGRESS = ("minimal", "empty", "remote", "ambient", "openshift-ambient")
 
 
-class IstioOperatorError(Exception):
+class IstioOperatorError(MeshlabError):
     """An IstioOperator that the emulated istioctl refuses; the message is what the user sees."""
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 import yaml
 
 from meshlab import gotime
+from meshlab.errors import MeshlabError
 from meshlab.mesh.spans import at_least
 
 DEFAULT_SAMPLING = 1.0
 
 
-class MeshConfigError(ValueError):
+class MeshConfigError(MeshlabError, ValueError):
     """The mesh config cannot be read by the emulated istiod."""
 
 

@@ -8,7 +8,7 @@ import posixpath
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.runtime.container import (
     Container,
@@ -17,6 +17,9 @@ from meshlab.runtime.container import (
     ContainerCrash,
 )
 from meshlab.runtime.images import container_class
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 log = logging.getLogger("meshlab.runtime")
 
@@ -90,7 +93,7 @@ def _b64(value: str) -> str:
 class Runtime:
     """Starts and stops pods' containers; the kubelet controller reads their states."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: LabContext) -> None:
         self.lab = lab
         self._lock = threading.RLock()
         self._pods: dict[tuple[str, str], _Pod] = {}
