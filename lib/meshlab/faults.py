@@ -18,8 +18,11 @@ class Fault(str, Enum):
     ('rbac-deny=list:pods', True)
     """
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
     COLLECTOR_SCALED_TO_ZERO = "collector-scaled-to-zero"
     PODS_PREDATE_INJECTION = "pods-predate-injection"

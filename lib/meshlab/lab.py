@@ -139,13 +139,13 @@ class Lab:
                  self.faults.as_list() or "none")
 
     def _bootstrap(self) -> None:
-        ns_res = self.registry.by_key("namespaces")
+        ns_res = self.registry.builtin("namespaces")
         for name in (*BOOT_NAMESPACES, BACKEND_NS):
             self.store.create("namespaces", admission.prepare_create(self, ns_res, {"metadata": {"name": name}}, None))
         svc = {"metadata": {"name": BACKEND_SVC, "namespace": BACKEND_NS, "labels": {"app": BACKEND_SVC}},
                "spec": {"type": "ClusterIP",
                         "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in BACKEND_PORTS]}}
-        svc_res = self.registry.by_key("services")
+        svc_res = self.registry.builtin("services")
         self.store.create("services", admission.prepare_create(self, svc_res, svc, BACKEND_NS))
         ep = {"apiVersion": "v1", "kind": "Endpoints",
               "metadata": {"name": BACKEND_SVC, "namespace": BACKEND_NS, "labels": {"app": BACKEND_SVC}},

@@ -39,7 +39,7 @@ class BindError(MeshlabError):
 
 def _hex_ids_to_base64(node: object) -> object:
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, object] = {}
         for k, v in node.items():
             if k in _ID_FIELDS and isinstance(v, str):
                 try:

@@ -164,7 +164,7 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         old["metadata"]["deletionTimestamp"] = old["metadata"].get("deletionTimestamp") or now_iso()
         old["status"] = {"phase": "Terminating"}
         saved = api.store.replace(t.res.key, old)
-        api.lab.controllers.kick("namespaces", None, t.name)
+        api.lab.controllers.kick("namespaces", None, t.name or "")
         return Response(200, api.out(saved, t))
     if not dry:
         gone = api.store.delete(t.res.key, t.namespace, t.name or "")

@@ -76,11 +76,11 @@ def logs(api: Api, req: Request, t: Target) -> Response:
     pod = api.get_or_404(t)
     names = [c["name"] for c in pod["spec"].get("containers") or []]
     init_names = [c["name"] for c in pod["spec"].get("initContainers") or []]
-    container = req.q("container")
+    container = req.q("container") or ""
     if not container:
         default = (pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
         if default in names:
-            container = default
+            container = str(default)
         elif len(names) == 1:
             container = names[0]
         else:
@@ -162,11 +162,11 @@ def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
     if ra:
         res = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
         allowed = not api.lab.faults.denies(ra.get("verb", ""), res, ra.get("group", ""))
-    out = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-           "metadata": {"creationTimestamp": None}, "spec": spec, "status": {"allowed": allowed}}
+    status: dict[str, Any] = {"allowed": allowed}
     if not allowed:
-        out["status"].update(denied=True, reason="denied by the cluster's RBAC rules")
-    return out
+        status.update(denied=True, reason="denied by the cluster's RBAC rules")
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
 def admin(api: Api, req: Request, segs: list[str]) -> Response:

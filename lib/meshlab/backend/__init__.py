@@ -90,7 +90,7 @@ class Backend:
         if self.lab.faults.active(ROTATED_FAULT):
             self._rotate(True)
         g, h, q = self.ports
-        servers = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
+        servers: list[GrpcTraceServer | HttpServer] = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
                    HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
                    HttpServer(self.host, q, query_app(self.store)),
                    HttpServer(self.host, self.tempo_port, tempo_app(self.store))]

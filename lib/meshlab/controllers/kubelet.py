@@ -173,11 +173,11 @@ class Kubelet:
         started = float(st.started_at or time.time())
         if c.get("livenessProbe"):
             self.prober.ensure((rec.uid, name, "liveness"), instance, c["livenessProbe"], rec.ip, c, started,
-                               lambda w, rec=rec: self._liveness_changed(rec, w))
+                               lambda w: self._liveness_changed(rec, w))
         if not c.get("readinessProbe"):
             return True
         w = self.prober.ensure((rec.uid, name, "readiness"), instance, c["readinessProbe"], rec.ip, c, started,
-                               lambda _w, rec=rec: self.ctl.kick("pod", rec.namespace, rec.name))
+                               lambda _w: self.ctl.kick("pod", rec.namespace, rec.name))
         return w.result
 
     def _unprobe(self, rec: PodRecord, name: str) -> None:
@@ -206,16 +206,17 @@ class Kubelet:
                   for s in self.lab.runtime.container_states(rec.namespace, rec.name)} if rec.started else {}
         init_statuses = []
         for c in spec.get("initContainers") or []:
-            cs = {"name": c["name"], "image": c.get("image", ""), "imageID": _image_id(c.get("image", "")),
-                  "ready": running, "restartCount": 0, "started": False}
+            ics: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
+                                   "imageID": _image_id(c.get("image", "")), "ready": running, "restartCount": 0,
+                                   "started": False}
             if running:
-                cs["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": rec.start_time,
-                                              "finishedAt": rec.start_time,
-                                              "containerID": f"containerd://{_cid(rec, c['name'])}"}}
-                cs["containerID"] = f"containerd://{_cid(rec, c['name'])}"
+                ics["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": rec.start_time,
+                                               "finishedAt": rec.start_time,
+                                               "containerID": f"containerd://{_cid(rec, c['name'])}"}}
+                ics["containerID"] = f"containerd://{_cid(rec, c['name'])}"
             else:
-                cs["state"] = {"waiting": {"reason": "PodInitializing"}}
-            init_statuses.append(cs)
+                ics["state"] = {"waiting": {"reason": "PodInitializing"}}
+            init_statuses.append(ics)
         statuses = []
         unready: list[str] = []
         for c in spec.get("containers") or []:

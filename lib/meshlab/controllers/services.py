@@ -75,17 +75,17 @@ class ServiceController:
             ip = (pod.get("status") or {}).get("podIP")
             if not ip or pod["metadata"].get("deletionTimestamp") or any(labels.get(k) != v for k, v in sel.items()):
                 continue
-            ports = []
+            pod_ports: list[tuple[str, int, str]] = []
             for sp in spec.get("ports") or []:
                 tp = target_port(pod, sp)
                 if tp is not None:
-                    ports.append((sp.get("name", ""), tp, sp.get("protocol", "TCP")))
-            if not ports:
+                    pod_ports.append((sp.get("name", ""), tp, sp.get("protocol", "TCP")))
+            if not pod_ports:
                 continue
             addr = {"ip": ip, "nodeName": "meshlab",
                     "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"],
                                   "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
-            g = groups.setdefault(tuple(ports), {"addresses": [], "notReadyAddresses": []})
+            g = groups.setdefault(tuple(pod_ports), {"addresses": [], "notReadyAddresses": []})
             g["addresses" if _ready(pod) else "notReadyAddresses"].append(addr)
         subsets = []
         for ports, g in groups.items():
@@ -98,8 +98,9 @@ class ServiceController:
         ep = self.store.get("endpoints", meta["namespace"], meta["name"])
         labels = dict(meta.get("labels") or {})
         if ep is None:
-            body = {"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels}}
+            body: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
+                                    "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                                                 "labels": labels}}
             if subsets:
                 body["subsets"] = subsets
             try:

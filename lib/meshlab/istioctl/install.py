@@ -118,7 +118,7 @@ def object_path(obj: dict[str, Any]) -> str:
 def api_error(exc: ApiException) -> str:
     """The message of a Kubernetes ``Status`` error, or the raw reason."""
     try:
-        return json.loads(exc.body).get("message") or str(exc.reason)
+        return json.loads(exc.body or "").get("message") or str(exc.reason)
     except (TypeError, ValueError):
         return f"{exc.status} {exc.reason}"
 
@@ -167,7 +167,7 @@ def _available(dep: client.V1Deployment | None) -> tuple[bool, str]:
     ready = (st.available_replicas or 0) if st else 0
     updated = (st.updated_replicas or 0) if st else 0
     observed = (st.observed_generation or 0) if st else 0
-    gen = dep.metadata.generation or 0
+    gen = (dep.metadata.generation if dep.metadata else None) or 0
     ok = ready >= want and updated >= want and observed >= gen
     return ok, f"{ready}/{want} available, {updated} updated"
 
@@ -189,7 +189,7 @@ def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
         w = watch.Watch()
         try:
             for ev in w.stream(apps.list_namespaced_deployment, ns, field_selector=selector,
-                               resource_version=lst.metadata.resource_version,
+                               resource_version=lst.metadata.resource_version if lst.metadata else None,
                                timeout_seconds=max(1, int(min(remaining, 30)))):
                 obj = ev["object"]
                 if ev["type"] == "DELETED":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ class BookinfoApp(Container):
         ports = [int(p["containerPort"]) for p in ctx.ports() if p.get("containerPort")]
         self.port = ports[0] if ports else 9080
         self.net = ctx.lab.pod_nets.get(ctx.pod_ip)
-        self._server = None
+        self._server: ThreadingHTTPServer | None = None
         self._handler = self.handle
 
     def start(self) -> None:
@@ -248,4 +249,9 @@ def install_fault_hooks(lab: LabContext) -> None:
     """Deploy Bookinfo when ``pods-predate-injection`` is active now or set later (call once at lab start)."""
     if lab.faults.active(PREDATE_FAULT):
         deploy_bookinfo(lab)
-    lab.faults.on_change(lambda name, on: deploy_bookinfo(lab) if name == PREDATE_FAULT and on else None)
+
+    def on_change(name: Fault, on: bool) -> None:
+        if name is PREDATE_FAULT and on:
+            deploy_bookinfo(lab)
+
+    lab.faults.on_change(on_change)

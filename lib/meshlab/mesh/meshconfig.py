@@ -74,8 +74,12 @@ def parse_duration(value: object, default: float) -> float:
 
 
 def _pairs(items: object, where: str) -> list[tuple[str, str]]:
-    out = []
-    for item in items or []:
+    out: list[tuple[str, str]] = []
+    if not items:
+        return out
+    if not isinstance(items, list):
+        raise MeshConfigError(f"invalid header entry in {where}: {items!r}")
+    for item in items:
         if not isinstance(item, dict) or "name" not in item:
             raise MeshConfigError(f"invalid header entry in {where}: {item!r}")
         out.append((str(item["name"]), str(item.get("value", ""))))

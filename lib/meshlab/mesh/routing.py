@@ -220,9 +220,10 @@ class GatewayRouter:
                         continue
                     dest = self._weighted(dests)
                     d = dest.get("destination") or {}
-                    number = (d.get("port") or {}).get("number")
+                    dest_port = (d.get("port") or {}).get("number")
                     path_match, kind = _path_of(m)
-                    return Route(str(d.get("host", "")), vns, int(number) if number else None, path_match, kind)
+                    return Route(str(d.get("host", "")), vns, int(dest_port) if dest_port else None, path_match,
+                                 kind)
         return None
 
     def _weighted(self, dests: list[dict]) -> dict:

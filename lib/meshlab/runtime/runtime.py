@@ -286,7 +286,7 @@ class Runtime:
         with self._lock:
             entry = self._pods.get((namespace, name))
             slot = entry.slots.get(container) if entry is not None and not entry.stopped else None
-            if slot is None or slot.obj is None or slot.state.started_at != started_at:
+            if entry is None or slot is None or slot.obj is None or slot.state.started_at != started_at:
                 return False
             obj, slot.obj = slot.obj, None
         _safe_stop(obj)
