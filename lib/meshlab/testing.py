@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from meshlab.store import Store
 
 READY_DELAY = "0.1"
+TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"  # the lab's backend reads the token it accepts from here at ``up``
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 T = TypeVar("T")
@@ -101,6 +102,7 @@ class RunningLab:
     istioctl: Path
     status: dict[str, Any]
     cwd: Path | None = None
+    backend_token: str | None = None  # the token its backend accepts (OTLP and query APIs), when known
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -207,7 +209,8 @@ def start_lab(state_dir: Path, *extra: str, env: dict[str, str] | None = None, c
     if res.returncode != 0:
         raise RuntimeError(f"meshlab up failed:\n{res.stdout}{res.stderr}")
     status = json.loads((state_dir / "status.json").read_text())
-    return RunningLab(state_dir, state_dir / "kubeconfig", state_dir / "bin" / "istioctl", status, cwd)
+    token = (os.environ if env is None else env).get(TOKEN_ENV) or None
+    return RunningLab(state_dir, state_dir / "kubeconfig", state_dir / "bin" / "istioctl", status, cwd, token)
 
 
 def stop_lab(lab: RunningLab) -> None:
@@ -222,8 +225,9 @@ def stop_lab(lab: RunningLab) -> None:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
-    """One lab for the whole session."""
-    running = start_lab(tmp_path_factory.mktemp("meshlab") / "state")
+    """One lab for the whole session; its backend accepts ``$MESHLAB_BACKEND_TOKEN``, or a token of its own."""
+    token = os.environ.get(TOKEN_ENV) or "session-" + uuid.uuid4().hex
+    running = start_lab(tmp_path_factory.mktemp("meshlab") / "state", env={**os.environ, TOKEN_ENV: token})
     yield running
     stop_lab(running)
 

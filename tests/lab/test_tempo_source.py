@@ -32,7 +32,8 @@ REQUESTS = 10
 @pytest.fixture(scope="module")
 def tempo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningLab, Path]]:
     """A lab of this module's own (the backend takes its token at ``up``) with the kit installed by lab-tempo."""
-    os.environ.setdefault(TOKEN_ENV, "t-" + uuid.uuid4().hex)
+    env = pytest.MonkeyPatch()  # the token is this module's: os.environ is as before afterwards
+    env.setenv(TOKEN_ENV, os.environ.get(TOKEN_ENV) or "t-" + uuid.uuid4().hex)
     tmp = tmp_path_factory.mktemp("tempo")
     lab = start_lab(tmp / "state")
     try:
@@ -43,6 +44,7 @@ def tempo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runnin
         yield lab, tmp
     finally:
         stop_lab(lab)
+        env.undo()
 
 
 def stage(lab: RunningLab, notebook: str, *extra: str, run_dir: Path | None = None) -> Stage:

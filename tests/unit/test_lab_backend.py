@@ -84,8 +84,9 @@ def http_export(b: Backend, token: str | None) -> int:
 
 
 def get(b: Backend, path: str) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://{b.host}:16686{path}", headers={"Authentication": TOKEN})
     try:
-        with urllib.request.urlopen(f"http://{b.host}:16686{path}", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -182,8 +183,9 @@ def test_backend_host_from_the_lab_network():
 
 # -- the Tempo API on 3200 --------------------------------------------------------------------------------------------
 def tempo(b: Backend, path: str) -> tuple[int, str, object]:
+    req = urllib.request.Request(f"http://{b.host}:3200{path}", headers={"Authentication": TOKEN})
     try:
-        with urllib.request.urlopen(f"http://{b.host}:3200{path}", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
@@ -258,8 +260,10 @@ def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
     _, b = lab_backend
     assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
     since = T0 // 10**9 - 1
-    via_tempo = TempoSource(query_get_via_url(f"http://{b.host}:3200")).read(since=float(since))
-    via_jaeger = JaegerSource(query_get_via_url(f"http://{b.host}:16686")).read(since=float(since))
+    token = {"Authentication": TOKEN}
+    via_tempo = TempoSource(query_get_via_url(f"http://{b.host}:3200", headers=lambda: token)).read(since=float(since))
+    via_jaeger = JaegerSource(query_get_via_url(f"http://{b.host}:16686", headers=lambda: token)).read(
+        since=float(since))
     assert not via_tempo.errors and not via_jaeger.errors
 
     def key(s):
@@ -269,3 +273,52 @@ def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
     by_id = {s.span_id: s for s in via_tempo.spans}
     assert by_id["00f067aa0ba902b7"].attributes == {"http.method": "GET", "http.status_code": 200}
     assert by_id["00f067aa0ba902b7"].resource == {"service.name": "istio-ingressgateway.istio-system", "k8s.ns": "istio"}
+
+
+# -- the query APIs want the token, as a managed backend's do -------------------------------------------------------
+def status_of(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("path", [":16686/api/services", ":3200/api/search", ":3200/api/search/tags"])
+def test_query_apis_refuse_a_missing_or_wrong_token(lab_backend, path):
+    _, b = lab_backend
+    url = f"http://{b.host}{path}"
+    assert status_of(url, {}) == 401
+    assert status_of(url, {"Authentication": "nope"}) == 401
+    assert status_of(url, {"Authorization": f"Bearer {TOKEN}"}) == 401  # the token goes in Authentication
+    assert status_of(url, {"Authentication": TOKEN}) == 200
+    assert b.rejected_requests == 0  # refused queries are not refused exports
+
+
+def test_a_rotated_token_is_the_only_one_the_query_apis_accept(lab_backend):
+    lab, b = lab_backend
+    url = f"http://{b.host}:16686/api/services"
+    lab.faults.set("backend-token-rotated")
+    try:
+        new = (lab.state_dir / ROTATED_TOKEN_FILE).read_text()
+        assert status_of(url, {"Authentication": TOKEN}) == 401
+        assert status_of(url, {"Authentication": new}) == 200
+    finally:
+        lab.faults.clear("backend-token-rotated")
+    assert status_of(url, {"Authentication": TOKEN}) == 200
+
+
+@pytest.mark.parametrize("kind", ["jaeger", "tempo"])
+def test_the_kits_token_reference_reaches_the_query_api(lab_backend, monkeypatch, kind):
+    """A params token reference (``traces.<kind>.token: {env: ...}``), sent as the lab's params send it."""
+    from meshtrace.params_models import JaegerParams, TempoParams
+    from meshtrace.traces.sources import query_api_get
+
+    _, b = lab_backend
+    port, path = (16686, "/api/services") if kind == "jaeger" else (3200, "/api/search/tags")
+    model = JaegerParams if kind == "jaeger" else TempoParams
+    cfg = model(url=f"http://{b.host}:{port}", token={"env": ENV}, auth_header="Authentication", auth_scheme="")
+    assert query_api_get(cfg, None, f"traces.{kind}")(path, {})
+    monkeypatch.setenv(ENV, "wrong")
+    with pytest.raises(Exception, match="401"):
+        query_api_get(cfg, None, f"traces.{kind}")(path, {})

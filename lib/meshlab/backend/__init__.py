@@ -1,9 +1,12 @@
-"""The managed trace backend stand-in: OTLP in (token required), memory storage, Jaeger- and Tempo-compatible
-query APIs out.
+"""The managed trace backend stand-in: OTLP in, memory storage, Jaeger- and Tempo-compatible query APIs out;
+every one of them wants the token.
 
 It listens on the lab's backend address (``127.B.0.3``): OTLP gRPC 4317, OTLP HTTP 4318, the Jaeger query API
 on 16686 and the Tempo query API on 3200, both answering from the same stored spans. It reads the token to
-accept from an environment variable at start and keeps only its SHA-256.
+accept from an environment variable at start and keeps only its SHA-256. Like a managed backend, it wants the
+token in the ``Authentication`` header on OTLP and on the query APIs alike: a query without it, or with
+another, gets ``401 Unauthorized``. (``Authentication``, not ``Authorization``: through the API server's
+service proxy the ``Authorization`` header carries the kubeconfig's own credentials.)
 
 The fault ``backend-token-rotated`` rotates the token as a provider would: the backend accepts only a new one,
 issued into ``<state dir>/backend-token.rotated`` (mode 0600; the stand-in for the provider's console, where an
@@ -25,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from meshlab.context import DEFAULT_TOKEN_ENV
 from meshlab.faults import Fault
-from meshlab.otlp import GrpcTraceServer, HttpServer, otlp_http_app, stop_all
+from meshlab.otlp import GrpcTraceServer, HttpHandler, HttpServer, otlp_http_app, stop_all
 
 from .jaeger import query_app
 from .store import SpanStore
@@ -90,10 +93,11 @@ class Backend:
         if self.lab.faults.active(ROTATED_FAULT):
             self._rotate(True)
         g, h, q = self.ports
-        servers: list[GrpcTraceServer | HttpServer] = [GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
-                   HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
-                   HttpServer(self.host, q, query_app(self.store)),
-                   HttpServer(self.host, self.tempo_port, tempo_app(self.store))]
+        servers: list[GrpcTraceServer | HttpServer] = [
+            GrpcTraceServer(self.host, g, self._ingest, authorize=self._authorize),
+            HttpServer(self.host, h, otlp_http_app(self._ingest, authorize=self._authorize)),
+            HttpServer(self.host, q, self._guarded(query_app(self.store))),
+            HttpServer(self.host, self.tempo_port, self._guarded(tempo_app(self.store)))]
         try:
             for server in servers:
                 server.start()
@@ -129,22 +133,36 @@ class Backend:
             f.write(token)
         del token
 
-    def _authorize(self, headers: dict) -> str | None:
+    def _check(self, headers: dict) -> str | None:
         """None when the request's ``Authentication`` header holds the accepted token, else the reason."""
         presented = headers.get(TOKEN_HEADER)
         if isinstance(presented, bytes):
             presented = presented.decode(errors="replace")
         if not presented:
-            reason = "missing Authentication header"
-        elif (expected := self._rotated_sha or self._token_sha) is None:
-            reason = "invalid token"
-        elif not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
-            reason = "invalid token"
-        else:
-            return None
-        with self._lock:
-            self.rejected_requests += 1
+            return "missing Authentication header"
+        expected = self._rotated_sha or self._token_sha
+        if expected is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
+            return "invalid token"
+        return None
+
+    def _authorize(self, headers: dict) -> str | None:
+        """``_check`` for an OTLP export; a refused export is counted in ``rejected_requests``."""
+        reason = self._check(headers)
+        if reason is not None:
+            with self._lock:
+                self.rejected_requests += 1
         return reason
+
+    def _guarded(self, app: HttpHandler) -> HttpHandler:
+        """``app`` behind the token: 401 without the accepted ``Authentication`` header, as a managed backend."""
+
+        def guarded(method: str, path: str, headers: dict, body: bytes) -> tuple[int, str, bytes, dict]:
+            reason = self._check(headers)
+            if reason is not None:
+                return 401, "text/plain; charset=utf-8", f"401 Unauthorized: {reason}\n".encode(), {}
+            return app(method, path, headers, body)
+
+        return guarded
 
     def _ingest(self, req: ExportTraceServiceRequest, transport: str) -> None:
         n = self.store.add(req)
