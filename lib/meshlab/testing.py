@@ -376,3 +376,11 @@ class MiniLab:
         """Stop every container, the last started first."""
         for c in reversed(self.containers):
             c.stop()
+
+
+if TYPE_CHECKING:  # the type checker holds the daemon and the double to the one interface
+    from meshlab.context import LabContext
+    from meshlab.lab import Lab
+
+    def _both_are_lab_contexts(mini: MiniLab, lab: Lab) -> tuple[LabContext, LabContext]:
+        return mini, lab

@@ -29,8 +29,8 @@ from meshlab import gotime
 from meshlab.errors import MeshlabError
 from meshlab.istioctl.install import (
     COMPONENT_DONE,
+    InstallClient,
     InstallError,
-    Kube,
     api_error,
     control_plane_versions,
     data_plane_proxies,
@@ -198,7 +198,7 @@ def cmd_version(args: argparse.Namespace, g: dict[str, Any], version: Version) -
     if args.remote:
         ns = g["namespace"] or "istio-system"
         try:
-            kube = Kube.connect(g["kubeconfig"], g["context"])
+            kube = InstallClient.connect(g["kubeconfig"], g["context"])
             planes = control_plane_versions(kube, ns)
             if planes:
                 result["meshVersion"] = [
@@ -269,7 +269,7 @@ def cmd_install(args: argparse.Namespace, g: dict[str, Any], version: Version) -
         if not _confirm(question):
             _out("Cancelled.")
             return 1
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     install(kube, iop, version, _out, timeout=timeout)
     return 0
 
@@ -287,7 +287,7 @@ def cmd_uninstall(args: argparse.Namespace, g: dict[str, Any], version: Version)
     if not args.skip_confirmation and not _confirm("All Istio resources will be pruned from the cluster\nProceed?"):
         _out("Cancelled.")
         return 1
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     uninstall(kube, ns, version, _out)
     return 0
 
@@ -301,7 +301,7 @@ def cmd_manifest(args: argparse.Namespace, g: dict[str, Any], version: Version) 
 
 def cmd_verify_install(args: argparse.Namespace, g: dict[str, Any], version: Version) -> int:
     ns = g["namespace"] or "istio-system"
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     planes = control_plane_versions(kube, ns)
     if not planes:
         raise InstallError(f'could not find any installed Istio control plane in namespace "{ns}"')

@@ -5,7 +5,7 @@ It reaches the cluster the way the real istioctl does: a kubeconfig (``--kubecon
 
 Example::
 
-    kube = Kube.connect("/tmp/lab/kubeconfig", None)
+    kube = InstallClient.connect("/tmp/lab/kubeconfig", None)
     install(kube, iop, (1, 25, 2), out=print, timeout=300)
 """
 
@@ -51,13 +51,13 @@ class InstallError(MeshlabError):
 
 
 @dataclass
-class Kube:
+class InstallClient:
     """A connection to one cluster: the official client built from a kubeconfig."""
 
     api: client.ApiClient
 
     @classmethod
-    def connect(cls, kubeconfig: str | None, context: str | None) -> Kube:
+    def connect(cls, kubeconfig: str | None, context: str | None) -> InstallClient:
         """Build a client the way istioctl does: ``--kubeconfig``, else ``KUBECONFIG``, else ~/.kube/config."""
         try:
             api = config.new_client_from_config(config_file=kubeconfig, context=context)
@@ -123,7 +123,7 @@ def api_error(exc: ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
-def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[str], None],
+def install(kube: InstallClient, iop: dict[str, Any], version: Version, out: Callable[[str], None],
             timeout: float = 300.0) -> None:
     """Apply every component in order, wait for its Deployments to be available, print progress."""
     deadline = time.monotonic() + timeout
@@ -172,7 +172,7 @@ def _available(dep: client.V1Deployment | None) -> tuple[bool, str]:
     return ok, f"{ready}/{want} available, {updated} updated"
 
 
-def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
+def wait_available(kube: InstallClient, ns: str, name: str, deadline: float) -> None:
     """Wait (list, then watch from its resourceVersion) until Deployment ``ns/name`` is available."""
     apps = client.AppsV1Api(kube.api)
     selector = f"metadata.name={name}"
@@ -207,7 +207,7 @@ def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
             w.stop()
 
 
-def uninstall(kube: Kube, namespace: str, version: Version, out: Callable[[str], None]) -> None:
+def uninstall(kube: InstallClient, namespace: str, version: Version, out: Callable[[str], None]) -> None:
     """Remove everything an install creates (the namespace stays, as with the real ``--purge``)."""
     iop = {"spec": {"namespace": namespace, "profile": "default"}}
     objs = [obj for _, group in render_components(iop, version) for obj in group]
@@ -227,7 +227,7 @@ def uninstall(kube: Kube, namespace: str, version: Version, out: Callable[[str],
 
 
 @dataclass
-class ProxyInfo:
+class DataPlaneProxy:
     """One running proxy: ``name.namespace`` and the Istio version of its image."""
 
     id: str
@@ -243,7 +243,7 @@ def _running(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
 
 
-def control_plane_versions(kube: Kube, namespace: str) -> list[tuple[str, str]]:
+def control_plane_versions(kube: InstallClient, namespace: str) -> list[tuple[str, str]]:
     """``[(revision, version)]`` of running istiod pods in ``namespace``."""
     pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", "app=istiod")])
     out = []
@@ -258,7 +258,7 @@ def control_plane_versions(kube: Kube, namespace: str) -> list[tuple[str, str]]:
     return out
 
 
-def data_plane_proxies(kube: Kube) -> list[ProxyInfo]:
+def data_plane_proxies(kube: InstallClient) -> list[DataPlaneProxy]:
     """Running pods with an Envoy proxy (sidecar ``istio-proxy`` or a gateway's proxyv2 container)."""
     pods = kube.request("GET", "/api/v1/pods")
     out = []
@@ -269,7 +269,7 @@ def data_plane_proxies(kube: Kube) -> list[ProxyInfo]:
             img = c.get("image", "")
             if c.get("name") == "istio-proxy" or "/proxyv2" in img:
                 meta = pod["metadata"]
-                out.append(ProxyInfo(f"{meta['name']}.{meta.get('namespace', 'default')}", _tag(img)))
+                out.append(DataPlaneProxy(f"{meta['name']}.{meta.get('namespace', 'default')}", _tag(img)))
                 break
     return out
 
@@ -280,6 +280,6 @@ def installed_namespace(iop_namespace: str | None) -> str:
 
 
 __all__ = [
-    "InstallError", "Kube", "ProxyInfo", "api_error", "control_plane_versions", "data_plane_proxies", "install",
+    "InstallError", "InstallClient", "DataPlaneProxy", "api_error", "control_plane_versions", "data_plane_proxies", "install",
     "installed_namespace", "namespace_of", "object_path", "uninstall", "wait_available",
 ]
