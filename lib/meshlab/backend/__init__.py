@@ -8,10 +8,11 @@ token in the ``Authentication`` header on OTLP and on the query APIs alike: a qu
 another, gets ``401 Unauthorized``. (``Authentication``, not ``Authorization``: through the API server's
 service proxy the ``Authorization`` header carries the kubeconfig's own credentials.)
 
-The fault ``backend-token-rotated`` rotates the token as a provider would: the backend accepts only a new one,
+The fault ``backend-token-rotated`` rotates the export token as a provider would: OTLP accepts only a new one,
 issued into ``<state dir>/backend-token.rotated`` (mode 0600; the stand-in for the provider's console, where an
 operator fetches a new token). Putting that token in the collector's Secret and restarting the collector is the
-fix, as on a real backend. Clearing the fault goes back to the original token and removes the file.
+fix, as on a real backend. Clearing the fault goes back to the original token and removes the file. The query
+APIs keep reading with the original token (a managed backend's read and write credentials are separate).
 """
 
 from __future__ import annotations
@@ -133,14 +134,18 @@ class Backend:
             f.write(token)
         del token
 
-    def _check(self, headers: dict) -> str | None:
-        """None when the request's ``Authentication`` header holds the accepted token, else the reason."""
+    def _check(self, headers: dict, export: bool = True) -> str | None:
+        """None when the request's ``Authentication`` header holds the accepted token, else the reason.
+
+        An export wants the export token (the rotated one while ``backend-token-rotated`` is set); a query the
+        token given at start, since a managed backend's read and write credentials are separate.
+        """
         presented = headers.get(TOKEN_HEADER)
         if isinstance(presented, bytes):
             presented = presented.decode(errors="replace")
         if not presented:
             return "missing Authentication header"
-        expected = self._rotated_sha or self._token_sha
+        expected = (self._rotated_sha or self._token_sha) if export else self._token_sha
         if expected is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
             return "invalid token"
         return None
@@ -157,7 +162,7 @@ class Backend:
         """``app`` behind the token: 401 without the accepted ``Authentication`` header, as a managed backend."""
 
         def guarded(method: str, path: str, headers: dict, body: bytes) -> tuple[int, str, bytes, dict]:
-            reason = self._check(headers)
+            reason = self._check(headers, export=False)
             if reason is not None:
                 return 401, "text/plain; charset=utf-8", f"401 Unauthorized: {reason}\n".encode(), {}
             return app(method, path, headers, body)

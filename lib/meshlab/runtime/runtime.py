@@ -290,7 +290,7 @@ class Runtime:
                 return False
             obj, slot.obj = slot.obj, None
         _safe_stop(obj)
-        code = getattr(obj, "sigterm_exit_code", None)
+        code = obj.sigterm_exit_code
         self._set_waiting(entry, slot, "CrashLoopBackOff", "", crashed=True,
                           exit_code=KILLED_EXIT_CODE if code is None else int(code))
         return True
