@@ -295,19 +295,22 @@ def test_query_apis_refuse_a_missing_or_wrong_token(lab_backend, path):
     assert b.rejected_requests == 0  # refused queries are not refused exports
 
 
-def test_a_rotated_export_token_leaves_the_query_token_alone(lab_backend):
-    """The fault rotates what the collector exports with; reading goes on with the read credential."""
+def test_a_rotated_export_token_leaves_reading_alone(lab_backend):
+    """The fault rotates what the collector exports with; reading takes the original token and the new one."""
     lab, b = lab_backend
     url = f"http://{b.host}:16686/api/services"
     lab.faults.set("backend-token-rotated")
     try:
         new = (lab.state_dir / ROTATED_TOKEN_FILE).read_text()
         assert grpc_export(b, TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+        assert grpc_export(b, new) == grpc.StatusCode.OK
         assert status_of(url, {"Authentication": TOKEN}) == 200
-        assert status_of(url, {"Authentication": new}) == 401
+        assert status_of(url, {"Authentication": new}) == 200
+        assert status_of(url, {"Authentication": "nope"}) == 401
     finally:
         lab.faults.clear("backend-token-rotated")
     assert status_of(url, {"Authentication": TOKEN}) == 200
+    assert status_of(url, {"Authentication": new}) == 401  # a rotation undone takes its token back
 
 
 @pytest.mark.parametrize("kind", ["jaeger", "tempo"])

@@ -12,7 +12,8 @@ The fault ``backend-token-rotated`` rotates the export token as a provider would
 issued into ``<state dir>/backend-token.rotated`` (mode 0600; the stand-in for the provider's console, where an
 operator fetches a new token). Putting that token in the collector's Secret and restarting the collector is the
 fix, as on a real backend. Clearing the fault goes back to the original token and removes the file. The query
-APIs keep reading with the original token (a managed backend's read and write credentials are separate).
+APIs take the original token throughout and the issued one while it is in effect (a rotation changes what
+ingest accepts, not whether the account may read).
 """
 
 from __future__ import annotations
@@ -137,16 +138,18 @@ class Backend:
     def _check(self, headers: dict, export: bool = True) -> str | None:
         """None when the request's ``Authentication`` header holds the accepted token, else the reason.
 
-        An export wants the export token (the rotated one while ``backend-token-rotated`` is set); a query the
-        token given at start, since a managed backend's read and write credentials are separate.
+        An export wants the current token (only the newly issued one while ``backend-token-rotated`` is set);
+        a query takes the token given at start and, during a rotation, the issued one too: a rotation changes
+        what ingest accepts, not whether the account may read.
         """
         presented = headers.get(TOKEN_HEADER)
         if isinstance(presented, bytes):
             presented = presented.decode(errors="replace")
         if not presented:
             return "missing Authentication header"
-        expected = (self._rotated_sha or self._token_sha) if export else self._token_sha
-        if expected is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
+        digest = hashlib.sha256(presented.encode()).digest()
+        accepted = [self._rotated_sha or self._token_sha] if export else [self._token_sha, self._rotated_sha]
+        if not any(sha is not None and hmac.compare_digest(digest, sha) for sha in accepted):
             return "invalid token"
         return None
 
