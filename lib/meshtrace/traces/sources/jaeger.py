@@ -1,5 +1,10 @@
 """Spans from a Jaeger-compatible query API (``/api/services``, ``/api/traces``).
 
+A search (``/api/traces?service=&start=&end=&limit=``, times in microseconds) answers at most ``limit`` traces and
+does not say whether there were more; Jaeger has no paging. So a full answer is read as "maybe cut": the
+window is split in two and each half searched again, down to ``min_window`` (then the read says it was cut,
+``read N of at least N+1``). Polls search only from the last read's end (less ``overlap``) on.
+
 Times there are microseconds; a span's parent is its ``CHILD_OF`` reference; the service is the process's
 ``serviceName``; tags become attributes, and the ``span.kind`` tag gives the kind.
 
@@ -14,12 +19,21 @@ Times there are microseconds; a span's parent is its ``CHILD_OF`` reference; the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from .model import KINDS, Span, SpanEvent
-from .sources import DEFAULT_LIMIT_SPANS, DEFAULT_TIMEOUT, ReadResult, TraceSource, since_ns
+from ..model import KINDS, Span, SpanEvent
+from .base import (
+    DEFAULT_LIMIT_SPANS,
+    DEFAULT_OVERLAP,
+    DEFAULT_TIMEOUT,
+    ReadResult,
+    SpanStore,
+    TraceSource,
+    since_ns,
+)
+from .query_api import GetJson, body_bytes
 
 __all__ = ["JaegerSource", "jaeger_to_spans"]
 
@@ -95,17 +109,32 @@ class JaegerSource(TraceSource):
     """Reads traces from a Jaeger query API through ``get(path, params) -> dict``.
 
     ``services`` limits the services queried (default: all the API lists, except Jaeger's own);
-    ``lookback`` (s) bounds the time window when ``since`` is not given; ``limit_traces`` is per service.
+    ``lookback`` (s) bounds the time window when ``since`` is not given; ``limit_traces`` is per search, and a
+    full answer is searched again in halves (down to ``min_window`` µs); ``overlap`` (s) is how far a poll
+    reaches back before the end of the last read.
+
+    >>> src = JaegerSource(lambda path, q: {"data": []}, services=["a"])
+    >>> src.read().truncated
+    False
     """
 
     kind = "jaeger"
 
-    def __init__(self, get: Callable[[str, dict], dict], services: list[str] | None = None,
-                 lookback: float = 3600.0, limit_traces: int = 1500):
+    def __init__(self, get: GetJson, services: list[str] | None = None, lookback: float = 3600.0,
+                 limit_traces: int = 1500, overlap: float = DEFAULT_OVERLAP, min_window: int = 1000):
         self._get = get
         self._services = services
         self._lookback = lookback
-        self._limit_traces = limit_traces
+        self._limit_traces = max(1, limit_traces)
+        self._overlap_us = int(overlap * 1e6)
+        self._min_window = max(1, min_window)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the spans kept and the end of the last read."""
+        self._store = SpanStore()
+        self._cursor_us = 0
+        self._since: int | None = None
 
     def services(self) -> list[str]:
         """Service names the backend knows."""
@@ -114,33 +143,78 @@ class JaegerSource(TraceSource):
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
              timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """Traces of every service in the window ``[since or now - lookback, now]``, spans deduplicated."""
+        """Traces of every service in the window ``[since or now - lookback, now]`` (from the last read's end
+        less ``overlap`` on a poll); the result holds every span kept so far."""
         started = time.monotonic()
+        deadline = started + timeout
         result = ReadResult(self.kind)
-        end_us = int(time.time() * 1e6)
         lower = since_ns(since)
+        if self._since != lower:
+            self.reset()
+            self._since = lower
+        end_us = int(time.time() * 1e6)
         start_us = lower // 1000 if lower else end_us - int(self._lookback * 1e6)
-        seen: set[tuple[str, str]] = set()
+        if self._cursor_us:
+            start_us = max(start_us, self._cursor_us - self._overlap_us)
         try:
             services = self._services if self._services is not None else self.services()
+            result.requests += self._services is None
         except Exception as exc:
             result.errors.append(f"listing services failed: {exc}")
-            result.seconds = time.monotonic() - started
-            return result
+            return self._finish(result, started)
+        complete = True
         for service in services:
-            if time.monotonic() - started > timeout:
-                result.truncated, result.reason = True, "timeout"
+            if not self._search(service, start_us, end_us, result, limit_spans, deadline):
+                complete = False
                 break
-            query = {"service": service, "limit": self._limit_traces, "start": start_us, "end": end_us}
+        if complete and not result.errors and not result.truncated:
+            self._cursor_us = end_us
+        return self._finish(result, started)
+
+    def _search(self, service: str, start_us: int, end_us: int, result: ReadResult, limit_spans: int,
+                deadline: float) -> bool:
+        """Walk ``[start_us, end_us]`` in windows small enough that no answer is full; False when the read
+        must stop (time or ``limit_spans``)."""
+        width = end_us - start_us
+        t = start_us
+        while t <= end_us:
+            if time.monotonic() > deadline:
+                result.cut("timeout")
+                return False
+            hi = min(end_us, t + width)
+            query = {"service": service, "limit": self._limit_traces, "start": t, "end": hi}
             try:
                 payload = self._get("/api/traces", query)
             except Exception as exc:
                 result.errors.append(f"traces of {service} failed: {exc}")
-                continue
-            result.bytes_read += len(str(payload))
+                return True
+            result.requests += 1
+            result.bytes_read += body_bytes(self._get, payload)
             for err in payload.get("errors") or ():
                 result.errors.append(f"traces of {service}: {err.get('msg', err) if isinstance(err, dict) else err}")
-            if not result.add_unique(jaeger_to_spans(payload), seen, limit_spans):
-                break
+            data = payload.get("data") or []
+            full = len(data) >= self._limit_traces
+            if full and hi - t > self._min_window:
+                width = max(self._min_window, (hi - t) // 2)  # maybe cut: search the halves
+                continue
+            spans = jaeger_to_spans(payload)
+            result.spans_parsed += len(spans)
+            new, ok = self._store.put(spans, limit_spans)
+            result.new_spans += new
+            if not ok:
+                result.cut("limit_spans", len(self._store) + 1)
+                return False
+            if full:
+                result.cut("limit_traces", len(self._store.trace_ids()) + 1)
+            t = hi + 1
+            if len(data) < self._limit_traces // 4:
+                width *= 2
+        return True
+
+    def _finish(self, result: ReadResult, started: float) -> ReadResult:
+        result.spans = self._store.spans()
+        result.traces_read = len({s.trace_id for s in result.spans})
+        if result.truncated and result.reason == "limit_traces":
+            result.at_least = max(result.at_least, result.traces_read + 1)
         result.seconds = time.monotonic() - started
         return result
