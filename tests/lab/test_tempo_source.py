@@ -19,9 +19,9 @@ from meshtrace.runbook import Stage
 from meshtrace.stages import verify
 from meshtrace.stages.diagnose_facts import collector_pods, traces_of_run
 from meshtrace.traces import group_traces
-from meshtrace.traces.sources.metrics import CollectorMetricsSource
 from meshtrace.traces.model import Span
 from meshtrace.traces.sources import metrics_via_proxy
+from meshtrace.traces.sources.metrics import CollectorMetricsSource
 
 pytestmark = [pytest.mark.lab]
 

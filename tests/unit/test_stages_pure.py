@@ -11,10 +11,10 @@ import pytest
 
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import Stage, fence
+from meshtrace.sent import read_sent
 from meshtrace.stages.common import _all_up, has_sidecar, live_pods
 from meshtrace.stages.gateway import load_balancer_address, node_port_address, service_port
 from meshtrace.stages.istio import ExistingInstall, merge_mesh, mesh_diff, plan_operator
-from meshtrace.sent import read_sent
 from meshtrace.stages.traffic import (
     SentRequest,
     percentile,

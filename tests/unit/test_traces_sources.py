@@ -9,8 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from meshtrace.errors import ParamsError, WaitTimeout
-from meshtrace.traces.sources.jaeger import JaegerSource, jaeger_to_spans
-from meshtrace.traces.sources.metrics import CollectorMetricsSource, parse_collector_metrics
 from meshtrace.traces.sources import (
     CollectorLogSource,
     make_source,
@@ -20,6 +18,8 @@ from meshtrace.traces.sources import (
     sources_for_cluster,
     sources_from_params,
 )
+from meshtrace.traces.sources.jaeger import JaegerSource, jaeger_to_spans
+from meshtrace.traces.sources.metrics import CollectorMetricsSource, parse_collector_metrics
 
 LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "collector-logs"
 SAMPLE = (LOGS / "logging-0.70.log").read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from meshtrace.checks import CheckRecorder
-from meshtrace.params import load_params
 from meshtrace.errors import MeshtraceError
+from meshtrace.params import load_params
 from meshtrace.sent import SentRequest, read_sent, sent_since, write_sent
 from meshtrace.stages.diagnose_facts import (
     mesh_provider,

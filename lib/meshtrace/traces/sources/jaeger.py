@@ -105,6 +105,14 @@ def jaeger_to_spans(payload: dict) -> list[Span]:
     return out
 
 
+def _split(data: list[dict], lo: int, hi: int) -> int:
+    """Where to cut ``[lo, hi]`` after a full answer: at the median start of the traces it held (an answer
+    holds the newest traces, or a sample, so the two parts hold about as many as it did), else the middle."""
+    starts = sorted(min((int(s.get("startTime") or 0) for s in t.get("spans") or ()), default=0) for t in data)
+    mid = starts[len(starts) // 2] if starts else 0
+    return mid if lo < mid < hi else (lo + hi) // 2
+
+
 class JaegerSource(TraceSource):
     """Reads traces from a Jaeger query API through ``get(path, params) -> dict``.
 
@@ -194,8 +202,8 @@ class JaegerSource(TraceSource):
                 result.errors.append(f"traces of {service}: {err.get('msg', err) if isinstance(err, dict) else err}")
             data = payload.get("data") or []
             full = len(data) >= self._limit_traces
-            if full and hi - t > self._min_window:
-                width = max(self._min_window, (hi - t) // 2)  # maybe cut: search the halves
+            if full and hi - t > self._min_window:  # maybe cut: search again up to where the answer's middle is
+                width = max(self._min_window, _split(data, t, hi) - t)
                 continue
             spans = jaeger_to_spans(payload)
             result.spans_parsed += len(spans)

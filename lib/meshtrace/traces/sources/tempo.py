@@ -227,8 +227,10 @@ class TempoSource(TraceSource):
             found = self.search(t, hi, service)
             result.requests += 1
             full = len(found) >= self._limit_traces
-            if full and hi > t:
-                width = max(0, (hi - t) // 2)
+            if full and hi > t:  # maybe cut: search again up to the answer's median start
+                starts = sorted(int(x.get("startTimeUnixNano") or 0) // 1_000_000_000 for x in found)
+                mid = starts[len(starts) // 2]
+                width = (mid if t < mid < hi else (t + hi) // 2) - t
                 continue
             if full:
                 result.cut("limit_traces", len(found) + 1)
