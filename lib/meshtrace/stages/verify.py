@@ -34,6 +34,7 @@ from ..traces import (
     sampling_check,
 )
 from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
+from ..traces.collector_fields import gc_paused
 from ..traces.model import Span, Trace
 from ..traces.sources import (
     CollectorCounters,
@@ -194,6 +195,39 @@ def _sources(st: Stage, ev: TraceEvidence) -> tuple[dict[str, TraceSource], Coll
     return readers, metrics if isinstance(metrics, CollectorMetricsSource) else None
 
 
+@dataclass
+class PollState:
+    """What one poll of one source shows: traced requests, spans, whether every trace of the run is whole, and
+    from when on a next poll must read again (the earliest send of a request not yet traced whole, less 1 s;
+    None when that is not known, below 100 % sampling)."""
+
+    traced: int
+    spans: int
+    whole: bool
+    recheck_from: int | None = None
+
+
+def poll_state(spans: list[Span], sent: list[SentRequest], tag: str, graph: CallGraph,
+               expected: int | None) -> PollState:
+    """Judge one read during 07's polling (linear in the spans read).
+
+    Example: ``poll_state(r.spans, sent, "meshtrace.request", graph, expected=len(sent)).traced``.
+    """
+    if not sent:
+        return PollState(len(spans), len(spans), True)
+    with gc_paused():  # only acyclic objects are built here; collection passes would grow with the spans held
+        traces = group_traces(spans)
+        corr = correlate(traces, sent, tag)
+        report = check_traces(traces_of_run(traces, sent, tag), graph)
+    recheck: int | None = None
+    if expected is not None:
+        whole = {r["trace_id"] for r in report.rows if r["status"] == "whole"}
+        pending = [r.start_ns for r in sent if r.start_ns and not all(
+            t in whole for t in corr.matched.get(r.correlation_id or r.x_request_id) or ["-"])]
+        recheck = min(pending) - 1_000_000_000 if pending else None
+    return PollState(corr.traced, len(spans), report.ok, recheck)
+
+
 def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200_000,
                    sent: list[SentRequest] | None = None, interval: float = 0.5) -> TraceEvidence:
     """Read spans from every source in ``traces.sources``, polling (with a deadline of ``settle_timeout`` s)
@@ -218,17 +252,18 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
     deadline = started + settle_timeout
     last: dict[str, tuple[int, int]] = {}
     last_change = started
+    recheck: dict[str, int | None] = {}
     while True:
         poll_started = time.monotonic()
         seen: dict[str, tuple[int, int]] = {}  # per source: (traced requests, spans)
         whole = True
         for kind, reader in readers.items():
-            r = _read(reader, kind, since, max_spans)
+            r = _read(reader, kind, since, max_spans, recheck.get(kind))
             ev.reads[kind] = r
-            traces = group_traces(r.spans)
-            seen[kind] = (correlate(traces, sent, tag).traced if sent else len(r.spans), len(r.spans))
-            if expected is not None and seen[kind][0] >= expected:
-                whole = whole and check_traces(traces_of_run(traces, sent, tag), graph).ok
+            state = poll_state(r.spans, sent, tag, graph, expected)
+            seen[kind], recheck[kind] = (state.traced, state.spans), state.recheck_from
+            if expected is not None and state.traced >= expected:
+                whole = whole and state.whole
         now = time.monotonic()
         if seen != last:
             last, last_change = seen, now
@@ -253,10 +288,11 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
     return ev
 
 
-def _read(reader: TraceSource, kind: str, since: float | None, max_spans: int) -> ReadResult:
+def _read(reader: TraceSource, kind: str, since: float | None, max_spans: int,
+          recheck_from: int | None = None) -> ReadResult:
     """One read; a reader that fails on what it was given (e.g. a log with no span in it) reads as empty."""
     try:
-        return reader.read(since=since, limit_spans=max_spans)
+        return reader.read(since=since, limit_spans=max_spans, recheck_from=recheck_from)
     except Exception as exc:  # noqa: BLE001 - the failure is reported in the checks, not raised mid-notebook
         return ReadResult(kind, errors=[f"{type(exc).__name__}: {exc}"])
 

@@ -169,8 +169,13 @@ class TraceSource:
     kind = "?"
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """The spans that ended (or started, for a query API) at or after ``since``."""
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """The spans that ended (or started, for a query API) at or after ``since``.
+
+        ``recheck_from`` is the caller's word on what may still change: a poll of a query API reads again from
+        there (not before ``since``) instead of from the last read's end less the overlap. 07 passes the
+        earliest send time of the requests not yet traced whole, so a poll reads only their few seconds.
+        """
         raise NotImplementedError
 
     def reset(self) -> None:

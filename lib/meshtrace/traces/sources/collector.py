@@ -84,8 +84,9 @@ class CollectorLogSource(TraceSource):
         return first[:n] != head[:n]
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """Parse what the log gained since the last read; the result holds every span kept so far."""
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """Parse what the log gained since the last read; the result holds every span kept so far
+        (``recheck_from`` changes nothing here: what was parsed does not change)."""
         started = time.monotonic()
         deadline = started + timeout
         lower = since_ns(since)

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from ..collector_fields import gc_paused
 from ..model import KINDS, Span, SpanEvent
 from .base import (
     DEFAULT_LIMIT_SPANS,
@@ -35,7 +36,7 @@ from .base import (
 )
 from .query_api import GetJson, body_bytes
 
-__all__ = ["JaegerSource", "jaeger_to_spans"]
+__all__ = ["JaegerSource", "jaeger_to_spans", "next_width"]
 
 _INTERNAL_TAGS = {"span.kind", "otel.status_code", "otel.status_description", "error",
                   "otel.scope.name", "otel.scope.version", "otel.library.name", "otel.library.version",
@@ -105,12 +106,18 @@ def jaeger_to_spans(payload: dict) -> list[Span]:
     return out
 
 
-def _split(data: list[dict], lo: int, hi: int) -> int:
-    """Where to cut ``[lo, hi]`` after a full answer: at the median start of the traces it held (an answer
-    holds the newest traces, or a sample, so the two parts hold about as many as it did), else the middle."""
-    starts = sorted(min((int(s.get("startTime") or 0) for s in t.get("spans") or ()), default=0) for t in data)
-    mid = starts[len(starts) // 2] if starts else 0
-    return mid if lo < mid < hi else (lo + hi) // 2
+def next_width(starts: list[int], lo: int, hi: int, floor: int) -> int:
+    """The window width to search ``[lo, hi]`` in after a full answer whose traces started at ``starts``: half
+    the span those traces cover (an answer holds the newest traces, so ``limit`` traces fit in that span and
+    half of it stays below the limit; an answer that is a sample covers about all of ``[lo, hi]``, so the
+    width halves), never below ``floor``.
+
+    >>> next_width([90, 95, 100], 0, 100, 1), next_width([3, 50, 99], 0, 100, 1)
+    (5, 48)
+    """
+    inside = [s for s in starts if lo <= s <= hi]
+    covered = hi - min(inside) if inside else hi - lo
+    return max(floor, min(covered, hi - lo) // 2)
 
 
 class JaegerSource(TraceSource):
@@ -150,9 +157,14 @@ class JaegerSource(TraceSource):
         return [s for s in data if not str(s).startswith("jaeger")]
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """Traces of every service in the window ``[since or now - lookback, now]`` (from the last read's end
-        less ``overlap`` on a poll); the result holds every span kept so far."""
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """Traces of every service in the window ``[since or now - lookback, now]`` (on a poll: from
+        ``recheck_from``, else from the last read's end less ``overlap``); the result holds every span kept."""
+        with gc_paused():  # many acyclic objects (decoded JSON, spans): collection passes would make this quadratic
+            return self._read(since, limit_spans, timeout, recheck_from)
+
+    def _read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
         started = time.monotonic()
         deadline = started + timeout
         result = ReadResult(self.kind)
@@ -163,7 +175,8 @@ class JaegerSource(TraceSource):
         end_us = int(time.time() * 1e6)
         start_us = lower // 1000 if lower else end_us - int(self._lookback * 1e6)
         if self._cursor_us:
-            start_us = max(start_us, self._cursor_us - self._overlap_us)
+            again = since_ns(recheck_from) // 1000 if recheck_from is not None else self._cursor_us - self._overlap_us
+            start_us = max(start_us, min(again, end_us))
         try:
             services = self._services if self._services is not None else self.services()
             result.requests += self._services is None
@@ -202,8 +215,9 @@ class JaegerSource(TraceSource):
                 result.errors.append(f"traces of {service}: {err.get('msg', err) if isinstance(err, dict) else err}")
             data = payload.get("data") or []
             full = len(data) >= self._limit_traces
-            if full and hi - t > self._min_window:  # maybe cut: search again up to where the answer's middle is
-                width = max(self._min_window, _split(data, t, hi) - t)
+            if full and hi - t > self._min_window:  # maybe cut: search again in narrower windows
+                starts = [min((int(s.get("startTime") or 0) for s in tr.get("spans") or ()), default=0) for tr in data]
+                width = next_width(starts, t, hi, self._min_window)
                 continue
             spans = jaeger_to_spans(payload)
             result.spans_parsed += len(spans)

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from ..collector_fields import gc_paused
 from ..model import KINDS, Span, SpanEvent, SpanLink
 from .base import (
     DEFAULT_LIMIT_SPANS,
@@ -46,6 +47,7 @@ from .base import (
     TraceSource,
     since_ns,
 )
+from .jaeger import next_width
 from .query_api import GetJson, body_bytes
 
 __all__ = ["TempoSource", "otlp_value", "tempo_to_spans"]
@@ -227,10 +229,9 @@ class TempoSource(TraceSource):
             found = self.search(t, hi, service)
             result.requests += 1
             full = len(found) >= self._limit_traces
-            if full and hi > t:  # maybe cut: search again up to the answer's median start
-                starts = sorted(int(x.get("startTimeUnixNano") or 0) // 1_000_000_000 for x in found)
-                mid = starts[len(starts) // 2]
-                width = (mid if t < mid < hi else (t + hi) // 2) - t
+            if full and hi > t:  # maybe cut: search again in narrower windows
+                starts = [int(x.get("startTimeUnixNano") or 0) // 1_000_000_000 for x in found]
+                width = next_width(starts, t, hi, 0)
                 continue
             if full:
                 result.cut("limit_traces", len(found) + 1)
@@ -241,8 +242,14 @@ class TempoSource(TraceSource):
         return ids
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """Traces found in the window, each fetched whole; the result holds every span kept so far."""
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """Traces found in the window (on a poll: from ``recheck_from``, else from the last read's end less
+        ``overlap``), each fetched whole; the result holds every span kept so far."""
+        with gc_paused():  # many acyclic objects (decoded JSON, spans): collection passes would make this quadratic
+            return self._read(since, limit_spans, timeout, recheck_from)
+
+    def _read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
         started = time.monotonic()
         deadline = started + timeout
         result = ReadResult(self.kind)
@@ -254,7 +261,9 @@ class TempoSource(TraceSource):
         end_s = math.ceil(now) + 1
         start_s = lower // 1_000_000_000 if lower else int(now - self._lookback)
         if self._cursor_s:
-            start_s = max(start_s, self._cursor_s - math.ceil(self._overlap))
+            again = (since_ns(recheck_from) // 1_000_000_000 if recheck_from is not None
+                     else self._cursor_s - math.ceil(self._overlap))
+            start_s = max(start_s, min(again, end_s))
         trace_ids: dict[str, None] = {}
         complete = True
         for service in (self._services if self._services is not None else [None]):
