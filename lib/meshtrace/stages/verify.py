@@ -37,8 +37,10 @@ from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
 from ..traces.collector_fields import gc_paused
 from ..traces.model import Span, Trace
 from ..traces.sources import (
+    DEFAULT_TIMEOUT,
     CollectorCounters,
     CollectorMetricsSource,
+    JaegerSource,
     ReadResult,
     TraceSource,
     sources_for_cluster,
@@ -247,6 +249,9 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
     readers, metrics = _sources(st, ev)
     expected = _expected_traces(st, sent)
     graph = callgraph_from_params(st.p)
+    for reader in list(readers.values())[1:]:  # not the evidence of the trace checks: counts requests only
+        if isinstance(reader, JaegerSource) and graph.root:
+            reader.narrow([graph.root])
     tag = st.p.telemetry.correlation_tag
     started = time.monotonic()
     deadline = started + settle_timeout
@@ -258,7 +263,7 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
         seen: dict[str, tuple[int, int]] = {}  # per source: (traced requests, spans)
         whole = True
         for kind, reader in readers.items():
-            r = _read(reader, kind, since, max_spans, recheck.get(kind))
+            r = _read(reader, kind, since, max_spans, recheck.get(kind), max(DEFAULT_TIMEOUT, settle_timeout))
             ev.reads[kind] = r
             state = poll_state(r.spans, sent, tag, graph, expected)
             seen[kind], recheck[kind] = (state.traced, state.spans), state.recheck_from
@@ -289,10 +294,10 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
 
 
 def _read(reader: TraceSource, kind: str, since: float | None, max_spans: int,
-          recheck_from: int | None = None) -> ReadResult:
+          recheck_from: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
     """One read; a reader that fails on what it was given (e.g. a log with no span in it) reads as empty."""
     try:
-        return reader.read(since=since, limit_spans=max_spans, recheck_from=recheck_from)
+        return reader.read(since=since, limit_spans=max_spans, recheck_from=recheck_from, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - the failure is reported in the checks, not raised mid-notebook
         return ReadResult(kind, errors=[f"{type(exc).__name__}: {exc}"])
 

@@ -36,7 +36,7 @@ from .base import (
 )
 from .query_api import GetJson, body_bytes
 
-__all__ = ["JaegerSource", "jaeger_to_spans", "next_width"]
+__all__ = ["JaegerSource", "grow_width", "jaeger_to_spans", "next_width"]
 
 _INTERNAL_TAGS = {"span.kind", "otel.status_code", "otel.status_description", "error",
                   "otel.scope.name", "otel.scope.version", "otel.library.name", "otel.library.version",
@@ -108,16 +108,29 @@ def jaeger_to_spans(payload: dict) -> list[Span]:
 
 def next_width(starts: list[int], lo: int, hi: int, floor: int) -> int:
     """The window width to search ``[lo, hi]`` in after a full answer whose traces started at ``starts``: half
-    the span those traces cover (an answer holds the newest traces, so ``limit`` traces fit in that span and
-    half of it stays below the limit; an answer that is a sample covers about all of ``[lo, hi]``, so the
-    width halves), never below ``floor``.
+    the span those traces cover. A store that answers the newest (or the oldest) traces first fits ``limit``
+    traces in that span, so half of it stays below the limit; an answer that is a sample covers about all of
+    ``[lo, hi]``, so the width halves. Never below ``floor``.
 
-    >>> next_width([90, 95, 100], 0, 100, 1), next_width([3, 50, 99], 0, 100, 1)
-    (5, 48)
+    >>> next_width([90, 95, 100], 0, 100, 1), next_width([0, 4, 10], 0, 100, 1), next_width([3, 50, 99], 0, 100, 1)
+    (5, 5, 48)
     """
     inside = [s for s in starts if lo <= s <= hi]
-    covered = hi - min(inside) if inside else hi - lo
+    covered = max(inside) - min(inside) if len(inside) > 1 else hi - lo
     return max(floor, min(covered, hi - lo) // 2)
+
+
+def grow_width(width: int, found: int, limit: int) -> int:
+    """The next window's width after one that held ``found`` traces (not full): sized for about 40 % of
+    ``limit`` at the density just seen (so the next answer is rarely full, and a full one is read again), at
+    most twice as wide.
+
+    >>> grow_width(100, 0, 1500), grow_width(100, 1500, 1500), grow_width(100, 300, 1500)
+    (200, 40, 200)
+    """
+    if found <= 0:
+        return width * 2
+    return max(1, min(width * 2, width * limit * 2 // (5 * found)))
 
 
 class JaegerSource(TraceSource):
@@ -150,6 +163,13 @@ class JaegerSource(TraceSource):
         self._store = SpanStore()
         self._cursor_us = 0
         self._since: int | None = None
+
+    def narrow(self, services: list[str]) -> None:
+        """Search only ``services`` from now on. Jaeger answers whole traces per service, so a trace that
+        crosses six services comes back six times from six searches; a reader that only counts the requests
+        traced (not fragments) needs the service every trace starts at, and reads each trace once."""
+        self._services = list(services)
+        self.reset()
 
     def services(self) -> list[str]:
         """Service names the backend knows."""
@@ -229,8 +249,7 @@ class JaegerSource(TraceSource):
             if full:
                 result.cut("limit_traces", len(self._store.trace_ids()) + 1)
             t = hi + 1
-            if len(data) < self._limit_traces // 4:
-                width *= 2
+            width = grow_width(width, len(data), self._limit_traces)
         return True
 
     def _finish(self, result: ReadResult, started: float) -> ReadResult:

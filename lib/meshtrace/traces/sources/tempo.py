@@ -47,7 +47,7 @@ from .base import (
     TraceSource,
     since_ns,
 )
-from .jaeger import next_width
+from .jaeger import grow_width, next_width
 from .query_api import GetJson, body_bytes
 
 __all__ = ["TempoSource", "otlp_value", "tempo_to_spans"]
@@ -237,8 +237,7 @@ class TempoSource(TraceSource):
                 result.cut("limit_traces", len(found) + 1)
             ids += [tid for tid in (_id(x.get("traceID"), 32) for x in found) if tid]
             t = hi + 1
-            if len(found) < self._limit_traces // 4:
-                width = max(1, width * 2)
+            width = max(1, grow_width(width, len(found), self._limit_traces))
         return ids
 
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
