@@ -223,3 +223,90 @@ def test_provider_and_telemetry_facts() -> None:
            "spec": {"tracing": [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 0}]}}
     assert telemetry_facts(tel) == {"namespace": "default", "name": "otel-demo", "providers": ["otel-tracing"],
                                     "sampling": 0, "selector": None}
+
+
+# -- collect_traces: the sources built for the cluster, polled -------------------------------------------------------
+def _log_text(spans: list[Span]) -> str:
+    """``spans`` as the collector's debug exporter prints them (one resource per span)."""
+    import datetime as dt
+
+    def when(ns: int) -> str:
+        t = dt.datetime.fromtimestamp(ns // 10**9, dt.timezone.utc)
+        return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 10**9:09d} +0000 UTC"
+
+    out = []
+    for s in spans:
+        out += ["2026-11-26T20:30:00.000Z\tinfo\tResourceSpans #0", "Resource attributes:",
+                f"     -> service.name: Str({s.service})", "ScopeSpans #0", "InstrumentationScope  ", "Span #0",
+                f"    Trace ID       : {s.trace_id}", f"    Parent ID      : {s.parent_id}",
+                f"    ID             : {s.span_id}", f"    Name           : {s.name}",
+                f"    Kind           : {s.kind.capitalize()}", f"    Start time     : {when(s.start_ns)}",
+                f"    End time       : {when(s.end_ns)}", "    Status code    : Unset", "    Status message : ",
+                "Attributes:", *[f"     -> {k}: Str({v})" for k, v in s.attributes.items()]]
+    return "\n".join(out) + "\n"
+
+
+def _jaeger_traces(spans: list[Span]) -> list[dict]:
+    out: dict[str, dict] = {}
+    for s in spans:
+        t = out.setdefault(s.trace_id, {"traceID": s.trace_id, "spans": [], "processes": {}})
+        t["processes"][s.service] = {"serviceName": s.service, "tags": []}
+        t["spans"].append({"traceID": s.trace_id, "spanID": s.span_id, "operationName": s.name,
+                           "references": [{"refType": "CHILD_OF", "traceID": s.trace_id, "spanID": s.parent_id}]
+                           if s.parent_id else [], "startTime": s.start_ns // 1000,
+                           "duration": (s.end_ns - s.start_ns) // 1000, "processID": s.service,
+                           "tags": [{"key": "span.kind", "value": s.kind},
+                                    *[{"key": k, "value": v} for k, v in s.attributes.items()]]})
+    return list(out.values())
+
+
+class FakeCluster:
+    """The kube helper's reads: the collector's pod, its log and metrics, and a Jaeger query API that answers
+    at most ``limit`` traces a search (as Jaeger does) from what has arrived."""
+
+    def __init__(self, log: str, traces: list[dict]) -> None:
+        self.log, self.traces, self.searches = log, traces, []
+
+    def list(self, api_version, kind, namespace, label_selector=None):
+        return [{"metadata": {"name": "otel-collector-0", "namespace": namespace, "creationTimestamp": "x"}}]
+
+    def pod_logs(self, namespace, pod, container=None):
+        return self.log
+
+    def proxy_get(self, kind, namespace, name, port, path, query=None):
+        if kind == "pods":
+            return METRICS
+        if path == "/api/services":
+            return json.dumps({"data": sorted({p["serviceName"] for t in self.traces
+                                               for p in t["processes"].values()})})
+        q = dict(query or {})
+        self.searches.append(q)
+        start, end, limit = int(q["start"]), int(q["end"]), int(q["limit"])
+        hits = [t for t in self.traces if any(start <= s["startTime"] <= end for s in t["spans"])
+                and q["service"] in t["processes"]]
+        return json.dumps({"data": hits[:limit], "total": 0, "limit": 0, "offset": 0, "errors": None})
+
+
+def test_collect_traces_reads_every_source_past_the_search_cap(tmp_path: Path, monkeypatch) -> None:
+    """07's wiring: sources built by sources_for_cluster; the backend, which is not the evidence of the trace
+    checks, is searched from the root service only; a cap below the number of traces is paged past."""
+    import time as clock
+
+    now = clock.time_ns()
+    sent = [SentRequest(f"c{i}", "", 200, now - (60 - i) * 10**9) for i in range(40)]
+    write_sent(tmp_path / "sent_requests.json", "gw:80", "http://gw:80/productpage", "x-meshtrace-request", 2, sent)
+    spans = [s for i, r in enumerate(sent) for s in request(f"{i + 1:032x}", r.correlation_id, r.start_ns)]
+    cluster = FakeCluster(_log_text(spans), _jaeger_traces(spans))
+    st = stage(**{"traces.sources": "[collector, metrics, jaeger]"})
+    st.kube, st.run_dir = cluster, tmp_path
+    from meshtrace.stages import verify
+    from meshtrace.traces.sources import JaegerSource
+
+    monkeypatch.setattr(JaegerSource, "LIMIT_TRACES", 15)  # the 2,000-request case in miniature: 40 traces
+    ev = verify.collect_traces(st, settle_timeout=20, interval=0)
+    assert ev.settled and list(ev.reads) == ["collector", "jaeger"] and ev.counters is not None
+    assert {q["service"] for q in cluster.searches} == {GW}, "the backend is searched from the root only"
+    assert len(ev.reads["jaeger"].spans) == len(spans) and not ev.reads["jaeger"].truncated
+    trace_checks(st, ev)
+    got = statuses(st)
+    assert got["traces.backend-holds"] == "pass" and got["traces.whole"] == "pass", got

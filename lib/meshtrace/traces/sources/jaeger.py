@@ -147,13 +147,15 @@ class JaegerSource(TraceSource):
     """
 
     kind = "jaeger"
+    #: traces per search unless ``limit_traces`` is given
+    LIMIT_TRACES = 1500
 
     def __init__(self, get: GetJson, services: list[str] | None = None, lookback: float = 3600.0,
-                 limit_traces: int = 1500, overlap: float = DEFAULT_OVERLAP, min_window: int = 1000):
+                 limit_traces: int | None = None, overlap: float = DEFAULT_OVERLAP, min_window: int = 1000):
         self._get = get
         self._services = services
         self._lookback = lookback
-        self._limit_traces = max(1, limit_traces)
+        self._limit_traces = max(1, limit_traces or self.LIMIT_TRACES)
         self._overlap_us = int(overlap * 1e6)
         self._min_window = max(1, min_window)
         self.reset()
