@@ -20,7 +20,7 @@ One :class:`Stage` per notebook, built in its first code cell::
     st.istioctl_versions()    # {"client": "1.25.2", "control_plane": [...]} ; st.refresh_version() after an install
     st.kubeconfig, st.istioctl_path          # resolved paths from params
     st.run_dir                # Path of this env's run folder (``run_dir`` parameter, else runs/manual/<env>/)
-    st.run_dir / SENT_REQUESTS               # what 06 sent (see meshtrace.stages.traffic for the format)
+    st.run_dir / SENT_REQUESTS               # what 06 sent (see meshtrace.sent for the format)
     st.finish()               # = st.checks.finish(): table + MIME output; raises CheckFailed on a failed required check
 
 ``apply`` never carries a Secret's value in what it returns or shows. A dry run reports objects the server
@@ -42,8 +42,7 @@ from .checks import CheckRecorder
 from .kube import ApplyResult, Kube
 from .params import load_params
 from .params_models import Params
-
-SENT_REQUESTS = "sent_requests.json"   # written by 06 into the run folder, read by 07
+from .sent import SENT_REQUESTS as SENT_REQUESTS  # written by 06 into the run folder, read by 07 and 08
 
 
 def _ipython() -> bool:

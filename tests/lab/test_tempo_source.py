@@ -18,9 +18,9 @@ from meshtrace.runbook import Stage
 from meshtrace.stages import verify
 from meshtrace.stages.diagnose_facts import collector_pods, traces_of_run
 from meshtrace.traces import group_traces
-from meshtrace.traces.metrics import CollectorMetricsSource
 from meshtrace.traces.model import Span
 from meshtrace.traces.sources import metrics_via_proxy
+from meshtrace.traces.sources.metrics import CollectorMetricsSource
 
 pytestmark = [pytest.mark.lab]
 
@@ -129,3 +129,65 @@ def test_a_backend_that_receives_nothing_holds_nothing(tempo_lab):
     assert not ev.reads["tempo"].errors, "Tempo answers; it just holds none of these traces"
     assert c["traces.backend-holds"].status == "fail"
     assert c["traces.backend-holds"].observed.startswith("tempo: 0 traced requests")
+
+
+def export_traces(otlp_grpc: str, token: str, service: str, n: int, first_ns: int, step_ns: int) -> None:
+    """``n`` two-span traces (``service`` → ``service``-db) over OTLP gRPC to the backend, 250 to a request."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def resource(req: ExportTraceServiceRequest, name: str):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=name)))
+        return rs.scope_spans.add()
+
+    with grpc.insecure_channel(otlp_grpc) as channel:
+        stub = TraceServiceStub(channel)
+        for lo in range(0, n, 250):
+            req = ExportTraceServiceRequest()
+            root, child = resource(req, service), resource(req, f"{service}-db")
+            for i in range(lo, min(n, lo + 250)):
+                tid, t = (i + 1).to_bytes(16, "big"), first_ns + i * step_ns
+                root.spans.add(trace_id=tid, span_id=(2 * i + 1).to_bytes(8, "big"), name="GET /", kind=2,
+                               start_time_unix_nano=t, end_time_unix_nano=t + 2_000_000)
+                child.spans.add(trace_id=tid, span_id=(2 * i + 2).to_bytes(8, "big"),
+                                parent_span_id=(2 * i + 1).to_bytes(8, "big"), name="query", kind=3,
+                                start_time_unix_nano=t + 1000, end_time_unix_nano=t + 1_000_000)
+            stub.Export(req, metadata=[("authentication", token)], timeout=30)
+
+
+def test_two_thousand_traces_are_read_past_the_backend_search_cap(tempo_lab):
+    """The 2,000-request case at the source level: one search answers at most 1,500 traces (as Jaeger's and
+    Tempo's do), and the sources still read all 2,000, say they were not cut, and poll only what is new."""
+    import time
+
+    from meshtrace.traces.sources import JaegerSource, TempoSource, query_get_via_url
+
+    lab, _ = tempo_lab
+    backend, token = lab.status["backend"], os.environ[TOKEN_ENV]
+    service = f"paging-{uuid.uuid4().hex[:6]}"
+    now = time.time_ns()
+    since = now - 70 * 10**9
+    export_traces(backend["otlp_grpc"], token, service, 2000, now - 60 * 10**9, 30_000_000)  # 60 s of traffic
+
+    def url_get(url: str):  # the query APIs of a managed backend want the token too
+        return query_get_via_url(url, timeout=30, headers=lambda: {"Authorization": f"Bearer {token}"})
+
+    jaeger_get = url_get(backend["query_url"])
+    capped = jaeger_get("/api/traces", {"service": service, "limit": 1500, "start": since // 1000,
+                                        "end": time.time_ns() // 1000})
+    assert len(capped["data"]) == 1500, "one search stops at its limit without saying so"
+    jaeger = JaegerSource(jaeger_get, services=[service], limit_traces=1500)
+    r = jaeger.read(since=since)
+    assert r.traces_read == 2000 and len(r.spans) == 4000, r.stats()
+    assert not r.truncated and not r.errors and r.cut_note() == ""
+    again = jaeger.read(since=since)
+    assert again.traces_read == 2000 and again.spans_parsed < r.spans_parsed / 2, (r.stats(), again.stats())
+
+    tempo = TempoSource(url_get(backend["tempo_url"]), tags={"service.name": service}, limit_traces=1500)
+    t = tempo.read(since=since)
+    assert t.traces_read == 2000 and not t.truncated and not t.errors, t.stats()
+    cut = JaegerSource(jaeger_get, services=[service], limit_traces=1500, min_window=10**9).read(since=since)
+    assert cut.truncated and cut.reason == "limit_traces" and "of at least" in cut.cut_note()

@@ -253,9 +253,7 @@ def test_tempo_trace_by_id_is_tempos_protobuf_json(lab_backend):
 
 
 def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
-    from meshtrace.traces.jaeger import JaegerSource
-    from meshtrace.traces.sources import query_get_via_url
-    from meshtrace.traces.tempo import TempoSource
+    from meshtrace.traces.sources import JaegerSource, TempoSource, query_get_via_url
 
     _, b = lab_backend
     assert grpc_export(b, TOKEN) == grpc.StatusCode.OK

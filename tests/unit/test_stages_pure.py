@@ -11,12 +11,12 @@ import pytest
 
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import Stage, fence
+from meshtrace.sent import read_sent
 from meshtrace.stages.gateway import load_balancer_address, node_port_address, service_port
 from meshtrace.stages.istio import ExistingInstall, merge_mesh, mesh_diff, plan_operator
 from meshtrace.stages.traffic import (
     SentRequest,
     percentile,
-    read_sent,
     send_requests,
     status_table,
     write_sent,
@@ -149,9 +149,9 @@ def test_send_requests_with_fresh_ids_and_save(server: str, tmp_path) -> None:
     path = write_sent(tmp_path / "sent_requests.json", server, f"http://{server}/productpage",
                       "x-meshtrace-request", 3, reqs)
     data = read_sent(path)
-    assert data["correlation_header"] == "x-meshtrace-request" and len(data["requests"]) == 12
-    assert set(data["requests"][0]) >= {"correlation_id", "x_request_id", "status", "start_ns", "end_ns"}
-    json.dumps(data)
+    assert data.correlation_header == "x-meshtrace-request" and data.requests == reqs
+    assert set(json.loads(path.read_text())["requests"][0]) >= {"correlation_id", "x_request_id", "status",
+                                                                 "start_ns", "end_ns"}
 
 
 def test_failed_requests_are_counted_not_raised(server: str) -> None:

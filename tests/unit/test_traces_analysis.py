@@ -227,7 +227,7 @@ def test_correlate_by_tag_and_by_request_id():
         bookinfo("t2", rid=rid2[:14] + "9" + rid2[15:]),  # Envoy marked it sampled
         bookinfo("t3", tag="someone-else"),
     ]
-    sent = [SentRequest("req-1", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"), ("req-2", rid2), {"correlation": "req-3"}]
+    sent = [SentRequest("req-1", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"), SentRequest("req-2", rid2), "req-3"]
     rep = correlate(traces, sent)
     assert rep.matched == {"req-1": ["t1"], "req-2": ["t2"]}
     assert rep.via == {"req-1": "tag", "req-2": "request-id"}

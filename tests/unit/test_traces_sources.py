@@ -9,8 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from meshtrace.errors import ParamsError, WaitTimeout
-from meshtrace.traces.jaeger import JaegerSource, jaeger_to_spans
-from meshtrace.traces.metrics import CollectorMetricsSource, parse_collector_metrics
 from meshtrace.traces.sources import (
     CollectorLogSource,
     make_source,
@@ -20,6 +18,8 @@ from meshtrace.traces.sources import (
     sources_for_cluster,
     sources_from_params,
 )
+from meshtrace.traces.sources.jaeger import JaegerSource, jaeger_to_spans
+from meshtrace.traces.sources.metrics import CollectorMetricsSource, parse_collector_metrics
 
 LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "collector-logs"
 SAMPLE = (LOGS / "logging-0.70.log").read_text(encoding="utf-8")
@@ -62,7 +62,7 @@ def test_metrics_with_and_without_total(text, exporters):
 def test_metrics_absent_and_source_bytes():
     c = CollectorMetricsSource(lambda: b"# nothing here\ngarbage line\n").read()
     assert c.found == set() and c.accepted == 0.0
-    assert make_source("metrics", metrics=lambda: NEW_METRICS).read().sent == 72.0
+    assert make_source("metrics", lambda: NEW_METRICS).read().sent == 72.0
 
 
 # -- collector log source -------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_jaeger_source_queries_each_service_and_dedupes():
             return {"data": ["productpage.default", "details.default", "jaeger-all-in-one"]}
         return jaeger_payload()
 
-    src = make_source("jaeger", get=get)
+    src = make_source("jaeger", get)
     r = src.read(since=datetime(2023, 11, 14, tzinfo=timezone.utc))
     assert len(r.spans) == 2 and r.spans_parsed == 4 and not r.errors
     queried = [p["service"] for path, p in calls if path == "/api/traces"]
@@ -213,18 +213,18 @@ def test_jaeger_via_proxy_builds_the_request():
 # -- choosing -------------------------------------------------------------------------------------------------------
 def test_sources_from_params_order_and_missing_callables():
     params = SimpleNamespace(traces=SimpleNamespace(sources=["jaeger", "collector", "metrics"]))
-    out = sources_from_params(params, logs=lambda: SAMPLE, metrics=lambda: NEW_METRICS,
-                              jaeger_get=lambda p, q: {"data": []})
+    out = sources_from_params(params, {"collector": lambda: SAMPLE, "metrics": lambda: NEW_METRICS,
+                                       "jaeger": lambda p, q: {"data": []}})
     assert list(out) == ["jaeger", "collector", "metrics"]
     assert [type(v).__name__ for v in out.values()] == ["JaegerSource", "CollectorLogSource", "CollectorMetricsSource"]
-    assert list(sources_from_params(params, logs=lambda: "")) == ["collector"]
+    assert list(sources_from_params(params, {"collector": lambda: ""})) == ["collector"]
     tempo_only = SimpleNamespace(traces=SimpleNamespace(sources=["tempo"]))
-    assert sources_from_params(tempo_only) == {}, "no callable given, no source"
-    assert type(sources_from_params(tempo_only, tempo_get=lambda p, q: {})["tempo"]).__name__ == "TempoSource"
+    assert sources_from_params(tempo_only, {}) == {}, "no callable given, no source"
+    assert type(sources_from_params(tempo_only, {"tempo": lambda p, q: {}})["tempo"]).__name__ == "TempoSource"
     with pytest.raises(ParamsError, match="zipkin.*known: collector, metrics, jaeger, tempo"):
-        sources_from_params(SimpleNamespace(traces=SimpleNamespace(sources=["zipkin"])))
+        sources_from_params(SimpleNamespace(traces=SimpleNamespace(sources=["zipkin"])), {})
     with pytest.raises(ParamsError):
-        make_source("zipkin")
+        make_source("zipkin", lambda: "")
 
 
 def test_sources_for_cluster_uses_the_kube_helper():

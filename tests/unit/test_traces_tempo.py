@@ -26,7 +26,7 @@ from meshtrace.traces.sources import (
     sources_for_cluster,
     sources_from_params,
 )
-from meshtrace.traces.tempo import TempoSource, otlp_value, tempo_to_spans
+from meshtrace.traces.sources.tempo import TempoSource, otlp_value, tempo_to_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -161,7 +161,7 @@ def test_reader_searches_the_window_then_fetches_each_trace():
     other = "00000000000000000000000000000abc"
     get = FakeTempo({TRACE: tempo2_trace(), other: tempo2_trace(other)})
     since = datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
-    r = make_source("tempo", get=get).read(since=since)
+    r = make_source("tempo", get).read(since=since)
     assert not r.errors and not r.truncated
     assert len(r.spans) == 4 and r.spans_parsed == 4 and r.bytes_read > 0
     assert {s.trace_id for s in r.spans} == {TRACE, other}, "ids without leading zeros are padded back"
@@ -208,10 +208,10 @@ def test_duplicate_spans_are_read_once():
 # -- wiring ---------------------------------------------------------------------------------------------------------------
 def test_sources_from_params_and_cluster_wire_tempo():
     params = SimpleNamespace(traces=SimpleNamespace(sources=["collector", "tempo"]))
-    out = sources_from_params(params, logs=lambda: "", tempo_get=FakeTempo({}))
+    out = sources_from_params(params, {"collector": lambda: "", "tempo": FakeTempo({})})
     assert [type(v).__name__ for v in out.values()] == ["CollectorLogSource", "TempoSource"]
-    with pytest.raises(ParamsError, match="needs get="):
-        make_source("tempo")
+    with pytest.raises(ParamsError, match="needs a callable"):
+        make_source("tempo", None)  # type: ignore[call-overload]
 
     calls = []
 

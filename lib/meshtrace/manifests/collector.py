@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
 from meshtrace.errors import ParamsError
 from meshtrace.manifests.common import MANAGED_BY, Obj, meta
-from meshtrace.params_models import Params
+from meshtrace.params_models import BackendParams, Params
 from meshtrace.versions import (
     collector_env_ref,
     collector_has_debug_exporter,
@@ -59,6 +59,24 @@ def _check_image(p: Params) -> None:
         )
 
 
+@overload
+def exporter_name(backend: BackendParams) -> str: ...
+@overload
+def exporter_name(backend: None) -> None: ...
+@overload
+def exporter_name(backend: BackendParams | None) -> str | None: ...
+def exporter_name(backend: BackendParams | None) -> str | None:
+    """The collector's exporter (and its metrics label) for the backend: ``otlp`` for gRPC, ``otlphttp`` for
+    HTTP; None without a backend.
+
+    >>> exporter_name(BackendParams(endpoint="b:4317")), exporter_name(None)
+    ('otlp', None)
+    """
+    if backend is None:
+        return None
+    return "otlp" if backend.protocol == "grpc" else "otlphttp"
+
+
 def collector_config(p: Params) -> dict[str, Any]:
     """The collector's configuration as a mapping (what the ConfigMap holds, as YAML)."""
     _check_image(p)
@@ -70,12 +88,12 @@ def collector_config(p: Params) -> dict[str, Any]:
         exporters["debug"] = {"verbosity": col.verbosity, **SAMPLING}
     else:
         exporters["logging"] = {"loglevel": "debug" if col.verbosity == "detailed" else "info", **SAMPLING}
-    names = [col.exporter]
+    names: list[str] = [col.exporter]
     if backend is not None:
         headers = {h.name: h.value for h in backend.headers}
         if backend.token is not None:
             headers[backend.auth_header] = collector_env_ref(v, TOKEN_ENV)
-        name = "otlp" if backend.protocol == "grpc" else "otlphttp"
+        name = exporter_name(backend)
         exp: dict[str, Any] = {"endpoint": backend.endpoint}
         if headers:
             exp["headers"] = headers

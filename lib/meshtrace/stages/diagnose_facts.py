@@ -10,9 +10,7 @@ Example: ``provider_facts(mesh_provider(read_mesh_config(kube), "otel-tracing"))
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,9 +18,10 @@ import yaml
 from ..errors import NotServed
 from ..kube import Kube
 from ..kube.pods import PodState, collector_pods, pod_state
+from ..sent import SentRequest
 
-__all__ = ["PodState", "ProviderFacts", "TelemetryFacts", "collector_pods", "list_telemetries", "load_sent",
-           "mesh_provider", "pod_state", "provider_facts", "read_mesh_config", "sent_since", "telemetry_facts",
+__all__ = ["PodState", "ProviderFacts", "TelemetryFacts", "collector_pods", "list_telemetries",
+           "mesh_provider", "pod_state", "provider_facts", "read_mesh_config", "telemetry_facts",
            "traces_of_run"]
 
 TELEMETRY_GROUP = "telemetry.istio.io"
@@ -111,55 +110,14 @@ def telemetry_facts(obj: dict[str, Any]) -> TelemetryFacts:
                           selector=(spec.get("selector") or {}).get("matchLabels"))
 
 
-def load_sent(run_dir: str | Path | None) -> list[dict[str, Any]]:
-    """The requests 06 sent (``sent_requests.json`` in ``run_dir``), normalised to
-    ``{correlation, request_id, status, start, end}``; empty when the file is absent."""
-    if run_dir is None:
-        return []
-    path = Path(run_dir) / "sent_requests.json"
-    if not path.is_file():
-        return []
-    raw = json.loads(path.read_text())
-    if isinstance(raw, dict):
-        raw = raw.get("requests") or []
-    out = []
-    for r in raw:
-        out.append({
-            "correlation": str(r.get("correlation") or r.get("correlation_id") or r.get("id") or ""),
-            "request_id": str(r.get("request_id") or r.get("x_request_id") or r.get("x-request-id") or ""),
-            "status": r.get("status"),
-            "start": _epoch(r.get("start_ns") or r.get("start") or r.get("time")),
-            "end": _epoch(r.get("end_ns") or r.get("end")),
-        })
-    return out
-
-
-def _epoch(value: Any) -> float | None:
-    """Seconds since the epoch from a number or an ISO time."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) / (1e9 if value > 1e14 else 1)
-    from datetime import datetime, timezone
-
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def sent_since(sent: list[dict[str, Any]], slack: float = 2.0) -> float | None:
-    """The earliest send time minus ``slack`` seconds (the lower bound for reading spans), or None."""
-    starts = [r["start"] for r in sent if r.get("start")]
-    return min(starts) - slack if starts else None
-
-
-def traces_of_run(traces: list[Any], sent: list[dict[str, Any]], tag: str) -> list[Any]:
+def traces_of_run(traces: list[Any], sent: list[SentRequest], tag: str) -> list[Any]:
     """The traces of this run: those matching a sent request, and the others that started after the first
     request was sent (spans are read with some slack before it, so earlier traffic is left out here)."""
     from ..traces import correlate
 
-    starts = [r["start"] for r in sent if r.get("start")]
+    starts = [r.start_ns for r in sent if r.start_ns]
     if not starts:
         return traces
-    first_ns = int(min(starts) * 1e9)
+    first_ns = min(starts)
     matched = {tid for tids in correlate(traces, sent, tag).matched.values() for tid in tids}
     return [t for t in traces if t.trace_id in matched or t.start_ns >= first_ns]

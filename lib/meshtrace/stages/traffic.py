@@ -1,54 +1,28 @@
 """06_generate_traffic: N GETs of /productpage through the gateway, each with a correlation id.
 
 Every request carries the kit's correlation header (``telemetry.correlation_header``, a fresh UUID4) and a
-fresh UUID4 ``x-request-id``. What was sent is saved as ``sent_requests.json`` in the run folder, for 07::
-
-    {"gateway_url": "127.16.1.1:80", "url": "http://127.16.1.1:80/productpage",
-     "correlation_header": "x-meshtrace-request", "concurrency": 4,
-     "requests": [{"correlation_id": "…", "x_request_id": "…", "status": 200,
-                   "start_ns": 1764190000000000000, "end_ns": …, "latency_ms": 12.5, "error": ""}, …]}
-
-Times are Unix epoch nanoseconds (as span times are).
+fresh UUID4 ``x-request-id``. What was sent is saved as ``sent_requests.json`` in the run folder, for 07 and 08
+(the format: :mod:`meshtrace.sent`).
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import math
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from meshtrace.errors import ParamsError
-from meshtrace.runbook import SENT_REQUESTS, Stage
+from meshtrace.runbook import Stage
+from meshtrace.sent import SENT_REQUESTS, SentRequest, write_sent
 
-
-@dataclass
-class SentRequest:
-    """One request the kit sent and what came back."""
-
-    correlation_id: str
-    x_request_id: str
-    status: int            # 0 = no HTTP answer
-    start_ns: int
-    end_ns: int
-    error: str = ""
-
-    @property
-    def latency_ms(self) -> float:
-        """Wall time of the request in milliseconds."""
-        return (self.end_ns - self.start_ns) / 1e6
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON record (with ``latency_ms``)."""
-        return {**asdict(self), "latency_ms": round(self.latency_ms, 3)}
+__all__ = ["KeepAliveClient", "SentRequest", "generate_traffic", "latency_summary", "percentile", "plot_latency",
+           "send_one", "send_requests", "status_table", "write_sent"]
 
 
 _RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -175,21 +149,6 @@ def status_table(reqs: list[SentRequest]) -> list[dict[str, Any]]:
     """Rows ``{status, count}`` (status 0 shows the error)."""
     counts = Counter(r.status if r.status else f"no answer ({r.error})" for r in reqs)
     return [{"status": s, "count": c} for s, c in sorted(counts.items(), key=lambda x: str(x[0]))]
-
-
-def write_sent(path: Path, gateway_url: str, url: str, correlation_header: str, concurrency: int,
-               reqs: list[SentRequest]) -> Path:
-    """Save what was sent as JSON (the format in this module's docstring)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"gateway_url": gateway_url, "url": url, "correlation_header": correlation_header,
-            "concurrency": concurrency, "requests": [r.to_dict() for r in reqs]}
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
-
-
-def read_sent(path: str | Path) -> dict[str, Any]:
-    """Read ``sent_requests.json`` back (``requests`` as dicts)."""
-    return json.loads(Path(path).read_text())
 
 
 def plot_latency(reqs: list[SentRequest]) -> Any:

@@ -20,19 +20,18 @@ import yaml
 
 from ..errors import ClusterError, Forbidden, MeshtraceError
 from ..kube.pods import has_sidecar, live_pods, pod_owner
+from ..manifests.collector import exporter_name
 from ..runbook import Stage
+from ..sent import SentRequest, read_sent, sent_since
 from ..traces import callgraph_from_params, check_traces, group_traces
-from ..traces.metrics import CollectorMetricsSource
-from ..traces.sources import CollectorLogSource, metrics_via_proxy
+from ..traces.sources import CollectorMetricsSource, make_source, sources_for_cluster
 from .diagnose import Evidence, Finding, diagnose, log_lines
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
-    load_sent,
     pod_state,
     provider_facts,
     read_mesh_config,
-    sent_since,
     telemetry_facts,
     traces_of_run,
 )
@@ -96,11 +95,11 @@ def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else default_ns
 
 
-def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 20000) -> Evidence:
+def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 20000) -> Evidence:
     """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too)."""
     p, kube = st.p, st.kube
     ev = _params_evidence(st)
-    sent = load_sent(st.run_dir) if sent is None else sent
+    sent = read_sent(st.run_dir).requests if sent is None else sent
     recent = _recent_seconds(sent)
     for verb, group, res in NEEDED:
         allowed = _try(ev, f"access review {verb} {res}",
@@ -143,10 +142,11 @@ def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 
                                                                                           log_tail), "")
         ev.collector_recent_log = _try(ev, "get pods/log (collector)", lambda: kube.pod_logs(
             col.namespace, pod, tail_lines=log_tail, since_seconds=recent), "")
-        counters = _try(ev, "collector metrics", lambda: CollectorMetricsSource(
-            metrics_via_proxy(kube.proxy_get, col.namespace, pod)).read())
-        if counters is not None and p.backend is not None:
-            exporter = "otlp" if p.backend.protocol == "grpc" else "otlphttp"
+        metrics = sources_for_cluster(p, kube, pod, kinds=["metrics"])["metrics"]
+        assert isinstance(metrics, CollectorMetricsSource)
+        counters = _try(ev, "collector metrics", metrics.read)
+        exporter = exporter_name(p.backend)
+        if counters is not None and exporter is not None:
             ev.exporter_sent, ev.exporter_failed = counters.exporter(exporter)
     istiod = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system", label_selector="app=istiod"), [])
     if istiod:
@@ -168,7 +168,7 @@ def _log_with_previous(st: Stage, ns: str, pod: str, tail: int) -> str:
         return text
 
 
-def _recent_seconds(sent: list[dict[str, Any]], default: int = 300) -> int:
+def _recent_seconds(sent: list[SentRequest], default: int = 300) -> int:
     """How far back "recent" log lines go: to the first request of this run (plus slack), else ``default`` s."""
     since = sent_since(sent, slack=5.0)
     return max(1, math.ceil(time.time() - since)) if since else default
@@ -194,11 +194,12 @@ def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
     ev.proxy_log = "\n".join(x for x in logs if x)
 
 
-def _traces(st: Stage, ev: Evidence, sent: list[dict[str, Any]]) -> None:
+def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     if not ev.collector_log:
         return
+    log = ev.collector_log  # already read (with the previous container's, after a crash): parsed, not read again
     try:
-        spans = CollectorLogSource(lambda: ev.collector_log).read(since=sent_since(sent)).spans
+        spans = make_source("collector", lambda: log).read(since=sent_since(sent)).spans
     except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
         ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
         return
@@ -276,7 +277,7 @@ def apply_remedies(st: Stage, findings: list[Finding], dry_run: bool = False) ->
     return done
 
 
-def run_troubleshoot(st: Stage, apply_fixes: bool = False, sent: list[dict[str, Any]] | None = None,
+def run_troubleshoot(st: Stage, apply_fixes: bool = False, sent: list[SentRequest] | None = None,
                      dry_run: bool = False) -> tuple[Evidence, list[Finding], list[str]]:
     """Gather, diagnose, attach remedies, record checks, and apply remedies when ``apply_fixes``."""
     ev = gather(st, sent)

@@ -1,12 +1,12 @@
-"""Trace reading and analysis: the span model, sources (collector log, collector metrics, Jaeger), whole-trace
+"""Trace reading and analysis: the span model, sources (collector log, collector metrics, Jaeger, Tempo), whole-trace
 checks against Bookinfo's call graph, correlation, sampling statistics and pictures.
 
-Submodules are imported on use; the names below are the common entry points.
+The names below are the common entry points; :mod:`.plots` (matplotlib) is imported on use.
 """
 
+from ..sent import SentRequest
 from .analysis import (
     DEFAULT_CORRELATION_TAG,
-    SentRequest,
     TraceAnalysis,
     analyse,
     check_services,
@@ -18,17 +18,19 @@ from .analysis import (
 )
 from .callgraph import CallGraph, callgraph_from_params, expected_callgraph
 from .collector_log import CollectorLogParser, parse_collector_log
-from .metrics import CollectorCounters, CollectorMetricsSource, parse_collector_metrics
 from .model import Span, Trace, group_traces, spans_frame
 from .sampling_stats import sampling_check
 from .sources import (
+    CollectorCounters,
     CollectorLogSource,
+    CollectorMetricsSource,
     ReadResult,
     TraceSource,
     make_source,
     sources_for_cluster,
     sources_from_params,
 )
+from .sources.metrics import parse_collector_metrics
 
 __all__ = [
     "DEFAULT_CORRELATION_TAG", "CallGraph", "CollectorCounters", "CollectorLogParser", "CollectorLogSource",

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sent import SentRequest
 from .callgraph import CallGraph
 from .model import Span, Trace, http_status
 
 __all__ = [
-    "DEFAULT_CORRELATION_TAG", "REQUEST_ID_ATTRIBUTE", "CorrelationReport", "SentRequest", "ServiceReport",
+    "DEFAULT_CORRELATION_TAG", "REQUEST_ID_ATTRIBUTE", "CorrelationReport", "ServiceReport",
     "TraceAnalysis", "TraceCheckReport", "TraceFinding", "analyse", "check_services", "check_trace", "check_traces", "correlate",
     "error_spans", "latency_percentiles", "observed_edges", "request_id_key",
 ]
@@ -231,14 +232,6 @@ def request_id_key(request_id: str) -> str:
     return rid
 
 
-@dataclass(frozen=True)
-class SentRequest:
-    """A request the kit sent: its correlation value and the ``x-request-id`` it carried."""
-
-    correlation: str
-    request_id: str = ""
-
-
 @dataclass
 class CorrelationReport:
     """Which sent requests were traced, and which traces match no sent request."""
@@ -264,25 +257,19 @@ class CorrelationReport:
                 "via_request_id": sum(1 for v in self.via.values() if v == "request-id")}
 
 
-def _as_sent(item: SentRequest | str | tuple | dict) -> SentRequest:
-    if isinstance(item, SentRequest):
-        return item
-    if isinstance(item, str):
-        return SentRequest(item)
-    if isinstance(item, dict):
-        return SentRequest(str(item.get("correlation", item.get("id", ""))), str(item.get("request_id", "")))
-    return SentRequest(str(item[0]), str(item[1]) if len(item) > 1 else "")
+def _as_sent(item: SentRequest | str) -> SentRequest:
+    return SentRequest(item) if isinstance(item, str) else item
 
 
-def correlate(traces: Iterable[Trace], sent: Iterable[SentRequest | str | tuple | dict],
+def correlate(traces: Iterable[Trace], sent: Iterable[SentRequest | str],
               tag: str = DEFAULT_CORRELATION_TAG, request_id_attribute: str = REQUEST_ID_ATTRIBUTE) -> CorrelationReport:
     """Match traces to sent requests: by the kit's correlation tag, else by ``x-request-id`` (see
-    :func:`request_id_key`). ``sent`` items are :class:`SentRequest`, a correlation string, a
-    ``(correlation, request_id)`` tuple or a dict with those keys.
+    :func:`request_id_key`). ``sent`` items are :class:`~meshtrace.sent.SentRequest` (as :func:`~meshtrace.sent.read_sent`
+    gives them) or a correlation string.
     """
     reqs = [_as_sent(x) for x in sent]
-    by_corr = {r.correlation: r for r in reqs if r.correlation}
-    by_rid = {request_id_key(r.request_id): r for r in reqs if r.request_id}
+    by_corr = {r.correlation_id: r for r in reqs if r.correlation_id}
+    by_rid = {request_id_key(r.x_request_id): r for r in reqs if r.x_request_id}
     matched: dict[str, list[str]] = {}
     via: dict[str, str] = {}
     unmatched: list[str] = []
@@ -306,11 +293,11 @@ def correlate(traces: Iterable[Trace], sent: Iterable[SentRequest | str | tuple 
         if hit is None:
             unmatched.append(t.trace_id)
             continue
-        key = hit.correlation or hit.request_id
+        key = hit.correlation_id or hit.x_request_id
         matched.setdefault(key, []).append(t.trace_id)
         if via.get(key) != "tag":
             via[key] = how
-    untraced = [r.correlation or r.request_id for r in reqs if (r.correlation or r.request_id) not in matched]
+    untraced = [r.correlation_id or r.x_request_id for r in reqs if (r.correlation_id or r.x_request_id) not in matched]
     return CorrelationReport(len(reqs), matched, via, untraced, unmatched)
 
 

@@ -59,9 +59,9 @@ def parse_timestamp(text: str) -> int:
     """
     secs = SECONDS_CACHE.get(text[:19])
     if secs is not None and text[19:20] == "." and text[-10:] == " +0000 UTC":  # the usual shape, fast
-        frac = text[20:-10]
-        if 0 < len(frac) <= 9 and frac.isdigit():
-            return secs * 1_000_000_000 + int(frac) * _FRACTION_SCALE[len(frac)]
+        fraction = text[20:-10]
+        if 0 < len(fraction) <= 9 and fraction.isdigit():
+            return secs * 1_000_000_000 + int(fraction) * _FRACTION_SCALE[len(fraction)]
     text = text.strip()
     if not text:
         return 0

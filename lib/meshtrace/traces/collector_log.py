@@ -295,7 +295,7 @@ class CollectorLogParser(LineMachine):
             return False
         pos = m.end()
         attrs: dict[str, Any] | None = None
-        dropped = _NO_DROPS
+        dropped: tuple[int, int, int] | list[int] = _NO_DROPS
         if text.startswith(_STR_BLOCK_HEAD, pos, end) and text.startswith(")\n", end - 2, end):
             # the common case: a header and only single-line Str attributes, split in C. Each piece is
             # ``key: Str(value``; the newline count proves every line is one arrow line, and a key holding

@@ -1,6 +1,9 @@
 """Spans from a Grafana Tempo query API (``/api/search``, ``/api/traces/<traceID>``).
 
-A search answers trace ids (hex, leading zeros dropped) with their root service and start; each trace is then
+A search (``/api/search?start=&end=&limit=``, times in epoch seconds) answers at most ``limit`` traces; a full
+answer is read as "maybe cut", and its window is searched again in halves down to one second (then the read
+says it was cut). Polls search only from the last read's end (less ``overlap``) on, and fetch again only the
+traces found there. A search answers trace ids (hex, leading zeros dropped) with their root service and start; each trace is then
 fetched by id. A fetched trace is OpenTelemetry JSON as Tempo writes it, in every shape it has had:
 
 * the resource spans under ``batches`` (Tempo 1.x and 2.x), ``resourceSpans`` (newer, and OTLP's own JSON), or
@@ -29,12 +32,23 @@ import binascii
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from .model import KINDS, Span, SpanEvent, SpanLink
-from .sources import DEFAULT_LIMIT_SPANS, DEFAULT_TIMEOUT, ReadResult, TraceSource, since_ns
+from ..collector_fields import gc_paused
+from ..model import KINDS, Span, SpanEvent, SpanLink
+from .base import (
+    DEFAULT_LIMIT_SPANS,
+    DEFAULT_OVERLAP,
+    DEFAULT_TIMEOUT,
+    ReadResult,
+    SpanStore,
+    TraceSource,
+    since_ns,
+)
+from .jaeger import grow_width, next_width
+from .query_api import GetJson, body_bytes
 
 __all__ = ["TempoSource", "otlp_value", "tempo_to_spans"]
 
@@ -140,7 +154,8 @@ def _span(raw: dict, resource: dict[str, Any], scope: dict) -> Span:
 
 
 def _resource_spans(payload: dict) -> list[dict]:
-    body = payload.get("trace") if isinstance(payload.get("trace"), dict) else payload
+    trace = payload.get("trace")
+    body = trace if isinstance(trace, dict) else payload
     return list(body.get("batches") or body.get("resourceSpans") or ())
 
 
@@ -164,19 +179,31 @@ class TempoSource(TraceSource):
     """Reads traces from a Tempo query API through ``get(path, params) -> dict``.
 
     One search per entry of ``services`` (a ``service.name`` tag each; default: one search over every service),
-    each narrowed by ``tags`` (Tempo's logfmt tag search) and the window ``[since or now - lookback, now]``,
-    at most ``limit_traces`` traces per search; then every trace found is fetched by id.
+    each narrowed by ``tags`` (Tempo's logfmt tag search) and the window ``[since or now - lookback, now]``
+    (from the last read's end less ``overlap`` on a poll), at most ``limit_traces`` traces per search (a full
+    answer is searched again in halves); then every trace found is fetched by id.
+
+    >>> TempoSource(lambda path, q: {"traces": []}).read().spans
+    []
     """
 
     kind = "tempo"
 
-    def __init__(self, get: Callable[[str, dict], dict], services: list[str] | None = None,
-                 tags: dict[str, str] | None = None, lookback: float = 3600.0, limit_traces: int = 1500):
+    def __init__(self, get: GetJson, services: list[str] | None = None, tags: dict[str, str] | None = None,
+                 lookback: float = 3600.0, limit_traces: int = 1500, overlap: float = DEFAULT_OVERLAP):
         self._get = get
         self._services = services
         self._tags = dict(tags or {})
         self._lookback = lookback
-        self._limit_traces = limit_traces
+        self._limit_traces = max(1, limit_traces)
+        self._overlap = overlap
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the spans kept and the end of the last read."""
+        self._store = SpanStore()
+        self._cursor_s = 0
+        self._since: int | None = None
 
     def search(self, start_s: int, end_s: int, service: str | None = None) -> list[dict]:
         """One ``/api/search`` over ``[start_s, end_s]`` (epoch seconds): its ``traces`` entries."""
@@ -188,41 +215,90 @@ class TempoSource(TraceSource):
             query["tags"] = _logfmt(tags)
         return list(self._get("/api/search", query).get("traces") or ())
 
+    def _find(self, start_s: int, end_s: int, service: str | None, result: ReadResult,
+              deadline: float) -> list[str] | None:
+        """Trace ids in ``[start_s, end_s]``, in windows small enough that no answer is full (None: timeout)."""
+        ids: list[str] = []
+        width = end_s - start_s
+        t = start_s
+        while t <= end_s:
+            if time.monotonic() > deadline:
+                result.cut("timeout")
+                return None
+            hi = min(end_s, t + width)
+            found = self.search(t, hi, service)
+            result.requests += 1
+            full = len(found) >= self._limit_traces
+            if full and hi > t:  # maybe cut: search again in narrower windows
+                starts = [int(x.get("startTimeUnixNano") or 0) // 1_000_000_000 for x in found]
+                width = next_width(starts, t, hi, 0)
+                continue
+            if full:
+                result.cut("limit_traces", len(found) + 1)
+            ids += [tid for tid in (_id(x.get("traceID"), 32) for x in found) if tid]
+            t = hi + 1
+            width = max(1, grow_width(width, len(found), self._limit_traces))
+        return ids
+
     def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT) -> ReadResult:
-        """Traces found in the window, each fetched whole; spans deduplicated."""
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """Traces found in the window (on a poll: from ``recheck_from``, else from the last read's end less
+        ``overlap``), each fetched whole; the result holds every span kept so far."""
+        with gc_paused():  # many acyclic objects (decoded JSON, spans): collection passes would make this quadratic
+            return self._read(since, limit_spans, timeout, recheck_from)
+
+    def _read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
         started = time.monotonic()
+        deadline = started + timeout
         result = ReadResult(self.kind)
-        now = time.time()
         lower = since_ns(since)
+        if self._since != lower:
+            self.reset()
+            self._since = lower
+        now = time.time()
         end_s = math.ceil(now) + 1
         start_s = lower // 1_000_000_000 if lower else int(now - self._lookback)
-        trace_ids: list[str] = []
+        if self._cursor_s:
+            again = (since_ns(recheck_from) // 1_000_000_000 if recheck_from is not None
+                     else self._cursor_s - math.ceil(self._overlap))
+            start_s = max(start_s, min(again, end_s))
+        trace_ids: dict[str, None] = {}
+        complete = True
         for service in (self._services if self._services is not None else [None]):
             try:
-                found = self.search(start_s, end_s, service)
+                found = self._find(start_s, end_s, service, result, deadline)
             except Exception as exc:  # the callable talks to a cluster or a URL; report, don't crash the reader
                 result.errors.append(f"search{f' of {service}' if service else ''} failed: {exc}")
                 continue
-            if len(found) >= self._limit_traces:
-                result.truncated, result.reason = True, "limit_traces"
-            for t in found:
-                tid = _id(t.get("traceID"), 32)
-                if tid and tid not in trace_ids:
-                    trace_ids.append(tid)
-        seen: set[tuple[str, str]] = set()
-        for tid in trace_ids:
-            if time.monotonic() - started > timeout:
-                result.truncated, result.reason = True, "timeout"
+            if found is None:
+                complete = False
+                break
+            trace_ids.update(dict.fromkeys(found))
+        for tid in trace_ids if complete else ():
+            if time.monotonic() > deadline:
+                result.cut("timeout")
+                complete = False
                 break
             try:
                 payload = self._get(f"/api/traces/{tid}", {})
             except Exception as exc:
                 result.errors.append(f"trace {tid} failed: {exc}")
                 continue
-            result.bytes_read += len(str(payload))
-            if not result.add_unique(tempo_to_spans(payload), seen, limit_spans):
+            result.requests += 1
+            result.bytes_read += body_bytes(self._get, payload)
+            spans = tempo_to_spans(payload)
+            result.spans_parsed += len(spans)
+            new, ok = self._store.put(spans, limit_spans)
+            result.new_spans += new
+            if not ok:
+                result.cut("limit_spans", len(self._store) + 1)
+                complete = False
                 break
+        if complete and not result.errors and not result.truncated:
+            self._cursor_s = end_s
+        result.spans = self._store.spans()
+        result.traces_read = len({s.trace_id for s in result.spans})
         result.seconds = time.monotonic() - started
         return result
 

@@ -75,6 +75,25 @@ class CollectorCounters:
     found: set[str] = field(default_factory=set)
     bytes_read: int = 0
     read_seconds: float = 0.0
+    truncated: bool = False
+
+    def minus(self, earlier: CollectorCounters) -> CollectorCounters:
+        """The counts gained since ``earlier`` (a counter that went down, after a restart, counts from 0).
+
+        >>> a, b = parse_collector_metrics("otelcol_receiver_accepted_spans 3"), parse_collector_metrics(
+        ...     "otelcol_receiver_accepted_spans 10")
+        >>> b.minus(a).accepted, a.minus(b).accepted
+        (7.0, 3.0)
+        """
+        out = CollectorCounters(found=set(self.found), bytes_read=self.bytes_read, read_seconds=self.read_seconds,
+                                truncated=self.truncated)
+        for short in COUNTERS:
+            now, then = getattr(self, short), getattr(earlier, short)
+            setattr(out, short, now - then if now >= then else now)
+            for comp, value in self.by_component[short].items():
+                before = earlier.by_component[short].get(comp, 0.0)
+                out.by_component[short][comp] = value - before if value >= before else value
+        return out
 
     def exporter(self, name: str) -> tuple[float, float]:
         """``(sent, send_failed)`` of one exporter (e.g. ``otlp`` or ``otlp/backend``)."""
@@ -117,14 +136,30 @@ class CollectorMetricsSource:
     def __init__(self, get_text: Callable[[], str | bytes], max_bytes: int = 8 << 20):
         self._get_text = get_text
         self._max_bytes = max_bytes
+        self._last: CollectorCounters | None = None
 
     def read(self) -> CollectorCounters:
-        """One scrape (the callable owns its own timeout), at most ``max_bytes`` of text parsed."""
+        """One scrape (the callable owns its own timeout), at most ``max_bytes`` of text parsed (cut at a line
+        end; ``truncated`` says so)."""
         started = time.monotonic()
         raw = self._get_text()
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        if len(text) > self._max_bytes:
-            text = text[: self._max_bytes]
+        cut = len(text) > self._max_bytes
+        if cut:
+            text = text[: text.rfind("\n", 0, self._max_bytes) + 1]
         counters = parse_collector_metrics(text)
+        counters.truncated = cut
         counters.read_seconds = time.monotonic() - started
+        self._last = counters
         return counters
+
+    def read_delta(self) -> CollectorCounters:
+        """One scrape, as the counts gained since the previous read of this source (all of them the first time).
+
+        >>> n = iter([1, 5]); src = CollectorMetricsSource(lambda: f"otelcol_receiver_accepted_spans {next(n)}")
+        >>> src.read_delta().accepted, src.read_delta().accepted
+        (1.0, 4.0)
+        """
+        before = self._last
+        now = self.read()
+        return now if before is None else now.minus(before)
