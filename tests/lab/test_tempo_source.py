@@ -173,7 +173,7 @@ def test_two_thousand_traces_are_read_past_the_backend_search_cap(tempo_lab):
     export_traces(backend["otlp_grpc"], token, service, 2000, now - 60 * 10**9, 30_000_000)  # 60 s of traffic
 
     def url_get(url: str):  # the query APIs of a managed backend want the token too
-        return query_get_via_url(url, timeout=30, headers=lambda: {"Authorization": f"Bearer {token}"})
+        return query_get_via_url(url, timeout=30, headers=lambda: {"Authentication": token})
 
     jaeger_get = url_get(backend["query_url"])
     capped = jaeger_get("/api/traces", {"service": service, "limit": 1500, "start": since // 1000,
