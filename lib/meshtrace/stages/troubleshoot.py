@@ -35,6 +35,7 @@ from .diagnose_facts import (
     telemetry_facts,
     traces_of_run,
 )
+from .diagnose_stops import earlier_stop
 
 __all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
@@ -101,10 +102,21 @@ def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
 
 
 def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 20000) -> Evidence:
-    """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too)."""
-    p, kube = st.p, st.kube
+    """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too).
+
+    An unreachable cluster is evidence as well: ``ev.unreachable`` says why, and nothing else is read.
+    """
+    p = st.p
     ev = _params_evidence(st)
+    ev.stopped_at = _try(ev, "the run's earlier notebooks", lambda: earlier_stop(st.run_dir))
+    try:
+        kube = st.kube
+        kube.server_version()
+    except MeshtraceError as exc:
+        ev.unreachable = str(exc)
+        return ev
     sent = load_sent(st.run_dir) if sent is None else sent
+    _installed(st, ev)
     recent = _recent_seconds(sent)
     for verb, group, res in NEEDED:
         allowed = _try(ev, f"access review {verb} {res}",
@@ -160,6 +172,23 @@ def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 
     _traces(st, ev, sent)
     ev.denied = list(dict.fromkeys(ev.denied))
     return ev
+
+
+def _installed(st: Stage, ev: Evidence) -> None:
+    """Whether the collector's Deployment and istiod exist, and whether the kit installed Istio (its record)."""
+    kube, col = st.kube, st.p.collector
+    dep = _try(ev, f"get deployments {col.namespace}/{col.name}",
+               lambda: kube.get("apps/v1", "Deployment", col.name, col.namespace), False)
+    if dep is not False:
+        ev.collector_installed = dep is not None
+    deps = _try(ev, "list deployments (istio-system)", lambda: kube.list("apps/v1", "Deployment", "istio-system"))
+    if deps is not None:
+        ev.istio_installed = any(d["metadata"]["name"].startswith("istiod") for d in deps)
+    if ev.istio_installed:
+        record = _try(ev, "get configmaps istio-system/meshtrace-install",
+                      lambda: kube.get_configmap("istio-system", "meshtrace-install"), False)
+        if record is not False:
+            ev.istio_by_kit = record is not None
 
 
 def _log_with_previous(st: Stage, ns: str, pod: str, tail: int) -> str:
@@ -231,8 +260,17 @@ def log_highlights(ev: Evidence, limit: int = 5) -> dict[str, list[str]]:
 def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
     """Record the ``troubleshoot.*`` checks (all optional): warn where a finding falls under the FAQ item."""
     by_id = {f.cause_id: f for f in findings}
+    missing = by_id.get("kit-not-installed")
     for cid, (title, causes) in FAQ_CHECKS.items():
+        if ev.unreachable:
+            st.checks.skip(cid, title, "not judged: the cluster does not answer")
+            continue
         hits = [by_id[c] for c in causes if c in by_id]
+        if missing is not None and ((cid == "troubleshoot.collector-running" and ev.collector_installed is False)
+                                    or (cid == "troubleshoot.mesh-provider" and ev.istio_installed is False)):
+            hits.insert(0, missing)
+        if cid == "troubleshoot.mesh-provider" and "istio-foreign" in by_id:
+            hits.insert(0, by_id["istio-foreign"])
         st.checks.check(cid, title, not hits, required=False,
                         observed="; ".join(f"{f.cause_id}: {f.evidence[0] if f.evidence else ''}" for f in hits)
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
@@ -243,7 +281,9 @@ def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
 
 
 def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
-    """Attach the safe remedies the kit may apply itself."""
+    """Attach the safe remedies the kit may apply itself (none when the cluster does not answer)."""
+    if ev.unreachable:
+        return
     kube = st.kube
     for f in findings:
         if f.cause_id == "pods-predate-injection":
