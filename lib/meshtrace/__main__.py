@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import MeshtraceError, ParamsError
 from .report import build_report
-from .runner import new_run_dir, point_latest, run_env, run_parallel, write_manifest
+from .runner import (
+    finish_manifest,
+    new_run_dir,
+    point_latest,
+    run_env,
+    run_parallel,
+    shielded,
+    terminate_as_interrupt,
+    terminated,
+    write_manifest,
+)
+from .runner_lab import LabLease, lab_running
 from .runner_plan import (
     TROUBLESHOOT,
     EnvPlan,
@@ -125,44 +136,72 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]]
 
 
 def make_plans(args: argparse.Namespace, run_dir: Path, envs: list[dict[str, Any]], base: dict[str, Any]) -> list[EnvPlan]:
-    """One EnvPlan per environment; with --jobs > 1 each lab environment gets its own lab state dir."""
+    """One EnvPlan per environment.
+
+    A lab environment uses the lab already running at its params' state dir (shared: the run takes its lock),
+    else the runner starts a lab of its own in the run folder (``<run>/labs/<env>``), so that concurrent runs and
+    parallel environments never share one. ``-p existing_install=…`` is also set as ``istio.existing_install``, so
+    that 00's foreign-install check and 02 agree.
+    """
     from .params import load_params
 
-    lab_envs = [e for e in envs if e["params"].lab is not None]
-    own_labs = args.jobs > 1 and len(lab_envs) > 1
     plans = []
+    mode = base["parameters"].get("existing_install")
     for item in envs:
         env, params = item["env"], item["params"]
-        overrides = list(args.sets)
+        overrides = list(args.sets) + ([f"istio.existing_install={mode}"] if mode else [])
         state_dir = lab_args = None
+        shared = False
         if params.lab is not None:
             lab_args = list(params.lab.args)
-            if own_labs:
+            shared_dir = str(params.resolve_path(params.lab.state_dir))
+            if lab_running(shared_dir):
+                state_dir, shared = shared_dir, True
+            else:
                 sd = run_dir / "labs" / env
                 overrides += [f"cluster.kubeconfig={sd}/kubeconfig", f"cluster.istioctl={sd}/bin/istioctl",
                               f"lab.state_dir={sd}"]
-                load_params(env, overrides, root=base["root"])
                 state_dir = str(sd)
-            else:
-                state_dir = str(params.resolve_path(params.lab.state_dir))
+        if overrides != list(args.sets):
+            load_params(env, overrides, root=base["root"])
         token = params.backend.token.env if params.backend and params.backend.token else None
         plans.append(EnvPlan(
             env=env, run_dir=str(run_dir), notebooks_dir=str(base["nb_dir"]), notebooks=base["chosen"],
             troubleshoot=base["trouble"], parameters=base["parameters"], declared=base["declared"],
             overrides=overrides, lab_state_dir=state_dir, lab_args=lab_args or [], token_env=token,
-            cell_timeout=args.cell_timeout or None,
+            cell_timeout=args.cell_timeout or None, lab_shared=shared,
         ))
     return plans
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: plan, execute, report; 0 only when every required check passed, 130 when interrupted."""
+    """``run``: plan, execute, report; 0 only when every required check passed, 130 when interrupted (143 when
+    terminated by SIGTERM). ``runs/latest`` moves to the run once its report is written."""
     runs_dir, _, envs, base = plan_run(args)
     run_dir = new_run_dir(runs_dir)
+    leases: list[LabLease] = []
+    try:
+        plans = make_plans(args, run_dir, envs, base)
+        for plan in plans:
+            if plan.lab_shared and plan.lab_state_dir:
+                lease = LabLease(plan.lab_state_dir, run_dir.name)
+                lease.acquire()
+                leases.append(lease)
+    except MeshtraceError:
+        for lease in leases:
+            lease.release()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
+        return _execute(args, runs_dir, run_dir, plans)
+    finally:
+        for lease in leases:
+            lease.release()
+
+
+def _execute(args: argparse.Namespace, runs_dir: Path, run_dir: Path, plans: list[EnvPlan]) -> int:
     print(f"run {run_dir.name}: {run_dir}", flush=True)
-    plans = make_plans(args, run_dir, envs, base)
     write_manifest(run_dir, plans)
-    point_latest(runs_dir, run_dir)
     interrupted = False
     try:
         if args.jobs > 1 and len(plans) > 1:
@@ -172,11 +211,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 run_env(plan, echo=_echo)
     except KeyboardInterrupt:
         interrupted = True
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = build_report(run_dir, echo=_echo, width=args.width)
+    with shielded():
+        code = build_report(run_dir, echo=_echo, width=args.width)
+        finish_manifest(run_dir, interrupted)
+        try:
+            point_latest(runs_dir, run_dir)
+        except OSError as exc:
+            print(f"warning: could not point {runs_dir / 'latest'} at this run: {exc}", file=sys.stderr)
     if interrupted:
-        print("interrupted: the report covers what finished", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if terminated() else "interrupted"
+        print(f"{how}: the report covers what finished", file=sys.stderr)
+        return 143 if terminated() else 130
     return code
 
 
@@ -187,6 +232,7 @@ def _echo(line: str) -> None:
 def cmd_run_env(args: argparse.Namespace) -> int:
     """Internal: one environment in a child process (``--jobs`` > 1)."""
     plan = EnvPlan(**json.loads(args.plan.read_text()))
+    terminate_as_interrupt()
     try:
         run_env(plan, echo=_echo)
     except KeyboardInterrupt:
@@ -199,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
+            terminate_as_interrupt()
             return cmd_run(args)
         if args.command == "report":
             if not args.run_dir.is_dir():

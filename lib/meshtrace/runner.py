@@ -4,10 +4,11 @@ Example::
 
     python -m meshtrace run --env lab --env lab-http -p requests=300 --set telemetry.sampling=50 --jobs 2
 
-Executed notebooks go to ``runs/<run-id>/<env>/``; ``runs/latest`` points at the newest run. An environment
-stops at its first failed notebook, then ``08_troubleshoot`` runs last. When an environment's params have a
-``lab:`` section the runner starts that lab (``python -m meshlab up``, a subprocess) and stops it afterwards
-if it started it.
+Executed notebooks go to ``runs/<run-id>/<env>/``; ``runs/latest`` points at the newest finished run. An
+environment stops at its first failed notebook, then ``08_troubleshoot`` runs last. When an environment's params
+have a ``lab:`` section, the runner uses the lab already running at its state dir (under a lock, see
+:mod:`meshtrace.runner_lab`), else it starts one of its own in ``runs/<run-id>/labs/<env>`` and stops it at the
+end, frozen or not. SIGTERM ends a run as Ctrl-C does (see :func:`terminate_as_interrupt`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,23 +30,34 @@ from typing import Any
 from .errors import ClusterError, MeshtraceError
 from .report import ENV_RESULT, FAILED, INTERRUPTED, MANIFEST, NOT_RUN, OK, notebook_outcome
 from .runner_kernels import KERNEL_ARGS, WarmKernel, new_kernel_manager
+from .runner_lab import lab_down, lab_running, lab_up
 from .runner_plan import EnvPlan
+
+__all__ = ["execute_notebook", "finish_manifest", "lab_down", "lab_running", "lab_up", "new_run_dir",
+           "point_latest", "run_env", "run_parallel", "shielded", "terminate_as_interrupt", "write_manifest"]
 
 Echo = Callable[[str], None]
 
 
 def new_run_dir(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create ``runs/<UTC timestamp>`` (``-2``, ``-3`` … if taken) and return it."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    """Create ``runs/<UTC timestamp>`` (``-2``, ``-3`` … if taken) and return it.
+
+    A folder that cannot be written raises MeshtraceError in one line (``--runs-dir`` is the way out).
+    """
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    for n in range(1, 1000):
-        path = runs_dir / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise MeshtraceError(f"cannot create a run folder under {runs_dir}")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = runs_dir / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise MeshtraceError(f"cannot create a run folder under {runs_dir}: {exc.strerror or exc}; make it writable "
+                             "or pass --runs-dir DIR") from None
+    raise MeshtraceError(f"cannot create a run folder under {runs_dir}: 999 runs this second")
 
 
 def point_latest(runs_dir: Path, run_dir: Path) -> None:
@@ -63,36 +76,40 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def _meshlab(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "meshlab", *args], capture_output=True, text=True, timeout=timeout)
+_TERMINATED: list[int] = []   # signals that ended the run (SIGTERM), for the exit code and message
 
 
-def lab_running(state_dir: str) -> bool:
-    """Whether a lab answers at that state dir (``python -m meshlab status`` exits 0)."""
+def _on_terminate(signum: int, frame: Any) -> None:
+    if _TERMINATED:  # a second SIGTERM (``timeout`` signals the whole process group, make forwards it): ignored
+        return
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM (a CI timeout, ``timeout 30 make run``) end the run the way Ctrl-C does: finished notebooks
+    kept, the lab this run started stopped, a partial report. Call from the main thread."""
+    _TERMINATED.clear()
+    signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def terminated() -> bool:
+    """Whether SIGTERM ended the run."""
+    return bool(_TERMINATED)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while cleaning up (main thread only; elsewhere a no-op)."""
+    if not _main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _meshlab(["status", "--state-dir", state_dir], 30).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
-def lab_up(state_dir: str, args: list[str], timeout: float = 300) -> None:
-    """Start a lab and return once it is ready; raises ClusterError with its output on failure."""
-    try:
-        cp = _meshlab(["up", "--state-dir", state_dir, *args], timeout)
-    except subprocess.TimeoutExpired:
-        raise ClusterError(f"the lab at {state_dir} did not get ready in {timeout:.0f}s; see {state_dir}/lab.log") from None
-    if cp.returncode != 0:
-        raise ClusterError(f"python -m meshlab up --state-dir {state_dir} failed: {(cp.stderr or cp.stdout).strip()}")
-
-
-def lab_down(state_dir: str) -> None:
-    """Stop a lab (errors are reported, not raised: this runs during cleanup)."""
-    try:
-        cp = _meshlab(["down", "--state-dir", state_dir], 120)
-        if cp.returncode != 0:
-            print(f"warning: stopping the lab at {state_dir}: {(cp.stderr or cp.stdout).strip()}", file=sys.stderr)
-    except subprocess.TimeoutExpired:
-        print(f"warning: the lab at {state_dir} did not stop within 120s", file=sys.stderr)
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: Any, box: dict[str, Any]) -> None:
@@ -147,19 +164,20 @@ def execute_notebook(plan: EnvPlan, stem: str, km: Any = None) -> tuple[str, str
             worker.join(0.2)
     except KeyboardInterrupt:
         interrupted = True
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            if km.has_kernel:
-                km.interrupt_kernel()
+        with shielded():
+            try:
+                if km.has_kernel:
+                    km.interrupt_kernel()
+            except Exception:  # noqa: BLE001 - a kernel that died with the signal has nothing to interrupt
+                pass
             worker.join(30)
             if worker.is_alive() and km.has_kernel:
                 km.shutdown_kernel(now=True)
             worker.join(30)
-        finally:
-            signal.signal(signal.SIGINT, old)
     finally:
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
+        with shielded():
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     if interrupted or box.get("error", ("",))[0] == "KeyboardInterrupt":
         raise KeyboardInterrupt
     if "error" in box:
@@ -179,7 +197,7 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     order = list(plan.notebooks)
     if plan.troubleshoot and plan.troubleshoot not in order:
         order.append(plan.troubleshoot)
-    entries = {s: {"name": s, "status": NOT_RUN} for s in order}
+    entries: dict[str, dict[str, Any]] = {s: {"name": s, "status": NOT_RUN} for s in order}
     result: dict[str, Any] = {"env": plan.env, "notebooks": list(entries.values()), "errors": []}
     save = lambda: _write_json(env_dir / ENV_RESULT, result)  # noqa: E731
     save()
@@ -199,8 +217,7 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
                     started_lab = True  # from here on, a lab that came up is this run's to stop
                     lab_up(plan.lab_state_dir, plan.lab_args)
                     echo(f"[{plan.env}] lab ready ({time.monotonic() - t0:.1f}s)")
-                except ClusterError as exc:
-                    started_lab = lab_running(plan.lab_state_dir)
+                except ClusterError as exc:  # stopped below all the same: a half-started lab may be there
                     result["errors"].append({"id": "lab.started", "title": "the lab started", "observed": str(exc),
                                              "expected": "python -m meshlab up succeeds",
                                              "hint": f"read {plan.lab_state_dir}/lab.log"})
@@ -224,7 +241,8 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
                 km = warm.take(plan.start_timeout, more=i + 1 < len(order))
                 status, error = execute_notebook(plan, stem, km)
             except KeyboardInterrupt:
-                entries[stem].update(seconds=round(time.monotonic() - t0, 1), error="interrupted (Ctrl-C)")
+                how = "terminated (SIGTERM)" if terminated() else "interrupted (Ctrl-C)"
+                entries[stem].update(seconds=round(time.monotonic() - t0, 1), error=how)
                 interrupted = True
                 break
             secs = time.monotonic() - t0
@@ -243,17 +261,14 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-        try:
+        with shielded():
             save()
             if warm is not None:
                 warm.close()
-            if started_lab and plan.lab_state_dir and lab_running(plan.lab_state_dir):
+            if started_lab and plan.lab_state_dir:
+                # whether it answers or not: a frozen lab (SIGSTOP) does not answer and still has to go
                 echo(f"[{plan.env}] stopping the lab this run started")
-                lab_down(plan.lab_state_dir or "")
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+                lab_down(plan.lab_state_dir)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -266,9 +281,11 @@ def _main_thread() -> bool:
 
 
 def write_manifest(run_dir: Path, plans: list[EnvPlan]) -> None:
-    """Write ``run.json``: the plan of every environment (results come from each ``<env>/env.json``)."""
+    """Write ``run.json``: the plan of every environment, each notebook ``not-run`` until
+    :func:`finish_manifest` copies in how it ended (results live in each ``<env>/env.json`` meanwhile)."""
     data = {
         "run_id": run_dir.name,
+        "finished": False,
         "envs": {
             p.env: {
                 "notebooks": [{"name": s, "status": NOT_RUN}
@@ -279,6 +296,27 @@ def write_manifest(run_dir: Path, plans: list[EnvPlan]) -> None:
         },
     }
     _write_json(run_dir / MANIFEST, data)
+
+
+def finish_manifest(run_dir: Path, interrupted: bool = False) -> None:
+    """Bring ``run.json`` up to date at the end of a run: every notebook's outcome from ``<env>/env.json``,
+    the environment's errors, ``finished`` and ``interrupted``."""
+    path = run_dir / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for env, info in data.get("envs", {}).items():
+        result = run_dir / env / ENV_RESULT
+        try:
+            done = json.loads(result.read_text())
+        except (OSError, ValueError):
+            continue
+        info["notebooks"] = done.get("notebooks", info.get("notebooks", []))
+        info["errors"] = done.get("errors", [])
+    data["finished"] = True
+    data["interrupted"] = interrupted
+    _write_json(path, data)
 
 
 def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
@@ -305,6 +343,7 @@ def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
     except KeyboardInterrupt:
         interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         echo("interrupted: waiting for environments to record what finished …")
         for _, proc in running:
             proc.send_signal(signal.SIGINT)

@@ -35,6 +35,7 @@ class EnvPlan:
     declared: dict[str, list[str]] = field(default_factory=dict)  # notebook stem -> its parameter names
     overrides: list[str] = field(default_factory=list)          # "path=value" strings, passed as `overrides`
     lab_state_dir: str | None = None         # set when the env asks for a lab
+    lab_shared: bool = False                 # the lab was already running there (used under a lock, left running)
     lab_args: list[str] = field(default_factory=list)
     token_env: str | None = None             # env var that carries the backend token, if any
     start_timeout: float = 120.0
@@ -186,9 +187,42 @@ class Domain:
 COUNT = Domain("a count", minimum=0, exclusive=True, integer=True)
 TIMEOUT = Domain("a timeout in seconds", minimum=0)
 PERCENT = Domain("a percentage", minimum=0, maximum=100)
-# Parameter name (full match) → its domain, after the notebooks' parameters cells and how the stages use them.
+
+
+def model_domain(what: str, model: Any, name: str) -> Domain:
+    """The domain of a params field, from its pydantic bounds (``ge``/``gt``/``le``/``lt``), so that ``-p`` and
+    params agree: ``model_domain("a count", TrafficParams, "concurrency").allowed`` → ``a whole number from 1 to 256``.
+    """
+    info = model.model_fields[name]
+    lo = hi = None
+    exclusive = False
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = m.ge
+        if getattr(m, "gt", None) is not None:
+            lo, exclusive = m.gt, True
+        if getattr(m, "le", None) is not None:
+            hi = m.le
+        if getattr(m, "lt", None) is not None:
+            hi = m.lt   # no lt bound is used by params today; treated as inclusive
+    return Domain(what, minimum=lo, exclusive=exclusive, maximum=hi, integer=info.annotation is int)
+
+
+def _params_domains() -> list[tuple[re.Pattern[str], Domain]]:
+    from .params_models import TelemetryParams, TrafficParams
+
+    return [(re.compile("requests"), model_domain("a count (as traffic.requests in params)", TrafficParams, "requests")),
+            (re.compile("concurrency"),
+             model_domain("a count (as traffic.concurrency in params)", TrafficParams, "concurrency")),
+            (re.compile("sampling"),
+             model_domain("a percentage (as telemetry.sampling in params)", TelemetryParams, "sampling"))]
+
+
+# Parameter name (full match) → its domain, after the notebooks' parameters cells and how the stages use them;
+# a parameter that stands for a params field takes that field's bounds (first match wins).
 # A new knob named like these (``*_timeout``, ``max_*``, ``*_percent``) gets the same rule without another entry.
 DOMAINS: list[tuple[re.Pattern[str], Domain]] = [
+    *_params_domains(),
     (re.compile(r"(.+_)?timeout"), TIMEOUT),
     (re.compile(r"requests|concurrency|max_.+|.+_count"), COUNT),
     (re.compile(r".+_percent(age)?|sampling"), PERCENT),

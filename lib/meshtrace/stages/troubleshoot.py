@@ -89,7 +89,7 @@ def _params_evidence(st: Stage) -> Evidence:
                     grpc_port_name=col.grpc_port_name, **_token_ref(st))
 
 
-def _token_ref(st: Stage) -> dict[str, str]:
+def _token_ref(st: Stage) -> dict[str, Any]:
     ref = st.p.backend.token if st.p.backend else None
     if ref is None:
         return {}
@@ -125,7 +125,7 @@ def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 
             ev.denied.append(f"{verb} {res}")
     mesh = _try(ev, "get configmaps istio-system/istio", lambda: read_mesh_config(kube))
     if mesh is not None:
-        ev.mesh_providers = [provider_facts(e) for e in mesh.get("extensionProviders") or []]
+        ev.mesh_providers = [f for e in mesh.get("extensionProviders") or [] if (f := provider_facts(e)) is not None]
         ev.mesh_default_tracing = list((mesh.get("defaultProviders") or {}).get("tracing") or [])
         ev.root_namespace = mesh.get("rootNamespace") or "istio-system"
     prov = next((m for m in ev.mesh_providers or [] if m["name"] == p.istio.provider.name), None)
