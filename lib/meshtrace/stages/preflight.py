@@ -103,6 +103,7 @@ def _at(data: Any, path: str) -> Any:
 
 def check_cluster(st: Stage) -> bool:
     """``preflight.cluster-reachable`` and ``preflight.server-version``; returns whether the cluster answers."""
+    st.stop_on_unreachable = False   # judged here, as preflight.cluster-reachable
     try:
         kube = st.kube
     except MeshtraceError as exc:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import SENT_REQUESTS, Stage
+from meshtrace.stages.hints import traffic_hint
 
 
 @dataclass
@@ -228,6 +229,7 @@ def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, c
     st.checks.check("traffic.sent", f"{n} requests through the gateway all answered 200", len(ok) == n,
                     observed=", ".join(f"{row['status']}: {row['count']}" for row in status_table(reqs)),
                     expected=f"200: {n}",
-                    hint="re-run 05_expose_gateway to check the route; kubectl get pods -n "
-                         f"{st.p.bookinfo.namespace}")
+                    hint=traffic_hint(st, [r.error for r in reqs if r.status != 200],
+                                      "re-run 05_expose_gateway to check the route; kubectl get pods -n "
+                                      f"{st.p.bookinfo.namespace}"))
     return reqs

@@ -109,6 +109,7 @@ def gather(st: Stage, sent: list[dict[str, Any]] | None = None, log_tail: int = 
     p = st.p
     ev = _params_evidence(st)
     ev.stopped_at = _try(ev, "the run's earlier notebooks", lambda: earlier_stop(st.run_dir))
+    st.stop_on_unreachable = False   # judged here: ev.unreachable
     try:
         kube = st.kube
         kube.server_version()

@@ -81,14 +81,14 @@ def pod_checks(st: Stage) -> Any:
               observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
               hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
     book = frame[frame.namespace == p.bookinfo.namespace]
-    missing = sorted(book[~book.has_istio_proxy].pod)
-    owners = sorted(set(book[~book.has_istio_proxy].owner))
+    missing = sorted(book[~book.has_istio_proxy.astype(bool)].pod)
+    owners = sorted(set(book[~book.has_istio_proxy.astype(bool)].owner))
     rec.check("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod", bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
                     if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
     col = frame[(frame.namespace == p.collector.namespace) & frame.owner.eq(p.collector.name)]
-    injected = sorted(col[col.has_istio_proxy].pod)
+    injected = sorted(col[col.has_istio_proxy.astype(bool)].pod)
     rec.check("pods.collector-not-injected", "the collector has no istio-proxy", not injected,
               observed=", ".join(injected) or f"{len(col)} pod(s) without a sidecar", expected="no istio-proxy",
               hint="annotate the collector's pod template sidecar.istio.io/inject: \"false\" and restart it")
