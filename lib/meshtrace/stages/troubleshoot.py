@@ -182,9 +182,16 @@ def _installed(st: Stage, ev: Evidence) -> None:
                lambda: kube.get("apps/v1", "Deployment", col.name, col.namespace), False)
     if dep is not False:
         ev.collector_installed = dep is not None
-    deps = _try(ev, "list deployments (istio-system)", lambda: kube.list("apps/v1", "Deployment", "istio-system"))
-    if deps is not None:
-        ev.istio_installed = any(d["metadata"]["name"].startswith("istiod") for d in deps)
+    # only the verbs in NEEDED: get the istiod Deployment, else list istiod pods (a revisioned istiod-<rev>)
+    istiod = _try(ev, "get deployments istio-system/istiod",
+                  lambda: kube.get("apps/v1", "Deployment", "istiod", "istio-system"), False)
+    if istiod is None:
+        pods = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system",
+                                                              label_selector="app=istiod"))
+        if pods is not None:
+            ev.istio_installed = bool(pods)
+    elif istiod is not False:
+        ev.istio_installed = True
     if ev.istio_installed:
         record = _try(ev, "get configmaps istio-system/meshtrace-install",
                       lambda: kube.get_configmap("istio-system", "meshtrace-install"), False)
