@@ -116,8 +116,8 @@ class Stage:
             return exe
         return str(self.p.resolve_path(exe))
 
-    #: When the cluster does not answer at all, end the notebook with a failed ``cluster.reachable`` check
-    #: (a verdict) instead of a traceback; 00 and 08 judge that themselves and set it False.
+    #: When the cluster cannot be reached (no answer, no usable kubeconfig), end the notebook with a failed
+    #: ``cluster.reachable`` check (a verdict) instead of a traceback; 00 and 08 judge that themselves.
     stop_on_unreachable = True
 
     @property
@@ -130,9 +130,9 @@ class Stage:
             try:
                 self._kube = connect(self.kubeconfig, self.p.cluster.context)
             except ClusterError as exc:
-                from .stages.hints import stop_unreachable, unreachable
+                from .stages.hints import stop_unreachable
 
-                if self.stop_on_unreachable and unreachable(exc):
+                if self.stop_on_unreachable:
                     stop_unreachable(self, exc)
                 raise
         return self._kube

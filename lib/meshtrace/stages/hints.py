@@ -54,15 +54,17 @@ def traffic_hint(st: Any, errors: list[str], otherwise: str) -> str:
 
 
 def stop_unreachable(st: Any, error: Exception) -> NoReturn:
-    """End a notebook whose cluster does not answer with a verdict instead of a traceback: record the failed
-    required check ``cluster.reachable`` (with the cause's hint), show the checks, and raise CheckFailed.
+    """End a notebook whose cluster cannot be reached (no answer, or no usable kubeconfig) with a verdict instead
+    of a traceback: record the failed required check ``cluster.reachable`` (with the cause's hint), show the
+    checks, and raise CheckFailed.
 
     :class:`~meshtrace.runbook.Stage` calls it when connecting fails because nothing answers (00 and 08 judge an
     unreachable cluster themselves and turn it off with ``st.stop_on_unreachable = False``).
     """
     st.checks.check("cluster.reachable", "The cluster answers", False, observed=str(error)[:400],
                     expected="the API server answers with the kubeconfig's credentials",
-                    hint=cluster_hint(error, UNREACHABLE_HINT.format(why="no answer")))
+                    hint=cluster_hint(error, "the kit cannot reach the cluster with these params: fix cluster.kubeconfig / "
+                                             "cluster.context (00_preflight checks them), then run again from 00"))
     st.finish()   # raises CheckFailed: the check above failed
     raise error
 
