@@ -16,7 +16,7 @@ import pytest
 from tests.unit.test_runner_cli import LIB, RECORD, ROOT, _args, _write_nb, notebooks  # noqa: F401 - the fixture
 
 from meshtrace.__main__ import main
-from meshtrace.runner_lab import LabBusy, LabLease, lab_pid, pid_alive
+from meshtrace.runner_lab import LabBusy, LabLease, lab_pid, lab_running, pid_alive
 
 ENDLESS = ["import time\nwhile True:\n    time.sleep(0.05)"]
 
@@ -172,3 +172,36 @@ def test_sigterm_stops_the_lab_the_run_started(notebooks, frozen):  # noqa: F811
     assert took < 120, took
     run_dir = _run_dir(runs)
     assert (run_dir / "junit.xml").is_file() and (run_dir / "summary.csv").is_file()
+
+
+@pytest.mark.lab
+def test_two_runs_at_once_each_get_a_lab_of_their_own(notebooks, tmp_path):  # noqa: F811
+    # the first notebook records which lab it talked to, then waits until both runs have got that far, so the
+    # two runs overlap for certain
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    _write_nb(notebooks, "00_first", 'env = "lab"\noverrides = []', [
+        "import os, time\nfrom meshtrace.params import load_params\nfrom meshtrace.kube import connect\n"
+        + RECORD.format(nb="00_first")
+        + "p = load_params(env, overrides)\n"
+        "k = connect(p.resolve_path(p.cluster.kubeconfig), p.cluster.context)\n"
+        f"open(os.path.join({str(barrier)!r}, str(os.getpid())), 'w').close()\n"
+        f"deadline = time.time() + 120\n"
+        f"while len(os.listdir({str(barrier)!r})) < 2 and time.time() < deadline:\n    time.sleep(0.1)\n"
+        f"rec.check('overlap', 'both runs were in 00 at once', len(os.listdir({str(barrier)!r})) == 2)\n"
+        "rec.check('cluster.reachable', 'reachable', bool(k.server_version()), observed=p.lab.state_dir)\n"
+        "rec.finish()"])
+    procs = [_start([sys.executable, "-m", "meshtrace",
+                     *_args(notebooks, "--env", "lab", "--notebooks", "00", "--no-troubleshoot")]) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = notebooks.parent / "runs"
+    labs = set()
+    for run in (p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()):
+        rows = {r["id"]: r for r in csv.DictReader((run / "summary.csv").open())}
+        assert rows["overlap"]["status"] == "pass"
+        assert rows["cluster.reachable"]["observed"] == str(run / "labs" / "lab")
+        labs.add(rows["cluster.reachable"]["observed"])
+        assert not lab_running(str(run / "labs" / "lab"))
+    assert len(labs) == 2
+    assert (runs / "latest").resolve().parent == runs.resolve()
