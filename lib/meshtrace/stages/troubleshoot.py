@@ -280,12 +280,19 @@ def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
         if cid == "troubleshoot.mesh-provider" and "istio-foreign" in by_id:
             hits.insert(0, by_id["istio-foreign"])
         st.checks.check(cid, title, not hits, required=False,
-                        observed="; ".join(f"{f.cause_id}: {f.evidence[0] if f.evidence else ''}" for f in hits)
+                        observed="; ".join(f"{f.cause_id}: {_first_line(f)}" for f in hits)
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
     top = findings[0] if findings else None
     st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
                     observed=f"{top.cause_id} ({top.likelihood}%)" if top else "found nothing wrong",
                     expected="nothing wrong", hint=top.fix if top else "")
+
+
+def _first_line(f: Finding) -> str:
+    """What a FAQ check shows of a finding: its first evidence line (the title, for a missing install)."""
+    if f.cause_id == "kit-not-installed":
+        return f.title
+    return f.evidence[0] if f.evidence else ""
 
 
 def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
