@@ -27,7 +27,7 @@ import pytest
 
 from meshtrace.checks import Check, checks_from_notebook
 from meshtrace.runner import execute_notebook
-from meshtrace.runner_plan import EnvPlan, notebook_parameters
+from meshtrace.runner.plan import EnvPlan, notebook_parameters
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.lab]
 

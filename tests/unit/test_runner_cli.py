@@ -230,7 +230,7 @@ def test_ctrl_c_leaves_a_partial_report(notebooks, tmp_path):
     ("00-07", ["00_first", "01_second", "02_third"]),
 ])
 def test_notebook_selection(notebooks, spec, expected):
-    from meshtrace.runner_plan import discover_notebooks, select_notebooks
+    from meshtrace.runner.plan import discover_notebooks, select_notebooks
 
     assert [p.stem for p in select_notebooks(discover_notebooks(notebooks), spec, cleanup=False)] == expected
 

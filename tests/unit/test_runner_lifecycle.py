@@ -16,7 +16,7 @@ import pytest
 from tests.unit.test_runner_cli import LIB, RECORD, ROOT, _args, _write_nb, notebooks  # noqa: F401 - the fixture
 
 from meshtrace.__main__ import main
-from meshtrace.runner_lab import LabBusy, LabLease, lab_pid, lab_running, pid_alive
+from meshtrace.runner.lab import LabBusy, LabLease, lab_pid, lab_running, pid_alive
 
 ENDLESS = ["import time\nwhile True:\n    time.sleep(0.05)"]
 

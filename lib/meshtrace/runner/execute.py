@@ -1,115 +1,39 @@
-"""The papermill runner: every notebook in order, once per environment, then the report.
+"""Running notebooks: one with papermill (Ctrl-C stays the runner's), one environment's in order, environments in
+parallel processes.
 
 Example::
 
-    python -m meshtrace run --env lab --env lab-http -p requests=300 --set telemetry.sampling=50 --jobs 2
+    status, error = execute_notebook(plan, "04_deploy_bookinfo")   # ("ok", "") or ("failed", "CheckFailed: …")
+    result = run_env(plan)            # <run>/<env>/env.json; KeyboardInterrupt after recording what finished
 
-Executed notebooks go to ``runs/<run-id>/<env>/``; ``runs/latest`` points at the newest finished run. An
-environment stops at its first failed notebook, then ``08_troubleshoot`` runs last. When an environment's params
-have a ``lab:`` section, the runner uses the lab already running at its state dir (under a lock, see
-:mod:`meshtrace.runner_lab`), else it starts one of its own in ``runs/<run-id>/labs/<env>`` and stops it at the
-end, frozen or not. SIGTERM ends a run as Ctrl-C does (see :func:`terminate_as_interrupt`).
+An environment stops at its first failed notebook, then ``08_troubleshoot`` runs last. A lab the plan asks for
+is used when it runs already, else started here and stopped at the end, frozen or not.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError, MeshtraceError
-from .report import ENV_RESULT, FAILED, INTERRUPTED, MANIFEST, NOT_RUN, OK, notebook_outcome
-from .runner_kernels import KERNEL_ARGS, WarmKernel, new_kernel_manager
-from .runner_lab import lab_down, lab_running, lab_up
-from .runner_plan import EnvPlan
+from ..errors import ClusterError
+from ..report import ENV_RESULT, FAILED, INTERRUPTED, NOT_RUN, OK, notebook_outcome
+from .kernels import KERNEL_ARGS, WarmKernel, new_kernel_manager
+from .lab import lab_down, lab_running, lab_up
+from .plan import EnvPlan
+from .rundir import write_json
+from .signals import shielded, terminated
 
-__all__ = ["execute_notebook", "finish_manifest", "lab_down", "lab_running", "lab_up", "new_run_dir",
-           "point_latest", "run_env", "run_parallel", "shielded", "terminate_as_interrupt", "write_manifest"]
+__all__ = ["execute_notebook", "run_env", "run_parallel"]
 
 Echo = Callable[[str], None]
-
-
-def new_run_dir(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create ``runs/<UTC timestamp>`` (``-2``, ``-3`` … if taken) and return it.
-
-    A folder that cannot be written raises MeshtraceError in one line (``--runs-dir`` is the way out).
-    """
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            path = runs_dir / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise MeshtraceError(f"cannot create a run folder under {runs_dir}: {exc.strerror or exc}; make it writable "
-                             "or pass --runs-dir DIR") from None
-    raise MeshtraceError(f"cannot create a run folder under {runs_dir}: 999 runs this second")
-
-
-def point_latest(runs_dir: Path, run_dir: Path) -> None:
-    """Point ``runs/latest`` at a run folder (atomically replaced)."""
-    link = runs_dir / "latest"
-    tmp = runs_dir / f".latest.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(run_dir.name)
-    os.replace(tmp, link)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
-_TERMINATED: list[int] = []   # signals that ended the run (SIGTERM), for the exit code and message
-
-
-def _on_terminate(signum: int, frame: Any) -> None:
-    if _TERMINATED:  # a second SIGTERM (``timeout`` signals the whole process group, make forwards it): ignored
-        return
-    _TERMINATED.append(signum)
-    raise KeyboardInterrupt
-
-
-def terminate_as_interrupt() -> None:
-    """Make SIGTERM (a CI timeout, ``timeout 30 make run``) end the run the way Ctrl-C does: finished notebooks
-    kept, the lab this run started stopped, a partial report. Call from the main thread."""
-    _TERMINATED.clear()
-    signal.signal(signal.SIGTERM, _on_terminate)
-
-
-def terminated() -> bool:
-    """Whether SIGTERM ended the run."""
-    return bool(_TERMINATED)
-
-
-@contextmanager
-def shielded() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM while cleaning up (main thread only; elsewhere a no-op)."""
-    if not _main_thread():
-        yield
-        return
-    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: Any, box: dict[str, Any]) -> None:
@@ -133,7 +57,7 @@ def _papermill(nb: Any, out: Path, params: dict[str, Any], plan: EnvPlan, km: An
 def execute_notebook(plan: EnvPlan, stem: str, km: Any = None) -> tuple[str, str]:
     """Run one notebook with papermill; returns (outcome, error).
 
-    ``km`` is a kernel manager whose kernel may already run (see :class:`~meshtrace.runner_kernels.WarmKernel`);
+    ``km`` is a kernel manager whose kernel may already run (see :class:`~meshtrace.runner.kernels.WarmKernel`);
     it is shut down afterwards either way.
 
     papermill runs in a worker thread while this thread waits, so that Ctrl-C reaches the runner: it then
@@ -199,7 +123,7 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
         order.append(plan.troubleshoot)
     entries: dict[str, dict[str, Any]] = {s: {"name": s, "status": NOT_RUN} for s in order}
     result: dict[str, Any] = {"env": plan.env, "notebooks": list(entries.values()), "errors": []}
-    save = lambda: _write_json(env_dir / ENV_RESULT, result)  # noqa: E731
+    save = lambda: write_json(env_dir / ENV_RESULT, result)  # noqa: E731
     save()
     started_lab = False
     interrupted = False
@@ -274,51 +198,6 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     return result
 
 
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def write_manifest(run_dir: Path, plans: list[EnvPlan]) -> None:
-    """Write ``run.json``: the plan of every environment, each notebook ``not-run`` until
-    :func:`finish_manifest` copies in how it ended (results live in each ``<env>/env.json`` meanwhile)."""
-    data = {
-        "run_id": run_dir.name,
-        "finished": False,
-        "envs": {
-            p.env: {
-                "notebooks": [{"name": s, "status": NOT_RUN}
-                              for s in p.notebooks + ([p.troubleshoot] if p.troubleshoot and p.troubleshoot not in p.notebooks else [])],
-                "plan": asdict(p),
-            }
-            for p in plans
-        },
-    }
-    _write_json(run_dir / MANIFEST, data)
-
-
-def finish_manifest(run_dir: Path, interrupted: bool = False) -> None:
-    """Bring ``run.json`` up to date at the end of a run: every notebook's outcome from ``<env>/env.json``,
-    the environment's errors, ``finished`` and ``interrupted``."""
-    path = run_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    for env, info in data.get("envs", {}).items():
-        result = run_dir / env / ENV_RESULT
-        try:
-            done = json.loads(result.read_text())
-        except (OSError, ValueError):
-            continue
-        info["notebooks"] = done.get("notebooks", info.get("notebooks", []))
-        info["errors"] = done.get("errors", [])
-    data["finished"] = True
-    data["interrupted"] = interrupted
-    _write_json(path, data)
-
-
 def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
     """Run environments in child processes, ``jobs`` at a time; returns True if interrupted."""
     pending = list(plans)
@@ -330,7 +209,7 @@ def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
                 p = pending.pop(0)
                 plan_file = Path(p.run_dir) / p.env / "plan.json"
                 plan_file.parent.mkdir(parents=True, exist_ok=True)
-                _write_json(plan_file, asdict(p))
+                write_json(plan_file, asdict(p))
                 proc = subprocess.Popen([sys.executable, "-m", "meshtrace", "run-env", str(plan_file)],
                                         start_new_session=True)
                 running.append((p, proc))

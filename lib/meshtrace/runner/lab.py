@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError, MeshtraceError
+from ..errors import ClusterError, MeshtraceError
 
 __all__ = ["LabBusy", "LabLease", "lab_down", "lab_pid", "lab_running", "lab_up", "pid_alive"]
 

@@ -1,7 +1,14 @@
-"""Planning a run: which notebooks, which parameters, validated before anything executes."""
+"""Planning a run: which notebooks, which parameters, which lab, validated before anything executes.
+
+Example::
+
+    runs_dir, nb_dir, envs, base = plan_run(args)      # ParamsError on any mistake, before anything runs
+    plans = make_plans(args, run_dir, envs, base)      # one EnvPlan per environment
+"""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 import re
@@ -12,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ParamsError
+from ..errors import ParamsError
+from .lab import lab_running
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
 TROUBLESHOOT = "08"
@@ -209,7 +217,7 @@ def model_domain(what: str, model: Any, name: str) -> Domain:
 
 
 def _params_domains() -> list[tuple[re.Pattern[str], Domain]]:
-    from .params_models import TelemetryParams, TrafficParams
+    from ..params_models import TelemetryParams, TrafficParams
 
     return [(re.compile("requests"), model_domain("a count (as traffic.requests in params)", TrafficParams, "requests")),
             (re.compile("concurrency"),
@@ -285,3 +293,105 @@ def check_parameter_value(name: str, raw: str, value: Any, defaults: dict[str, d
         keep = " (or null for the notebook's default)" if None in kinds.values() else ""
         raise ParamsError(f"{where}; {_show(value)} is not allowed: {domain.what} must be {domain.allowed}{keep}")
     return value
+
+
+# ---------------------------------------------------------------- the run's plan, from the command line
+RESERVED = {"env", "overrides", "run_dir"}  # set by the runner itself
+
+
+def _default_root() -> Path:
+    """The repository root: the nearest folder upward from here that has ``params/``, else the current one."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        for d in (base, *base.parents):
+            if (d / "params").is_dir():
+                return d
+    return Path.cwd()
+
+
+def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]], dict[str, Any]]:
+    """Validate everything the run needs before anything executes; raises ParamsError on a mistake."""
+    from ..params import load_params
+
+    root = (args.root or _default_root()).resolve()
+    nb_dir = (args.notebooks_dir or root / "notebooks").resolve()
+    runs_dir = (args.runs_dir or root / "runs").resolve()
+    envs = args.envs or ["lab"]
+    if len(set(envs)) != len(envs):
+        raise ParamsError(f"--env given twice: {', '.join(envs)}")
+    if args.jobs < 1:
+        raise ParamsError("--jobs must be 1 or more")
+    found = discover_notebooks(nb_dir)
+    chosen = select_notebooks(found, args.notebooks, args.cleanup)
+    trouble = next((p for p in found if p.name.startswith(TROUBLESHOOT + "_")), None)
+    if args.no_troubleshoot:
+        trouble = None
+    defaults = {p.stem: notebook_parameters(p) for p in {*chosen, *([trouble] if trouble else [])}}
+    declared = {stem: list(params) for stem, params in defaults.items()}
+    known = set().union(*declared.values()) if declared else set()
+    raws: dict[str, str] = {}
+    for item in args.parameter:
+        name, raw = parse_assignment(item, "-p")
+        if name in RESERVED:
+            raise ParamsError(f"-p {name}=…: the runner sets {name} itself; use --env for the environment, "
+                              "--set for params overrides and --runs-dir for where runs go")
+        if name not in known:
+            raise ParamsError(
+                f"-p {name}: no selected notebook has a parameter named {name!r}; "
+                f"known parameters: {', '.join(sorted(known - RESERVED)) or 'none'}"
+            )
+        raws[name] = raw
+    for item in args.sets:
+        parse_assignment(item, "--set")
+    refuse_secret_paths(args.sets)
+    loaded = {}
+    for env in envs:
+        params = load_params(env, list(args.sets), root=root)
+        token = getattr(getattr(params.backend, "token", None), "env", None) if params.backend else None
+        refuse_secret_values(list(args.sets), token, "--set")
+        refuse_secret_values([i.partition("=")[2] for i in args.parameter], token, "-p")
+        loaded[env] = params
+    # values after the secret check, so that an error message never echoes a secret
+    parameters = {name: check_parameter_value(name, raw, parse_yaml_value(raw, f"-p {name}"), defaults)
+                  for name, raw in raws.items()}
+    base = {"root": root, "nb_dir": nb_dir, "chosen": [p.stem for p in chosen],
+            "trouble": trouble.stem if trouble else None, "declared": declared, "parameters": parameters}
+    return runs_dir, nb_dir, [{"env": e, "params": loaded[e]} for e in envs], base
+
+
+def make_plans(args: argparse.Namespace, run_dir: Path, envs: list[dict[str, Any]], base: dict[str, Any]) -> list[EnvPlan]:
+    """One EnvPlan per environment.
+
+    A lab environment uses the lab already running at its params' state dir (shared: the run takes its lock),
+    else the runner starts a lab of its own in the run folder (``<run>/labs/<env>``), so that concurrent runs and
+    parallel environments never share one. ``-p existing_install=…`` is also set as ``istio.existing_install``, so
+    that 00's foreign-install check and 02 agree.
+    """
+    from ..params import load_params
+
+    plans = []
+    mode = base["parameters"].get("existing_install")
+    for item in envs:
+        env, params = item["env"], item["params"]
+        overrides = list(args.sets) + ([f"istio.existing_install={mode}"] if mode else [])
+        state_dir = lab_args = None
+        shared = False
+        if params.lab is not None:
+            lab_args = list(params.lab.args)
+            shared_dir = str(params.resolve_path(params.lab.state_dir))
+            if lab_running(shared_dir):
+                state_dir, shared = shared_dir, True
+            else:
+                sd = run_dir / "labs" / env
+                overrides += [f"cluster.kubeconfig={sd}/kubeconfig", f"cluster.istioctl={sd}/bin/istioctl",
+                              f"lab.state_dir={sd}"]
+                state_dir = str(sd)
+        if overrides != list(args.sets):
+            load_params(env, overrides, root=base["root"])
+        token = params.backend.token.env if params.backend and params.backend.token else None
+        plans.append(EnvPlan(
+            env=env, run_dir=str(run_dir), notebooks_dir=str(base["nb_dir"]), notebooks=base["chosen"],
+            troubleshoot=base["trouble"], parameters=base["parameters"], declared=base["declared"],
+            overrides=overrides, lab_state_dir=state_dir, lab_args=lab_args or [], token_env=token,
+            cell_timeout=args.cell_timeout or None, lab_shared=shared,
+        ))
+    return plans
