@@ -114,7 +114,7 @@ def execute_notebook(plan: EnvPlan, stem: str, km: Any = None) -> tuple[str, str
 def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     """Run one environment's notebooks; writes and returns ``<run>/<env>/env.json``.
 
-    Raises KeyboardInterrupt after recording what finished when interrupted.
+    Raises KeyboardInterrupt after recording what finished (and stopping the lab this run started).
     """
     env_dir = Path(plan.run_dir) / plan.env
     env_dir.mkdir(parents=True, exist_ok=True)
@@ -127,34 +127,61 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
     save()
     started_lab = False
     interrupted = False
-    warm: WarmKernel | None = None
     try:
         if plan.lab_state_dir:
-            if lab_running(plan.lab_state_dir):
+            started_lab = not lab_running(plan.lab_state_dir)
+            if not started_lab:
                 echo(f"[{plan.env}] lab already running at {plan.lab_state_dir}")
-            else:
-                if plan.token_env and not os.environ.get(plan.token_env):
-                    os.environ[plan.token_env] = secrets.token_urlsafe(24)
-                echo(f"[{plan.env}] starting lab at {plan.lab_state_dir} …")
-                t0 = time.monotonic()
-                try:
-                    started_lab = True  # from here on, a lab that came up is this run's to stop
-                    lab_up(plan.lab_state_dir, plan.lab_args)
-                    echo(f"[{plan.env}] lab ready ({time.monotonic() - t0:.1f}s)")
-                except ClusterError as exc:  # stopped below all the same: a half-started lab may be there
-                    result["errors"].append({"id": "lab.started", "title": "the lab started", "observed": str(exc),
-                                             "expected": "python -m meshlab up succeeds",
-                                             "hint": f"read {plan.lab_state_dir}/lab.log"})
-                    echo(f"[{plan.env}] lab failed to start: {exc}")
-                    for e in entries.values():
-                        e["reason"] = "not run: the lab did not start"
-                    save()
-                    return result
-        failed = False
-        warm = WarmKernel(plan.notebooks_dir, start=bool(order))
+            elif (error := _start_lab(plan, echo)) is not None:
+                result["errors"].append(error)
+                for e in entries.values():
+                    e["reason"] = "not run: the lab did not start"
+                return result
+        interrupted = _run_notebooks(plan, order, entries, save, echo)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        with shielded():
+            if interrupted:
+                for e in entries.values():
+                    if e["status"] == NOT_RUN:
+                        e["reason"] = "not run: the run was interrupted"
+            save()
+            if started_lab and plan.lab_state_dir:
+                # whether it answers or not: a frozen lab (SIGSTOP) does not answer and still has to go
+                echo(f"[{plan.env}] stopping the lab this run started")
+                lab_down(plan.lab_state_dir)
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _start_lab(plan: EnvPlan, echo: Echo) -> dict[str, str] | None:
+    """Start the plan's lab (with a fresh backend token when none is set); the ``lab.started`` error record
+    when it did not come up, else None. A half-started lab is stopped by the caller all the same."""
+    assert plan.lab_state_dir
+    if plan.token_env and not os.environ.get(plan.token_env):
+        os.environ[plan.token_env] = secrets.token_urlsafe(24)
+    echo(f"[{plan.env}] starting lab at {plan.lab_state_dir} …")
+    t0 = time.monotonic()
+    try:
+        lab_up(plan.lab_state_dir, plan.lab_args)
+    except ClusterError as exc:
+        echo(f"[{plan.env}] lab failed to start: {exc}")
+        return {"id": "lab.started", "title": "the lab started", "observed": str(exc),
+                "expected": "python -m meshlab up succeeds", "hint": f"read {plan.lab_state_dir}/lab.log"}
+    echo(f"[{plan.env}] lab ready ({time.monotonic() - t0:.1f}s)")
+    return None
+
+
+def _run_notebooks(plan: EnvPlan, order: list[str], entries: dict[str, dict[str, Any]], save: Callable[[], None],
+                   echo: Echo) -> bool:
+    """The notebooks in order: after a failure only 08 runs. Returns True when interrupted."""
+    failed = False
+    warm = WarmKernel(plan.notebooks_dir, start=bool(order))
+    try:
         for i, stem in enumerate(order):
-            is_last_resort = stem == plan.troubleshoot
-            if failed and not is_last_resort:
+            if failed and stem != plan.troubleshoot:
                 entries[stem]["reason"] = "not run: an earlier notebook failed"
                 continue
             t0 = time.monotonic()
@@ -167,8 +194,7 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
             except KeyboardInterrupt:
                 how = "terminated (SIGTERM)" if terminated() else "interrupted (Ctrl-C)"
                 entries[stem].update(seconds=round(time.monotonic() - t0, 1), error=how)
-                interrupted = True
-                break
+                return True
             secs = time.monotonic() - t0
             entries[stem].update(status=status, seconds=round(secs, 1))
             if error:
@@ -176,26 +202,11 @@ def run_env(plan: EnvPlan, echo: Echo = print) -> dict[str, Any]:
             save()
             word = "ok" if status == OK else status.upper()
             echo(f"[{plan.env}] {stem} {word} ({secs:.1f}s)" + (f": {error[:200]}" if error else ""))
-            if status != OK:
-                failed = True
-        if interrupted:
-            for e in entries.values():
-                if e["status"] == NOT_RUN:
-                    e["reason"] = "not run: the run was interrupted"
-    except KeyboardInterrupt:
-        interrupted = True
+            failed = failed or status != OK
+        return False
     finally:
         with shielded():
-            save()
-            if warm is not None:
-                warm.close()
-            if started_lab and plan.lab_state_dir:
-                # whether it answers or not: a frozen lab (SIGSTOP) does not answer and still has to go
-                echo(f"[{plan.env}] stopping the lab this run started")
-                lab_down(plan.lab_state_dir)
-    if interrupted:
-        raise KeyboardInterrupt
-    return result
+            warm.close()
 
 
 def run_parallel(plans: list[EnvPlan], jobs: int, echo: Echo = print) -> bool:
