@@ -284,7 +284,7 @@ def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
     top = findings[0] if findings else None
     st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
-                    observed=f"{top.cause_id} ({top.likelihood}%)" if top else "found nothing wrong",
+                    observed=f"{top.cause_id} ({top.likelihood}%): {top.title}" if top else "found nothing wrong",
                     expected="nothing wrong", hint=top.fix if top else "")
 
 
