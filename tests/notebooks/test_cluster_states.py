@@ -147,6 +147,7 @@ def test_empty_then_partial_cluster(lab_dir: Path, tmp_path: Path) -> None:
     assert "the collector and Istio are not installed: run 01 and 02" in _text(empty, "08")
     assert _by_id(empty, "08")["troubleshoot.collector-running"].status == "warn"
     assert _by_id(empty, "08")["troubleshoot.mesh-provider"].status == "warn"
+    assert _by_id(empty, "08")["troubleshoot.telemetry"].status == "skip"   # not "fine": nothing to judge yet
 
     partial = run_state(tmp_path / "partial", overrides, PARTIAL)
     assert_verdicts(partial, "partial (collector only)")

@@ -62,6 +62,11 @@ FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: FAQ items that mean nothing until Istio, or the collector, is installed (skipped then, not passed).
+_NEEDS_ISTIO = {"troubleshoot.sidecars-injected", "troubleshoot.telemetry", "troubleshoot.traces-whole"}
+_NEEDS_COLLECTOR = {"troubleshoot.backend", "troubleshoot.traces-whole"}
+
+
 def _forbidden(exc: Exception) -> bool:
     text = str(exc).lower()
     return "forbidden" in text or "403" in text
@@ -272,6 +277,12 @@ def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
     for cid, (title, causes) in FAQ_CHECKS.items():
         if ev.unreachable:
             st.checks.skip(cid, title, "not judged: the cluster does not answer")
+            continue
+        if cid in _NEEDS_ISTIO and ev.istio_installed is False:
+            st.checks.skip(cid, title, "not judged: Istio is not installed (run 02_install_istio)")
+            continue
+        if cid in _NEEDS_COLLECTOR and ev.collector_installed is False:
+            st.checks.skip(cid, title, "not judged: the collector is not installed (run 01_install_collector)")
             continue
         hits = [by_id[c] for c in causes if c in by_id]
         if missing is not None and ((cid == "troubleshoot.collector-running" and ev.collector_installed is False)
