@@ -20,17 +20,20 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 LAB_OVERRIDES := {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}, "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
 JUPYTER_LAB := JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
 	--no-browser --ServerApp.ip=127.0.0.1 $(if $(ROOT_USER),--allow-root)
-LAB_NOTE := A lab is already running in .meshlab/: its backend accepts the token it was started with. If 00/01 \
-	report the backend token missing or rejected, restart it with the token of this session: make lab-down, then \
-	make jupyter (or export MESHLAB_BACKEND_TOKEN first, so both get yours).
+LAB_NOTE := A lab is already running in .meshlab/, started with another backend token than this shell's \
+	MESHLAB_BACKEND_TOKEN, so the kit's exports would be rejected. Restart it with this session's token: make \
+	lab-down, then make jupyter (or export the token the lab was started with before make jupyter).
 # a drill by name: FAULT=<name>, or ENV=drill-<name>
 DRILL = $(or $(FAULT),$(filter drill-%,$(ENV)))
 DRILL_USAGE = { echo "usage: make $@ FAULT=<drill> (or ENV=drill-<drill>); the drills:"; $(VPY) -m meshtrace.drills list; exit 2; }
 
+# pip's own chatter goes to .venv/install.log; on a failure that log is printed, so the error shows with its output
+PIP := $(VPY) -m pip install --quiet --disable-pip-version-check --no-input
 $(STAMP): pyproject.toml
-	@test -x $(VPY) || $(PY) -m venv $(VENV)
-	@$(VPY) -m pip install --quiet --upgrade pip
-	@$(VPY) -m pip install --quiet -e '.[dev]'
+	@test -x $(VPY) || { echo "creating .venv/ …"; $(PY) -m venv $(VENV); } || exit 1
+	@echo "installing the kit into .venv/ (about a minute, once) …"
+	@{ $(PIP) --upgrade pip && $(PIP) -e '.[dev]'; } >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; \
+	  echo "make setup: installing into .venv/ failed (the output above is kept in $(VENV)/install.log)"; exit 1; }
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with everything the kit needs
@@ -68,7 +71,9 @@ kernel: $(STAMP) ## the python3 kernelspec JupyterLab offers is this .venv's, an
 
 jupyter: kernel ## the lab (if not running) and JupyterLab at notebooks/ with Jupytext; prints the URL with a token
 	@$(TOKEN); \
-	if $(VPY) -m meshlab status >/dev/null 2>&1; then echo "$(LAB_NOTE)"; else $(VPY) -m meshlab up || exit 1; fi; \
+	if $(VPY) -m meshlab status >/dev/null 2>&1; then \
+	  $(VPY) -m meshlab status --check-token >/dev/null 2>&1 || echo "$(LAB_NOTE)"; \
+	else $(VPY) -m meshlab up || exit 1; fi; \
 	echo "Open the URL below (with its token), then notebooks 00 to 08 in order."; \
 	$(JUPYTER_LAB) $(ARGS)
 

@@ -36,7 +36,7 @@ timeout = 180
 # %%
 from meshtrace.errors import MeshtraceError
 from meshtrace.runbook import Stage
-from meshtrace.stages import gateway, traffic
+from meshtrace.stages import gateway, hints, traffic
 
 st = Stage(env, "06_generate_traffic", overrides, run_dir=run_dir)
 try:
@@ -45,7 +45,8 @@ try:
 except MeshtraceError as exc:
     addr = None
     st.checks.check("traffic.sent", "Requests through the gateway all answered 200", False, observed=str(exc),
-                    expected="GATEWAY_URL", hint="run 05_expose_gateway first")
+                    expected="GATEWAY_URL",
+                    hint=hints.cluster_hint(exc, "run 05_expose_gateway first"))
 
 # %%
 sent = traffic.generate_traffic(st, addr.url, requests, concurrency, timeout) if addr else []

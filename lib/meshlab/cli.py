@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -162,6 +164,18 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     sd = _state(args)
     st = running(sd)
+    if args.check_token:  # read-only: 0 when $MESHLAB_BACKEND_TOKEN is the token the lab's backend was started with
+        if not st:
+            print(f"meshlab: no lab running in {sd}", file=sys.stderr)
+            return 1
+        raw = os.environ.get(args.backend_token_env, "")
+        known = str(st.get("backend_token_sha256") or "")
+        if raw and known and hmac.compare_digest(hashlib.sha256(raw.encode()).hexdigest(), known):
+            print(f"meshlab: ${args.backend_token_env} is the token the lab's backend accepts")
+            return 0
+        print(f"meshlab: ${args.backend_token_env} is {'not' if raw else 'unset, not'} the token the lab's backend "
+              "was started with", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps(st if st else {"running": False, "state_dir": str(sd)}, indent=2))
         return 0 if st else 1
@@ -243,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="exit 0 while the lab runs; print its paths and URLs")
     state(sp)
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--check-token", action="store_true",
+                    help="exit 0 if the token variable holds the token the backend was started with, else 3")
+    sp.add_argument("--backend-token-env", default="MESHLAB_BACKEND_TOKEN", help=argparse.SUPPRESS)
     sp = sub.add_parser("fault", help="list, set or clear faults on the running lab")
     state(sp)
     sp.add_argument("action", choices=("list", "set", "clear"))

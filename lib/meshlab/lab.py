@@ -212,6 +212,7 @@ class Lab:
             "kubeconfig": str(self.kubeconfig_path), "ca": str(self.ca_path), "istioctl": str(self.istioctl_path),
             "log": str(self.state_dir / "lab.log"), "no_lb": self.config.no_lb,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "backend_token_sha256": self.backend_token_sha256,   # a hash only: `status --check-token` compares
         }
 
     def write_status(self, ready: bool = True) -> None:

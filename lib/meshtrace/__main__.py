@@ -11,37 +11,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from .errors import MeshtraceError, ParamsError
 from .report import build_report
-from .runner import new_run_dir, point_latest, run_env, run_parallel, write_manifest
-from .runner_plan import (
-    TROUBLESHOOT,
-    EnvPlan,
-    check_parameter_value,
-    discover_notebooks,
-    notebook_parameters,
-    parse_assignment,
-    parse_yaml_value,
-    refuse_secret_paths,
-    refuse_secret_values,
-    select_notebooks,
+from .runner import (
+    LabLease,
+    finish_manifest,
+    make_plans,
+    new_run_dir,
+    plan_run,
+    point_latest,
+    run_env,
+    run_parallel,
+    shielded,
+    terminate_as_interrupt,
+    terminated,
+    write_manifest,
 )
-
-RESERVED = {"env", "overrides", "run_dir"}  # set by the runner itself
-
-
-def _default_root() -> Path:
-    """The repository root: the nearest folder upward from here that has ``params/``, else the current one."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        for d in (base, *base.parents):
-            if (d / "params").is_dir():
-                return d
-    return Path.cwd()
+from .runner.plan import EnvPlan
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,95 +64,34 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]], dict[str, Any]]:
-    """Validate everything the run needs before anything executes; raises ParamsError on a mistake."""
-    from .params import load_params
-
-    root = (args.root or _default_root()).resolve()
-    nb_dir = (args.notebooks_dir or root / "notebooks").resolve()
-    runs_dir = (args.runs_dir or root / "runs").resolve()
-    envs = args.envs or ["lab"]
-    if len(set(envs)) != len(envs):
-        raise ParamsError(f"--env given twice: {', '.join(envs)}")
-    if args.jobs < 1:
-        raise ParamsError("--jobs must be 1 or more")
-    found = discover_notebooks(nb_dir)
-    chosen = select_notebooks(found, args.notebooks, args.cleanup)
-    trouble = next((p for p in found if p.name.startswith(TROUBLESHOOT + "_")), None)
-    if args.no_troubleshoot:
-        trouble = None
-    defaults = {p.stem: notebook_parameters(p) for p in {*chosen, *([trouble] if trouble else [])}}
-    declared = {stem: list(params) for stem, params in defaults.items()}
-    known = set().union(*declared.values()) if declared else set()
-    raws: dict[str, str] = {}
-    for item in args.parameter:
-        name, raw = parse_assignment(item, "-p")
-        if name in RESERVED:
-            raise ParamsError(f"-p {name}=…: the runner sets {name} itself; use --env for the environment, "
-                              "--set for params overrides and --runs-dir for where runs go")
-        if name not in known:
-            raise ParamsError(
-                f"-p {name}: no selected notebook has a parameter named {name!r}; "
-                f"known parameters: {', '.join(sorted(known - RESERVED)) or 'none'}"
-            )
-        raws[name] = raw
-    for item in args.sets:
-        parse_assignment(item, "--set")
-    refuse_secret_paths(args.sets)
-    loaded = {}
-    for env in envs:
-        params = load_params(env, list(args.sets), root=root)
-        token = getattr(getattr(params.backend, "token", None), "env", None) if params.backend else None
-        refuse_secret_values(list(args.sets), token, "--set")
-        refuse_secret_values([i.partition("=")[2] for i in args.parameter], token, "-p")
-        loaded[env] = params
-    # values after the secret check, so that an error message never echoes a secret
-    parameters = {name: check_parameter_value(name, raw, parse_yaml_value(raw, f"-p {name}"), defaults)
-                  for name, raw in raws.items()}
-    base = {"root": root, "nb_dir": nb_dir, "chosen": [p.stem for p in chosen],
-            "trouble": trouble.stem if trouble else None, "declared": declared, "parameters": parameters}
-    return runs_dir, nb_dir, [{"env": e, "params": loaded[e]} for e in envs], base
-
-
-def make_plans(args: argparse.Namespace, run_dir: Path, envs: list[dict[str, Any]], base: dict[str, Any]) -> list[EnvPlan]:
-    """One EnvPlan per environment; with --jobs > 1 each lab environment gets its own lab state dir."""
-    from .params import load_params
-
-    lab_envs = [e for e in envs if e["params"].lab is not None]
-    own_labs = args.jobs > 1 and len(lab_envs) > 1
-    plans = []
-    for item in envs:
-        env, params = item["env"], item["params"]
-        overrides = list(args.sets)
-        state_dir = lab_args = None
-        if params.lab is not None:
-            lab_args = list(params.lab.args)
-            if own_labs:
-                sd = run_dir / "labs" / env
-                overrides += [f"cluster.kubeconfig={sd}/kubeconfig", f"cluster.istioctl={sd}/bin/istioctl",
-                              f"lab.state_dir={sd}"]
-                load_params(env, overrides, root=base["root"])
-                state_dir = str(sd)
-            else:
-                state_dir = str(params.resolve_path(params.lab.state_dir))
-        token = params.backend.token.env if params.backend and params.backend.token else None
-        plans.append(EnvPlan(
-            env=env, run_dir=str(run_dir), notebooks_dir=str(base["nb_dir"]), notebooks=base["chosen"],
-            troubleshoot=base["trouble"], parameters=base["parameters"], declared=base["declared"],
-            overrides=overrides, lab_state_dir=state_dir, lab_args=lab_args or [], token_env=token,
-            cell_timeout=args.cell_timeout or None,
-        ))
-    return plans
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run``: plan, execute, report; 0 only when every required check passed, 130 when interrupted."""
+    """``run``: plan, execute, report; 0 only when every required check passed, 130 when interrupted (143 when
+    terminated by SIGTERM). ``runs/latest`` moves to the run once its report is written."""
     runs_dir, _, envs, base = plan_run(args)
     run_dir = new_run_dir(runs_dir)
+    leases: list[LabLease] = []
+    try:
+        plans = make_plans(args, run_dir, envs, base)
+        for plan in plans:
+            if plan.lab_shared and plan.lab_state_dir:
+                lease = LabLease(plan.lab_state_dir, run_dir.name)
+                lease.acquire()
+                leases.append(lease)
+    except MeshtraceError:
+        for lease in leases:
+            lease.release()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
+        return _execute(args, runs_dir, run_dir, plans)
+    finally:
+        for lease in leases:
+            lease.release()
+
+
+def _execute(args: argparse.Namespace, runs_dir: Path, run_dir: Path, plans: list[EnvPlan]) -> int:
     print(f"run {run_dir.name}: {run_dir}", flush=True)
-    plans = make_plans(args, run_dir, envs, base)
     write_manifest(run_dir, plans)
-    point_latest(runs_dir, run_dir)
     interrupted = False
     try:
         if args.jobs > 1 and len(plans) > 1:
@@ -172,11 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 run_env(plan, echo=_echo)
     except KeyboardInterrupt:
         interrupted = True
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = build_report(run_dir, echo=_echo, width=args.width)
+    with shielded():
+        code = build_report(run_dir, echo=_echo, width=args.width)
+        finish_manifest(run_dir, interrupted)
+        try:
+            point_latest(runs_dir, run_dir)
+        except OSError as exc:
+            print(f"warning: could not point {runs_dir / 'latest'} at this run: {exc}", file=sys.stderr)
     if interrupted:
-        print("interrupted: the report covers what finished", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if terminated() else "interrupted"
+        print(f"{how}: the report covers what finished", file=sys.stderr)
+        return 143 if terminated() else 130
     return code
 
 
@@ -187,6 +122,7 @@ def _echo(line: str) -> None:
 def cmd_run_env(args: argparse.Namespace) -> int:
     """Internal: one environment in a child process (``--jobs`` > 1)."""
     plan = EnvPlan(**json.loads(args.plan.read_text()))
+    terminate_as_interrupt()
     try:
         run_env(plan, echo=_echo)
     except KeyboardInterrupt:
@@ -199,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
+            terminate_as_interrupt()
             return cmd_run(args)
         if args.command == "report":
             if not args.run_dir.is_dir():

@@ -163,6 +163,8 @@ def find(name: str) -> Drill:
 def lab_setup(drill: Drill, root: Path | None = None) -> tuple[str, list[str]]:
     """(state dir, ``meshlab up`` arguments) of the drill: its environment's lab, plus its fault if any."""
     p = load_params(drill.env, root=root)
+    if p.lab is None:
+        raise ParamsError(f"drill {drill.name!r}: params/{drill.env}.yaml has no lab: block (drills run on the lab)")
     base = Path(root) if root else repo_root()
     args = list(p.lab.args) + (["--fault", drill.fault] if drill.fault else [])
     return str(base / p.lab.state_dir), args

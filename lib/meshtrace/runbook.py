@@ -115,13 +115,25 @@ class Stage:
             return exe
         return str(self.p.resolve_path(exe))
 
+    #: When the cluster cannot be reached (no answer, no usable kubeconfig), end the notebook with a failed
+    #: ``cluster.reachable`` check (a verdict) instead of a traceback; 00 and 08 judge that themselves.
+    stop_on_unreachable = True
+
     @property
     def kube(self) -> Kube:
-        """The cluster connection, made on first use (ClusterError when unreachable)."""
+        """The cluster connection, made on first use (ClusterError when unreachable; see stop_on_unreachable)."""
         if self._kube is None:
+            from .errors import ClusterError
             from .kube import connect
 
-            self._kube = connect(self.kubeconfig, self.p.cluster.context)
+            try:
+                self._kube = connect(self.kubeconfig, self.p.cluster.context)
+            except ClusterError as exc:
+                from .stages.hints import stop_unreachable
+
+                if self.stop_on_unreachable:
+                    stop_unreachable(self, exc)
+                raise
         return self._kube
 
     def istioctl(self, args: list[str], input: str | None = None, timeout: float = 600.0) -> str:
@@ -227,7 +239,14 @@ class Stage:
 
         Example: ``st.apply(render_gateway(st.p, st.version))`` twice → the second says ``unchanged``.
         """
-        results = self._dry_run(objs) if dry_run else self.kube.apply(objs)
+        from .errors import ClusterError
+
+        try:
+            results = self._dry_run(objs) if dry_run else self.kube.apply(objs)
+        except ClusterError as exc:  # a verdict (a failed apply.accepted check), not a traceback
+            from .stages.hints import stop_apply_failed
+
+            stop_apply_failed(self, exc)
         for r in results:   # results may be shown (a cell's last value): keep Secret values out of them
             if r.kind == "Secret":
                 r.diff = _redact_diff(r) if r.diff else ""

@@ -135,3 +135,89 @@ def test_findings_frame_columns() -> None:
     df = findings_frame(diagnose(healthy(collector_replicas=0)))
     assert list(df.columns) == ["rank", "cause", "likelihood", "title", "evidence", "fix", "safe remedy"]
     assert df.iloc[0]["cause"] == "collector-scaled-to-zero"
+
+
+# -- prerequisites: unreachable, not installed, foreign Istio, an earlier stop --------------------------------------------
+def test_nothing_installed_names_the_collector_and_istio_first() -> None:
+    ev = Evidence(collector_installed=False, istio_installed=False, telemetries=[], mesh_providers=None,
+                  namespace_labels={}, uninjected=[{"pod": "p", "owner": "productpage-v1"}])
+    findings = diagnose(ev)
+    assert findings[0].cause_id == "kit-not-installed"
+    assert findings[0].title == "the collector and Istio are not installed: run 01 and 02"
+    # what follows from the missing install is not blamed (no Telemetry, no injection label)
+    assert [f.cause_id for f in findings] == ["kit-not-installed"]
+
+
+def test_collector_alone_missing_says_run_01() -> None:
+    ev = healthy(collector_installed=False, istio_installed=True, istio_by_kit=True, collector_pods=[],
+                 collector_replicas=None, provider_service_exists=False, service_ports=None)
+    top = diagnose(ev)[0]
+    assert (top.cause_id, top.title) == ("kit-not-installed", "the collector is not installed: run 01")
+    assert "01_install_collector" in top.fix
+
+
+def test_installed_kit_is_not_reported_missing() -> None:
+    assert diagnose(healthy(collector_installed=True, istio_installed=True, istio_by_kit=True)) == []
+
+
+def test_unreachable_cluster_is_the_only_finding() -> None:
+    findings = diagnose(Evidence(unreachable="cannot reach https://127.0.0.1:1: connection refused",
+                                 stopped_at={"notebook": "00_preflight", "id": "preflight.cluster-reachable",
+                                             "observed": "connection refused", "hint": "start the cluster"}))
+    assert findings[0].cause_id == "cluster-unreachable"
+    assert "telemetry-missing" not in {f.cause_id for f in findings}
+
+
+def test_foreign_istio_without_provider_is_named_with_the_choice() -> None:
+    ev = healthy(istio_installed=True, istio_by_kit=False, mesh_providers=[], telemetries=[])
+    findings = diagnose(ev)
+    assert findings[0].cause_id == "istio-foreign"
+    assert "existing_install=merge" in findings[0].fix
+    assert "telemetry-missing" not in {f.cause_id for f in findings}
+
+
+STOP_02 = {"notebook": "02_install_istio", "id": "istio.existing-install",
+           "observed": "installed without meshtrace; Istio is installed and the kit did not install it",
+           "hint": "re-run with -p existing_install=merge"}
+
+
+def test_an_earlier_stop_ranks_before_what_follows_from_it() -> None:
+    # 02 refused: no Telemetry was ever applied; 08 must name the refusal, not the missing Telemetry
+    ev = healthy(telemetries=[], stopped_at=STOP_02)
+    ids = [f.cause_id for f in diagnose(ev)]
+    assert ids[0] == "run-stopped" and "telemetry-missing" in ids[1:]
+    assert "existing_install=merge" in diagnose(ev)[0].fix
+
+
+def test_a_cause_of_the_stopping_step_still_ranks_first() -> None:
+    # 01 stopped because the collector crashed on the removed logging exporter: that is the cause, first
+    ev = healthy(collector_image="otel/opentelemetry-collector-contrib:0.120.0",
+                 collector_config={**CONFIG, "exporters": {"logging": {}}}, telemetries=[],
+                 stopped_at={"notebook": "01_install_collector", "id": "pods.collector-ready", "observed": "0/1",
+                             "hint": ""})
+    ids = [f.cause_id for f in diagnose(ev)]
+    assert ids[0] == "logging-exporter-removed" and ids.index("run-stopped") < ids.index("telemetry-missing")
+
+
+def test_earlier_stop_reads_the_run_folder(tmp_path) -> None:
+    import nbformat
+
+    from meshtrace.checks import MIME_TYPE
+    from meshtrace.stages.diagnose_stops import earlier_stop
+
+    def executed(name: str, checks: list[dict]) -> None:
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("st.finish()")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={MIME_TYPE: {"checks": checks}})]
+        nb.cells = [cell]
+        nbformat.write(nb, str(tmp_path / f"{name}.ipynb"))
+
+    row = {"env": "lab", "title": "t", "expected": "", "hint": "", "observed": "", "required": True}
+    executed("00_preflight", [{**row, "notebook": "00_preflight", "id": "preflight.params", "status": "pass"}])
+    assert earlier_stop(tmp_path) is None
+    executed("02_install_istio", [{**row, "notebook": "02_install_istio", "id": "istio.existing-install",
+                                   "status": "fail", "hint": "re-run with -p existing_install=merge"}])
+    executed("07_verify", [{**row, "notebook": "07_verify", "id": "traces.services-reported", "status": "fail"}])
+    stop = earlier_stop(tmp_path)
+    assert stop is not None and (stop["notebook"], stop["id"]) == ("02_install_istio", "istio.existing-install")
+    assert earlier_stop(None) is None

@@ -73,13 +73,16 @@ def _args(notebooks: Path, *extra: str) -> list[str]:
         (["--env", "kind", "-p", "requests=2.5"], "00_first has default 20, so the value must be a whole number"),
         (["--env", "kind", "-p", "requests=true"], "must be a whole number, not true (bool)"),
         (["--env", "kind", "-p", "requests=0"],
-         "0 is not allowed: a count must be a whole number greater than 0"),
-        (["--env", "kind", "-p", "requests=-3"], "-3 is not allowed: a count must be a whole number greater than 0"),
+         "0 is not allowed: a count (as traffic.requests in params) must be a whole number from 1 to 100000"),
+        (["--env", "kind", "-p", "requests=-3"], "-3 is not allowed: a count (as traffic.requests in params)"),
+        # the same bounds as params: concurrency is capped at 256 there, so here too
+        (["--env", "kind", "-p", "concurrency=100000"],
+         "100000 is not allowed: a count (as traffic.concurrency in params) must be a whole number from 1 to 256"),
         (["--env", "kind", "-p", "requests=null"], "00_first has default 20, so the value must be a whole number, "
                                                    "not null\n"),
         (["--env", "kind", "-p", "concurrency=abc"],
-         "concurrency is declared by 02_third; 'abc' is not allowed: a count must be a whole number greater than 0 "
-         "(or null for the notebook's default)"),
+         "concurrency is declared by 02_third; 'abc' is not allowed: a count (as traffic.concurrency in params) must "
+         "be a whole number from 1 to 256 (or null for the notebook's default)"),
         (["--env", "kind", "-p", "dry_run=maybe"],
          "dry_run is declared by 02_third; 02_third has default false, so the value must be true or false"),
         (["--env", "kind", "-p", "dry_run=1"], "must be true or false (a YAML boolean), not 1 (int)"),
@@ -95,7 +98,9 @@ def _args(notebooks: Path, *extra: str) -> list[str]:
          "'keep' is not allowed: the existing-install mode must be one of 'refuse', 'merge', 'replace'"),
         # the runbook's own notebooks (parameters cells read from notebooks/)
         (["--env", "kind", "--real", "-p", "requests=abc"],
-         "-p requests=abc: requests is declared by 06_generate_traffic; 'abc' is not allowed: a count must be"),
+         "-p requests=abc: requests is declared by 06_generate_traffic; 'abc' is not allowed: a count (as "
+         "traffic.requests in params) must be"),
+        (["--env", "kind", "--real", "-p", "concurrency=257"], "a whole number from 1 to 256"),
         (["--env", "kind", "--real", "-p", "settle_timeout=-5"],
          "settle_timeout is declared by 07_verify; -5 is not allowed: a timeout in seconds must be a number of 0"),
         (["--env", "kind", "--real", "-p", "restart_uninjected=maybe"],
@@ -225,7 +230,7 @@ def test_ctrl_c_leaves_a_partial_report(notebooks, tmp_path):
     ("00-07", ["00_first", "01_second", "02_third"]),
 ])
 def test_notebook_selection(notebooks, spec, expected):
-    from meshtrace.runner_plan import discover_notebooks, select_notebooks
+    from meshtrace.runner.plan import discover_notebooks, select_notebooks
 
     assert [p.stem for p in select_notebooks(discover_notebooks(notebooks), spec, cleanup=False)] == expected
 
@@ -252,9 +257,12 @@ def test_runner_starts_and_stops_its_own_lab(notebooks, tmp_path, capsys):
     assert "starting lab" in out and "stopping the lab this run started" in out
     run_dir = (notebooks.parent / "runs" / "latest").resolve()
     rows = list(csv.DictReader((run_dir / "summary.csv").open()))
+    # no lab ran at the params' state dir: the run got one of its own, in its run folder
+    own = run_dir / "labs" / "lab"
     assert [(r["id"], r["status"], r["observed"]) for r in rows] == [
-        ("cluster.reachable", "pass", f"{state}/kubeconfig")]
-    status = subprocess.run([sys.executable, "-m", "meshlab", "status", "--state-dir", str(state)],
+        ("cluster.reachable", "pass", f"{own}/kubeconfig")]
+    assert not state.exists()
+    status = subprocess.run([sys.executable, "-m", "meshlab", "status", "--state-dir", str(own)],
                             capture_output=True, text=True, timeout=60)
     assert status.returncode != 0  # stopped again
 

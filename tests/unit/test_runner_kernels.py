@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from meshtrace.__main__ import main
-from meshtrace.runner_kernels import WarmKernel
+from meshtrace.runner.kernels import WarmKernel
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = str(ROOT / "lib")

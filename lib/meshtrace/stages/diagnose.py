@@ -46,6 +46,10 @@ CAUSES: dict[str, str] = {
     "backend-export-failing": "the collector fails to export to the backend",
     "proxy-export-failing": "the proxies fail to export spans to the collector",
     "app-drops-trace-headers": "an application does not forward trace headers: traces are fragmented",
+    "cluster-unreachable": "the cluster's API server does not answer",
+    "kit-not-installed": "what the kit installs (the collector, Istio) is not installed",
+    "istio-foreign": "Istio here was installed without the kit and has no tracing provider",
+    "run-stopped": "an earlier notebook of this run failed, so the steps after it never ran",
 }
 
 
@@ -114,6 +118,12 @@ class Evidence:
     fragment_roots: list[str] = field(default_factory=list)
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # prerequisites: None means "not read"
+    unreachable: str = ""                        # why the API server did not answer (empty: it answered)
+    collector_installed: bool | None = None      # the collector's Deployment exists
+    istio_installed: bool | None = None          # an istiod Deployment exists in istio-system
+    istio_by_kit: bool | None = None             # the kit's install record is there
+    stopped_at: dict[str, str] | None = None     # the run's first failed earlier notebook {notebook, id, observed, hint}
 
     @property
     def collector_fqdn(self) -> str:
@@ -412,11 +422,21 @@ _EXPLAINS = {
 
 
 def diagnose(ev: Evidence) -> list[Finding]:
-    """Run every rule and return the findings, most likely first, ranked 1, 2, …"""
-    found = [f for rule in RULES if (f := rule(ev)) is not None]
+    """Run every rule and return the findings, most likely first, ranked 1, 2, …
+
+    The prerequisites come first (:mod:`meshtrace.stages.diagnose_stops`): an unreachable cluster, a kit that is
+    not installed, a foreign Istio, or an earlier notebook of the run that stopped it; what follows from them
+    ranks after them.
+    """
+    from .diagnose_stops import STOP_RULES, order
+
+    if ev.unreachable:  # nothing else was read
+        found = [f for rule in STOP_RULES if (f := rule(ev)) is not None]
+    else:
+        found = [f for rule in (*STOP_RULES, *RULES) if (f := rule(ev)) is not None]
     ids = {f.cause_id for f in found}
     found = [f for f in found if not (_EXPLAINS.get(f.cause_id, set()) & ids)]
-    found.sort(key=lambda f: -f.likelihood)
+    found = order(found, ev)
     for i, f in enumerate(found, 1):
         f.rank = i
     return found

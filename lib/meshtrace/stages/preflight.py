@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from meshtrace.errors import MeshtraceError
 from meshtrace.params import resolve_secret
@@ -52,10 +54,37 @@ def needed_permissions(st: Stage) -> list[Permission]:
     return perms
 
 
+#: Text a template leaves for the user to replace: ``CHANGE-ME``, an ``example.com`` host, ``<your token>``.
+PLACEHOLDER_RE = re.compile(r"change-?me|(^|[.@/:])example\.(com|org|net)\b|<[^<>]*>", re.I)
+
+
+def placeholders(data: Any, path: str = "") -> list[str]:
+    """Dotted paths of every string in ``data`` that still holds a template placeholder.
+
+    >>> placeholders({"backend": {"endpoint": "CHANGE-ME.managed-otel.example.com:8090"}, "name": "ack"})
+    ['backend.endpoint']
+    >>> placeholders({"a": ["ok", "<your-id>"], "b": "https://tracing.example.net/api"})
+    ['a[1]', 'b']
+    """
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in placeholders(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, (list, tuple)):
+        return [p for i, v in enumerate(data) for p in placeholders(v, f"{path}[{i}]")]
+    return [path] if isinstance(data, str) and PLACEHOLDER_RE.search(data) else []
+
+
 def check_params(st: Stage) -> None:
-    """``preflight.params``: the params loaded and validated; likely mistakes are listed as a warning."""
+    """``preflight.params``: the params loaded and validated; likely mistakes are listed as a warning;
+    ``preflight.placeholders``: no value still holds a template placeholder."""
     st.checks.check("preflight.params", "Params load and validate", True, observed=st.p.source,
                     expected="valid params")
+    found = placeholders(st.p.model_dump(mode="json", exclude={"description"}))
+    values = {f: _at(st.p.model_dump(mode="json"), f) for f in found}
+    st.checks.check("preflight.placeholders", "Params hold no template placeholders (CHANGE-ME, example.com, <…>)",
+                    not found, expected="real values everywhere",
+                    observed="; ".join(f"{f} = {v}" for f, v in values.items()) or "none",
+                    hint=("replace the placeholder in " + ", ".join(found) + f" ({st.p.source}, or --set "
+                          f"{found[0]}=…)") if found else "")
     warnings = st.p.warnings()
     if warnings:
         st.md("**Params warnings** (allowed, but probably not what you want):\n\n"
@@ -66,8 +95,15 @@ def check_params(st: Stage) -> None:
                       required=False)
 
 
+def _at(data: Any, path: str) -> Any:
+    for part in re.findall(r"[^.\[\]]+", path):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
 def check_cluster(st: Stage) -> bool:
     """``preflight.cluster-reachable`` and ``preflight.server-version``; returns whether the cluster answers."""
+    st.stop_on_unreachable = False   # judged here, as preflight.cluster-reachable
     try:
         kube = st.kube
     except MeshtraceError as exc:
@@ -86,7 +122,35 @@ def check_cluster(st: Stage) -> bool:
     except MeshtraceError as exc:
         st.checks.check("preflight.server-version", "Kubernetes server version", False, observed=str(exc),
                         expected="a Kubernetes version", hint="check that the API server serves /version")
+    check_existing_istio(st)
     return True
+
+
+def check_existing_istio(st: Stage) -> None:
+    """``preflight.existing-istio``: an Istio the kit did not install is found before anything is installed.
+
+    With ``istio.existing_install: refuse`` (the default) 02 would refuse to touch it, after 01 had installed the
+    collector; so it fails here, up front, naming the choice.
+    """
+    from .istio import detect_existing
+
+    title = "An Istio the kit did not install is not in the way (istio.existing_install)"
+    mode = st.p.istio.existing_install
+    try:
+        existing = detect_existing(st)
+    except MeshtraceError as exc:
+        st.checks.add("preflight.existing-istio", title, "warn", observed=f"could not look: {exc}",
+                      expected="no foreign Istio, or existing_install merge/replace", required=False,
+                      hint="02_install_istio looks again before it installs")
+        return
+    blocked = existing.foreign and mode == "refuse"
+    st.checks.check("preflight.existing-istio", title, not blocked,
+                    observed=f"{existing.describe()}; existing_install: {mode}",
+                    expected="no foreign Istio, or existing_install merge/replace",
+                    hint="Istio here was installed without the kit and 02 would refuse it (nothing has been installed "
+                         "yet): choose -p existing_install=merge (keep the other mesh settings; 02 shows the diff) or "
+                         "=replace, or set istio.existing_install in params (in JupyterLab: overrides = "
+                         "[\"istio.existing_install=merge\"])" if blocked else "")
 
 
 def check_istioctl(st: Stage) -> None:

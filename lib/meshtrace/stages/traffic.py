@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import Stage
 from meshtrace.sent import SENT_REQUESTS, SentRequest, write_sent
+from meshtrace.stages.hints import traffic_hint
 
 __all__ = ["KeepAliveClient", "SentRequest", "generate_traffic", "latency_summary", "percentile", "plot_latency",
            "send_one", "send_requests", "status_table", "write_sent"]
@@ -187,6 +188,7 @@ def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, c
     st.checks.check("traffic.sent", f"{n} requests through the gateway all answered 200", len(ok) == n,
                     observed=", ".join(f"{row['status']}: {row['count']}" for row in status_table(reqs)),
                     expected=f"200: {n}",
-                    hint="re-run 05_expose_gateway to check the route; kubectl get pods -n "
-                         f"{st.p.bookinfo.namespace}")
+                    hint=traffic_hint(st, [r.error for r in reqs if r.status != 200],
+                                      "re-run 05_expose_gateway to check the route; kubectl get pods -n "
+                                      f"{st.p.bookinfo.namespace}"))
     return reqs

@@ -35,6 +35,7 @@ from .diagnose_facts import (
     telemetry_facts,
     traces_of_run,
 )
+from .diagnose_stops import earlier_stop
 
 __all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
@@ -61,6 +62,11 @@ FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: FAQ items that mean nothing until Istio, or the collector, is installed (skipped then, not passed).
+_NEEDS_ISTIO = {"troubleshoot.sidecars-injected", "troubleshoot.telemetry", "troubleshoot.traces-whole"}
+_NEEDS_COLLECTOR = {"troubleshoot.backend", "troubleshoot.traces-whole"}
+
+
 def _try(ev: Evidence, what: str, fn: Any, default: Any = None) -> Any:
     """Run one read; a refusal or failure becomes evidence instead of an exception."""
     try:
@@ -83,7 +89,7 @@ def _params_evidence(st: Stage) -> Evidence:
                     grpc_port_name=col.grpc_port_name, **_token_ref(st))
 
 
-def _token_ref(st: Stage) -> dict[str, str]:
+def _token_ref(st: Stage) -> dict[str, Any]:
     ref = st.p.backend.token if st.p.backend else None
     if ref is None:
         return {}
@@ -96,10 +102,22 @@ def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
 
 
 def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 20000) -> Evidence:
-    """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too)."""
-    p, kube = st.p, st.kube
+    """Read everything the FAQ looks at; never raises for a refused or failed read (that is evidence too).
+
+    An unreachable cluster is evidence as well: ``ev.unreachable`` says why, and nothing else is read.
+    """
+    p = st.p
     ev = _params_evidence(st)
+    ev.stopped_at = _try(ev, "the run's earlier notebooks", lambda: earlier_stop(st.run_dir))
+    st.stop_on_unreachable = False   # judged here: ev.unreachable
+    try:
+        kube = st.kube
+        kube.server_version()
+    except MeshtraceError as exc:
+        ev.unreachable = str(exc)
+        return ev
     sent = read_sent(st.run_dir).requests if sent is None else sent
+    _installed(st, ev)
     recent = _recent_seconds(sent)
     for verb, group, res in NEEDED:
         allowed = _try(ev, f"access review {verb} {res}",
@@ -108,7 +126,7 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
             ev.denied.append(f"{verb} {res}")
     mesh = _try(ev, "get configmaps istio-system/istio", lambda: read_mesh_config(kube))
     if mesh is not None:
-        ev.mesh_providers = [f for e in mesh.get("extensionProviders") or [] if (f := provider_facts(e))]
+        ev.mesh_providers = [f for e in mesh.get("extensionProviders") or [] if (f := provider_facts(e)) is not None]
         ev.mesh_default_tracing = list((mesh.get("defaultProviders") or {}).get("tracing") or [])
         ev.root_namespace = mesh.get("rootNamespace") or "istio-system"
     prov = next((m for m in ev.mesh_providers or [] if m.name == p.istio.provider.name), None)
@@ -156,6 +174,30 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
     _traces(st, ev, sent)
     ev.denied = list(dict.fromkeys(ev.denied))
     return ev
+
+
+def _installed(st: Stage, ev: Evidence) -> None:
+    """Whether the collector's Deployment and istiod exist, and whether the kit installed Istio (its record)."""
+    kube, col = st.kube, st.p.collector
+    dep = _try(ev, f"get deployments {col.namespace}/{col.name}",
+               lambda: kube.get("apps/v1", "Deployment", col.name, col.namespace), False)
+    if dep is not False:
+        ev.collector_installed = dep is not None
+    # only the verbs in NEEDED: get the istiod Deployment, else list istiod pods (a revisioned istiod-<rev>)
+    istiod = _try(ev, "get deployments istio-system/istiod",
+                  lambda: kube.get("apps/v1", "Deployment", "istiod", "istio-system"), False)
+    if istiod is None:
+        pods = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system",
+                                                              label_selector="app=istiod"))
+        if pods is not None:
+            ev.istio_installed = bool(pods)
+    elif istiod is not False:
+        ev.istio_installed = True
+    if ev.istio_installed:
+        record = _try(ev, "get configmaps istio-system/meshtrace-install",
+                      lambda: kube.get_configmap("istio-system", "meshtrace-install"), False)
+        if record is not False:
+            ev.istio_by_kit = record is not None
 
 
 def _log_with_previous(st: Stage, ns: str, pod: str, tail: int) -> str:
@@ -222,19 +264,43 @@ def log_highlights(ev: Evidence, limit: int = 5) -> dict[str, list[str]]:
 def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
     """Record the ``troubleshoot.*`` checks (all optional): warn where a finding falls under the FAQ item."""
     by_id = {f.cause_id: f for f in findings}
+    missing = by_id.get("kit-not-installed")
     for cid, (title, causes) in FAQ_CHECKS.items():
+        if ev.unreachable:
+            st.checks.skip(cid, title, "not judged: the cluster does not answer")
+            continue
+        if cid in _NEEDS_ISTIO and ev.istio_installed is False:
+            st.checks.skip(cid, title, "not judged: Istio is not installed (run 02_install_istio)")
+            continue
+        if cid in _NEEDS_COLLECTOR and ev.collector_installed is False:
+            st.checks.skip(cid, title, "not judged: the collector is not installed (run 01_install_collector)")
+            continue
         hits = [by_id[c] for c in causes if c in by_id]
+        if missing is not None and ((cid == "troubleshoot.collector-running" and ev.collector_installed is False)
+                                    or (cid == "troubleshoot.mesh-provider" and ev.istio_installed is False)):
+            hits.insert(0, missing)
+        if cid == "troubleshoot.mesh-provider" and "istio-foreign" in by_id:
+            hits.insert(0, by_id["istio-foreign"])
         st.checks.check(cid, title, not hits, required=False,
-                        observed="; ".join(f"{f.cause_id}: {f.evidence[0] if f.evidence else ''}" for f in hits)
+                        observed="; ".join(f"{f.cause_id}: {_first_line(f)}" for f in hits)
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
     top = findings[0] if findings else None
     st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
-                    observed=f"{top.cause_id} ({top.likelihood}%)" if top else "found nothing wrong",
+                    observed=f"{top.cause_id} ({top.likelihood}%): {top.title}" if top else "found nothing wrong",
                     expected="nothing wrong", hint=top.fix if top else "")
 
 
+def _first_line(f: Finding) -> str:
+    """What a FAQ check shows of a finding: its first evidence line (the title, for a missing install)."""
+    if f.cause_id == "kit-not-installed":
+        return f.title
+    return f.evidence[0] if f.evidence else ""
+
+
 def attach_remedies(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
-    """Attach the safe remedies the kit may apply itself."""
+    """Attach the safe remedies the kit may apply itself (none when the cluster does not answer)."""
+    if ev.unreachable:
+        return
     kube = st.kube
     for f in findings:
         if f.cause_id == "pods-predate-injection":

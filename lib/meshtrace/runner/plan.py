@@ -1,7 +1,14 @@
-"""Planning a run: which notebooks, which parameters, validated before anything executes."""
+"""Planning a run: which notebooks, which parameters, which lab, validated before anything executes.
+
+Example::
+
+    runs_dir, nb_dir, envs, base = plan_run(args)      # ParamsError on any mistake, before anything runs
+    plans = make_plans(args, run_dir, envs, base)      # one EnvPlan per environment
+"""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 import re
@@ -12,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ParamsError
+from ..errors import ParamsError
+from .lab import lab_running
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
 TROUBLESHOOT = "08"
@@ -35,6 +43,7 @@ class EnvPlan:
     declared: dict[str, list[str]] = field(default_factory=dict)  # notebook stem -> its parameter names
     overrides: list[str] = field(default_factory=list)          # "path=value" strings, passed as `overrides`
     lab_state_dir: str | None = None         # set when the env asks for a lab
+    lab_shared: bool = False                 # the lab was already running there (used under a lock, left running)
     lab_args: list[str] = field(default_factory=list)
     token_env: str | None = None             # env var that carries the backend token, if any
     start_timeout: float = 120.0
@@ -186,9 +195,42 @@ class Domain:
 COUNT = Domain("a count", minimum=0, exclusive=True, integer=True)
 TIMEOUT = Domain("a timeout in seconds", minimum=0)
 PERCENT = Domain("a percentage", minimum=0, maximum=100)
-# Parameter name (full match) → its domain, after the notebooks' parameters cells and how the stages use them.
+
+
+def model_domain(what: str, model: Any, name: str) -> Domain:
+    """The domain of a params field, from its pydantic bounds (``ge``/``gt``/``le``/``lt``), so that ``-p`` and
+    params agree: ``model_domain("a count", TrafficParams, "concurrency").allowed`` → ``a whole number from 1 to 256``.
+    """
+    info = model.model_fields[name]
+    lo = hi = None
+    exclusive = False
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = m.ge
+        if getattr(m, "gt", None) is not None:
+            lo, exclusive = m.gt, True
+        if getattr(m, "le", None) is not None:
+            hi = m.le
+        if getattr(m, "lt", None) is not None:
+            hi = m.lt   # no lt bound is used by params today; treated as inclusive
+    return Domain(what, minimum=lo, exclusive=exclusive, maximum=hi, integer=info.annotation is int)
+
+
+def _params_domains() -> list[tuple[re.Pattern[str], Domain]]:
+    from ..params_models import TelemetryParams, TrafficParams
+
+    return [(re.compile("requests"), model_domain("a count (as traffic.requests in params)", TrafficParams, "requests")),
+            (re.compile("concurrency"),
+             model_domain("a count (as traffic.concurrency in params)", TrafficParams, "concurrency")),
+            (re.compile("sampling"),
+             model_domain("a percentage (as telemetry.sampling in params)", TelemetryParams, "sampling"))]
+
+
+# Parameter name (full match) → its domain, after the notebooks' parameters cells and how the stages use them;
+# a parameter that stands for a params field takes that field's bounds (first match wins).
 # A new knob named like these (``*_timeout``, ``max_*``, ``*_percent``) gets the same rule without another entry.
 DOMAINS: list[tuple[re.Pattern[str], Domain]] = [
+    *_params_domains(),
     (re.compile(r"(.+_)?timeout"), TIMEOUT),
     (re.compile(r"requests|concurrency|max_.+|.+_count"), COUNT),
     (re.compile(r".+_percent(age)?|sampling"), PERCENT),
@@ -251,3 +293,105 @@ def check_parameter_value(name: str, raw: str, value: Any, defaults: dict[str, d
         keep = " (or null for the notebook's default)" if None in kinds.values() else ""
         raise ParamsError(f"{where}; {_show(value)} is not allowed: {domain.what} must be {domain.allowed}{keep}")
     return value
+
+
+# ---------------------------------------------------------------- the run's plan, from the command line
+RESERVED = {"env", "overrides", "run_dir"}  # set by the runner itself
+
+
+def _default_root() -> Path:
+    """The repository root: the nearest folder upward from here that has ``params/``, else the current one."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        for d in (base, *base.parents):
+            if (d / "params").is_dir():
+                return d
+    return Path.cwd()
+
+
+def plan_run(args: argparse.Namespace) -> tuple[Path, Path, list[dict[str, Any]], dict[str, Any]]:
+    """Validate everything the run needs before anything executes; raises ParamsError on a mistake."""
+    from ..params import load_params
+
+    root = (args.root or _default_root()).resolve()
+    nb_dir = (args.notebooks_dir or root / "notebooks").resolve()
+    runs_dir = (args.runs_dir or root / "runs").resolve()
+    envs = args.envs or ["lab"]
+    if len(set(envs)) != len(envs):
+        raise ParamsError(f"--env given twice: {', '.join(envs)}")
+    if args.jobs < 1:
+        raise ParamsError("--jobs must be 1 or more")
+    found = discover_notebooks(nb_dir)
+    chosen = select_notebooks(found, args.notebooks, args.cleanup)
+    trouble = next((p for p in found if p.name.startswith(TROUBLESHOOT + "_")), None)
+    if args.no_troubleshoot:
+        trouble = None
+    defaults = {p.stem: notebook_parameters(p) for p in {*chosen, *([trouble] if trouble else [])}}
+    declared = {stem: list(params) for stem, params in defaults.items()}
+    known = set().union(*declared.values()) if declared else set()
+    raws: dict[str, str] = {}
+    for item in args.parameter:
+        name, raw = parse_assignment(item, "-p")
+        if name in RESERVED:
+            raise ParamsError(f"-p {name}=…: the runner sets {name} itself; use --env for the environment, "
+                              "--set for params overrides and --runs-dir for where runs go")
+        if name not in known:
+            raise ParamsError(
+                f"-p {name}: no selected notebook has a parameter named {name!r}; "
+                f"known parameters: {', '.join(sorted(known - RESERVED)) or 'none'}"
+            )
+        raws[name] = raw
+    for item in args.sets:
+        parse_assignment(item, "--set")
+    refuse_secret_paths(args.sets)
+    loaded = {}
+    for env in envs:
+        params = load_params(env, list(args.sets), root=root)
+        token = getattr(getattr(params.backend, "token", None), "env", None) if params.backend else None
+        refuse_secret_values(list(args.sets), token, "--set")
+        refuse_secret_values([i.partition("=")[2] for i in args.parameter], token, "-p")
+        loaded[env] = params
+    # values after the secret check, so that an error message never echoes a secret
+    parameters = {name: check_parameter_value(name, raw, parse_yaml_value(raw, f"-p {name}"), defaults)
+                  for name, raw in raws.items()}
+    base = {"root": root, "nb_dir": nb_dir, "chosen": [p.stem for p in chosen],
+            "trouble": trouble.stem if trouble else None, "declared": declared, "parameters": parameters}
+    return runs_dir, nb_dir, [{"env": e, "params": loaded[e]} for e in envs], base
+
+
+def make_plans(args: argparse.Namespace, run_dir: Path, envs: list[dict[str, Any]], base: dict[str, Any]) -> list[EnvPlan]:
+    """One EnvPlan per environment.
+
+    A lab environment uses the lab already running at its params' state dir (shared: the run takes its lock),
+    else the runner starts a lab of its own in the run folder (``<run>/labs/<env>``), so that concurrent runs and
+    parallel environments never share one. ``-p existing_install=…`` is also set as ``istio.existing_install``, so
+    that 00's foreign-install check and 02 agree.
+    """
+    from ..params import load_params
+
+    plans = []
+    mode = base["parameters"].get("existing_install")
+    for item in envs:
+        env, params = item["env"], item["params"]
+        overrides = list(args.sets) + ([f"istio.existing_install={mode}"] if mode else [])
+        state_dir = lab_args = None
+        shared = False
+        if params.lab is not None:
+            lab_args = list(params.lab.args)
+            shared_dir = str(params.resolve_path(params.lab.state_dir))
+            if lab_running(shared_dir):
+                state_dir, shared = shared_dir, True
+            else:
+                sd = run_dir / "labs" / env
+                overrides += [f"cluster.kubeconfig={sd}/kubeconfig", f"cluster.istioctl={sd}/bin/istioctl",
+                              f"lab.state_dir={sd}"]
+                state_dir = str(sd)
+        if overrides != list(args.sets):
+            load_params(env, overrides, root=base["root"])
+        token = params.backend.token.env if params.backend and params.backend.token else None
+        plans.append(EnvPlan(
+            env=env, run_dir=str(run_dir), notebooks_dir=str(base["nb_dir"]), notebooks=base["chosen"],
+            troubleshoot=base["trouble"], parameters=base["parameters"], declared=base["declared"],
+            overrides=overrides, lab_state_dir=state_dir, lab_args=lab_args or [], token_env=token,
+            cell_timeout=args.cell_timeout or None, lab_shared=shared,
+        ))
+    return plans
