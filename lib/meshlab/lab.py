@@ -13,19 +13,25 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshlab import network as network_mod
 from meshlab.apiserver import Api, HttpServer, admission
 from meshlab.apiserver.tls import make_certs
+from meshlab.context import LabConfig
 from meshlab.controllers import Controllers
 from meshlab.faults import Faults
+from meshlab.gotime import parse_version
+from meshlab.mesh.istiod import Istiods
+from meshlab.mesh.podnet import PodNets
+from meshlab.mesh.sampling import IdGenerator
 from meshlab.network import API_PORT, Network
 from meshlab.resources import Registry
 from meshlab.runtime import Runtime
 from meshlab.store import Store
+
+if TYPE_CHECKING:
+    from meshlab.backend import Backend
 
 log = logging.getLogger("meshlab")
 
@@ -34,36 +40,28 @@ BACKEND_NS, BACKEND_SVC = "meshlab-backend", "otel-backend"
 BACKEND_PORTS = (("grpc-otlp", 4317), ("http-otlp", 4318), ("http-query", 16686), ("http-tempo", 3200))
 
 
-@dataclass
-class LabConfig:
-    """Options of one lab (``python -m meshlab up`` flags)."""
-
-    state_dir: Path
-    istio_version: str = "1.25.2"
-    faults: list[str] = field(default_factory=list)
-    seed: int | None = None
-    no_lb: bool = False
-    backend_token_env: str = "MESHLAB_BACKEND_TOKEN"
-    ready_delay: float = 0.3
-
-
 def version_tuple(v: str) -> tuple[int, int]:
     """``"1.25.2"`` → ``(1, 25)``."""
-    parts = v.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (1, 25)
+    return parse_version(v)[:2]
+
+
+__all__ = ["Lab", "LabConfig", "version_tuple"]
 
 
 class Lab:
-    """One running lab. Other modules use ``store``, ``network``, ``faults``, ``runtime``, ``config``."""
+    """One running lab, the composition root; implements ``context.LabContext`` for the parts it runs.
+
+    It owns the per-lab registries (``ids``, ``pod_nets``, ``istiods``) next to the store, network and faults.
+    """
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config
         self.state_dir = Path(config.state_dir).resolve()
         self.istio_version = config.istio_version
         self.random = random.Random(config.seed)
+        self.ids = IdGenerator(config.seed)
+        self.pod_nets = PodNets()
+        self.istiods = Istiods()
         self.store = Store()
         self.registry = Registry(version_tuple(config.istio_version))
         self.faults = Faults(config.faults)
@@ -75,7 +73,7 @@ class Lab:
         self.controllers = Controllers(self)
         self.api = Api(self)
         self.http: HttpServer | None = None
-        self.backend: Any = None
+        self.backend: Backend | None = None
         self.stopping = False
         self._stopped = threading.Event()
 
@@ -127,7 +125,6 @@ class Lab:
         self.certs = make_certs(self.network.api_ip)
         self.http.enable_tls(self.certs.server_context())
         _atomic_write(self.ca_path, self.certs.ca_pem.decode())
-        network_mod.set_current(self.network)
         self._bootstrap()
         self.controllers.start()
         assert self.http is not None
@@ -142,13 +139,13 @@ class Lab:
                  self.faults.as_list() or "none")
 
     def _bootstrap(self) -> None:
-        ns_res = self.registry.by_key("namespaces")
+        ns_res = self.registry.builtin("namespaces")
         for name in (*BOOT_NAMESPACES, BACKEND_NS):
             self.store.create("namespaces", admission.prepare_create(self, ns_res, {"metadata": {"name": name}}, None))
         svc = {"metadata": {"name": BACKEND_SVC, "namespace": BACKEND_NS, "labels": {"app": BACKEND_SVC}},
                "spec": {"type": "ClusterIP",
                         "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in BACKEND_PORTS]}}
-        svc_res = self.registry.by_key("services")
+        svc_res = self.registry.builtin("services")
         self.store.create("services", admission.prepare_create(self, svc_res, svc, BACKEND_NS))
         ep = {"apiVersion": "v1", "kind": "Endpoints",
               "metadata": {"name": BACKEND_SVC, "namespace": BACKEND_NS, "labels": {"app": BACKEND_SVC}},
@@ -187,7 +184,6 @@ class Lab:
                 log.exception("backend stop failed")
         if self.http is not None:
             self.http.stop()
-        network_mod.set_current(None)
         try:
             self.status_path.unlink()
         except FileNotFoundError:

@@ -13,6 +13,8 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
+from meshlab.errors import MeshlabError
+
 if TYPE_CHECKING:
     from meshlab.store import Store
 
@@ -22,7 +24,7 @@ CLUSTER_DOMAIN = "cluster.local"
 NODEPORT_RANGE = (30000, 32767)
 
 
-class ResolveError(OSError):
+class ResolveError(MeshlabError, OSError):
     """A cluster name or port that does not resolve (like a DNS or connection failure)."""
 
 
@@ -183,19 +185,3 @@ class Network:
             counter = self._rr.setdefault(key, itertools.count())
             n = next(counter)
         return candidates[n % len(candidates)]
-
-
-_current: Network | None = None
-
-
-def set_current(net: Network | None) -> None:
-    """Register the process's lab network, used by the module-level ``resolve``."""
-    global _current
-    _current = net
-
-
-def resolve(host: str, port: int, from_namespace: str = "default") -> tuple[str, int]:
-    """Module-level ``Network.resolve`` against the lab running in this process."""
-    if _current is None:
-        raise ResolveError("no lab network in this process")
-    return _current.resolve(host, port, from_namespace)

@@ -102,6 +102,13 @@ class Registry:
         with self._lock:
             return self._by_key.get(key)
 
+    def builtin(self, key: str) -> Resource:
+        """A resource every lab serves (``pods``, ``services``, ``replicasets.apps`` …); KeyError for others."""
+        res = self.by_key(key)
+        if res is None:
+            raise KeyError(f"no resource {key!r} in the lab's registry")
+        return res
+
     def lookup(self, group: str, version: str, plural: str) -> Resource | None:
         """The resource served at ``/apis/<group>/<version>/<plural>`` (or ``/api/v1/<plural>``)."""
         res = self.by_key(f"{plural}.{group}" if group else plural)

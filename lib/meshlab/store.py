@@ -5,6 +5,7 @@ Objects are JSON-shaped dicts. Resources are keyed by ``plural`` (core group) or
 
 from __future__ import annotations
 
+import builtins
 import copy
 import datetime as _dt
 import re
@@ -12,13 +13,16 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
+
+from meshlab.errors import MeshlabError
 
 Obj = dict[str, Any]
 Subscriber = Callable[[str, str, Obj], None]
 
 
-class StoreError(Exception):
+class StoreError(MeshlabError):
     """Base of the store's errors."""
 
 
@@ -74,6 +78,30 @@ def _split_selector(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _in_set(k: str, vals: set[str], labels: dict[str, str]) -> bool:
+    return labels.get(k) in vals
+
+
+def _not_in_set(k: str, vals: set[str], labels: dict[str, str]) -> bool:
+    return labels.get(k) not in vals
+
+
+def _equal(k: str, v: str, labels: dict[str, str]) -> bool:
+    return labels.get(k) == v
+
+
+def _not_equal(k: str, v: str, labels: dict[str, str]) -> bool:
+    return labels.get(k) != v
+
+
+def _present(k: str, labels: dict[str, str]) -> bool:
+    return k in labels
+
+
+def _absent(k: str, labels: dict[str, str]) -> bool:
+    return k not in labels
+
+
 def compile_selector(
     selector: str | dict[str, str] | Callable[[dict[str, str]], bool] | None,
 ) -> Callable[[dict[str, str]], bool]:
@@ -97,23 +125,50 @@ def compile_selector(
         if m:
             k, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
             if op == "in":
-                tests.append(lambda lb, k=k, vals=vals: lb.get(k) in vals)
+                tests.append(partial(_in_set, k, vals))
             else:
-                tests.append(lambda lb, k=k, vals=vals: lb.get(k) not in vals)
+                tests.append(partial(_not_in_set, k, vals))
         elif "!=" in term:
             k, v = (x.strip() for x in term.split("!=", 1))
-            tests.append(lambda lb, k=k, v=v: lb.get(k) != v)
+            tests.append(partial(_not_equal, k, v))
         elif "==" in term or "=" in term:
             k, v = (x.strip() for x in term.replace("==", "=").split("=", 1))
-            tests.append(lambda lb, k=k, v=v: lb.get(k) == v)
+            tests.append(partial(_equal, k, v))
         elif term.startswith("!"):
             k = term[1:].strip()
-            tests.append(lambda lb, k=k: k not in lb)
+            tests.append(partial(_absent, k))
         elif re.match(r"^[\w./-]+$", term):
-            tests.append(lambda lb, k=term: k in lb)
+            tests.append(partial(_present, term))
         else:
             raise ValueError(f"unable to parse requirement: {term!r}")
     return lambda labels: all(t(labels) for t in tests)
+
+
+def compile_fields(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate over objects from a field selector (``a.b=c``, ``a.b==c``, ``a.b!=c``).
+
+    >>> compile_fields("metadata.name=x")({"metadata": {"name": "x"}})
+    True
+    """
+    if not selector:
+        return lambda o: True
+    tests = []
+    for term in selector.split(","):
+        term = term.strip()
+        if not term:
+            continue
+        neg = "!=" in term
+        path, _, value = term.replace("==", "=").partition("!=" if neg else "=")
+        keys = path.strip().split(".")
+
+        def get(o: dict[str, Any], keys: list[str] = keys) -> str:
+            cur: Any = o
+            for k in keys:
+                cur = cur.get(k) if isinstance(cur, dict) else None
+            return "" if cur is None else str(cur)
+
+        tests.append((get, value.strip(), neg))
+    return lambda o: all((g(o) != v) if n else (g(o) == v) for g, v, n in tests)
 
 
 def match_label_selector(sel: Obj | None, labels: dict[str, str]) -> bool:
@@ -184,7 +239,7 @@ class Store:
         out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return out
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         """Resource keys that hold at least one object."""
         with self._lock:
             return [k for k, v in self._objs.items() if v]
@@ -273,7 +328,7 @@ class Store:
 
     def open_watch(
         self, key: str, since: int | None, sink: Callable[[int, str, str, Obj], None]
-    ) -> tuple[list[tuple[int, str, Obj]], Callable[[], None]]:
+    ) -> tuple[builtins.list[tuple[int, str, Obj]], Callable[[], None]]:
         """Register ``sink`` for future changes and return (backlog, unregister).
 
         With ``since`` None the backlog is ADDED for every current object of ``key``; otherwise it is the
@@ -300,7 +355,7 @@ class Store:
 
         return backlog, unregister
 
-    def snapshot_keys(self, keys: Iterable[str]) -> dict[str, list[Obj]]:
+    def snapshot_keys(self, keys: Iterable[str]) -> dict[str, builtins.list[Obj]]:
         """Copies of every object of several resources, read under one lock."""
         with self._lock:
             return {k: copy.deepcopy(list(self._objs.get(k, {}).values())) for k in keys}

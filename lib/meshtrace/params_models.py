@@ -258,8 +258,9 @@ class TrafficParams(_Model):
 class QueryApiParams(_Model):
     """A trace query API (Jaeger or Tempo): a Service through the API server's proxy, or a URL.
 
-    A URL may carry literal ``headers`` (e.g. ``X-Scope-OrgID``) and a ``token`` *reference*, sent as
-    ``<auth_header>: <auth_scheme> <token>``; the token is read through ``resolve_secret`` when used.
+    Either may carry literal ``headers`` (e.g. ``X-Scope-OrgID``) and a ``token`` *reference*, sent as
+    ``<auth_header>: <auth_scheme> <token>``; the token is read through ``resolve_secret`` when used. Through
+    the service proxy the token goes in another header than ``Authorization`` (e.g. ``Authentication``).
     """
 
     service: str | None = None  # "<namespace>/<service>:<port>"
@@ -277,9 +278,11 @@ class QueryApiParams(_Model):
             raise ValueError(f"service {self.service!r} must look like 'namespace/name:port'")
         if self.url is not None and not re.match(r"^https?://", self.url):
             raise ValueError(f"url {self.url!r} must start with http:// or https://")
-        if self.service is not None and (self.token is not None or self.headers):
-            raise ValueError("token and headers are sent only to a url; through the API server's service proxy "
-                             "the kubeconfig's own credentials are used")
+        sent = {h.name.lower() for h in self.headers} | ({self.auth_header.lower()} if self.token else set())
+        if self.service is not None and "authorization" in sent:
+            raise ValueError("an Authorization header is sent only to a url: through the API server's service "
+                             "proxy it carries the kubeconfig's own credentials; send the token in another header "
+                             "(auth_header: Authentication, auth_scheme: '')")
         if self.token is not None and not self.token.env:
             raise ValueError(f"token needs env: the environment variable that holds it; {SECRET_HINT}")
         return self

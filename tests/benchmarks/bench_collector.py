@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from meshlab.collector import CollectorContainer
+from meshlab.runtime.container import ContainerContext
+from meshlab.testing import MiniLab
 
 CONFIG = """
 receivers:
@@ -36,17 +38,18 @@ service:
 """
 
 
-class Ctx:
-    def __init__(self, verbosity: str):
-        self.spec = {"image": "otel/opentelemetry-collector-contrib:0.120.0", "args": ["--config=/conf/c.yaml"]}
-        self.files = {"/conf/c.yaml": CONFIG.replace("VERBOSITY", verbosity)}
-        self.env: dict[str, str] = {}
-        self.pod_ip = f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.{random.randint(2, 250)}"
-        self.pod = {"metadata": {"namespace": "bench"}}
-        self.lab = None
-        self.bytes = 0
+class Ctx(ContainerContext):
+    """A collector pod's container context that only counts the bytes it logs."""
 
-    def log(self, line: str) -> None:
+    def __init__(self, verbosity: str):
+        self.bytes = 0
+        super().__init__(lab=MiniLab(block=249), pod={"metadata": {"namespace": "bench"}},
+                         spec={"image": "otel/opentelemetry-collector-contrib:0.120.0",
+                               "args": ["--config=/conf/c.yaml"]},
+                         pod_ip=f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.{random.randint(2, 250)}",
+                         files={"/conf/c.yaml": CONFIG.replace("VERBOSITY", verbosity)}, log=self._count)
+
+    def _count(self, line: str) -> None:
         self.bytes += len(line)
 
 

@@ -12,16 +12,13 @@ Each case restores the healthy install afterwards.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from meshtrace.kube import Kube, connect
+from meshlab.testing import RunningLab, start_lab, stop_lab
 from meshtrace.runbook import Stage
 from meshtrace.stages import troubleshoot, verify
 
@@ -40,58 +37,35 @@ BROKEN_SETTLE = 3
 TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
 
 
-@dataclass
-class Lab:
-    state: Path
-    tmp: Path
-    kube: Kube
-
-    def overrides(self) -> list[str]:
-        return [f"cluster.kubeconfig={self.state / 'kubeconfig'}", f"cluster.istioctl={self.state / 'bin' / 'istioctl'}",
-                f"lab.state_dir={self.state}"]
-
-    def stage(self, env: str, notebook: str, extra: list[str] | None = None, run_dir: Path | None = None) -> Stage:
-        return Stage(env, notebook, self.overrides() + list(extra or []), run_dir=run_dir)
-
-    def meshlab(self, *args: str, check: bool = True) -> None:
-        res = subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(self.state)],
-                             capture_output=True, text=True, cwd=REPO, timeout=60)
-        assert res.returncode == 0 or not check, res.stdout + res.stderr
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    os.environ.setdefault(TOKEN_ENV, "t-" + uuid.uuid4().hex)
-    tmp = tmp_path_factory.mktemp("faults")
-    state = tmp / "lab"
-    res = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state), "--ready-delay", "0.1"],
-                         capture_output=True, text=True, cwd=REPO, timeout=90)
-    assert res.returncode == 0, res.stdout + res.stderr
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    env = pytest.MonkeyPatch()  # the backend token is this module's: os.environ is as before afterwards
+    env.setenv(TOKEN_ENV, os.environ.get(TOKEN_ENV) or "t-" + uuid.uuid4().hex)
+    running = start_lab(tmp_path_factory.mktemp("faults") / "lab", cwd=REPO, timeout=90)
     try:
-        running = Lab(state, tmp, connect(state / "kubeconfig", "meshlab"))
         restore(running)
         yield running
     finally:
-        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)], capture_output=True,
-                       text=True, cwd=REPO, timeout=60)
+        stop_lab(running)
+        env.undo()
 
 
-def apply_config(lab: Lab, env: str, extra: list[str], collector_timeout: float = 60) -> None:
+def apply_config(lab: RunningLab, env: str, extra: list[str], collector_timeout: float = 60) -> None:
     """What 01–03 do for ``env`` + overrides (a drill may fail their own checks: 07 and 08 are tested here)."""
-    kit.configure(lab.stage(env, "setup", extra), collector_timeout)
+    kit.configure(lab.stage("setup", *extra, env=env), collector_timeout)
 
 
-def restore(lab: Lab) -> None:
+def restore(lab: RunningLab) -> None:
     """The healthy install (01–05 with params/lab.yaml)."""
-    st = lab.stage("lab", "setup")
+    st = lab.stage("setup")
     kit.configure(st)
     kit.deploy(st)
     assert not st.checks.failed_required(), [c.to_dict() for c in st.checks.failed_required()]
 
 
-def run_verify(lab: Lab, env: str, extra: list[str], tag: str, settle: float) -> Stage:
-    run_dir = lab.tmp / f"{tag}-{uuid.uuid4().hex[:6]}"
-    st = lab.stage(env, "07_verify", extra, run_dir)
+def run_verify(lab: RunningLab, env: str, extra: list[str], tag: str, settle: float) -> Stage:
+    run_dir = lab.state_dir.parent / f"{tag}-{uuid.uuid4().hex[:6]}"
+    st = lab.stage("07_verify", *extra, env=env, run_dir=run_dir)
     kit.send_traffic(st, run_dir, REQUESTS)
     try:
         verify.pod_checks(st)
@@ -106,8 +80,8 @@ def failed(st: Stage) -> list[str]:
     return [c.id for c in st.checks.checks if c.required and c.status != "pass"]
 
 
-def diagnose(lab: Lab, env: str, extra: list[str], run_dir: Path):
-    st = lab.stage(env, "08_troubleshoot", extra, run_dir)
+def diagnose(lab: RunningLab, env: str, extra: list[str], run_dir: Path):
+    st = lab.stage("08_troubleshoot", *extra, env=env, run_dir=run_dir)
     _, findings, _ = troubleshoot.run_troubleshoot(st)
     assert not st.checks.failed_required(), "08 must not fail the env"
     return st, findings
@@ -127,7 +101,7 @@ DRILLS = [
 
 
 @pytest.mark.parametrize(("env", "cause", "check"), DRILLS, ids=[d[0] for d in DRILLS])
-def test_config_mistake(lab: Lab, env: str, cause: str, check: str) -> None:
+def test_config_mistake(lab: RunningLab, env: str, cause: str, check: str) -> None:
     try:
         apply_config(lab, env, [], collector_timeout=3 if env == "drill-logging-exporter" else 60)
         if env == "drill-logging-exporter":
@@ -145,8 +119,8 @@ def test_config_mistake(lab: Lab, env: str, cause: str, check: str) -> None:
         restore(lab)
 
 
-def _wait_collector_crash(lab: Lab) -> None:
-    p = lab.stage("lab", "setup").p
+def _wait_collector_crash(lab: RunningLab) -> None:
+    p = lab.stage("setup").p
 
     def crashing(objs: dict) -> bool:
         # a crash, not any waiting state: a new pod also waits (ContainerCreating) before it runs at all
@@ -159,17 +133,17 @@ def _wait_collector_crash(lab: Lab) -> None:
 
 
 # -- cluster conditions (lab faults) -----------------------------------------------------------------------------------
-def _scaled(lab: Lab) -> None:
-    p = lab.stage("lab", "setup").p
+def _scaled(lab: RunningLab) -> None:
+    p = lab.stage("setup").p
     lab.meshlab("fault", "set", "collector-scaled-to-zero")
     lab.kube.wait_for(("apps/v1", "Deployment"), lambda o: bool(o) and all(d["spec"].get("replicas") == 0 for d in o.values()),
                       p.collector.namespace, name=p.collector.name, timeout=30, what="collector scaled to 0")
 
 
-def _predate(lab: Lab) -> None:
+def _predate(lab: RunningLab) -> None:
     from meshtrace.manifests import render_bookinfo
 
-    p = lab.stage("lab", "setup").p
+    p = lab.stage("setup").p
     ns = p.bookinfo.namespace
     lab.kube.delete([o for o in render_bookinfo(p) if o["kind"] == "Deployment"])
     lab.kube.label_namespace(ns, {"istio-injection": None})
@@ -179,23 +153,23 @@ def _predate(lab: Lab) -> None:
     lab.kube.label_namespace(ns, {"istio-injection": "enabled"})
 
 
-def _token(lab: Lab) -> None:
+def _token(lab: RunningLab) -> None:
     lab.meshlab("fault", "set", "backend-token-rotated")
 
 
-def _drops(lab: Lab) -> None:
+def _drops(lab: RunningLab) -> None:
     lab.meshlab("fault", "set", "app-drops-trace-headers")
 
 
-def _rbac(lab: Lab) -> None:
+def _rbac(lab: RunningLab) -> None:
     lab.meshlab("fault", "set", "rbac-deny=list:telemetries")
 
 
-def _fix_token(lab: Lab, findings) -> Callable[[], None]:
+def _fix_token(lab: RunningLab, findings) -> Callable[[], None]:
     """The fix 08 names, for real: the operator fetches the new token (the lab issues it into its state dir, the
     stand-in for the provider's console), puts it in the Secret and restarts the collector. Returns the undo."""
     old = os.environ[TOKEN_ENV]
-    os.environ[TOKEN_ENV] = (lab.state / "backend-token.rotated").read_text()
+    os.environ[TOKEN_ENV] = (lab.state_dir / "backend-token.rotated").read_text()
     _put_token_and_restart(lab)
 
     def undo() -> None:  # back to the original token (the fault is cleared too)
@@ -205,8 +179,8 @@ def _fix_token(lab: Lab, findings) -> Callable[[], None]:
     return undo
 
 
-def _put_token_and_restart(lab: Lab) -> None:
-    p = lab.stage("lab", "setup").p
+def _put_token_and_restart(lab: RunningLab) -> None:
+    p = lab.stage("setup").p
     lab.kube.apply([o for o in _collector_objs(p) if o["kind"] == "Secret"])  # the token from the environment
     lab.kube.rollout_restart(p.collector.namespace, p.collector.name)
     lab.kube.wait_deployments_available(p.collector.namespace, [p.collector.name], timeout=60)
@@ -219,9 +193,9 @@ def _collector_objs(p):
     return render_collector(p, resolve_secret(p.backend.token))
 
 
-def _fix_by_remedy(lab: Lab, findings) -> None:
+def _fix_by_remedy(lab: RunningLab, findings) -> None:
     assert findings[0].safe_remedy is not None
-    p = lab.stage("lab", "setup").p
+    p = lab.stage("setup").p
     namespaces = (p.collector.namespace, p.bookinfo.namespace)
 
     def versions() -> dict[str, str]:
@@ -235,9 +209,9 @@ def _fix_by_remedy(lab: Lab, findings) -> None:
     assert versions() != before  # the real remedy changes what its dry run left alone
 
 
-def _fix_outside(name: str) -> Callable[[Lab, list], None]:
+def _fix_outside(name: str) -> Callable[[RunningLab, list], None]:
     # the fix lives outside the cluster (the app's code, the admin's RBAC); the lab stands in for it
-    def fix(lab: Lab, findings) -> None:
+    def fix(lab: RunningLab, findings) -> None:
         lab.meshlab("fault", "clear", name)
     return fix
 
@@ -253,7 +227,7 @@ CONDITIONS = [
 
 
 @pytest.mark.parametrize(("fault", "setup", "cause", "check", "fix"), CONDITIONS, ids=[c[0] for c in CONDITIONS])
-def test_cluster_condition(lab: Lab, fault: str, setup, cause: str, check: str, fix) -> None:
+def test_cluster_condition(lab: RunningLab, fault: str, setup, cause: str, check: str, fix) -> None:
     undo = None
     try:
         setup(lab)
@@ -271,7 +245,7 @@ def test_cluster_condition(lab: Lab, fault: str, setup, cause: str, check: str, 
         restore(lab)
 
 
-def test_healthy_finds_nothing(lab: Lab) -> None:
+def test_healthy_finds_nothing(lab: RunningLab) -> None:
     st = run_verify(lab, "lab", [], "healthy", settle=SETTLE)
     assert not failed(st), [c.to_dict() for c in st.checks.checks if c.status != "pass"]
     st8, findings = diagnose(lab, "lab", [], st.run_dir)

@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from tests.lab.conftest import deployment, eventually
+
+from meshlab.testing import deployment, eventually
 
 pytestmark = pytest.mark.lab
 
@@ -211,7 +212,6 @@ def test_namespace_deletion_removes_its_objects(lab):
     core.create_namespaced_config_map("doomed", {"metadata": {"name": "c"}})
     deleted = core.delete_namespace("doomed")
     assert deleted is not None
-    from tests.lab.conftest import eventually
 
     def gone() -> bool:
         try:

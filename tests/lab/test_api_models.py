@@ -6,7 +6,8 @@ import json
 
 import pytest
 from kubernetes import client
-from tests.lab.conftest import deployment, eventually
+
+from meshlab.testing import deployment, eventually
 
 pytestmark = pytest.mark.lab
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client, watch
-from tests.lab.conftest import deployment
+
+from meshlab.testing import deployment
 
 pytestmark = pytest.mark.lab
 

@@ -8,11 +8,14 @@ import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from kubernetes import client
-from tests.conftest import REPO, start_lab, stop_lab
-from tests.lab.conftest import eventually
+
+from meshlab.testing import eventually, start_lab, stop_lab
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.lab
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,11 +16,13 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from tests.otlp_batches import span_batch
 
+from meshlab.testing import RunningLab, eventually, start_lab, stop_lab
+
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
 TOKEN = f"collector-pod-test-{random.getrandbits(32):08x}"
+AUTH = {"Authentication": TOKEN}  # the backend's query API wants the token it accepts for OTLP
 
 CONFIG = (REPO / "tests" / "fixtures" / "collector-config" / "debug-to-backend.yaml").read_text()
 
@@ -53,53 +51,19 @@ def manifests(ns: str, image: str, config: str) -> str:
     return "\n".join(json.dumps(o) for o in objs)
 
 
-class OwnLab:
-    def __init__(self, state: Path):
-        self.state = state
-        self.kubeconfig = str(state / "kubeconfig")
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin, capture_output=True,
-                             text=True, timeout=120)
-        if check:
-            assert res.returncode == 0, f"kubectl {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
-        return res.stdout
-
-    def meshlab(self, *args: str) -> str:
-        res = subprocess.run([sys.executable, "-m", "meshlab", *args, "--state-dir", str(self.state)],
-                             capture_output=True, text=True, timeout=120, cwd=REPO)
-        assert res.returncode == 0, res.stdout + res.stderr
-        return res.stdout
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[OwnLab]:
+def lab(tmp_path_factory) -> Iterator[RunningLab]:
     state = tmp_path_factory.mktemp("collector-lab") / "lab"
-    env = {**os.environ, "MESHLAB_BACKEND_TOKEN": TOKEN}
-    up = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state)], capture_output=True,
-                        text=True, timeout=120, cwd=REPO, env=env)
-    assert up.returncode == 0, up.stdout + up.stderr
+    running = start_lab(state, env={**os.environ, "MESHLAB_BACKEND_TOKEN": TOKEN}, cwd=REPO)
     try:
-        yield OwnLab(state)
+        yield running
     finally:
-        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)], capture_output=True,
-                       text=True, timeout=60, cwd=REPO)
+        stop_lab(running)
 
 
-def poll(fn: Callable[[], object], what: str, deadline_s: float = 60.0) -> object:
-    deadline = time.monotonic() + deadline_s
-    last: object = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        threading.Event().wait(0.25)
-    pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}; last seen: {str(last)[-1500:]}")
-
-
-def http_get(url: str) -> tuple[int, str]:
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -107,8 +71,8 @@ def http_get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def pod_ip(lab: OwnLab, ns: str) -> str:
-    return lab.kubectl("-n", ns, "get", "pods", "-l", "app=otelcol", "-o", "jsonpath={.items[0].status.podIP}")
+def pod_ip(lab: RunningLab, ns: str) -> str:
+    return lab.kubectl_text("-n", ns, "get", "pods", "-l", "app=otelcol", "-o", "jsonpath={.items[0].status.podIP}")
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -119,10 +83,10 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: OwnLab):
+def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: RunningLab):
     ns = "collector-flow"
-    lab.kubectl("apply", "--validate=false", "-f", "-", stdin=manifests(ns, "otel/opentelemetry-collector-contrib:0.120.0", CONFIG))
-    lab.kubectl("-n", ns, "wait", "--for=condition=available", "deployment/otelcol", "--timeout=90s")
+    lab.kubectl_text("apply", "--validate=false", "-f", "-", stdin=manifests(ns, "otel/opentelemetry-collector-contrib:0.120.0", CONFIG))
+    lab.kubectl_text("-n", ns, "wait", "--for=condition=available", "deployment/otelcol", "--timeout=90s")
     ip = pod_ip(lab, ns)
     assert ip
     service = f"svc-{random.getrandbits(24):06x}"
@@ -133,75 +97,76 @@ def test_spans_flow_through_the_collector_pod_to_log_metrics_and_backend(lab: Ow
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
 
-    log = poll(lambda: (lambda t: t if t.count(f"service.name: Str({service})") >= 2 else "")(
-        lab.kubectl("-n", ns, "logs", "deployment/otelcol")), "spans in the collector log")
+    log = eventually(lambda: (lambda t: t if t.count(f"service.name: Str({service})") >= 2 else "")(
+        lab.kubectl_text("-n", ns, "logs", "deployment/otelcol")), what="spans in the collector log", interval=0.25)
     assert "Everything is ready. Begin running and processing data." in log
     assert TOKEN not in log
 
     def sent() -> float:
         return metric_value(http_get(f"http://{ip}:8888/metrics")[1], "otelcol_exporter_sent_spans_total",
                             exporter="otlp")
-    poll(lambda: sent() >= 5, "otelcol_exporter_sent_spans_total{exporter=otlp} >= 5")
+    eventually(lambda: sent() >= 5, what="otelcol_exporter_sent_spans_total{exporter=otlp} >= 5", interval=0.25)
     status, health = http_get(f"http://{ip}:13133/")
     assert status == 200 and json.loads(health)["status"] == "Server available"
 
-    query = json.loads(lab.meshlab("status", "--json"))["backend"]["query_url"]
+    query = json.loads(lab.meshlab("status", "--json").stdout)["backend"]["query_url"]
     def traces() -> list:
-        return json.loads(http_get(f"{query}/api/traces?service={service}&lookback=1h")[1] or "{}").get("data") or []
+        return json.loads(http_get(f"{query}/api/traces?service={service}&lookback=1h", AUTH)[1] or "{}").get("data") or []
     # the two requests may leave the collector in two batches: wait for both, not for the first
-    found = poll(lambda: (lambda t: t if sum(len(x["spans"]) for x in t) >= 5 else [])(traces()),
-                 "the 5 spans at the backend's query API")
+    found = eventually(lambda: (lambda t: t if sum(len(x["spans"]) for x in t) >= 5 else [])(traces()),
+                       what="the 5 spans at the backend's query API", interval=0.25)
     assert sum(len(t["spans"]) for t in found) == 5
 
     lab.meshlab("fault", "set", "backend-token-rotated")
     try:
         with grpc.insecure_channel(f"{ip}:4317") as ch:
             TraceServiceStub(ch).Export(span_batch(service, 1), timeout=10)
-        poll(lambda: "code = Unauthenticated" in lab.kubectl("-n", ns, "logs", "deployment/otelcol"),
-             "an Unauthenticated export failure in the collector log")
+        eventually(lambda: "code = Unauthenticated" in lab.kubectl_text("-n", ns, "logs", "deployment/otelcol"),
+                   what="an Unauthenticated export failure in the collector log", interval=0.25)
     finally:
         lab.meshlab("fault", "clear", "backend-token-rotated")
 
 
-def test_logging_exporter_on_0_111_crash_loops_with_the_collectors_error(lab: OwnLab):
+def test_logging_exporter_on_0_111_crash_loops_with_the_collectors_error(lab: RunningLab):
     ns = "collector-crash"
-    lab.kubectl("apply", "--validate=false", "-f", "-",
+    lab.kubectl_text("apply", "--validate=false", "-f", "-",
                 stdin=manifests(ns, "otel/opentelemetry-collector-contrib:0.111.0", LOGGING_CONFIG))
 
     def crashed() -> str:
-        reason = lab.kubectl("-n", ns, "get", "pods", "-l", "app=otelcol", "-o",
+        reason = lab.kubectl_text("-n", ns, "get", "pods", "-l", "app=otelcol", "-o",
                              "jsonpath={.items[0].status.containerStatuses[0].state.waiting.reason}")
         return reason if reason == "CrashLoopBackOff" else ""
-    poll(crashed, "the collector container to be in CrashLoopBackOff")
+    eventually(crashed, what="the collector container to be in CrashLoopBackOff", interval=0.25)
 
     def crash_log() -> str:
-        text = lab.kubectl("-n", ns, "logs", "deployment/otelcol", check=False)
-        text += lab.kubectl("-n", ns, "logs", "deployment/otelcol", "--previous", check=False)
+        text = lab.kubectl_text("-n", ns, "logs", "deployment/otelcol", check=False)
+        text += lab.kubectl_text("-n", ns, "logs", "deployment/otelcol", "--previous", check=False)
         return text if "the logging exporter has been deprecated, use the debug exporter instead" in text else ""
-    log = poll(crash_log, "the collector's config error in the pod log")
+    log = eventually(crash_log, what="the collector's config error in the pod log", interval=0.25)
     assert "Error: failed to get config: cannot unmarshal the configuration" in log
 
 
 SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 
 
-def test_source_procedure_collector_0_54_prints_old_format_and_exports(lab: OwnLab):
+def test_source_procedure_collector_0_54_prints_old_format_and_exports(lab: RunningLab):
     ns = "collector-source"
     text = SOURCE.read_text().replace("<gRPC-Endpoint>", "otel-backend.meshlab-backend.svc.cluster.local:4317")
     text = text.replace("<gRPC-Token>", TOKEN)
-    lab.kubectl("create", "namespace", ns)
-    lab.kubectl("-n", ns, "apply", "--validate=false", "-f", "-", stdin=text)
-    lab.kubectl("-n", ns, "wait", "--for=condition=available", "deployment/opentelemetry-collector",
+    lab.kubectl_text("create", "namespace", ns)
+    lab.kubectl_text("-n", ns, "apply", "--validate=false", "-f", "-", stdin=text)
+    lab.kubectl_text("-n", ns, "wait", "--for=condition=available", "deployment/opentelemetry-collector",
                 "--timeout=90s")
-    ip = lab.kubectl("-n", ns, "get", "pods", "-l", "app=opentelemetry-collector", "-o",
+    ip = lab.kubectl_text("-n", ns, "get", "pods", "-l", "app=opentelemetry-collector", "-o",
                      "jsonpath={.items[0].status.podIP}")
     service = f"old-{random.getrandbits(24):06x}"
     with grpc.insecure_channel(f"{ip}:4317") as ch:
         TraceServiceStub(ch).Export(span_batch(service, 2), timeout=10)
-    log = poll(lambda: (lambda t: t if f"service.name: STRING({service})" in t else "")(
-        lab.kubectl("-n", ns, "logs", "deployment/opentelemetry-collector")), "the old logging exporter's dump")
+    log = eventually(lambda: (lambda t: t if f"service.name: STRING({service})" in t else "")(
+        lab.kubectl_text("-n", ns, "logs", "deployment/opentelemetry-collector")),
+        what="the old logging exporter's dump", interval=0.25)
     assert "Resource labels:" in log and "SPAN_KIND_SERVER" in log
     assert '\tINFO\tloggingexporter/logging_exporter.go:43\tTracesExporter\t{"#spans": 2}' in log
-    query = json.loads(lab.meshlab("status", "--json"))["backend"]["query_url"]
-    poll(lambda: json.loads(http_get(f"{query}/api/traces?service={service}")[1] or "{}").get("data"),
-         "the old collector's export at the backend")
+    query = json.loads(lab.meshlab("status", "--json").stdout)["backend"]["query_url"]
+    eventually(lambda: json.loads(http_get(f"{query}/api/traces?service={service}", AUTH)[1] or "{}").get("data"),
+               what="the old collector's export at the backend", interval=0.25)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from kubernetes import client
-from tests.conftest import start_lab, stop_lab
-from tests.lab.conftest import deployment, eventually
+
+from meshlab.testing import deployment, eventually, start_lab, stop_lab
 
 pytestmark = pytest.mark.lab
 

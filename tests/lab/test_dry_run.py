@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import RunningLab, start_lab, stop_lab
 
+from meshlab.testing import RunningLab, start_lab, stop_lab
 from meshtrace.runbook import Stage
 from meshtrace.stages import bookinfo, cleanup, collector, gateway, istio, telemetry
 

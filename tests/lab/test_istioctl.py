@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from meshlab.istio_operator import parse_version
+from meshlab.istioctl.operator import parse_version
 
 pytestmark = pytest.mark.lab
 

@@ -114,7 +114,8 @@ def test_small_reads(kube, namespace, lab):
     assert "istio-injection" not in kube.label_namespace(namespace, {"istio-injection": None})
     assert kube.list_custom("telemetry.istio.io", "v1", "telemetries", namespace) == []
     assert kube.get_custom("telemetry.istio.io", "v1", "telemetries", namespace, "nope") is None
-    assert kube.proxy_get("services", "meshlab-backend", "otel-backend", 16686, "/api/services").startswith("{")
+    assert kube.proxy_get("services", "meshlab-backend", "otel-backend", 16686, "/api/services",
+                          headers={"Authentication": lab.backend_token}).startswith("{")
     with pytest.raises(ClusterError, match="404"):
         kube.pod_logs(namespace, "no-such-pod")
 

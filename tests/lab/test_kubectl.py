@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 import yaml
-from tests.lab.conftest import eventually
+
+from meshlab.testing import eventually
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
 

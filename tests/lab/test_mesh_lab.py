@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
+from functools import partial
 from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from meshlab import testing
+from meshlab.testing import RunningLab, start_lab, stop_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
+eventually = partial(testing.eventually, interval=0.2)  # each poll runs kubectl or an HTTP request
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "fixtures" / "istio-samples"
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
 V = "1.25.2"
 MESH = """enableTracing: true
 defaultConfig:
@@ -64,35 +65,6 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def snapshot(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         with self.lock:
             return list(self.spans), list(self.origins)
-
-
-def eventually(fn, timeout: float = 60.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() >= deadline:
-            assert value, f"timed out after {timeout}s waiting for {what}"
-            return value
-        time.sleep(0.2)
-
-
-class Lab:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.kubeconfig = str(state / "kubeconfig")
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin,
-                             capture_output=True, text=True, timeout=150)
-        assert not check or res.returncode == 0, f"kubectl {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
-        return res.stdout
-
-    def apply(self, *objs: dict, ns: str | None = None) -> None:
-        extra = ["-n", ns] if ns else []
-        self.kubectl("apply", "--validate=false", *extra, "-f", "-", stdin=yaml.safe_dump_all(objs))
-
-    def logs(self, ns: str, selector: str, container: str) -> str:
-        return self.kubectl("logs", "-n", ns, "-l", selector, "-c", container, "--tail=-1", check=False)
 
 
 def _deploy(name: str, ns: str, labels: dict, container: dict) -> dict:
@@ -145,13 +117,10 @@ def receiver() -> Iterator[tuple[Receiver, int]]:
 
 
 @pytest.fixture(scope="module")
-def mesh_lab(tmp_path_factory, receiver) -> Iterator[Lab]:
+def mesh_lab(tmp_path_factory, receiver) -> Iterator[RunningLab]:
     state = tmp_path_factory.mktemp("meshlab") / "lab"
-    up = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state), "--seed", "7",
-                         "--istio-version", V, "--no-lb"], capture_output=True, text=True, timeout=120, cwd=REPO,
-                        env={**os.environ, "MESHLAB_BACKEND_TOKEN": "mesh-test"})
-    assert up.returncode == 0, up.stdout + up.stderr
-    lab = Lab(state)
+    lab = start_lab(state, "--seed", "7", "--istio-version", V, "--no-lb",
+                    env={**os.environ, "MESHLAB_BACKEND_TOKEN": "mesh-test"}, cwd=REPO)
     try:
         _, port = receiver
         lab.apply(*istio_objects(MESH.format(service="otel-collector.observability.svc.cluster.local", port=4317)))
@@ -162,19 +131,18 @@ def mesh_lab(tmp_path_factory, receiver) -> Iterator[Lab]:
                   {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "otel-collector",
                                                                          "namespace": "observability"},
                    "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "grpc-otlp", "port": port}]}]})
-        lab.kubectl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
-        lab.kubectl("apply", "-f", str(SAMPLES / "bookinfo.yaml"))
-        lab.kubectl("apply", "--validate=false", "-f", str(SAMPLES / "bookinfo-gateway.yaml"))
+        lab.kubectl_text("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
+        lab.kubectl_text("apply", "-f", str(SAMPLES / "bookinfo.yaml"))
+        lab.kubectl_text("apply", "--validate=false", "-f", str(SAMPLES / "bookinfo-gateway.yaml"))
         for ns in ("istio-system", "default"):
-            lab.kubectl("wait", "--for=condition=available", "deployment", "--all", "-n", ns, "--timeout=120s")
+            lab.kubectl_text("wait", "--for=condition=available", "deployment", "--all", "-n", ns, "--timeout=120s")
         yield lab
     finally:
-        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)],
-                       capture_output=True, text=True, timeout=60, cwd=REPO)
+        stop_lab(lab)
 
 
-def gateway_url(lab: Lab) -> str:
-    port = lab.kubectl("-n", "istio-system", "get", "service", "istio-ingressgateway", "-o",
+def gateway_url(lab: RunningLab) -> str:
+    port = lab.kubectl_text("-n", "istio-system", "get", "service", "istio-ingressgateway", "-o",
                        'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}').strip()
     return f"http://127.0.0.1:{port}"
 
@@ -209,16 +177,16 @@ def test_spans_from_every_bookinfo_proxy(mesh_lab, receiver):
     assert root in spans
 
 
-def mesh_pods(lab: Lab) -> list[str]:
+def mesh_pods(lab: RunningLab) -> list[str]:
     """``<pod>.<namespace>`` of every proxy: the ingress gateway and each Bookinfo pod's sidecar."""
-    pods = [f"{p}.istio-system" for p in lab.kubectl("-n", "istio-system", "get", "pods", "-l", "app=istio-ingressgateway",
+    pods = [f"{p}.istio-system" for p in lab.kubectl_text("-n", "istio-system", "get", "pods", "-l", "app=istio-ingressgateway",
                                                      "-o", "jsonpath={.items[*].metadata.name}").split()]
-    pods += [f"{p}.default" for p in lab.kubectl("-n", "default", "get", "pods", "-o",
+    pods += [f"{p}.default" for p in lab.kubectl_text("-n", "default", "get", "pods", "-o",
                                                  "jsonpath={.items[*].metadata.name}").split()]
     return pods
 
 
-def set_mesh(lab: Lab, service: str, port: int) -> None:
+def set_mesh(lab: RunningLab, service: str, port: int) -> None:
     lab.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
                "data": {"mesh": MESH.format(service=service, port=port)}})
 

@@ -11,24 +11,16 @@ from __future__ import annotations
 import http.client
 import os
 import threading
-import time
 from concurrent import futures
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from meshlab.faults import Faults
-from meshlab.mesh.bookinfo import BookinfoApp
-from meshlab.mesh.istiod import Istiod
-from meshlab.mesh.proxy import Gateway, Sidecar
-from meshlab.network import Network
-from meshlab.runtime.container import ContainerContext
-from meshlab.store import Store
+from meshlab.mesh.proxy import Sidecar
+from meshlab.testing import MiniLab, eventually
 
 pytestmark = pytest.mark.lab
 
@@ -57,65 +49,6 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                             "parent": s.parent_span_id.hex(), "error": s.status.code == 2,
                             "attrs": {a.key: a.value.string_value for a in s.attributes}})
         return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@dataclass
-class MiniLab:
-    """The lab parts the mesh uses, composed in process."""
-
-    version: str = "1.25.2"
-    store: Store = field(default_factory=Store)
-    faults: Faults = field(default_factory=Faults)
-    containers: list = field(default_factory=list)
-    logs: dict[str, list[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.network = Network(BLOCK, self.store, seed=5)
-        self.config = SimpleNamespace(istio_version=self.version, seed=42)
-
-    def create(self, key: str, obj: dict) -> None:
-        self.store.create(key, obj)
-
-    def service(self, ns: str, name: str, ports: list[dict], selector: dict | None) -> None:
-        spec: dict[str, Any] = {"ports": ports}
-        if selector:
-            spec["selector"] = selector
-        self.create("services", {"metadata": {"name": name, "namespace": ns}, "spec": spec})
-
-    def endpoints(self, ns: str, name: str, ips: list[str], ports: list[dict]) -> None:
-        self.create("endpoints", {"metadata": {"name": name, "namespace": ns},
-                                  "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": ports}]})
-
-    def pod(self, ns: str, name: str, labels: dict, containers: list[dict]) -> str:
-        ip = self.network.allocate_pod_ip(f"{ns}/{name}")
-        pod = {"metadata": {"name": name, "namespace": ns, "labels": labels},
-               "spec": {"containers": containers}, "status": {"podIP": ip}}
-        self.create("pods", pod)
-        for spec in containers:
-            image = spec["image"]
-            if "proxyv2" in image:
-                cls = Gateway if "router" in spec.get("args", []) else Sidecar
-            else:
-                cls = Istiod if "pilot" in image else BookinfoApp
-            log = self.logs.setdefault(f"{ns}/{name}/{spec['name']}", [])
-            obj = cls(ContainerContext(lab=self, pod=pod, spec=spec, pod_ip=ip, env=dict(spec.get("envs", {})),
-                                       log=log.append, args=spec.get("args", [])))
-            obj.start()
-            self.containers.append(obj)
-        return ip
-
-    def flush(self) -> None:
-        """Export every buffered span now (synchronously)."""
-        for c in self.containers:
-            if getattr(c, "exporter", None) is not None:
-                c.exporter.flush()
-
-    def log_text(self, suffix: str) -> str:
-        return "\n".join(line for k, v in self.logs.items() if k.endswith(suffix) for line in v)
-
-    def stop(self) -> None:
-        for c in reversed(self.containers):
-            c.stop()
 
 
 MESH = """enableTracing: true
@@ -184,7 +117,7 @@ def receiver():
 
 @pytest.fixture
 def lab(receiver):
-    mini = MiniLab()
+    mini = MiniLab(block=BLOCK)
     mini.create("namespaces", {"metadata": {"name": "observability"}})
     mini.service("observability", "otel-collector",
                  [{"name": "grpc-otlp", "port": 4317}, {"name": "http-otlp", "port": 4318}], None)
@@ -204,16 +137,6 @@ def get(lab: MiniLab, path: str, headers: dict | None = None) -> tuple[int, byte
         conn.close()
 
 
-def wait_for(cond, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    return cond()
-
-
 def test_bookinfo_traces_reach_the_collector(lab, receiver):
     install(lab)
     for i in range(6):
@@ -222,7 +145,7 @@ def test_bookinfo_traces_reach_the_collector(lab, receiver):
     lab.flush()  # every span is handed to its exporter before the response is written: this is a barrier
     expected = {"istio-ingressgateway.istio-system", "productpage.default", "details.default",
                 "reviews.default", "ratings.default"}
-    assert wait_for(lambda: expected <= {s["service"] for s in receiver.spans}), {s["service"] for s in receiver.spans}
+    assert eventually(lambda: expected <= {s["service"] for s in receiver.spans}), {s["service"] for s in receiver.spans}
 
     def complete() -> bool:  # 6 spans per request, 2 more when reviews v2/v3 calls ratings
         spans = list(receiver.spans)
@@ -230,7 +153,7 @@ def test_bookinfo_traces_reach_the_collector(lab, receiver):
                            and "reviews-v1" not in s["attrs"]["node_id"])
         return len(spans) == 6 * 6 + 2 * with_ratings
 
-    assert wait_for(complete)
+    assert eventually(complete)
     spans = list(receiver.spans)
     by_id = {s["id"]: s for s in spans}
     traces: dict[str, list] = {}
@@ -264,7 +187,7 @@ def test_wrong_port_gives_no_spans_and_a_proxy_log(lab, receiver):
     install(lab, port=4318, gateway_levels="misc:error,tracing:debug")  # the HTTP port of a gRPC provider
     for _ in range(3):
         assert get(lab, "/productpage")[0] == 200
-    assert wait_for(lambda: "OTLP trace export failed" in lab.log_text("istio-ingressgateway-abc/istio-proxy"))
+    assert eventually(lambda: "OTLP trace export failed" in lab.log_text("istio-ingressgateway-abc/istio-proxy"))
     lab.flush()  # every proxy has tried its spans by now
     assert receiver.spans == []
     line = next(x for x in lab.log_text("istio-ingressgateway-abc/istio-proxy").splitlines() if "export failed" in x)
@@ -300,7 +223,7 @@ def test_unknown_provider_and_zero_sampling(lab, receiver):
 def test_namespace_telemetry_leaves_gateway_silent(lab, receiver):
     install(lab, telemetry_ns="default", tsn="CANONICAL_NAME_ONLY")
     assert get(lab, "/productpage")[0] == 200
-    assert wait_for(lambda: {"productpage", "details", "reviews"} <= {s["service"] for s in receiver.spans})
+    assert eventually(lambda: {"productpage", "details", "reviews"} <= {s["service"] for s in receiver.spans})
     lab.flush()  # productpage's own SERVER span ends last and may still sit in its proxy's buffer
     assert not any(s["service"].startswith("istio-ingressgateway") for s in receiver.spans)
     roots = [s for s in receiver.spans if not s["parent"]]
@@ -312,7 +235,7 @@ def test_dropped_trace_headers_fragment_traces(lab, receiver):
     lab.faults.set("app-drops-trace-headers")
     for _ in range(6):
         assert get(lab, "/productpage")[0] == 200
-    assert wait_for(lambda: sum(1 for s in receiver.spans if s["service"] == "ratings.default") >= 3)
+    assert eventually(lambda: sum(1 for s in receiver.spans if s["service"] == "ratings.default") >= 3)
     lab.flush()
     spans = list(receiver.spans)
     ids = {s["id"] for s in spans}
@@ -330,7 +253,7 @@ def test_gateway_unmatched_404_and_no_endpoints_503(lab, receiver):
     lab.store.replace("endpoints", ep)
     status, body = get(lab, "/productpage")
     assert status == 503 and body == b"no healthy upstream"
-    assert wait_for(lambda: any(s["error"] and s["attrs"].get("response_flags") == "UH" for s in receiver.spans))
+    assert eventually(lambda: any(s["error"] and s["attrs"].get("response_flags") == "UH" for s in receiver.spans))
 
 
 def test_http_provider_posts_protobuf_with_headers(lab, receiver):
@@ -360,7 +283,7 @@ def test_http_provider_posts_protobuf_with_headers(lab, receiver):
                  "    resource_detectors:\n      environment: {}\n")
         install(lab, port=4318, extra=extra)
         assert get(lab, "/productpage")[0] == 200
-        assert wait_for(lambda: got)
+        assert eventually(lambda: got)
         lab.flush()
         path, headers, req = got[0]
         assert path == "/v1/traces"
@@ -389,13 +312,13 @@ def test_predating_pods_fault_deploys_bookinfo_once(lab):
 
 @pytest.mark.parametrize("version", ["1.22.3", "1.28.0"])
 def test_version_dependent_gateway_spans(receiver, version):
-    mini = MiniLab(version=version)
+    mini = MiniLab(version=version, block=BLOCK)
     mini.service("observability", "otel-collector", [{"name": "grpc-otlp", "port": 4317}], None)
     mini.endpoints("observability", "otel-collector", [RECEIVER_IP], [{"name": "grpc-otlp", "port": receiver.port}])
     try:
         install(mini)
         assert get(mini, "/productpage")[0] == 200
-        assert wait_for(lambda: any(s["service"] == "details.default" for s in receiver.spans))
+        assert eventually(lambda: any(s["service"] == "details.default" for s in receiver.spans))
         mini.flush()
         spans = list(receiver.spans)
         gw = [s for s in spans if s["service"].startswith("istio-ingressgateway")]

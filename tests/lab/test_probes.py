@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from tests.conftest import start_lab, stop_lab
-from tests.lab.conftest import eventually
 
 from meshlab.runtime.probes import ProbeSpec, run_probe
+from meshlab.testing import eventually, start_lab, stop_lab
 
 pytestmark = pytest.mark.lab
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from meshlab.testing import RunningLab, eventually, start_lab, stop_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -30,70 +28,41 @@ SOURCE = SHARED / "fixtures" / "source-procedure"
 SAMPLES = SHARED / "fixtures" / "istio-samples"
 BACKEND_GRPC = "otel-backend.meshlab-backend.svc.cluster.local:4317"
 TOKEN = "source-procedure-test-token"
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
-
-
-@dataclass
-class OwnLab:
-    state_dir: Path
-    kubeconfig: str
-    istioctl: str
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
-                timeout: float = 120) -> subprocess.CompletedProcess:
-        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin,
-                             capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert res.returncode == 0, f"kubectl {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
-        return res
-
-    def run_istioctl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        res = subprocess.run([self.istioctl, *args], input=stdin, capture_output=True, text=True,
-                             timeout=300, env={**os.environ, "KUBECONFIG": self.kubeconfig})
-        assert res.returncode == 0, f"istioctl {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
-        return res
 
 
 @pytest.fixture
-def own_lab(tmp_path: Path) -> Iterator[OwnLab]:
+def own_lab(tmp_path: Path) -> Iterator[RunningLab]:
     """A fresh lab emulating Istio 1.25.2 whose backend accepts ``TOKEN``."""
-    state = tmp_path / "lab"
-    env = {**os.environ, "MESHLAB_BACKEND_TOKEN": TOKEN}
-    up = subprocess.run([sys.executable, "-m", "meshlab", "up", "--state-dir", str(state),
-                         "--istio-version", "1.25.2", "--ready-delay", "0.1"], capture_output=True, text=True,
-                        timeout=120, cwd=REPO, env=env)
-    assert up.returncode == 0, up.stdout + up.stderr
+    lab = start_lab(tmp_path / "lab", "--istio-version", "1.25.2", env={**os.environ, "MESHLAB_BACKEND_TOKEN": TOKEN},
+                    cwd=REPO)
     try:
-        yield OwnLab(state, str(state / "kubeconfig"), str(state / "bin" / "istioctl"))
+        yield lab
     finally:
-        subprocess.run([sys.executable, "-m", "meshlab", "down", "--state-dir", str(state)],
-                       capture_output=True, text=True, timeout=60, cwd=REPO)
+        stop_lab(lab)
 
 
-def wait_for_backend_services(lab: OwnLab, wanted: set[str], deadline_s: float = 60) -> set[str]:
+def wait_for_backend_services(lab: RunningLab, wanted: set[str], deadline_s: float = 60) -> set[str]:
     """Poll the managed backend's Jaeger-compatible query API until it lists every ``wanted`` service."""
-    query_url = json.loads((lab.state_dir / "status.json").read_text())["backend"]["query_url"]
-    deadline = time.monotonic() + deadline_s
-    seen: set[str] = set()
-    while time.monotonic() < deadline:
-        status, body = http_get(f"{query_url}/api/services")
-        if status == 200:
-            seen = set(json.loads(body).get("data") or [])
-            if wanted <= seen:
-                return seen
-        time.sleep(0.5)  # poll interval: the collector's otlp exporter sends in batches
-    pytest.fail(f"the backend never listed {sorted(wanted)} within {deadline_s:.0f}s; it lists {sorted(seen)}")
+    query_url = lab.fresh_status()["backend"]["query_url"]
+
+    def listed() -> set[str]:
+        status, body = http_get(f"{query_url}/api/services", {"Authentication": TOKEN})
+        seen = set(json.loads(body).get("data") or []) if status == 200 else set()
+        return seen if wanted <= seen else set()
+
+    # poll interval: the collector's otlp exporter sends in batches
+    return eventually(listed, timeout=deadline_s, interval=0.5, what=f"the backend to list {sorted(wanted)}")
 
 
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
 
 
-def gateway_url(lab: OwnLab) -> str:
+def gateway_url(lab: RunningLab) -> str:
     """INGRESS_HOST and INGRESS_PORT as the guide computes them (NodePort when no LB address, as Istio's docs)."""
     get = ("-n", "istio-system", "get", "service", "istio-ingressgateway", "-o")
     host = lab.kubectl(*get, "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout.strip()
@@ -107,20 +76,17 @@ def gateway_url(lab: OwnLab) -> str:
 
 def wait_for_title(url: str, deadline_s: float = 60) -> str:
     """Poll the product page through the gateway until it serves the Bookinfo title."""
-    deadline = time.monotonic() + deadline_s
-    last = "no answer"
-    while time.monotonic() < deadline:
+
+    def title() -> str:
         try:
             status, body = http_get(url)
-        except OSError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            m = re.search(r"<title>.*</title>", body)
-            if status == 200 and m:
-                return m.group(0)
-            last = f"HTTP {status}: {body[:200]!r}"
-        time.sleep(0.5)  # poll interval while the route propagates; bounded by the deadline
-    pytest.fail(f"{url} never served the product page within {deadline_s:.0f}s; last: {last}")
+        except OSError:
+            return ""
+        m = re.search(r"<title>.*</title>", body)
+        return m.group(0) if status == 200 and m else ""
+
+    # poll interval while the route propagates; bounded by the deadline
+    return eventually(title, timeout=deadline_s, interval=0.5, what=f"{url} to serve the product page")
 
 
 SPAN_SERVICES = ("productpage", "details", "reviews")
@@ -134,24 +100,20 @@ def services_in_log(log: str) -> set[str]:
     return found
 
 
-def wait_for_spans(lab: OwnLab, pod: str, deadline_s: float = 90) -> str:
+def wait_for_spans(lab: RunningLab, pod: str, deadline_s: float = 90) -> str:
     """Poll ``kubectl logs`` of the collector until spans from every expected service appear."""
-    deadline = time.monotonic() + deadline_s
-    log = ""
-    while time.monotonic() < deadline:
+
+    def spans() -> str:
         log = lab.kubectl("logs", pod, "-n", "observability").stdout
-        if ("Resource labels:" in log and "SPAN_KIND_" in log
-                and set(SPAN_SERVICES) <= services_in_log(log)):
-            return log
-        time.sleep(1)  # poll interval: the collector batches and prints asynchronously
-    pytest.fail(
-        f"collector log never showed spans from {SPAN_SERVICES} within {deadline_s:.0f}s; "
-        f"services seen: {sorted(services_in_log(log))}; log tail:\n{log[-3000:]}"
-    )
+        done = "Resource labels:" in log and "SPAN_KIND_" in log and set(SPAN_SERVICES) <= services_in_log(log)
+        return log if done else ""
+
+    # poll interval: the collector batches and prints asynchronously
+    return eventually(spans, timeout=deadline_s, interval=1.0, what=f"collector log spans from {SPAN_SERVICES}")
 
 
 @pytest.mark.parametrize("variant", ["grpc", "http"])
-def test_source_procedure_literally(own_lab: OwnLab, variant: str, tmp_path: Path):
+def test_source_procedure_literally(own_lab: RunningLab, variant: str, tmp_path: Path):
     lab = own_lab
     # 1. The collector, token in its ConfigMap, as the guide writes it.
     otel = (SOURCE / "otel.yaml").read_text()

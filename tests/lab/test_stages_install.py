@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import RunningLab, start_lab, stop_lab
 
+from meshlab.testing import RunningLab, start_lab, stop_lab
 from meshtrace.errors import CheckFailed
 from meshtrace.runbook import Stage
 from meshtrace.stages import bookinfo, cleanup, collector, gateway, istio, telemetry

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunningLab, start_lab, stop_lab
 from tests.faults import kit
-from tests.lab.conftest import eventually
 
+from meshlab.testing import RunningLab, eventually, start_lab, stop_lab
 from meshtrace.runbook import Stage
 from meshtrace.stages import verify
 from meshtrace.stages.diagnose_facts import collector_pods, traces_of_run
@@ -33,7 +32,8 @@ REQUESTS = 10
 @pytest.fixture(scope="module")
 def tempo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningLab, Path]]:
     """A lab of this module's own (the backend takes its token at ``up``) with the kit installed by lab-tempo."""
-    os.environ.setdefault(TOKEN_ENV, "t-" + uuid.uuid4().hex)
+    env = pytest.MonkeyPatch()  # the token is this module's: os.environ is as before afterwards
+    env.setenv(TOKEN_ENV, os.environ.get(TOKEN_ENV) or "t-" + uuid.uuid4().hex)
     tmp = tmp_path_factory.mktemp("tempo")
     lab = start_lab(tmp / "state")
     try:
@@ -44,6 +44,7 @@ def tempo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runnin
         yield lab, tmp
     finally:
         stop_lab(lab)
+        env.undo()
 
 
 def stage(lab: RunningLab, notebook: str, *extra: str, run_dir: Path | None = None) -> Stage:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshlab import istioctl
-from meshlab.istio_manifest import render_components, render_install
-from meshlab.istio_operator import (
+from meshlab.istioctl import cli as istioctl
+from meshlab.istioctl.manifest import render_components, render_install
+from meshlab.istioctl.operator import (
     IstioOperatorError,
     apply_set_flags,
     load_iop_text,

@@ -16,24 +16,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from meshlab.backend import ROTATED_TOKEN_FILE, Backend, backend_host
-from meshlab.faults import Faults
+from meshlab.testing import MiniLab
 
 TOKEN = f"tok-{random.getrandbits(32):08x}"
 ENV = "MESHTRACE_TEST_BACKEND_TOKEN"
 T0 = 1_700_000_000_000_000_000
 
 
-class Lab:
-    def __init__(self, state_dir):
-        self.faults = Faults()
-        self.state_dir = state_dir
-        self.config = type("C", (), {"backend_token_env": ENV})()
-
-
 @pytest.fixture
 def lab_backend(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV, TOKEN)
-    lab = Lab(tmp_path)
+    lab = MiniLab(block=253, state_dir=tmp_path, backend_token_env=ENV)
     b = Backend(lab, host=f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.3")
     b.start()
     yield lab, b
@@ -91,8 +84,9 @@ def http_export(b: Backend, token: str | None) -> int:
 
 
 def get(b: Backend, path: str) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://{b.host}:16686{path}", headers={"Authentication": TOKEN})
     try:
-        with urllib.request.urlopen(f"http://{b.host}:16686{path}", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -172,7 +166,7 @@ def test_jaeger_query_shapes(lab_backend):
 
 
 def test_store_is_bounded():
-    from meshlab.backend_store import SpanStore
+    from meshlab.backend.store import SpanStore
     store = SpanStore(max_spans=4)
     store.add(bookinfo_trace())
     req = bookinfo_trace()
@@ -183,16 +177,15 @@ def test_store_is_bounded():
 
 
 def test_backend_host_from_the_lab_network():
-    net = type("N", (), {"backend_ip": "127.12.0.3"})()
-    assert backend_host(type("L", (), {"network": net})()) == "127.12.0.3"
-    cfg = type("C", (), {"block": 14})()
-    assert backend_host(type("L", (), {"config": cfg, "network": None})()) == "127.14.0.3"
+    assert backend_host(MiniLab(block=12)) == "127.12.0.3"
+    assert backend_host(MiniLab(block=14)) == "127.14.0.3"
 
 
 # -- the Tempo API on 3200 --------------------------------------------------------------------------------------------
 def tempo(b: Backend, path: str) -> tuple[int, str, object]:
+    req = urllib.request.Request(f"http://{b.host}:3200{path}", headers={"Authentication": TOKEN})
     try:
-        with urllib.request.urlopen(f"http://{b.host}:3200{path}", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
@@ -267,8 +260,10 @@ def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
     _, b = lab_backend
     assert grpc_export(b, TOKEN) == grpc.StatusCode.OK
     since = T0 // 10**9 - 1
-    via_tempo = TempoSource(query_get_via_url(f"http://{b.host}:3200")).read(since=float(since))
-    via_jaeger = JaegerSource(query_get_via_url(f"http://{b.host}:16686")).read(since=float(since))
+    token = {"Authentication": TOKEN}
+    via_tempo = TempoSource(query_get_via_url(f"http://{b.host}:3200", headers=lambda: token)).read(since=float(since))
+    via_jaeger = JaegerSource(query_get_via_url(f"http://{b.host}:16686", headers=lambda: token)).read(
+        since=float(since))
     assert not via_tempo.errors and not via_jaeger.errors
 
     def key(s):
@@ -278,3 +273,57 @@ def test_tempo_and_jaeger_sources_read_the_same_spans(lab_backend):
     by_id = {s.span_id: s for s in via_tempo.spans}
     assert by_id["00f067aa0ba902b7"].attributes == {"http.method": "GET", "http.status_code": 200}
     assert by_id["00f067aa0ba902b7"].resource == {"service.name": "istio-ingressgateway.istio-system", "k8s.ns": "istio"}
+
+
+# -- the query APIs want the token, as a managed backend's do -------------------------------------------------------
+def status_of(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("path", [":16686/api/services", ":3200/api/search", ":3200/api/search/tags"])
+def test_query_apis_refuse_a_missing_or_wrong_token(lab_backend, path):
+    _, b = lab_backend
+    url = f"http://{b.host}{path}"
+    assert status_of(url, {}) == 401
+    assert status_of(url, {"Authentication": "nope"}) == 401
+    assert status_of(url, {"Authorization": f"Bearer {TOKEN}"}) == 401  # the token goes in Authentication
+    assert status_of(url, {"Authentication": TOKEN}) == 200
+    assert b.rejected_requests == 0  # refused queries are not refused exports
+
+
+def test_a_rotated_export_token_leaves_reading_alone(lab_backend):
+    """The fault rotates what the collector exports with; reading takes the original token and the new one."""
+    lab, b = lab_backend
+    url = f"http://{b.host}:16686/api/services"
+    lab.faults.set("backend-token-rotated")
+    try:
+        new = (lab.state_dir / ROTATED_TOKEN_FILE).read_text()
+        assert grpc_export(b, TOKEN) == grpc.StatusCode.UNAUTHENTICATED
+        assert grpc_export(b, new) == grpc.StatusCode.OK
+        assert status_of(url, {"Authentication": TOKEN}) == 200
+        assert status_of(url, {"Authentication": new}) == 200
+        assert status_of(url, {"Authentication": "nope"}) == 401
+    finally:
+        lab.faults.clear("backend-token-rotated")
+    assert status_of(url, {"Authentication": TOKEN}) == 200
+    assert status_of(url, {"Authentication": new}) == 401  # a rotation undone takes its token back
+
+
+@pytest.mark.parametrize("kind", ["jaeger", "tempo"])
+def test_the_kits_token_reference_reaches_the_query_api(lab_backend, monkeypatch, kind):
+    """A params token reference (``traces.<kind>.token: {env: ...}``), sent as the lab's params send it."""
+    from meshtrace.params_models import JaegerParams, TempoParams
+    from meshtrace.traces.sources import query_api_get
+
+    _, b = lab_backend
+    port, path = (16686, "/api/services") if kind == "jaeger" else (3200, "/api/search/tags")
+    model = JaegerParams if kind == "jaeger" else TempoParams
+    cfg = model(url=f"http://{b.host}:{port}", token={"env": ENV}, auth_header="Authentication", auth_scheme="")
+    assert query_api_get(cfg, None, f"traces.{kind}")(path, {})
+    monkeypatch.setenv(ENV, "wrong")
+    with pytest.raises(Exception, match="401"):
+        query_api_get(cfg, None, f"traces.{kind}")(path, {})

@@ -6,7 +6,6 @@ import gzip
 import json
 import random
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +20,8 @@ from tests.otlp_batches import span_batch
 from meshlab.backend import Backend
 from meshlab.collector import CollectorContainer, exporters
 from meshlab.collector.zapsampling import Sampler
-from meshlab.faults import Faults
+from meshlab.runtime.container import ContainerContext
+from meshlab.testing import MiniLab, eventually
 
 SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "source-procedure" / "otel.yaml"
 TOKEN = f"tok-{random.getrandbits(32):08x}"
@@ -31,34 +31,19 @@ def free_ip() -> str:
     return f"127.{random.randint(200, 250)}.{random.randint(2, 250)}.{random.randint(2, 250)}"
 
 
-class Network:
-    def __init__(self):
-        self.services: dict[tuple[str, int], tuple[str, int]] = {}
+class Ctx(ContainerContext):
+    """A collector pod's container context whose log lines the test reads."""
 
-    def resolve(self, host: str, port: int, from_namespace: str | None = None):
-        return self.services.get((host, port))
-
-
-class Lab:
-    def __init__(self):
-        self.network = Network()
-        self.faults = Faults()  # the lab's own fault set
-        self.config = type("Cfg", (), {"backend_token_env": "MESHTRACE_TEST_BACKEND_TOKEN"})()
-
-
-class Ctx:
-    def __init__(self, image: str, config: str, lab: Lab | None = None, env: dict | None = None,
+    def __init__(self, image: str, config: str, lab: MiniLab | None = None, env: dict | None = None,
                  path: str = "/conf/opentelemetry-collector-config.yaml"):
-        self.spec = {"image": image, "command": ["/otelcol", f"--config={path}"]}
-        self.files = {path: config}
-        self.env = env or {}
-        self.pod_ip = free_ip()
-        self.pod = {"metadata": {"namespace": "observability", "name": "collector-0"}}
-        self.lab = lab
         self.lines: list[str] = []
         self._lock = threading.Lock()
+        super().__init__(lab=lab or MiniLab(block=252), pod={"metadata": {"namespace": "observability",
+                                                                           "name": "collector-0"}},
+                         spec={"image": image, "command": ["/otelcol", f"--config={path}"]}, pod_ip=free_ip(),
+                         env=env or {}, files={path: config}, log=self._append)
 
-    def log(self, line: str) -> None:
+    def _append(self, line: str) -> None:
         with self._lock:
             self.lines.append(line)
 
@@ -66,16 +51,6 @@ class Ctx:
     def text(self) -> str:
         with self._lock:
             return "\n".join(self.lines)
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        threading.Event().wait(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def batch(n_spans: int) -> ExportTraceServiceRequest:
@@ -112,10 +87,12 @@ DEBUG_CONFIG = (Path(__file__).resolve().parents[1] / "fixtures" / "collector-co
 @pytest.fixture
 def backend(monkeypatch):
     monkeypatch.setenv("MESHTRACE_TEST_BACKEND_TOKEN", TOKEN)
-    lab = Lab()
+    lab = MiniLab(block=252, backend_token_env="MESHTRACE_TEST_BACKEND_TOKEN")
     b = Backend(lab, host=free_ip())
     b.start()
-    lab.network.services[("otel-backend.meshlab-backend.svc.cluster.local", 4317)] = (b.host, 4317)
+    ports = [{"name": "grpc-otlp", "port": 4317}, {"name": "http-otlp", "port": 4318}]
+    lab.service("meshlab-backend", "otel-backend", ports, None)  # the backend, as the lab's Service routes to it
+    lab.endpoints("meshlab-backend", "otel-backend", [b.host], ports)
     yield lab, b
     b.stop()
 
@@ -150,7 +127,7 @@ def test_grpc_and_http_spans_reach_log_metrics_and_backend(backend):
                                           headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(http_req, timeout=5) as resp:
             assert resp.status == 200
-        wait_for(lambda: b.store and len(b.store) == 6, what="6 spans at the backend")
+        eventually(lambda: b.store and len(b.store) == 6, what="6 spans at the backend")
         text = ctx.text
         assert "Trace ID       : 5b8efff798038103d269b633813fc60c" in text
         assert "-> service.name: Str(json-svc)" in text
@@ -159,7 +136,7 @@ def test_grpc_and_http_spans_reach_log_metrics_and_backend(backend):
         _, metrics = http_get(f"http://{ctx.pod_ip}:8888/metrics")
         assert metric(metrics, "otelcol_receiver_accepted_spans_total", transport="grpc", receiver="otlp") == 3
         assert metric(metrics, "otelcol_receiver_accepted_spans_total", transport="http") == 3
-        wait_for(lambda: metric(http_get(f"http://{ctx.pod_ip}:8888/metrics")[1],
+        eventually(lambda: metric(http_get(f"http://{ctx.pod_ip}:8888/metrics")[1],
                                 "otelcol_exporter_sent_spans_total", exporter="otlp") == 6, what="otlp sent 6")
         assert 'service_name="otelcol-contrib"' in metrics
         status, health = http_get(f"http://{ctx.pod_ip}:13133/")
@@ -177,7 +154,7 @@ def test_wrong_token_is_logged_as_unauthenticated_and_counted(backend):
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
             TraceServiceStub(ch).Export(batch(4), timeout=5)
-        wait_for(lambda: "Exporting failed. Dropping data." in ctx.text, what="export failure in the log")
+        eventually(lambda: "Exporting failed. Dropping data." in ctx.text, what="export failure in the log")
         assert "rpc error: code = Unauthenticated desc = invalid token" in ctx.text
         assert '"dropped_items": 4' in ctx.text
         _, metrics = http_get(f"http://{ctx.pod_ip}:8888/metrics")
@@ -194,7 +171,7 @@ def test_source_procedure_collector_0_54_runs_as_is():
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
             TraceServiceStub(ch).Export(batch(2), timeout=5)
-        wait_for(lambda: "Resource labels:" in ctx.text, what="the old logging dump")
+        eventually(lambda: "Resource labels:" in ctx.text, what="the old logging dump")
         text = ctx.text
         assert '\tINFO\tloggingexporter/logging_exporter.go:43\tTracesExporter\t{"#spans": 2}' in text
         assert "\tDEBUG\tloggingexporter/logging_exporter.go:49\tResourceSpans #0\n" in text
@@ -203,7 +180,7 @@ def test_source_procedure_collector_0_54_runs_as_is():
         _, metrics = http_get(f"http://{ctx.pod_ip}:8888/metrics")
         assert metric(metrics, "otelcol_receiver_accepted_spans", transport="grpc") == 2
         assert "_total" not in metrics
-        wait_for(lambda: "Exporting failed" in ctx.text, what="the placeholder endpoint failing")
+        eventually(lambda: "Exporting failed" in ctx.text, what="the placeholder endpoint failing")
         assert "missing port in address" in ctx.text
         status, _ = http_get(f"http://{ctx.pod_ip}:13133/")
         assert status == 200
@@ -277,18 +254,17 @@ HTTP_EXPORT_CONFIG = DEBUG_CONFIG.replace(
 @pytest.mark.parametrize("token,ok", [(TOKEN, True), ("wrong", False)])
 def test_otlphttp_exporter_to_backend(backend, token, ok):
     lab, b = backend
-    lab.network.services[("otel-backend.meshlab-backend.svc.cluster.local", 4318)] = (b.host, 4318)
     ctx = Ctx("otel/opentelemetry-collector-contrib:0.120.0", HTTP_EXPORT_CONFIG, lab, env={"BACKEND_TOKEN": token})
     c = run(ctx)
     try:
         with grpc.insecure_channel(f"{ctx.pod_ip}:4317") as ch:
             TraceServiceStub(ch).Export(batch(2), timeout=5)
         if ok:
-            wait_for(lambda: len(b.store) == 2, what="2 spans at the backend over OTLP/HTTP")
-            wait_for(lambda: c.metrics.get("otelcol_exporter_sent_spans", exporter="otlphttp") == 2,
+            eventually(lambda: len(b.store) == 2, what="2 spans at the backend over OTLP/HTTP")
+            eventually(lambda: c.metrics.get("otelcol_exporter_sent_spans", exporter="otlphttp") == 2,
                      what="sent spans counted")
         else:
-            wait_for(lambda: "Exporting failed. Dropping data." in ctx.text, what="the 401 in the log")
+            eventually(lambda: "Exporting failed. Dropping data." in ctx.text, what="the 401 in the log")
             assert ("error exporting items, request to http://otel-backend.meshlab-backend.svc.cluster.local:4318"
                     "/v1/traces responded with HTTP Status Code 401") in ctx.text
             assert c.metrics.get("otelcol_exporter_send_failed_spans", exporter="otlphttp") == 2

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from meshlab.controllers.injection import inject, proxy_log_levels
-from meshlab.istio_manifest import render_ingress, render_pilot
-from meshlab.istio_operator import parse_version
+from meshlab.apiserver.injection import inject, proxy_log_levels
+from meshlab.istioctl.manifest import render_ingress, render_pilot
+from meshlab.istioctl.operator import parse_version
 from meshlab.mesh.proxy import logger_level
 from meshlab.store import Store
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshlab.runtime import ContainerState, _Slot, termination_message
+from meshlab.runtime.runtime import ContainerState, _Slot, termination_message
 
 
 def _slot(policy: str | None, lines: list[str]) -> _Slot:

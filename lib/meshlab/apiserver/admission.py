@@ -6,11 +6,14 @@ import base64
 import copy
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from meshlab.apiserver import injection
 from meshlab.apiserver.errors import ApiError, invalid
-from meshlab.controllers import injection
 from meshlab.resources import Resource
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -195,7 +198,7 @@ def validate(res: Resource, obj: dict[str, Any]) -> None:
         raise invalid(kind, name, causes, res.group)
 
 
-def allocate_service(lab: Any, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+def allocate_service(lab: LabContext, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """ClusterIP and NodePorts for a Service (kept from ``old`` on update)."""
     spec = obj["spec"]
     if spec.get("type") == "ExternalName":
@@ -222,7 +225,7 @@ def allocate_service(lab: Any, obj: dict[str, Any], old: dict[str, Any] | None) 
             p.pop("nodePort", None)
 
 
-def prepare_create(lab: Any, res: Resource, obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+def prepare_create(lab: LabContext, res: Resource, obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
     """Name generation, namespace checks, defaults, validation and mutation (injection) for a create."""
     obj = copy.deepcopy(obj)
     meta = obj.setdefault("metadata", {})
@@ -265,7 +268,7 @@ def prepare_create(lab: Any, res: Resource, obj: dict[str, Any], namespace: str 
     return obj
 
 
-def prepare_update(lab: Any, res: Resource, obj: dict[str, Any], old: dict[str, Any], status_only: bool = False,
+def prepare_update(lab: LabContext, res: Resource, obj: dict[str, Any], old: dict[str, Any], status_only: bool = False,
                    keep_status: bool = True) -> dict[str, Any]:
     """Carry immutable fields over from ``old``, default and validate an update."""
     obj = copy.deepcopy(obj)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshlab.errors import MeshlabError
+
 REASONS = {
     400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
     406: "NotAcceptable", 409: "AlreadyExists", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
@@ -11,7 +13,7 @@ REASONS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(MeshlabError):
     """An error the API answers with a Status of ``code``."""
 
     def __init__(self, code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None):

@@ -67,31 +67,31 @@ def strategic_merge(target: Any, patch: Any, apply: bool = False, field: str = "
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    obj: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
     retain = patch.get("$retainKeys")
     for k, v in patch.items():
         if k.startswith("$setElementOrder/") or k in ("$retainKeys", "$patch"):
             continue
         if k.startswith("$deleteFromPrimitiveList/"):
             name = k.split("/", 1)[1]
-            if isinstance(out.get(name), list):
-                out[name] = [x for x in out[name] if x not in v]
+            if isinstance(obj.get(name), list):
+                obj[name] = [x for x in obj[name] if x not in v]
             continue
         if v is None:
             if not apply:
-                out.pop(k, None)
+                obj.pop(k, None)
             continue
-        merged = strategic_merge(out.get(k), v, apply, k)
+        merged = strategic_merge(obj.get(k), v, apply, k)
         if merged is None:
-            out.pop(k, None)
+            obj.pop(k, None)
         else:
-            out[k] = merged
+            obj[k] = merged
     if isinstance(retain, list):
-        out = {k: v for k, v in out.items() if k in retain}
+        obj = {k: v for k, v in obj.items() if k in retain}
     for k, order in patch.items():
-        if k.startswith("$setElementOrder/") and isinstance(out.get(k.split("/", 1)[1]), list):
-            _reorder(out, k.split("/", 1)[1], order)
-    return out
+        if k.startswith("$setElementOrder/") and isinstance(obj.get(k.split("/", 1)[1]), list):
+            _reorder(obj, k.split("/", 1)[1], order)
+    return obj
 
 
 def _reorder(obj: dict[str, Any], name: str, order: list[Any]) -> None:

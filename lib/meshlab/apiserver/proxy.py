@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import http.client
-from typing import Any
+from typing import TYPE_CHECKING
 
 from meshlab.apiserver.errors import ApiError
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
        "transfer-encoding", "upgrade", "authorization", "host", "content-length"}
@@ -20,7 +23,7 @@ def _split(name_port: str) -> tuple[str, str]:
     return parts[0], ""
 
 
-def pod_target(lab: Any, ns: str, name_port: str) -> tuple[str, int]:
+def pod_target(lab: LabContext, ns: str, name_port: str) -> tuple[str, int]:
     """``name[:port]`` of a pod → (pod IP, port); a named port resolves through the containers' ports."""
     name, port = _split(name_port)
     pod = lab.store.get("pods", ns, name)
@@ -42,7 +45,7 @@ def pod_target(lab: Any, ns: str, name_port: str) -> tuple[str, int]:
     raise ApiError(503, f"pod {name} has no port named {port}", "ServiceUnavailable")
 
 
-def service_target(lab: Any, ns: str, name_port: str) -> tuple[str, int]:
+def service_target(lab: LabContext, ns: str, name_port: str) -> tuple[str, int]:
     """``name[:port]`` of a Service (port by name or number) → a ready endpoint (ip, port)."""
     from meshlab.network import ResolveError
 

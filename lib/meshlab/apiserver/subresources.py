@@ -1,4 +1,7 @@
-"""Subresources and side endpoints: scale, pods/log, proxy, access reviews, OpenAPI, lab administration."""
+"""Subresources and side endpoints: scale, pods/log, proxy, access reviews, OpenAPI, lab administration.
+
+Each is a function of the API (``routing.Api``: the lab, its store, registry and authorization) and the request.
+"""
 
 from __future__ import annotations
 
@@ -6,188 +9,186 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import discovery, proxy
+from meshlab.apiserver import discovery
+from meshlab.apiserver import proxy as forwarding
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError
 from meshlab.apiserver.patch import json_patch, merge_patch
 from meshlab.apiserver.server import Request, Response
+from meshlab.faults import KNOWN, FaultError, parse
 
 if TYPE_CHECKING:
-    from meshlab.apiserver.handlers import Target
+    from meshlab.apiserver.routing import Api, Target
 
 
-class SubresourceHandlers:
-    """Mixed into ``Api``: uses its ``lab``, ``store``, ``registry``, ``authorize``, ``_get_or_404``, ``dry_run``."""
-
-    lab: Any
-    store: Any
-    registry: Any
-
-    def openapi(self, segs: list[str]) -> Response:
-        if segs[:1] == ["v3"]:
-            if len(segs) == 1:
-                return Response(200, discovery.openapi_v3_index(self.registry))
-            rest = segs[1:]
-            if rest[0] == "api" and len(rest) == 2:
-                doc = discovery.openapi_v3_gv(self.registry, "", rest[1])
-            elif rest[0] == "apis" and len(rest) == 3:
-                doc = discovery.openapi_v3_gv(self.registry, rest[1], rest[2])
-            else:
-                doc = None
-            if doc is not None:
-                return Response(200, doc)
-        raise ApiError(404, "the server could not find the requested resource", "NotFound")
-
-    # -- subresources ------------------------------------------------------------------------------
-    def scale(self, req: Request, t: Target) -> Response:
-        self.authorize({"GET": "get", "PUT": "update", "PATCH": "patch"}.get(req.method, "get"), t)
-        obj = self._get_or_404(t)
-
-        def as_scale(o: dict[str, Any]) -> dict[str, Any]:
-            sel = o["spec"].get("selector", {}).get("matchLabels", {})
-            meta = {k: o["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                    if k in o["metadata"]}
-            return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
-                    "spec": {"replicas": o["spec"].get("replicas", 1)},
-                    "status": {"replicas": o.get("status", {}).get("replicas", 0),
-                               "selector": ",".join(f"{k}={v}" for k, v in sel.items())}}
-
-        current = as_scale(obj)
-        if req.method == "GET":
-            return Response(200, current)
-        body = parse_body(req)
-        if req.method == "PUT":
-            wanted = body
-        elif req.content_type == "application/json-patch+json":
-            wanted = json_patch(current, body)
+def openapi(api: Api, segs: list[str]) -> Response:
+    if segs[:1] == ["v3"]:
+        if len(segs) == 1:
+            return Response(200, discovery.openapi_v3_index(api.registry))
+        rest = segs[1:]
+        if rest[0] == "api" and len(rest) == 2:
+            doc = discovery.openapi_v3_gv(api.registry, "", rest[1])
+        elif rest[0] == "apis" and len(rest) == 3:
+            doc = discovery.openapi_v3_gv(api.registry, rest[1], rest[2])
         else:
-            wanted = merge_patch(current, body)
-        replicas = (wanted.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(422, f"Scale.autoscaling \"{t.name}\" is invalid: spec.replicas: Invalid value: "
-                                f"{replicas}: must be greater than or equal to 0", "Invalid")
-        obj["spec"]["replicas"] = replicas
-        if self.dry_run(req):
-            return Response(200, as_scale(obj))
-        saved = self.store.replace(t.res.key, obj)
-        return Response(200, as_scale(saved))
+            doc = None
+        if doc is not None:
+            return Response(200, doc)
+    raise ApiError(404, "the server could not find the requested resource", "NotFound")
 
-    def logs(self, req: Request, t: Target) -> Response:
-        self.authorize("get", t)
-        pod = self._get_or_404(t)
-        names = [c["name"] for c in pod["spec"].get("containers") or []]
-        init_names = [c["name"] for c in pod["spec"].get("initContainers") or []]
-        container = req.q("container")
-        if not container:
-            default = (pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
-            if default in names:
-                container = default
-            elif len(names) == 1:
-                container = names[0]
-            else:
-                raise ApiError(400, f"a container name must be specified for pod {t.name}, choose one of: "
-                                    f"[{' '.join(names)}]")
-        if container not in names + init_names:
-            raise ApiError(400, f"container {container} is not valid for pod {t.name}")
+
+def scale(api: Api, req: Request, t: Target) -> Response:
+    api.authorize({"GET": "get", "PUT": "update", "PATCH": "patch"}.get(req.method, "get"), t)
+    obj = api.get_or_404(t)
+
+    def as_scale(o: dict[str, Any]) -> dict[str, Any]:
+        sel = o["spec"].get("selector", {}).get("matchLabels", {})
+        meta = {k: o["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in o["metadata"]}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
+                "spec": {"replicas": o["spec"].get("replicas", 1)},
+                "status": {"replicas": o.get("status", {}).get("replicas", 0),
+                           "selector": ",".join(f"{k}={v}" for k, v in sel.items())}}
+
+    current = as_scale(obj)
+    if req.method == "GET":
+        return Response(200, current)
+    body = parse_body(req)
+    if req.method == "PUT":
+        wanted = body
+    elif req.content_type == "application/json-patch+json":
+        wanted = json_patch(current, body)
+    else:
+        wanted = merge_patch(current, body)
+    replicas = (wanted.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or replicas < 0:
+        raise ApiError(422, f"Scale.autoscaling \"{t.name}\" is invalid: spec.replicas: Invalid value: "
+                            f"{replicas}: must be greater than or equal to 0", "Invalid")
+    obj["spec"]["replicas"] = replicas
+    if api.dry_run(req):
+        return Response(200, as_scale(obj))
+    saved = api.store.replace(t.res.key, obj)
+    return Response(200, as_scale(saved))
+
+
+def logs(api: Api, req: Request, t: Target) -> Response:
+    api.authorize("get", t)
+    pod = api.get_or_404(t)
+    names = [c["name"] for c in pod["spec"].get("containers") or []]
+    init_names = [c["name"] for c in pod["spec"].get("initContainers") or []]
+    container = req.q("container") or ""
+    if not container:
+        default = (pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+        if default in names:
+            container = str(default)
+        elif len(names) == 1:
+            container = names[0]
+        else:
+            raise ApiError(400, f"a container name must be specified for pod {t.name}, choose one of: "
+                                f"[{' '.join(names)}]")
+    if container not in names + init_names:
+        raise ApiError(400, f"container {container} is not valid for pod {t.name}")
+    try:
+        entries = api.lab.runtime.log_entries(t.namespace or "default", t.name or "", container,
+                                               previous=req.flag("previous"))
+    except KeyError as e:
+        raise ApiError(400, f'container "{container}" in pod "{t.name}" is waiting to start: '
+                            "ContainerCreating") from e
+    if req.flag("previous") and not entries:
+        raise ApiError(400, f'previous terminated container "{container}" in pod "{t.name}" not found')
+    since = req.q("sinceSeconds")
+    if since:
+        cutoff = time.time() - float(since)
+        entries = [e for e in entries if e[0] >= cutoff]
+    tail = req.q("tailLines")
+    if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
+        entries = entries[len(entries) - int(tail):] if int(tail) else []
+    stamps = req.flag("timestamps")
+
+    def render(items: list[tuple[float, str]]) -> bytes:
+        return "".join(
+            (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z " if stamps
+             else "") + line + "\n" for ts, line in items).encode()
+
+    if not req.flag("follow"):
+        return Response(200, render(entries), "text/plain")
+    ns, name, uid = t.namespace or "default", t.name or "", pod["metadata"]["uid"]
+
+    def follow() -> Iterator[bytes]:
+        yield render(entries)
         try:
-            entries = self.lab.runtime.log_entries(t.namespace or "default", t.name or "", container,
-                                                   previous=req.flag("previous"))
-        except KeyError as e:
-            raise ApiError(400, f'container "{container}" in pod "{t.name}" is waiting to start: '
-                                "ContainerCreating") from e
-        if req.flag("previous") and not entries:
-            raise ApiError(400, f'previous terminated container "{container}" in pod "{t.name}" not found')
-        since = req.q("sinceSeconds")
-        if since:
-            cutoff = time.time() - float(since)
-            entries = [e for e in entries if e[0] >= cutoff]
-        tail = req.q("tailLines")
-        if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
-            entries = entries[len(entries) - int(tail):] if int(tail) else []
-        stamps = req.flag("timestamps")
-
-        def render(items: list[tuple[float, str]]) -> bytes:
-            return "".join(
-                (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e9):09d}Z " if stamps
-                 else "") + line + "\n" for ts, line in items).encode()
-
-        if not req.flag("follow"):
-            return Response(200, render(entries), "text/plain")
-        ns, name, uid = t.namespace or "default", t.name or "", pod["metadata"]["uid"]
-
-        def follow() -> Iterator[bytes]:
-            yield render(entries)
+            now = api.lab.runtime.log_entries(ns, name, container)
+        except KeyError:
+            return
+        last = now[-1] if now else None
+        while not api.lab.stopping:
+            time.sleep(0.2)  # a log stream polls the container's buffer
+            current = api.store.get("pods", ns, name)
+            if current is None or current["metadata"]["uid"] != uid:
+                return
             try:
-                now = self.lab.runtime.log_entries(ns, name, container)
+                now = api.lab.runtime.log_entries(ns, name, container)
             except KeyError:
                 return
-            last = now[-1] if now else None
-            while not self.lab.stopping:
-                time.sleep(0.2)  # a log stream polls the container's buffer
-                current = self.store.get("pods", ns, name)
-                if current is None or current["metadata"]["uid"] != uid:
-                    return
-                try:
-                    now = self.lab.runtime.log_entries(ns, name, container)
-                except KeyError:
-                    return
-                start = 0
-                if last is not None:
-                    for i in range(len(now) - 1, -1, -1):
-                        if now[i] == last:
-                            start = i + 1
-                            break
-                fresh = now[start:]
-                if fresh:
-                    last = fresh[-1]
-                    yield render(fresh)
+            start = 0
+            if last is not None:
+                for i in range(len(now) - 1, -1, -1):
+                    if now[i] == last:
+                        start = i + 1
+                        break
+            fresh = now[start:]
+            if fresh:
+                last = fresh[-1]
+                yield render(fresh)
 
-        return Response(200, content_type="text/plain", stream=follow())
+    return Response(200, content_type="text/plain", stream=follow())
 
-    def proxy(self, req: Request, t: Target) -> Response:
-        self.authorize({"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-                        "DELETE": "delete"}.get(req.method, "get"), t)
-        ns = t.namespace or "default"
-        target = (proxy.pod_target if t.res.kind == "Pod" else proxy.service_target)(self.lab, ns, t.name or "")
-        code, headers, data = proxy.forward(target, req.method, t.rest, req.raw_query, req.headers,
-                                            req.body or None)
-        ctype = next((v for k, v in headers if k.lower() == "content-type"), "application/octet-stream")
-        return Response(code, data, ctype, [(k, v) for k, v in headers if k.lower() != "content-type"])
 
-    def access_review(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = body.get("spec") or {}
-        ra = spec.get("resourceAttributes")
-        allowed = True
-        if ra:
-            res = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
-            allowed = not self.lab.faults.denies(ra.get("verb", ""), res, ra.get("group", ""))
-        out = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-               "metadata": {"creationTimestamp": None}, "spec": spec, "status": {"allowed": allowed}}
-        if not allowed:
-            out["status"].update(denied=True, reason="denied by the cluster's RBAC rules")
-        return out
+def proxy(api: Api, req: Request, t: Target) -> Response:
+    api.authorize({"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+                    "DELETE": "delete"}.get(req.method, "get"), t)
+    ns = t.namespace or "default"
+    target = (forwarding.pod_target if t.res.kind == "Pod" else forwarding.service_target)(api.lab, ns, t.name or "")
+    code, headers, data = forwarding.forward(target, req.method, t.rest, req.raw_query, req.headers,
+                                        req.body or None)
+    ctype = next((v for k, v in headers if k.lower() == "content-type"), "application/octet-stream")
+    return Response(code, data, ctype, [(k, v) for k, v in headers if k.lower() != "content-type"])
 
-    # -- lab administration ------------------------------------------------------------------------
-    def admin(self, req: Request, segs: list[str]) -> Response:
-        from meshlab.faults import FaultError, parse
 
-        if not segs or segs[0] != "faults":
-            raise ApiError(404, "not found", "NotFound")
-        faults = self.lab.faults
-        try:
-            if req.method == "GET":
-                pass
-            elif req.method in ("POST", "PUT"):
-                spec = parse_body(req)
-                text = spec.get("fault") if isinstance(spec, dict) else str(spec)
-                name, value = parse(str(text))
-                faults.set(name, value)
-            elif req.method == "DELETE" and len(segs) == 2:
-                if not faults.clear(segs[1]):
-                    raise ApiError(404, f"fault {segs[1]} is not set", "NotFound")
-            else:
-                raise ApiError(405, "method not allowed", "MethodNotAllowed")
-        except FaultError as e:
-            raise ApiError(400, str(e)) from e
-        self.lab.write_status()
-        return Response(200, {"faults": faults.as_list()})
+def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    spec = body.get("spec") or {}
+    ra = spec.get("resourceAttributes")
+    allowed = True
+    if ra:
+        res = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
+        allowed = not api.lab.faults.denies(ra.get("verb", ""), res, ra.get("group", ""))
+    status: dict[str, Any] = {"allowed": allowed}
+    if not allowed:
+        status.update(denied=True, reason="denied by the cluster's RBAC rules")
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+
+
+def admin(api: Api, req: Request, segs: list[str]) -> Response:
+
+    if not segs or segs[0] != "faults":
+        raise ApiError(404, "not found", "NotFound")
+    faults = api.lab.faults
+    try:
+        if req.method == "GET":
+            pass
+        elif req.method in ("POST", "PUT"):
+            spec = parse_body(req)
+            text = spec.get("fault") if isinstance(spec, dict) else str(spec)
+            name, value = parse(str(text))
+            faults.set(name, value)
+        elif req.method == "DELETE" and len(segs) == 2:
+            if segs[1] not in KNOWN or not faults.clear(segs[1]):
+                raise ApiError(404, f"fault {segs[1]} is not set", "NotFound")
+        else:
+            raise ApiError(405, "method not allowed", "MethodNotAllowed")
+    except FaultError as e:
+        raise ApiError(400, str(e)) from e
+    api.lab.write_status()
+    return Response(200, {"faults": faults.as_list()})
+

@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from meshlab import gotime
+from meshlab.errors import MeshlabError
+
 from . import versions as V
 from .versions import Version
 
@@ -28,7 +31,7 @@ _KEYS = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(MeshlabError):
     """A config the real collector refuses; ``str()`` is its error text after ``Error: ``."""
 
 
@@ -75,21 +78,15 @@ class CollectorConfig:
     log_level: str = "info"
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(value: Any, default: float) -> float:
-    """A Go duration (``200ms``, ``5s``, ``1m30s``) in seconds."""
+    """A config duration in seconds: a Go duration (``200ms``, ``5s``, ``1m30s``), or a number of nanoseconds."""
     if value is None or value == "":
         return default
     if isinstance(value, (int, float)):
         return float(value) / 1e9
-    text = str(value).strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    return gotime.parse_duration(str(value))
 
 
 def expand_env(value: Any, env: dict[str, str], version: Version) -> Any:

@@ -11,49 +11,24 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from meshlab.gotime import go_duration
+from meshlab.otlp import BindError, GrpcTraceServer, HttpServer, otlp_http_app, stop_all
+from meshlab.runtime.container import Container, ContainerContext, ContainerCrash
+
 from . import exporters as X
 from . import versions as V
 from .config import Batch, CollectorConfig, ConfigError, find_config_path, parse
 from .metrics import Metrics
 from .pipeline import BatchProcessor, FanOut, Passthrough, span_count
-from .receivers import BindError, GrpcTraceServer, HttpServer, otlp_http_app, stop_all
 from .zaplog import Logger, go_log_time
 
 EXPOSURE_DOC = ("https://github.com/open-telemetry/opentelemetry-collector/blob/main/docs/"
                 "security-best-practices.md#safeguards-against-denial-of-service-attacks")
 
 
-def _crash(message: str) -> Exception:
-    try:
-        from meshlab.runtime.container import ContainerCrash
-    except ImportError:  # the runtime is not importable: a plain error still stops the start
-        return RuntimeError(message)
-    return ContainerCrash(message)
 
 
-def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for a non-negative duration."""
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:.6f}".rstrip("0").rstrip(".") + "ms" if ms >= 1 else f"{seconds * 1e6:.3f}".rstrip(
-            "0").rstrip(".") + "µs"
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    sec = f"{s:.9f}".rstrip("0").rstrip(".") + "s"
-    if h:
-        return f"{int(h)}h{int(m)}m{sec}"
-    if m:
-        return f"{int(m)}m{sec}"
-    return sec
-
-
-def _attr(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-class CollectorContainer:
+class CollectorContainer(Container):
     """The OpenTelemetry Collector stand-in for images ``otel/opentelemetry-collector*``.
 
     Its readiness is what the kubelet's probe sees: the ``health_check`` extension's endpoint, served on the
@@ -62,14 +37,13 @@ class CollectorContainer:
 
     sigterm_exit_code = 0  # the collector shuts down cleanly on SIGTERM and exits 0
 
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
-        spec = _attr(ctx, "spec", {}) or {}
-        self.image = str(_attr(spec, "image", "") or "")
+    def __init__(self, ctx: ContainerContext):
+        super().__init__(ctx)
+        self.image = ctx.image
         self.version = V.image_version(self.image)
         self.contrib = V.is_contrib(self.image)
         self.binary = "otelcol-contrib" if self.contrib else "otelcol"
-        self.pod_ip = str(_attr(ctx, "pod_ip", "") or "")
+        self.pod_ip = ctx.pod_ip
         self.metrics = Metrics(self.version, str(uuid.uuid4()), self.binary)
         self.log = Logger(self._sink)
         self.config: CollectorConfig | None = None
@@ -94,26 +68,19 @@ class CollectorContainer:
             err = "failed to get config: " + err
         self._sink(f"Error: {err}")
         # the runtime writes the crash message to the log: it is the collector's last line
-        return _crash(f"{go_log_time()} collector server run finished with error: {err}")
+        return ContainerCrash(f"{go_log_time()} collector server run finished with error: {err}")
 
     def _args(self) -> list[str]:
-        spec = _attr(self.ctx, "spec", {}) or {}
-        command = _attr(self.ctx, "command", None) or _attr(spec, "command", None) or []
-        args = _attr(self.ctx, "args", None) or _attr(spec, "args", None) or []
+        spec = self.ctx.spec
+        command = self.ctx.command or spec.get("command") or []
+        args = self.ctx.args or spec.get("args") or []
         return [str(a) for a in list(command) + list(args)]
 
-    def _namespace(self) -> str | None:
-        pod = _attr(self.ctx, "pod", None) or {}
-        return (pod.get("metadata") or {}).get("namespace") if isinstance(pod, dict) else None
 
     def resolve(self, host: str, port: int) -> tuple[str, int] | None:
         """Cluster DNS as seen from this pod."""
-        lab = _attr(self.ctx, "lab", None)
-        network = getattr(lab, "network", None)
-        if network is None:
-            return None
         try:
-            return network.resolve(host, port, self._namespace() or "default")
+            return self.ctx.lab.network.resolve(host, port, self.ctx.namespace)
         except Exception:  # noqa: BLE001 - an unresolvable name is the exporter's error to report
             return None
 
@@ -140,12 +107,12 @@ class CollectorContainer:
             "/etc/otelcol-contrib/config.yaml" if self.contrib else "/etc/otelcol/config.yaml")
         if path.startswith("file:"):
             path = path[5:]
-        files = _attr(self.ctx, "files", {}) or {}
+        files = self.ctx.files
         text = files.get(path)
         if text is None:
             raise self._fatal(f"cannot resolve the configuration: cannot retrieve the configuration: unable to "
                               f"read the file {path}: open {path}: no such file or directory")
-        env = {str(k): str(v) for k, v in (_attr(self.ctx, "env", {}) or {}).items()}
+        env = {str(k): str(v) for k, v in self.ctx.env.items()}
         try:
             cfg = parse(text, self.version, env, self.contrib)
         except ConfigError as exc:
@@ -158,7 +125,7 @@ class CollectorContainer:
         except BindError as exc:
             self.stop(quiet=True)
             self._sink(f"Error: cannot start pipelines: {exc}")
-            raise _crash(f"{go_log_time()} collector server run finished with error: cannot start pipelines: "
+            raise ContainerCrash(f"{go_log_time()} collector server run finished with error: cannot start pipelines: "
                          f"{exc}") from None
 
     def _start(self, cfg: CollectorConfig) -> None:

@@ -20,6 +20,8 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
+from meshlab.errors import MeshlabError
+
 from . import textformat
 from . import versions as V
 from .config import Component, parse_duration
@@ -54,7 +56,7 @@ class ExporterEnv:
     resolve: Resolver
 
 
-class ExportFailure(Exception):
+class ExportFailure(MeshlabError):
     def __init__(self, text: str, retryable: bool):
         super().__init__(text)
         self.text = text

@@ -12,13 +12,12 @@ newline inside a value is printed as is, so the dump's lines are not one-field-p
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import json
-from decimal import Decimal
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from meshlab.otlp import value_as_string
 
 from . import versions as V
 from .versions import Version
@@ -55,58 +54,6 @@ def hex_id(raw: bytes) -> str:
     """Trace/span id as printed: lowercase hex, empty when all zero or absent."""
     return raw.hex() if raw and any(raw) else ""
 
-
-def _go_float(f: float) -> str:
-    if f != f:
-        return "NaN"
-    if f in (float("inf"), float("-inf")):
-        return "+Inf" if f > 0 else "-Inf"
-    text = format(Decimal(repr(f)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def _raw(v: AnyValue) -> object:
-    kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "bool_value":
-        return v.bool_value
-    if kind == "int_value":
-        return v.int_value
-    if kind == "double_value":
-        return v.double_value
-    if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    if kind == "array_value":
-        return [_raw(x) for x in v.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _raw(kv.value) for kv in v.kvlist_value.values}
-    return None
-
-
-def _go_json(obj: object) -> str:
-    text = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def value_as_string(v: AnyValue) -> str:
-    """``pcommon.Value.AsString()``: strings raw, numbers in Go's shortest form, maps/slices as JSON."""
-    kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "bool_value":
-        return "true" if v.bool_value else "false"
-    if kind == "int_value":
-        return str(v.int_value)
-    if kind == "double_value":
-        return _go_float(v.double_value)
-    if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    if kind in ("array_value", "kvlist_value"):
-        return _go_json(_raw(v))
-    return ""
 
 
 def typed_value(v: AnyValue, version: Version) -> str:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import re
 
+from meshlab.gotime import version_text  # noqa: F401 - part of this module's API
+
 Version = tuple[int, int, int]
 
 #: what an untagged or ``latest`` image is taken to be
@@ -80,6 +82,3 @@ def is_contrib(image: str) -> bool:
     return "contrib" in image.split("@", 1)[0].rsplit("/", 1)[-1]
 
 
-def version_text(v: Version) -> str:
-    """``(0, 54, 0)`` → ``"0.54.0"``."""
-    return ".".join(str(p) for p in v)

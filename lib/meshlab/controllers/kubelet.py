@@ -14,10 +14,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.runtime.probes import TIME_SCALE, Prober, Worker
 from meshlab.store import NotFound, now_iso
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.kubelet")
 NODE = "meshlab"
@@ -55,12 +59,12 @@ class PodRecord:
 class Kubelet:
     """Runs the lab's single node."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], PodRecord] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet")
-        self.prober = Prober(float(getattr(lab.config, "probe_time_scale", TIME_SCALE)))
+        self.prober = Prober(lab.config.probe_time_scale or TIME_SCALE)
 
     @property
     def delay(self) -> float:
@@ -169,11 +173,11 @@ class Kubelet:
         started = float(st.started_at or time.time())
         if c.get("livenessProbe"):
             self.prober.ensure((rec.uid, name, "liveness"), instance, c["livenessProbe"], rec.ip, c, started,
-                               lambda w, rec=rec: self._liveness_changed(rec, w))
+                               lambda w: self._liveness_changed(rec, w))
         if not c.get("readinessProbe"):
             return True
         w = self.prober.ensure((rec.uid, name, "readiness"), instance, c["readinessProbe"], rec.ip, c, started,
-                               lambda _w, rec=rec: self.ctl.kick("pod", rec.namespace, rec.name))
+                               lambda _w: self.ctl.kick("pod", rec.namespace, rec.name))
         return w.result
 
     def _unprobe(self, rec: PodRecord, name: str) -> None:
@@ -202,16 +206,17 @@ class Kubelet:
                   for s in self.lab.runtime.container_states(rec.namespace, rec.name)} if rec.started else {}
         init_statuses = []
         for c in spec.get("initContainers") or []:
-            cs = {"name": c["name"], "image": c.get("image", ""), "imageID": _image_id(c.get("image", "")),
-                  "ready": running, "restartCount": 0, "started": False}
+            ics: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
+                                   "imageID": _image_id(c.get("image", "")), "ready": running, "restartCount": 0,
+                                   "started": False}
             if running:
-                cs["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": rec.start_time,
-                                              "finishedAt": rec.start_time,
-                                              "containerID": f"containerd://{_cid(rec, c['name'])}"}}
-                cs["containerID"] = f"containerd://{_cid(rec, c['name'])}"
+                ics["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": rec.start_time,
+                                               "finishedAt": rec.start_time,
+                                               "containerID": f"containerd://{_cid(rec, c['name'])}"}}
+                ics["containerID"] = f"containerd://{_cid(rec, c['name'])}"
             else:
-                cs["state"] = {"waiting": {"reason": "PodInitializing"}}
-            init_statuses.append(cs)
+                ics["state"] = {"waiting": {"reason": "PodInitializing"}}
+            init_statuses.append(ics)
         statuses = []
         unready: list[str] = []
         for c in spec.get("containers") or []:

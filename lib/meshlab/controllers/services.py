@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.controllers.forwarder import TcpForwarder
 from meshlab.network import NODE_IP
 from meshlab.store import AlreadyExists, NotFound
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.services")
 
@@ -33,7 +37,7 @@ def target_port(pod: dict[str, Any], sport: dict[str, Any]) -> int | None:
 class ServiceController:
     """Keeps Endpoints and the host-side listeners of every Service in line with the store."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._lock = threading.Lock()
         self._node: dict[tuple[str, str], dict[int, TcpForwarder]] = {}
@@ -71,17 +75,17 @@ class ServiceController:
             ip = (pod.get("status") or {}).get("podIP")
             if not ip or pod["metadata"].get("deletionTimestamp") or any(labels.get(k) != v for k, v in sel.items()):
                 continue
-            ports = []
+            pod_ports: list[tuple[str, int, str]] = []
             for sp in spec.get("ports") or []:
                 tp = target_port(pod, sp)
                 if tp is not None:
-                    ports.append((sp.get("name", ""), tp, sp.get("protocol", "TCP")))
-            if not ports:
+                    pod_ports.append((sp.get("name", ""), tp, sp.get("protocol", "TCP")))
+            if not pod_ports:
                 continue
             addr = {"ip": ip, "nodeName": "meshlab",
                     "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"],
                                   "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
-            g = groups.setdefault(tuple(ports), {"addresses": [], "notReadyAddresses": []})
+            g = groups.setdefault(tuple(pod_ports), {"addresses": [], "notReadyAddresses": []})
             g["addresses" if _ready(pod) else "notReadyAddresses"].append(addr)
         subsets = []
         for ports, g in groups.items():
@@ -94,8 +98,9 @@ class ServiceController:
         ep = self.store.get("endpoints", meta["namespace"], meta["name"])
         labels = dict(meta.get("labels") or {})
         if ep is None:
-            body = {"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels}}
+            body: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
+                                    "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                                                 "labels": labels}}
             if subsets:
                 body["subsets"] = subsets
             try:

@@ -7,12 +7,17 @@ import hashlib
 import json
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshlab.apiserver import admission
 from meshlab.apiserver.errors import ApiError
+from meshlab.faults import Fault
 from meshlab.runtime.images import image_path
 from meshlab.store import AlreadyExists, NotFound, now_iso
+
+if TYPE_CHECKING:
+    from meshlab.controllers.controllers import Controllers
+    from meshlab.lab import Lab
 
 log = logging.getLogger("meshlab.controllers")
 
@@ -50,7 +55,10 @@ def _scaled(value: Any, total: int, round_up: bool) -> int:
 def _condition(old: list[dict[str, Any]], ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
     now = now_iso()
     prev = next((c for c in old if c.get("type") == ctype), None)
-    same = prev is not None and prev.get("status") == status
+    if prev is None:
+        return {"type": ctype, "status": status, "lastUpdateTime": now, "lastTransitionTime": now,
+                "reason": reason, "message": message}
+    same = prev.get("status") == status
     unchanged = same and prev.get("reason") == reason and prev.get("message") == message
     return {"type": ctype, "status": status,
             "lastUpdateTime": prev.get("lastUpdateTime", now) if unchanged else now,
@@ -66,7 +74,7 @@ def is_collector(template: dict[str, Any]) -> bool:
 class Workloads:
     """Reconcilers for Deployments, ReplicaSets, owner garbage collection and namespace deletion."""
 
-    def __init__(self, lab: Any, ctl: Any) -> None:
+    def __init__(self, lab: Lab, ctl: Controllers) -> None:
         self.lab, self.ctl, self.store = lab, ctl, lab.store
         self._collector_scaled: set[str] = set()
 
@@ -120,7 +128,7 @@ class Workloads:
         tmpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
         sel = copy.deepcopy(d["spec"].get("selector") or {})
         sel.setdefault("matchLabels", {})["pod-template-hash"] = h
-        rs = {
+        rs: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": f"{meta['name']}-{h}", "namespace": meta.get("namespace"),
                          "labels": dict(tmpl["metadata"]["labels"]),
@@ -131,7 +139,7 @@ class Workloads:
             "spec": {"replicas": replicas, "selector": sel, "template": tmpl,
                      "minReadySeconds": d["spec"].get("minReadySeconds", 0)},
         }
-        res = self.lab.registry.by_key("replicasets.apps")
+        res = self.lab.registry.builtin("replicasets.apps")
         try:
             obj = admission.prepare_create(self.lab, res, rs, meta.get("namespace"))
             return self.store.create("replicasets.apps", obj)
@@ -224,14 +232,14 @@ class Workloads:
     def _create_pod(self, rs: dict[str, Any]) -> dict[str, Any] | None:
         tmpl = copy.deepcopy(rs["spec"].get("template") or {})
         meta = tmpl.get("metadata") or {}
-        pod = {"apiVersion": "v1", "kind": "Pod",
+        pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"generateName": rs["metadata"]["name"] + "-", "namespace": rs["metadata"]["namespace"],
                             "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
                             "ownerReferences": [_owner_ref(rs, "apps/v1", "ReplicaSet")]},
                "spec": tmpl.get("spec") or {}}
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
-        res = self.lab.registry.by_key("pods")
+        res = self.lab.registry.builtin("pods")
         for _ in range(5):
             try:
                 obj = admission.prepare_create(self.lab, res, pod, rs["metadata"]["namespace"])
@@ -263,7 +271,7 @@ class Workloads:
 
     # -- fault: collector scaled to zero ---------------------------------------------------------------
     def _collector_fault(self, d: dict[str, Any]) -> bool:
-        if not self.lab.faults.active("collector-scaled-to-zero"):
+        if not self.lab.faults.active(Fault.COLLECTOR_SCALED_TO_ZERO):
             return False
         uid = d["metadata"]["uid"]
         if uid in self._collector_scaled or not is_collector(d["spec"].get("template") or {}):

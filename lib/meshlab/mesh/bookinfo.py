@@ -13,14 +13,19 @@ from __future__ import annotations
 import html
 import json
 import re
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from meshlab.mesh.podnet import call, has_sidecar_container, pod_net
+from meshlab.faults import Fault
+from meshlab.mesh.podnet import call, has_sidecar_container
 from meshlab.mesh.transport import Request, Response, serve, shutdown
 from meshlab.runtime.container import Container, ContainerContext, ContainerCrash
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 TRACE_HEADERS = (
     "x-request-id", "x-ot-span-context", "x-datadog-trace-id", "x-datadog-parent-id",
@@ -28,8 +33,8 @@ TRACE_HEADERS = (
     "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "sw8",
 )
 APP_HEADERS = ("end-user", "user-agent", "cookie", "authorization", "jwt")  # what Bookinfo forwards besides tracing
-DROP_FAULT = "app-drops-trace-headers"
-PREDATE_FAULT = "pods-predate-injection"
+DROP_FAULT = Fault.APP_DROPS_TRACE_HEADERS
+PREDATE_FAULT = Fault.PODS_PREDATE_INJECTION
 MANIFEST = Path(__file__).with_name("bookinfo.yaml")
 _IMAGE_RE = re.compile(r"examples-bookinfo-([a-z]+)-(v[0-9a-z-]+)")
 
@@ -69,8 +74,8 @@ class BookinfoApp(Container):
         self.app, self.version = parse_image(ctx.image)
         ports = [int(p["containerPort"]) for p in ctx.ports() if p.get("containerPort")]
         self.port = ports[0] if ports else 9080
-        self.net = pod_net(ctx.lab, ctx.pod_ip)
-        self._server = None
+        self.net = ctx.lab.pod_nets.get(ctx.pod_ip)
+        self._server: ThreadingHTTPServer | None = None
         self._handler = self.handle
 
     def start(self) -> None:
@@ -227,7 +232,7 @@ def bookinfo_objects(namespace: str = "default") -> list[tuple[str, dict]]:
     return out
 
 
-def deploy_bookinfo(lab: Any, namespace: str = "default") -> int:
+def deploy_bookinfo(lab: LabContext, namespace: str = "default") -> int:
     """Create the Bookinfo objects that do not exist yet in ``namespace``; returns how many were created."""
     created = 0
     for key, obj in bookinfo_objects(namespace):
@@ -240,8 +245,13 @@ def deploy_bookinfo(lab: Any, namespace: str = "default") -> int:
     return created
 
 
-def install_fault_hooks(lab: Any) -> None:
+def install_fault_hooks(lab: LabContext) -> None:
     """Deploy Bookinfo when ``pods-predate-injection`` is active now or set later (call once at lab start)."""
     if lab.faults.active(PREDATE_FAULT):
         deploy_bookinfo(lab)
-    lab.faults.on_change(lambda name, on: deploy_bookinfo(lab) if name == PREDATE_FAULT and on else None)
+
+    def on_change(name: Fault, on: bool) -> None:
+        if name is PREDATE_FAULT and on:
+            deploy_bookinfo(lab)
+
+    lab.faults.on_change(on_change)

@@ -1,6 +1,6 @@
 """The lab's istiod: computes each proxy's tracing config from the mesh config and Telemetry API.
 
-Proxies ask the running istiod (``running_istiod(lab)``) for their config; while no istiod
+Proxies ask the running istiod (``lab.istiods.running()``) for their config; while no istiod
 pod runs they get nothing new and keep what they had. Results are cached per proxy and side
 until the ``istio`` ConfigMap, a Telemetry or a Service changes. What istiod logs follows
 the real messages, e.g. ``Not able to configure requested tracing provider "x": could not
@@ -22,16 +22,6 @@ from meshlab.runtime.container import Container, ContainerContext
 
 TELEMETRIES = "telemetries.telemetry.istio.io"
 _WATCHED = {"configmaps", TELEMETRIES, "services"}
-_RUNNING: dict[int, list[Istiod]] = {}
-_REG_LOCK = threading.Lock()
-
-
-def lab_istio_version(lab: Any) -> str:
-    """The Istio version the lab emulates (``lab.config.istio_version``, default 1.25.2)."""
-    v = getattr(getattr(lab, "config", None), "istio_version", None) or getattr(lab, "istio_version", None)
-    if isinstance(v, (tuple, list)):
-        v = ".".join(str(x) for x in v)
-    return str(v or "1.25.2")
 
 
 def log_line(level: str, message: str, scope: str = "") -> str:
@@ -74,11 +64,26 @@ class ProxyTracing:
     tags: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def running_istiod(lab: Any) -> Istiod | None:
-    """The running istiod of this lab, if any."""
-    with _REG_LOCK:
-        items = _RUNNING.get(id(lab)) or []
-        return items[0] if items else None
+class Istiods:
+    """One lab's running istiod containers (``lab.istiods``); proxies ask the first."""
+
+    def __init__(self) -> None:
+        self._items: list[Istiod] = []
+        self._lock = threading.Lock()
+
+    def add(self, istiod: Istiod) -> None:
+        with self._lock:
+            self._items.append(istiod)
+
+    def remove(self, istiod: Istiod) -> None:
+        with self._lock:
+            if istiod in self._items:
+                self._items.remove(istiod)
+
+    def running(self) -> Istiod | None:
+        """The running istiod, if any."""
+        with self._lock:
+            return self._items[0] if self._items else None
 
 
 READY_PORT = 8080  # istiod's /ready, probed by the kubelet
@@ -89,7 +94,7 @@ class Istiod(Container):
 
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
-        self.version = lab_istio_version(ctx.lab)
+        self.version = ctx.lab.istio_version
         self.namespace = ctx.namespace
         self._lock = threading.Lock()
         self._cache: dict[tuple[ProxyInfo, str], ProxyTracing | None] = {}
@@ -108,8 +113,7 @@ class Istiod(Container):
         self.ctx.log(log_line("info", "starting discovery service"))
         self._mesh()  # log a bad mesh config at start
         self.ctx.lab.store.subscribe(self._on_change)
-        with _REG_LOCK:
-            _RUNNING.setdefault(id(self.ctx.lab), []).append(self)
+        self.ctx.lab.istiods.add(self)
         self.ctx.log(log_line("info", "ready", "ads"))
 
     def stop(self) -> None:
@@ -117,10 +121,7 @@ class Istiod(Container):
         if self._http is not None:
             shutdown(self._http)
             self._http = None
-        with _REG_LOCK:
-            items = _RUNNING.get(id(self.ctx.lab)) or []
-            if self in items:
-                items.remove(self)
+        self.ctx.lab.istiods.remove(self)
 
     def ready(self) -> bool:
         return self._running

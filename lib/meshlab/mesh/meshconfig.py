@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from meshlab import gotime
+from meshlab.errors import MeshlabError
 from meshlab.mesh.spans import at_least
 
 DEFAULT_SAMPLING = 1.0
 
 
-class MeshConfigError(ValueError):
+class MeshConfigError(MeshlabError, ValueError):
     """The mesh config cannot be read by the emulated istiod."""
 
 
@@ -64,16 +66,20 @@ def parse_duration(value: object, default: float) -> float:
         return default
     if isinstance(value, (int, float)):
         return float(value)
-    m = re.fullmatch(r"\s*([\d.]+)\s*(ms|s|m|h)?\s*", str(value))
-    if not m:
-        raise MeshConfigError(f"bad duration {value!r}")
-    n = float(m.group(1))
-    return n * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
+    text = str(value).replace(" ", "")
+    try:
+        return float(text) if re.fullmatch(r"[\d.]+", text) else gotime.parse_duration(text)
+    except ValueError:
+        raise MeshConfigError(f"bad duration {value!r}") from None
 
 
 def _pairs(items: object, where: str) -> list[tuple[str, str]]:
-    out = []
-    for item in items or []:
+    out: list[tuple[str, str]] = []
+    if not items:
+        return out
+    if not isinstance(items, list):
+        raise MeshConfigError(f"invalid header entry in {where}: {items!r}")
+    for item in items:
         if not isinstance(item, dict) or "name" not in item:
             raise MeshConfigError(f"invalid header entry in {where}: {item!r}")
         out.append((str(item["name"]), str(item.get("value", ""))))

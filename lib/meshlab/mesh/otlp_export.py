@@ -18,13 +18,17 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
+from meshlab.errors import MeshlabError
 from meshlab.mesh.meshconfig import Provider
 from meshlab.mesh.spans import SpanRecord, export_request
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 _GRPC_FILE = "external/envoy/source/extensions/tracers/opentelemetry/grpc_trace_exporter.cc:44"
 _HTTP_FILE = "external/envoy/source/extensions/tracers/opentelemetry/http_trace_exporter.cc:80"
@@ -47,7 +51,7 @@ def port_protocol(sport: dict) -> str:
     return name.split("-", 1)[0] if name else ""
 
 
-class ExportError(Exception):
+class ExportError(MeshlabError):
     """One export attempt failed; the message is what Envoy would report."""
 
 
@@ -58,7 +62,7 @@ class ExportRejected(ExportError):
 class SpanExporter:
     """Buffers one proxy's spans and exports them in the background."""
 
-    def __init__(self, lab: Any, log: Callable[[str], None], istio_version: str,
+    def __init__(self, lab: LabContext, log: Callable[[str], None], istio_version: str,
                  flush_interval: float = 0.2, max_batch: int = 512, debug: bool = False) -> None:
         self.lab = lab
         self.log = log

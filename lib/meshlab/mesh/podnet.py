@@ -9,15 +9,14 @@ listens on its port and calls other pods directly.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from meshlab.mesh.transport import ConnectionPool, Handler, Response
 
 if TYPE_CHECKING:
+    from meshlab.context import LabContext
     from meshlab.mesh.proxy import Sidecar
 
-_NETS: dict[tuple[int, str], PodNet] = {}
-_LOCK = threading.Lock()
 
 
 class PodNet:
@@ -30,14 +29,20 @@ class PodNet:
         self.pool = ConnectionPool(source_ip=pod_ip)
 
 
-def pod_net(lab: Any, pod_ip: str) -> PodNet:
-    """The shared state for ``pod_ip`` in this lab (created on first use)."""
-    key = (id(lab), pod_ip)
-    with _LOCK:
-        net = _NETS.get(key)
-        if net is None:
-            net = _NETS[key] = PodNet(pod_ip)
-        return net
+class PodNets:
+    """One lab's pod network namespaces by pod IP (``lab.pod_nets``)."""
+
+    def __init__(self) -> None:
+        self._nets: dict[str, PodNet] = {}
+        self._lock = threading.Lock()
+
+    def get(self, pod_ip: str) -> PodNet:
+        """The shared state for ``pod_ip`` (created on first use)."""
+        with self._lock:
+            net = self._nets.get(pod_ip)
+            if net is None:
+                net = self._nets[pod_ip] = PodNet(pod_ip)
+            return net
 
 
 def has_sidecar_container(pod: dict) -> bool:
@@ -46,13 +51,13 @@ def has_sidecar_container(pod: dict) -> bool:
     return any(c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or []))
 
 
-def call(lab: Any, pod_ip: str, namespace: str, host: str, port: int, method: str, path: str,
+def call(lab: LabContext, pod_ip: str, namespace: str, host: str, port: int, method: str, path: str,
          headers: dict[str, str], body: bytes = b"") -> Response:
     """An app's outbound HTTP call: through the pod's sidecar if it runs, else straight to a pod IP.
 
     Raises OSError (e.g. ``ConnectionError``) when the name does not resolve or nothing listens.
     """
-    net = pod_net(lab, pod_ip)
+    net = lab.pod_nets.get(pod_ip)
     hdrs = {k.lower(): v for k, v in headers.items()}
     hdrs.setdefault("host", f"{host}:{port}")
     sidecar = net.sidecar

@@ -17,9 +17,8 @@ from typing import Any
 
 from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
-from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, lab_istio_version, log_line, running_istiod
+from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
 from meshlab.mesh.otlp_export import SpanExporter
-from meshlab.mesh.podnet import pod_net
 from meshlab.mesh.routing import GatewayRouter, ServiceTarget, lookup_service, ready_endpoints
 from meshlab.mesh.telemetry import custom_tag_value
 from meshlab.mesh.transport import ConnectionPool, Request, Response, serve, shutdown
@@ -69,8 +68,8 @@ class _Proxy(Container):
         meta = ctx.pod.get("metadata", {})
         self.info = ProxyInfo(self.proxy_type, ctx.pod_name, ctx.namespace, ctx.pod_ip,
                               tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod))
-        self.version = lab_istio_version(ctx.lab)
-        self.ids = smp.ids_for(ctx.lab)
+        self.version = ctx.lab.istio_version
+        self.ids = ctx.lab.ids
         self.exporter: SpanExporter | None = None
         self._servers: list = []
         self._last: dict[str, ProxyTracing | None] = {}
@@ -83,7 +82,7 @@ class _Proxy(Container):
     # -- config from istiod ---------------------------------------------------------------------
     def tracing(self, side: str) -> ProxyTracing | None:
         """The current tracing config for ``side`` (``client`` or ``server``)."""
-        istiod = running_istiod(self.ctx.lab)
+        istiod = self.ctx.lab.istiods.running()
         if istiod is None:
             return self._last.get(side)
         key = (id(istiod), istiod.generation)
@@ -223,7 +222,7 @@ class Sidecar(_Proxy):
 
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
-        self.net = pod_net(ctx.lab, ctx.pod_ip)
+        self.net = ctx.lab.pod_nets.get(ctx.pod_ip)
         self._inbound_hosts: dict[int, str] = {}
 
     def app_ports(self) -> list[int]:

@@ -14,7 +14,10 @@ import fnmatch
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 GATEWAYS = "gateways.networking.istio.io"
 VIRTUALSERVICES = "virtualservices.networking.istio.io"
@@ -144,7 +147,7 @@ def _path_of(m: dict | None) -> tuple[str | None, str]:
 class GatewayRouter:
     """Routes for one gateway pod; caches the Istio config until it changes."""
 
-    def __init__(self, lab: Any, namespace: str, labels: dict[str, str], rng_index: Any) -> None:
+    def __init__(self, lab: LabContext, namespace: str, labels: dict[str, str], rng_index: Any) -> None:
         self.lab = lab
         self.namespace = namespace
         self.labels = labels
@@ -217,9 +220,10 @@ class GatewayRouter:
                         continue
                     dest = self._weighted(dests)
                     d = dest.get("destination") or {}
-                    number = (d.get("port") or {}).get("number")
+                    dest_port = (d.get("port") or {}).get("number")
                     path_match, kind = _path_of(m)
-                    return Route(str(d.get("host", "")), vns, int(number) if number else None, path_match, kind)
+                    return Route(str(d.get("host", "")), vns, int(dest_port) if dest_port else None, path_match,
+                                 kind)
         return None
 
     def _weighted(self, dests: list[dict]) -> dict:

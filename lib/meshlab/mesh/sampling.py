@@ -157,18 +157,3 @@ class IdGenerator:
         """A random index below ``n``."""
         with self._lock:
             return self._rng.randrange(n)
-
-
-_GENERATORS: dict[int, IdGenerator] = {}
-_GEN_LOCK = threading.Lock()
-
-
-def ids_for(lab: object) -> IdGenerator:
-    """The lab's shared id generator, seeded from ``lab.config.seed`` when there is one."""
-    key = id(lab)
-    with _GEN_LOCK:
-        gen = _GENERATORS.get(key)
-        if gen is None:
-            seed = getattr(getattr(lab, "config", None), "seed", None)
-            gen = _GENERATORS[key] = IdGenerator(seed)
-        return gen

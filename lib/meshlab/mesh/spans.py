@@ -9,13 +9,14 @@ tags.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from meshlab.gotime import parse_version
 
 MESH_ID = "cluster.local"
 CLUSTER_ID = "Kubernetes"
@@ -24,12 +25,6 @@ KIND_CLIENT = "client"
 _KINDS = {KIND_SERVER: trace_pb2.Span.SPAN_KIND_SERVER, KIND_CLIENT: trace_pb2.Span.SPAN_KIND_CLIENT}
 
 
-def parse_version(version: str) -> tuple[int, int, int]:
-    """``"1.25.2"`` → ``(1, 25, 2)``; tolerant of a leading ``v`` and suffixes."""
-    nums = [int(x) for x in re.findall(r"\d+", version or "")[:3]]
-    while len(nums) < 3:
-        nums.append(0)
-    return nums[0], nums[1], nums[2]
 
 
 def at_least(version: str, minimum: str) -> bool:

@@ -75,7 +75,7 @@ def resolve_tracing(telemetries: list[dict], root_ns: str, namespace: str, label
             if not isinstance(entry, dict) or not _side_matches(entry, side):
                 continue
             found = True
-            names = [p.get("name") for p in entry.get("providers") or [] if isinstance(p, dict) and p.get("name")]
+            names = [str(p["name"]) for p in entry.get("providers") or [] if isinstance(p, dict) and p.get("name")]
             if names:
                 spec.providers = names
             if entry.get("randomSamplingPercentage") is not None:

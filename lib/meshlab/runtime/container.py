@@ -6,14 +6,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from meshlab.errors import MeshlabError
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 
-class ContainerCrash(Exception):
+class ContainerCrash(MeshlabError):
     """Raised by ``Container.start`` to make the container crash-loop; the message goes to its log."""
 
 
-class ContainerConfigError(Exception):
+class ContainerConfigError(MeshlabError):
     """The container cannot be created (missing Secret/ConfigMap key): ``CreateContainerConfigError``."""
 
 
@@ -21,7 +26,7 @@ class ContainerConfigError(Exception):
 class ContainerContext:
     """Everything a container gets: the lab, its pod and spec, address, resolved env, mounted files, log."""
 
-    lab: Any
+    lab: LabContext
     pod: dict[str, Any]
     spec: dict[str, Any]
     pod_ip: str

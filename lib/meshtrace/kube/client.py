@@ -240,24 +240,29 @@ class Kube:
                             + f" in {namespace}")
 
     def proxy_get(self, kind: str, namespace: str, name: str, port: int | str, path: str,
-                  query: dict[str, Any] | None = None) -> str:
+                  query: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> str:
         """GET through the API server's proxy to a pod or service port (``kind`` is pods or services).
 
-        Example: ``kube.proxy_get("pods", "observability", pod, 8888, "/metrics")``.
+        ``headers`` go through to the target (the API server forwards them; not ``Authorization``, which
+        carries the kubeconfig's own credentials). Example: ``kube.proxy_get("pods", "observability", pod,
+        8888, "/metrics")``.
         """
         plural = {"pod": "pods", "service": "services", "svc": "services"}.get(kind.lower(), kind.lower())
         if plural not in ("pods", "services"):
             raise ClusterError(f"proxy_get: kind must be pods or services, not {kind!r}")
         target = f"{name}:{port}"
         url = f"/api/v1/namespaces/{namespace}/{plural}/{target}/proxy/{path.lstrip('/')}"
-        return self.raw_get(url, list((query or {}).items()), doing=f"GET {path} on {plural}/{target} in {namespace}")
+        return self.raw_get(url, list((query or {}).items()), doing=f"GET {path} on {plural}/{target} in {namespace}",
+                            headers=headers)
 
-    def raw_get(self, path: str, query: builtins.list[tuple[str, Any]] | None = None, doing: str = "") -> str:
+    def raw_get(self, path: str, query: builtins.list[tuple[str, Any]] | None = None, doing: str = "",
+                headers: dict[str, str] | None = None) -> str:
         """GET an API path verbatim (no re-encoding of ``name:port``) and return the body as text."""
         from kubernetes.client.exceptions import ApiException
 
         method, url, headers, _, _ = self.api.param_serialize(
-            method="GET", resource_path=path, query_params=query or [], header_params={"Accept": "*/*"},
+            method="GET", resource_path=path, query_params=query or [],
+            header_params={**(headers or {}), "Accept": "*/*"},
             auth_settings=["BearerToken"],
         )
         try:

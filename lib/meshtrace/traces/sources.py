@@ -260,7 +260,8 @@ def _decode_json(raw: Any) -> dict:
 
 
 def query_get_via_proxy(proxy_get: Callable[..., Any], service_ref: str,
-                        field: str = "traces.jaeger.service") -> Callable[[str, dict], dict]:
+                        field: str = "traces.jaeger.service",
+                        headers: Callable[[], dict[str, str]] | None = None) -> Callable[[str, dict], dict]:
     """A query API ``get`` through the API server's service proxy; ``service_ref`` is ``ns/name:port``.
 
     ``proxy_get(kind, ns, name, port, path)`` is the kube helper; its answer may be text, bytes or a dict.
@@ -277,7 +278,12 @@ def query_get_via_proxy(proxy_get: Callable[..., Any], service_ref: str,
 
     def get(path: str, query: dict) -> dict:
         if query:
+            if headers is not None:  # read when used (a token is kept nowhere else)
+                return _decode_json(proxy_get("services", ns, name, port_value, path, query=dict(query),
+                                              headers=headers()))
             return _decode_json(proxy_get("services", ns, name, port_value, path, query=dict(query)))
+        if headers is not None:
+            return _decode_json(proxy_get("services", ns, name, port_value, path, headers=headers()))
         return _decode_json(proxy_get("services", ns, name, port_value, path))
 
     return get
@@ -328,10 +334,11 @@ def query_api_get(cfg: Any, proxy_get: Callable[..., Any], field: str) -> Callab
 
     Example: ``TempoSource(query_api_get(p.traces.tempo, kube.proxy_get, "traces.tempo"))``.
     """
+    needs_headers = bool(getattr(cfg, "headers", None)) or getattr(cfg, "token", None) is not None
+    headers = (lambda: query_api_headers(cfg, field)) if needs_headers else None
     if getattr(cfg, "url", None):
-        needs_headers = bool(getattr(cfg, "headers", None)) or getattr(cfg, "token", None) is not None
-        return query_get_via_url(cfg.url, headers=(lambda: query_api_headers(cfg, field)) if needs_headers else None)
-    return query_get_via_proxy(proxy_get, cfg.service, f"{field}.service")
+        return query_get_via_url(cfg.url, headers=headers)
+    return query_get_via_proxy(proxy_get, cfg.service, f"{field}.service", headers=headers)
 
 
 def metrics_via_proxy(proxy_get: Callable[..., Any], namespace: str, pod: str, port: int = 8888,

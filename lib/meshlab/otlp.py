@@ -1,4 +1,5 @@
-"""Servers: the ``otlp`` receiver (gRPC and HTTP) and small HTTP servers for health and metrics."""
+"""OTLP plumbing shared by the collector and the backend: the OTLP gRPC and HTTP servers (the ``otlp`` receiver),
+small HTTP servers for health, metrics and query APIs, OTLP/JSON decoding, and attribute values as text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -20,6 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     TraceServiceServicer,
     add_TraceServiceServicer_to_server,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from meshlab.errors import MeshlabError
 
 TraceHandler = Callable[[ExportTraceServiceRequest, str], None]
 # (method, path, headers, body) -> (status, content type, body, extra headers)
@@ -28,13 +33,13 @@ HttpHandler = Callable[[str, str, dict, bytes], "tuple[int, str, bytes, dict]"]
 _ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 
 
-class BindError(Exception):
+class BindError(MeshlabError):
     """The address could not be bound; ``str()`` is Go's ``listen tcp`` error."""
 
 
 def _hex_ids_to_base64(node: object) -> object:
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, object] = {}
         for k, v in node.items():
             if k in _ID_FIELDS and isinstance(v, str):
                 try:
@@ -205,3 +210,56 @@ def otlp_http_app(handler: TraceHandler, authorize: Callable[[dict], str | None]
         return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString(), {}
 
     return app
+
+
+def go_float(f: float) -> str:
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "+Inf" if f > 0 else "-Inf"
+    text = format(Decimal(repr(f)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _raw(v: AnyValue) -> object:
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "double_value":
+        return v.double_value
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    if kind == "array_value":
+        return [_raw(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in v.kvlist_value.values}
+    return None
+
+
+def _go_json(obj: object) -> str:
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def value_as_string(v: AnyValue) -> str:
+    """``pcommon.Value.AsString()``: strings raw, numbers in Go's shortest form, maps/slices as JSON."""
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "bool_value":
+        return "true" if v.bool_value else "false"
+    if kind == "int_value":
+        return str(v.int_value)
+    if kind == "double_value":
+        return go_float(v.double_value)
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    if kind in ("array_value", "kvlist_value"):
+        return _go_json(_raw(v))
+    return ""

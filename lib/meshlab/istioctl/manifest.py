@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meshlab.istio_operator import (
+from meshlab.istioctl.operator import (
     Version,
     ingress_gateway_enabled,
     merged_mesh_config,

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from .backend_store import SpanStore, StoredSpan
-from .collector.config import parse_duration
-from .collector.textformat import value_as_string
+from meshlab.collector.config import parse_duration
+from meshlab.otlp import value_as_string
+
+from .store import SpanStore, StoredSpan
 
 DEFAULT_LIMIT = 100
 DEFAULT_LOOKBACK_S = 3600.0

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-Version = tuple[int, int, int]
+from meshlab.errors import MeshlabError
+from meshlab.gotime import Version, parse_version, version_text  # noqa: F401 - part of this module's API
 
 API_VERSION = "install.istio.io/v1alpha1"
 KIND = "IstioOperator"
@@ -35,21 +36,8 @@ PROFILES = ("default", "demo", "minimal", "empty", "remote", "preview", "ambient
 PROFILES_WITHOUT_INGRESS = ("minimal", "empty", "remote", "ambient", "openshift-ambient")
 
 
-class IstioOperatorError(Exception):
+class IstioOperatorError(MeshlabError):
     """An IstioOperator that the emulated istioctl refuses; the message is what the user sees."""
-
-
-def parse_version(text: str) -> Version:
-    """``"1.25.2"`` → ``(1, 25, 2)``; a missing patch is 0. Example: ``parse_version("1.24")``."""
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
-    if not m:
-        raise ValueError(f"not an Istio version: {text!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-
-
-def version_text(v: Version) -> str:
-    """``(1, 25, 2)`` → ``"1.25.2"``."""
-    return ".".join(str(x) for x in v)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshlab.context import LabContext
 
 INJECTOR_PREFIX = "istio-sidecar-injector"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
 INJECT = "sidecar.istio.io/inject"
 
 
-def istio_installed(lab: Any) -> bool:
+def istio_installed(lab: LabContext) -> bool:
     """Istio counts as installed when a MutatingWebhookConfiguration ``istio-sidecar-injector*`` exists."""
     return any(
         m["metadata"]["name"].startswith(INJECTOR_PREFIX)
@@ -18,7 +21,7 @@ def istio_installed(lab: Any) -> bool:
     )
 
 
-def proxy_log_levels(lab: Any) -> tuple[str, str]:
+def proxy_log_levels(lab: LabContext) -> tuple[str, str]:
     """``values.global.proxy`` ``logLevel`` and ``componentLogLevel`` of the installed injector (Istio's defaults)."""
     for cm in lab.store.list("configmaps", "istio-system"):
         if cm["metadata"]["name"].startswith(INJECTOR_PREFIX):
@@ -58,7 +61,7 @@ def workload_name(pod: dict[str, Any]) -> str:
     return meta.get("name") or meta.get("generateName", "").rstrip("-")
 
 
-def should_inject(lab: Any, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> bool:
+def should_inject(lab: LabContext, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> bool:
     """Whether the pod gets a sidecar: namespace labelled, Istio installed, pod not opted out, not injected."""
     meta = pod.get("metadata") or {}
     if STATUS_ANNOTATION in (meta.get("annotations") or {}):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -26,10 +25,12 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshlab.istio_install import (
+from meshlab import gotime
+from meshlab.errors import MeshlabError
+from meshlab.istioctl.install import (
     COMPONENT_DONE,
+    InstallClient,
     InstallError,
-    Kube,
     api_error,
     control_plane_versions,
     data_plane_proxies,
@@ -37,8 +38,8 @@ from meshlab.istio_install import (
     uninstall,
     wait_available,
 )
-from meshlab.istio_manifest import namespace_of, render_components, render_install
-from meshlab.istio_operator import (
+from meshlab.istioctl.manifest import namespace_of, render_components, render_install
+from meshlab.istioctl.operator import (
     IstioOperatorError,
     Version,
     apply_set_flags,
@@ -60,7 +61,7 @@ GO_VERSIONS = {(1, 19): "go1.21.1", (1, 20): "go1.21.4", (1, 21): "go1.22.0", (1
                (1, 23): "go1.23.0", (1, 24): "go1.23.3", (1, 25): "go1.24.1"}
 
 
-class UsageError(Exception):
+class UsageError(MeshlabError):
     """A command line istioctl would refuse."""
 
 
@@ -113,11 +114,10 @@ def _build_info_text(info: dict[str, str]) -> str:
 
 def parse_duration(text: str) -> float:
     """Go duration → seconds. Example: ``parse_duration("5m0s") == 300.0``."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise UsageError(f'invalid duration "{text}"')
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(a) * scale[b] for a, b in parts)
+    try:
+        return gotime.parse_duration(text)
+    except ValueError:
+        raise UsageError(f'invalid duration "{text}"') from None
 
 
 def _bool_flag(value: str) -> bool:
@@ -198,7 +198,7 @@ def cmd_version(args: argparse.Namespace, g: dict[str, Any], version: Version) -
     if args.remote:
         ns = g["namespace"] or "istio-system"
         try:
-            kube = Kube.connect(g["kubeconfig"], g["context"])
+            kube = InstallClient.connect(g["kubeconfig"], g["context"])
             planes = control_plane_versions(kube, ns)
             if planes:
                 result["meshVersion"] = [
@@ -269,7 +269,7 @@ def cmd_install(args: argparse.Namespace, g: dict[str, Any], version: Version) -
         if not _confirm(question):
             _out("Cancelled.")
             return 1
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     install(kube, iop, version, _out, timeout=timeout)
     return 0
 
@@ -287,7 +287,7 @@ def cmd_uninstall(args: argparse.Namespace, g: dict[str, Any], version: Version)
     if not args.skip_confirmation and not _confirm("All Istio resources will be pruned from the cluster\nProceed?"):
         _out("Cancelled.")
         return 1
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     uninstall(kube, ns, version, _out)
     return 0
 
@@ -301,7 +301,7 @@ def cmd_manifest(args: argparse.Namespace, g: dict[str, Any], version: Version) 
 
 def cmd_verify_install(args: argparse.Namespace, g: dict[str, Any], version: Version) -> int:
     ns = g["namespace"] or "istio-system"
-    kube = Kube.connect(g["kubeconfig"], g["context"])
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
     planes = control_plane_versions(kube, ns)
     if not planes:
         raise InstallError(f'could not find any installed Istio control plane in namespace "{ns}"')
@@ -371,6 +371,3 @@ def main(argv: list[str] | None = None) -> int:
 def _available(version: Version) -> list[str]:
     return [c for c in COMMANDS if not (c == "verify-install" and version >= (1, 24, 0))]
 
-
-if __name__ == "__main__":
-    sys.exit(main())

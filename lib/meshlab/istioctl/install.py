@@ -5,7 +5,7 @@ It reaches the cluster the way the real istioctl does: a kubeconfig (``--kubecon
 
 Example::
 
-    kube = Kube.connect("/tmp/lab/kubeconfig", None)
+    kube = InstallClient.connect("/tmp/lab/kubeconfig", None)
     install(kube, iop, (1, 25, 2), out=print, timeout=300)
 """
 
@@ -20,8 +20,10 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from meshlab.istio_manifest import namespace_of, render_components, render_record
-from meshlab.istio_operator import Version
+from meshlab.errors import MeshlabError
+from meshlab.gotime import go_duration
+from meshlab.istioctl.manifest import namespace_of, render_components, render_record
+from meshlab.istioctl.operator import Version
 
 FIELD_MANAGER = "istioctl"
 
@@ -44,18 +46,18 @@ COMPONENT_DONE = {
 }
 
 
-class InstallError(Exception):
+class InstallError(MeshlabError):
     """The install could not finish; the message says what and where."""
 
 
 @dataclass
-class Kube:
+class InstallClient:
     """A connection to one cluster: the official client built from a kubeconfig."""
 
     api: client.ApiClient
 
     @classmethod
-    def connect(cls, kubeconfig: str | None, context: str | None) -> Kube:
+    def connect(cls, kubeconfig: str | None, context: str | None) -> InstallClient:
         """Build a client the way istioctl does: ``--kubeconfig``, else ``KUBECONFIG``, else ~/.kube/config."""
         try:
             api = config.new_client_from_config(config_file=kubeconfig, context=context)
@@ -116,12 +118,12 @@ def object_path(obj: dict[str, Any]) -> str:
 def api_error(exc: ApiException) -> str:
     """The message of a Kubernetes ``Status`` error, or the raw reason."""
     try:
-        return json.loads(exc.body).get("message") or str(exc.reason)
+        return json.loads(exc.body or "").get("message") or str(exc.reason)
     except (TypeError, ValueError):
         return f"{exc.status} {exc.reason}"
 
 
-def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[str], None],
+def install(kube: InstallClient, iop: dict[str, Any], version: Version, out: Callable[[str], None],
             timeout: float = 300.0) -> None:
     """Apply every component in order, wait for its Deployments to be available, print progress."""
     deadline = time.monotonic() + timeout
@@ -143,7 +145,7 @@ def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[st
                 except InstallError as exc:
                     raise InstallError(
                         f"{name} encountered an error: failed to wait for resource: resources not ready after "
-                        f"{_go_duration(timeout)}: context deadline exceeded\n  {exc}"
+                        f"{go_duration(timeout)}: context deadline exceeded\n  {exc}"
                     ) from exc
         out(COMPONENT_DONE[component])
     record = render_record(iop, version)
@@ -155,12 +157,6 @@ def install(kube: Kube, iop: dict[str, Any], version: Version, out: Callable[[st
     out("✔ Installation complete")
 
 
-def _go_duration(seconds: float) -> str:
-    """Seconds as Go prints a duration: ``300`` → ``5m0s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _available(dep: client.V1Deployment | None) -> tuple[bool, str]:
@@ -171,12 +167,12 @@ def _available(dep: client.V1Deployment | None) -> tuple[bool, str]:
     ready = (st.available_replicas or 0) if st else 0
     updated = (st.updated_replicas or 0) if st else 0
     observed = (st.observed_generation or 0) if st else 0
-    gen = dep.metadata.generation or 0
+    gen = (dep.metadata.generation if dep.metadata else None) or 0
     ok = ready >= want and updated >= want and observed >= gen
     return ok, f"{ready}/{want} available, {updated} updated"
 
 
-def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
+def wait_available(kube: InstallClient, ns: str, name: str, deadline: float) -> None:
     """Wait (list, then watch from its resourceVersion) until Deployment ``ns/name`` is available."""
     apps = client.AppsV1Api(kube.api)
     selector = f"metadata.name={name}"
@@ -193,7 +189,7 @@ def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
         w = watch.Watch()
         try:
             for ev in w.stream(apps.list_namespaced_deployment, ns, field_selector=selector,
-                               resource_version=lst.metadata.resource_version,
+                               resource_version=lst.metadata.resource_version if lst.metadata else None,
                                timeout_seconds=max(1, int(min(remaining, 30)))):
                 obj = ev["object"]
                 if ev["type"] == "DELETED":
@@ -211,7 +207,7 @@ def wait_available(kube: Kube, ns: str, name: str, deadline: float) -> None:
             w.stop()
 
 
-def uninstall(kube: Kube, namespace: str, version: Version, out: Callable[[str], None]) -> None:
+def uninstall(kube: InstallClient, namespace: str, version: Version, out: Callable[[str], None]) -> None:
     """Remove everything an install creates (the namespace stays, as with the real ``--purge``)."""
     iop = {"spec": {"namespace": namespace, "profile": "default"}}
     objs = [obj for _, group in render_components(iop, version) for obj in group]
@@ -231,7 +227,7 @@ def uninstall(kube: Kube, namespace: str, version: Version, out: Callable[[str],
 
 
 @dataclass
-class ProxyInfo:
+class DataPlaneProxy:
     """One running proxy: ``name.namespace`` and the Istio version of its image."""
 
     id: str
@@ -247,7 +243,7 @@ def _running(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
 
 
-def control_plane_versions(kube: Kube, namespace: str) -> list[tuple[str, str]]:
+def control_plane_versions(kube: InstallClient, namespace: str) -> list[tuple[str, str]]:
     """``[(revision, version)]`` of running istiod pods in ``namespace``."""
     pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", "app=istiod")])
     out = []
@@ -262,7 +258,7 @@ def control_plane_versions(kube: Kube, namespace: str) -> list[tuple[str, str]]:
     return out
 
 
-def data_plane_proxies(kube: Kube) -> list[ProxyInfo]:
+def data_plane_proxies(kube: InstallClient) -> list[DataPlaneProxy]:
     """Running pods with an Envoy proxy (sidecar ``istio-proxy`` or a gateway's proxyv2 container)."""
     pods = kube.request("GET", "/api/v1/pods")
     out = []
@@ -273,7 +269,7 @@ def data_plane_proxies(kube: Kube) -> list[ProxyInfo]:
             img = c.get("image", "")
             if c.get("name") == "istio-proxy" or "/proxyv2" in img:
                 meta = pod["metadata"]
-                out.append(ProxyInfo(f"{meta['name']}.{meta.get('namespace', 'default')}", _tag(img)))
+                out.append(DataPlaneProxy(f"{meta['name']}.{meta.get('namespace', 'default')}", _tag(img)))
                 break
     return out
 
@@ -284,6 +280,6 @@ def installed_namespace(iop_namespace: str | None) -> str:
 
 
 __all__ = [
-    "InstallError", "Kube", "ProxyInfo", "api_error", "control_plane_versions", "data_plane_proxies", "install",
+    "InstallError", "InstallClient", "DataPlaneProxy", "api_error", "control_plane_versions", "data_plane_proxies", "install",
     "installed_namespace", "namespace_of", "object_path", "uninstall", "wait_available",
 ]

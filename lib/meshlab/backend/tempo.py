@@ -19,11 +19,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from .backend_store import KINDS, SpanStore, StoredSpan
-from .collector.config import parse_duration
-from .collector.textformat import value_as_string
+from meshlab.collector.config import parse_duration
+from meshlab.errors import MeshlabError
+from meshlab.otlp import value_as_string
+
+from .store import KINDS, SpanStore, StoredSpan
 
 DEFAULT_LIMIT = 20
 DEFAULT_SPSS = 3
@@ -31,7 +33,7 @@ NO_ROOT = "<root span not yet received>"
 _LOGFMT = re.compile(r'\s*([^\s=]+)=(?:"((?:[^"\\]|\\.)*)"|(\S*))')
 
 
-class BadRequest(ValueError):
+class BadRequest(MeshlabError, ValueError):
     """A query Tempo refuses with 400."""
 
 
@@ -61,9 +63,9 @@ def _kv(items: list) -> list[KeyValue]:
 def _proto_span(s: StoredSpan) -> Span:
     span = Span(trace_id=bytes.fromhex(s.trace_id), span_id=bytes.fromhex(s.span_id),
                 parent_span_id=bytes.fromhex(s.parent_id) if s.parent_id else b"", name=s.name,
-                kind=KINDS.index(s.kind) if s.kind in KINDS else 0, start_time_unix_nano=s.start_ns,
+                kind=Span.SpanKind.ValueType(KINDS.index(s.kind) if s.kind in KINDS else 0), start_time_unix_nano=s.start_ns,
                 end_time_unix_nano=s.end_ns, attributes=_kv(s.attributes),
-                status=Status(code=s.status_code, message=s.status_message))
+                status=Status(code=Status.StatusCode.ValueType(s.status_code), message=s.status_message))
     for ts, name, attrs in s.events:
         span.events.add(time_unix_nano=ts, name=name, attributes=_kv(attrs))
     return span
@@ -72,7 +74,7 @@ def _proto_span(s: StoredSpan) -> Span:
 def trace_batches(spans: list[StoredSpan]) -> list[dict]:
     """The spans of one trace as ResourceSpans in protobuf JSON, one per resource and scope."""
     groups: dict[bytes, ResourceSpans] = {}
-    scopes: dict[tuple[bytes, str, str], object] = {}
+    scopes: dict[tuple[bytes, str, str], ScopeSpans] = {}
     for s in sorted(spans, key=lambda x: x.start_ns):
         rs_proto = ResourceSpans()
         rs_proto.resource.attributes.extend(_kv(s.resource))
