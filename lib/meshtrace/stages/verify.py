@@ -20,11 +20,10 @@ from typing import Any
 
 from ..errors import MeshtraceError
 from ..kube.wait import deployment_state
-from ..manifests import deployment_names
+from ..manifests.app import app_deployments, app_title
 from ..runbook import Stage
 from ..traces import (
     CallGraph,
-    callgraph_from_params,
     check_services,
     check_traces,
     correlate,
@@ -34,7 +33,9 @@ from ..traces import (
 from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
 from ..traces.metrics import CollectorCounters
 from ..traces.model import Span, Trace
+from ..traces.propagation import PropagationReport, proxy_spans
 from ..traces.sources import ReadResult, metrics_via_proxy, query_api_get
+from .app_traces import graph_for, propagation_check
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -75,16 +76,16 @@ def pod_checks(st: Stage) -> Any:
         ok, seen = _deployment_ok(st, ns, name)
         rec.check(cid, title, ok, observed=seen, expected=f"deployment {ns}/{name} available",
                   hint=f"kubectl -n {ns} describe deployment {name}; then run 08_troubleshoot")
-    states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in deployment_names()]
+    states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in app_deployments(p)]
     bad = [s for ok, s in states if not ok]
-    rec.check("pods.bookinfo-available", "all Bookinfo deployments are available", not bad,
+    rec.check("pods.bookinfo-available", f"all {app_title(p)} deployments are available", not bad,
               observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
               hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
     live = frame[frame.live]   # terminating and finished pods are not judged (typed columns: safe when empty)
     book = live[live.namespace == p.bookinfo.namespace]
     missing = sorted(book[~book.has_istio_proxy].pod)
     owners = sorted(set(book[~book.has_istio_proxy].owner))
-    rec.check("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod", bool(len(book)) and not missing,
+    rec.check("pods.sidecar-injected", f"istio-proxy is in every {app_title(p)} pod", bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
                     if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
@@ -209,7 +210,7 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
 
         readers["tempo"] = TempoSource(_query_get(st, "tempo"))
     expected = _expected_traces(st, sent)
-    graph = callgraph_from_params(st.p)
+    graph_of = graph_for(st)
     tag = st.p.telemetry.correlation_tag
     started = time.monotonic()
     deadline = started + settle_timeout
@@ -224,7 +225,7 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
             traces = group_traces(r.spans)
             seen[kind] = (correlate(traces, sent, tag).traced if sent else len(r.spans), len(r.spans))
             if expected is not None and seen[kind][0] >= expected:
-                whole = whole and check_traces(traces_of_run(traces, sent, tag), graph).ok
+                whole = whole and check_traces(traces_of_run(traces, sent, tag), graph_of(r.spans)).ok
         now = time.monotonic()
         if seen != last:
             last, last_change = seen, now
@@ -272,6 +273,7 @@ class VerifyResult:
     report: TraceCheckReport
     correlation: CorrelationReport | None
     backend_correlation: CorrelationReport | None = None
+    propagation: PropagationReport | None = None
 
 
 def _exporter_name(st: Stage) -> str | None:
@@ -282,9 +284,9 @@ def _exporter_name(st: Stage) -> str | None:
 def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     """Record the ``traces.*`` checks from collected evidence and return what they found."""
     p, rec = st.p, st.checks
-    graph = callgraph_from_params(p)
     traces = traces_of_run(group_traces(ev.spans), ev.sent, p.telemetry.correlation_tag)
     spans = [s for t in traces for s in t.spans]
+    graph = graph_for(st)(spans)
     wait_note = "" if ev.settled else f" (still arriving after {ev.waited:.0f}s)"
     c = ev.counters
     if c is None:
@@ -294,7 +296,7 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
         rec.check("traces.collector-accepted", "the collector accepted spans", c.accepted > 0,
                   observed=f"accepted {c.accepted:.0f}, refused {c.refused:.0f}", expected="accepted > 0",
                   hint="no span reached the collector: run 08_troubleshoot")
-    sr = check_services(spans, graph)
+    sr = check_services(proxy_spans(spans), graph)
     rec.check("traces.services-reported", "every expected service reported spans", bool(graph.services) and sr.all_reported,
               observed=(f"missing: {', '.join(sr.missing)}" if sr.missing else f"{len(sr.observed)} services")
               + wait_note + (f"; source errors: {ev.errors}" if ev.errors else ""),
@@ -313,8 +315,9 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     hint = "traces are split: an app does not forward trace headers (run 08_troubleshoot)" if report.fragments \
         else "see the per-trace table for missing parents or unexpected edges"
     rec.check("traces.whole", "each sampled request forms one whole trace", report.ok,
-              observed=summary, expected=f"every trace rooted at {graph.root or '?'}, with Bookinfo's calls only",
+              observed=summary, expected=f"every trace rooted at {graph.root or '?'}, with {app_title(p)}'s calls only",
               hint=hint)
+    propagation = propagation_check(st, spans)
     corr = correlate(traces, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
     if corr is None:
         rec.skip("traces.sampling", "the traced fraction fits randomSamplingPercentage",
@@ -332,7 +335,7 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
                   expected="every trace matched (correlation tag, else guid:x-request-id)",
                   hint="traces that match no sent request are fragments or foreign traffic")
     backend_corr = _backend_checks(st, ev, corr)
-    return VerifyResult(graph, traces, sr, report, corr, backend_corr)
+    return VerifyResult(graph, traces, sr, report, corr, backend_corr, propagation)
 
 
 def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None) -> CorrelationReport | None:
@@ -398,5 +401,7 @@ def pictures(st: Stage, res: VerifyResult) -> dict[str, Path]:
         out["waterfall"] = st.run_dir / "trace_waterfall.png"
         waterfall(t, out["waterfall"])
     out["graph"] = st.run_dir / "service_graph.png"
-    dependency_graph(dict(res.report.edges_observed), res.graph.edges, out["graph"], root=res.graph.root or None)
+    broken = res.propagation.broken_edges if res.propagation is not None else {}
+    dependency_graph(dict(res.report.edges_observed), res.graph.edges, out["graph"], root=res.graph.root or None,
+                     broken=broken)
     return out
