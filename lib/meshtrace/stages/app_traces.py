@@ -57,11 +57,9 @@ def graph_for(st: Stage) -> Callable[[Iterable[Span]], CallGraph]:
         fixed = callgraph_from_params(p)
         return lambda spans: fixed
     entry = entry_app(st)
-    if p.app.expect is not None and p.app.expect.services:
-        graph = app_callgraph(p, p.app.expect.services, entry, calls=p.app.expect.edges)
-        return lambda spans: graph
-    apps = injected_apps(st)
-    calls = p.app.expect.edges if p.app.expect is not None else []
+    expect = p.app.expect
+    apps = list(expect.services) if expect is not None and expect.services else injected_apps(st)
+    calls = list(expect.edges) if expect is not None else []
     if calls:
         graph = app_callgraph(p, apps, entry, calls=calls)
         return lambda spans: graph
