@@ -6,6 +6,7 @@ from typing import Any
 
 from meshtrace.kube import ApplyResult
 from meshtrace.kube.pods import has_sidecar, live_pods
+from meshtrace.manifests import deployment_names, render_bookinfo  # noqa: F401 - kept importable from here
 from meshtrace.manifests.app import app_deployments, app_labels, app_title, render_app
 from meshtrace.runbook import Stage
 from meshtrace.stages.common import wait_deployments
