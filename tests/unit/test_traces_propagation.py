@@ -176,3 +176,22 @@ def test_the_graph_draws_broken_edges(tmp_path) -> None:
     assert "1 broken" in texts and any("does not propagate" in t for t in texts)
     reds = [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
     assert len(reds) == 2
+
+
+def _recorded(spans: list[Span]) -> dict[str, object]:
+    from meshtrace.checks import CheckRecorder
+    from meshtrace.stages.app_traces import propagation_check
+
+    st = SimpleNamespace(checks=CheckRecorder("lab-shop", "07_verify"))
+    propagation_check(st, spans)  # type: ignore[arg-type]
+    return {c.id: c for c in st.checks.checks}
+
+
+def test_the_check_has_one_failing_row_per_service_that_breaks_context() -> None:
+    broken = _recorded([s for i in range(2) for s in request(i * 10_000, catalog_propagates=False)])
+    assert list(broken) == [f"traces.propagation/{CAT}"]
+    row = broken[f"traces.propagation/{CAT}"]
+    assert row.status == "fail" and row.required and "4 of 4" in row.observed and DOC_URL in row.hint
+    healthy = _recorded([s for i in range(2) for s in request(i * 10_000)])
+    assert [(k, c.status) for k, c in healthy.items()] == [("traces.propagation", "pass")]
+    assert [(k, c.status) for k, c in _recorded([]).items()] == [("traces.propagation", "skip")]

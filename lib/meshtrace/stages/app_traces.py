@@ -42,12 +42,13 @@ def injected_apps(st: Stage) -> list[str]:
 
 
 def entry_app(st: Stage) -> str:
-    """The ``app`` label behind ``app.entry.service`` (its Service's selector in the manifests, else its name)."""
+    """The ``app`` label behind ``app.entry.service``: its Service's selector (in the manifests, else the cluster's),
+    else the Service's name."""
     entry = st.p.app.entry.service
-    for obj in load_manifests(st.p):
-        if obj["kind"] == "Service" and obj["metadata"]["name"] == entry:
-            return str(((obj.get("spec") or {}).get("selector") or {}).get("app") or entry)
-    return entry
+    svc = next((o for o in load_manifests(st.p) if o["kind"] == "Service" and o["metadata"]["name"] == entry), None)
+    if svc is None:   # deployed by other means: the cluster's Service
+        svc = st.kube.get("v1", "Service", entry, st.p.app.namespace)
+    return str((((svc or {}).get("spec") or {}).get("selector") or {}).get("app") or entry)
 
 
 def graph_for(st: Stage) -> Callable[[Iterable[Span]], CallGraph]:
