@@ -108,12 +108,13 @@ def expected_callgraph(tracing_service_name: str = "APP_LABEL_AND_NAMESPACE", *,
     gateway_traced = mesh_wide or telemetry_namespace == gateway_namespace
     gateway = gateway_service_name(mode, gateway_namespace)
     app_of = {v: k for k, v in name.items()}
+    services: tuple[str, ...]
     if not apps_traced:
         services = (gateway,) if gateway_traced else ()
         return CallGraph(services, gateway if gateway_traced else "", None, frozenset(), frozenset(), {},
                          {gateway: GATEWAY_APP} if gateway_traced else {}, mode, gateway_traced)
     edges = {(name[a], name[b]) for a, b in calls}
-    conditional = {(name[a], name[b]): versions for (a, b), versions in BOOKINFO_CALLER_VERSIONS.items()
+    conditional: dict[tuple[str, str], tuple[str, ...]] = {(name[a], name[b]): versions for (a, b), versions in BOOKINFO_CALLER_VERSIONS.items()
                    if a in name and b in name}
     services = tuple(name[a] for a in apps)
     if gateway_traced:
