@@ -56,12 +56,13 @@ results = bookinfo.apply_bookinfo(st, dry_run)
 
 # %%
 if dry_run:
-    st.checks.skip("bookinfo.available", "All six Bookinfo deployments are available", "dry run")
-    st.checks.skip("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar", "dry run")
+    st.checks.skip("bookinfo.available", f"All {bookinfo.app_title(st.p)} deployments are available", "dry run")
+    st.checks.skip("bookinfo.sidecars", f"Every {bookinfo.app_title(st.p)} pod has the istio-proxy sidecar", "dry run")
 else:
-    names = bookinfo.deployment_names()
+    names = bookinfo.app_deployments(st.p)   # Bookinfo's six, or the Deployments of app.manifests
     ok, seen = wait_deployments(st, ns, names, timeout)
-    st.checks.check("bookinfo.available", "All six Bookinfo deployments are available", ok, observed=seen,
+    st.checks.check("bookinfo.available", f"All {bookinfo.app_title(st.p)} deployments are available", ok,
+                    observed=seen,
                     expected=f"{len(names)} deployments available",
                     hint=f"kubectl get pods -n {ns}; kubectl describe pod <pod>")
     missing = bookinfo.check_sidecars(st)

@@ -80,6 +80,16 @@ res = verify.trace_checks(st, ev)
 res.report.frame().head(50)
 
 # %% [markdown]
+# ## Trace context propagation
+# Per service: the requests it served (its sidecar's SERVER spans) and the calls its sidecar made while serving
+# them (CLIENT spans). A call that starts a new trace means the application did not copy the trace headers of
+# the request it was serving onto its call; `traces.propagation` names each such service and the headers to
+# forward. Spans an application emits itself with an OpenTelemetry SDK join the trace and are accepted.
+
+# %%
+st.table(res.propagation.rows() if res.propagation is not None else [], "Trace context per service")
+
+# %% [markdown]
 # ## One trace, as a waterfall
 # Each bar is a span: the gateway's, then productpage's inbound (SERVER) span and its outbound (CLIENT) calls
 # to details and reviews, and so on down. The picture is saved beside the executed notebook.
@@ -94,7 +104,8 @@ else:
 # %% [markdown]
 # ## Service dependencies
 # Edges drawn from parent/child spans, with how many times each call was seen. An expected call that never
-# showed up is dashed red; a call Bookinfo does not make is orange.
+# showed up is dashed red; a call the app is not expected to make is orange; a call that started a new trace
+# (its caller does not propagate trace context) is solid red and named.
 
 # %%
 display(Image(filename=str(files["graph"])))

@@ -41,6 +41,7 @@ class Drill:
     # fresh apply would roll its pods); the namespace only gets the injection label, as an operator does
     skip_deploy: bool = False
     fault_value: str | None = None  # the lab fault's value, e.g. rbac-deny's verb:resource
+    reference: str = REFERENCE_ENV  # the correct environment that `check` runs (lab-shop for the shop's drill)
 
     @property
     def env(self) -> str:
@@ -148,6 +149,18 @@ DRILLS: tuple[Drill, ...] = (
            "RBAC denies listing telemetries: ask an admin for that verb (kubectl auth can-i list telemetries -A). "
            "In the lab the trainer plays the admin: python -m meshlab fault clear rbac-deny."),
           fault_value="list:telemetries"),
+    Drill("shop-no-propagation", CONFIG,
+          "The shop (an app of one's own, not Bookinfo) installs, every request gets a 200 and every service "
+          "reports spans, but 07 fails traces.whole and traces.propagation: traces fall apart below one service.",
+          ("Every service reports. Do all of its calls belong to the request it was serving?",
+           "Read the failing traces.propagation row and 07's dependency graph: whose outbound calls start new "
+           "traces, and to which services?",
+           "catalog does not forward the trace headers (traceparent, tracestate, b3 / x-b3-*, x-request-id) of the "
+           "request it serves to its calls to stock and price. The fix is in the app: its Deployment sets "
+           "PROPAGATE=false (params/apps/shop-catalog-drops-headers.yaml); apply the shop as shipped "
+           "(python -m meshtrace run --env lab-shop --notebooks 04-07), then make drill-check "
+           "FAULT=shop-no-propagation."),
+          reference="lab-shop"),
 )
 
 
@@ -229,7 +242,7 @@ def start(drill: Drill, echo=print) -> int:
 
 def check(drill: Drill, echo=print) -> int:
     """Send traffic and verify on the correct params (06, 07, then 08); 0 only when every check passes."""
-    code = _meshtrace(["run", "--env", REFERENCE_ENV, "--notebooks", "06-07"])
+    code = _meshtrace(["run", "--env", drill.reference, "--notebooks", "06-07"])
     echo("")
     if code == 0:
         echo(f"drill {drill.name}: FIXED. Traces flow and every check passes.")

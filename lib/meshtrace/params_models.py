@@ -236,6 +236,60 @@ class BookinfoParams(_Model):
 
 
 
+class AppEntry(_Model):
+    """Where the application is entered: the Service (in ``app.namespace``) and port the gateway routes to, and
+    the path 05 checks and 06 requests."""
+
+    service: DnsLabel = "productpage"
+    port: int = Field(default=9080, ge=1, le=65535)
+    path: str = Field(default="/productpage", pattern=r"^/")
+
+
+class AppExpect(_Model):
+    """What the application's traces should hold, by ``app`` label: services, and caller → callee edges."""
+
+    services: list[DnsLabel] = Field(default_factory=list)
+    edges: list[tuple[DnsLabel, DnsLabel]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _edges_name_services(self) -> AppExpect:
+        named = set(self.services)
+        stray = sorted({s for e in self.edges for s in e} - named) if named else []
+        if stray:
+            raise ValueError(f"expect.edges name {', '.join(stray)}, which expect.services does not list")
+        return self
+
+
+class AppParams(_Model):
+    """The application the kit deploys (04), exposes (05), requests (06) and verifies (07).
+
+    ``kind: bookinfo`` (the default) is Istio's Bookinfo, rendered by the kit. ``kind: manifests`` is the user's
+    own YAML (``manifests``: paths resolved against the repository root), applied into ``namespace``;
+    ``entry`` names the Service, port and path to reach it. Without ``expect`` the expected services are the
+    namespace's injected workloads (by ``app`` label) and the edges are learned from the sidecars' CLIENT spans.
+    """
+
+    kind: Literal["bookinfo", "manifests"] = "bookinfo"
+    namespace: DnsLabel = "default"
+    manifests: list[str] = Field(default_factory=list)
+    entry: AppEntry = Field(default_factory=AppEntry)
+    expect: AppExpect | None = None
+
+    @model_validator(mode="after")
+    def _manifests_for_manifests(self) -> AppParams:
+        if self.kind == "manifests" and not self.manifests:
+            raise ValueError("app.kind manifests needs app.manifests: the YAML files to apply, e.g. "
+                             "manifests: [params/apps/shop.yaml]")
+        if self.kind == "bookinfo" and self.manifests:
+            raise ValueError("app.manifests is for kind: manifests (Bookinfo is rendered by the kit)")
+        return self
+
+    @property
+    def is_bookinfo(self) -> bool:
+        """True for the default application (Bookinfo)."""
+        return self.kind == "bookinfo"
+
+
 class GatewayParams(_Model):
     """Gateway and VirtualService exposing Bookinfo."""
 
@@ -324,6 +378,7 @@ class Params(_Model):
     collector: CollectorParams = Field(default_factory=CollectorParams)
     backend: BackendParams | None = None
     bookinfo: BookinfoParams = Field(default_factory=BookinfoParams)
+    app: AppParams = Field(default_factory=AppParams)
     gateway: GatewayParams = Field(default_factory=GatewayParams)
     traffic: TrafficParams = Field(default_factory=TrafficParams)
     traces: TracesParams = Field(default_factory=TracesParams)
@@ -336,6 +391,19 @@ class Params(_Model):
     def _cluster_named(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("cluster") is None:
             data = {**data, "cluster": {}}   # so the error says what to name, not just "field required"
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_and_bookinfo(cls, data: object) -> object:
+        """``bookinfo:`` alone is Bookinfo as the app; ``app:`` decides the namespace both blocks report."""
+        if not isinstance(data, dict):
+            return data
+        app, book = data.get("app"), data.get("bookinfo")
+        if isinstance(app, dict) and "namespace" in app:
+            data = {**data, "bookinfo": {**(book if isinstance(book, dict) else {}), "namespace": app["namespace"]}}
+        elif isinstance(book, dict) and "namespace" in book and (app is None or isinstance(app, dict)):
+            data = {**data, "app": {**(app or {}), "namespace": book["namespace"]}}
         return data
 
     @model_validator(mode="after")

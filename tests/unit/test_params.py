@@ -56,7 +56,8 @@ def test_drills_state_their_mistake_and_warn(env):
     p = load_params(env, root=ROOT)
     assert p.drill, "a drill file says which mistake it makes"
     assert p.lab is not None, "drills run on the lab (extends: lab)"
-    assert p.warnings(), f"{env} should be flagged by Params.warnings()"
+    # a drill in the application's own manifests (an app that drops trace headers) is invisible to the params
+    assert p.warnings() or p.app.kind == "manifests", f"{env} should be flagged by Params.warnings()"
 
 
 def test_lab_and_http_variant():

@@ -156,7 +156,7 @@ def test_missing_parent():
 def test_unexpected_edge():
     status, findings, edges = check_trace(bookinfo(extra=(DET, RAT)), MESH)
     assert status == "unexpected"
-    assert [f.detail for f in findings if f.kind == "unexpected_edge"] == [f"{DET} -> {RAT} is not a call Bookinfo makes"]
+    assert [f.detail for f in findings if f.kind == "unexpected_edge"] == [f"{DET} -> {RAT} is not an expected call"]
 
 
 def test_missing_ratings_call_from_v2():

@@ -16,6 +16,7 @@ SIDECAR = "meshlab.mesh.proxy.Sidecar"
 GATEWAY = "meshlab.mesh.proxy.Gateway"
 ISTIOD = "meshlab.mesh.istiod.Istiod"
 COLLECTOR = "meshlab.collector.CollectorContainer"
+APP = "meshlab.mesh.app.ConfigurableApp"
 
 
 
@@ -38,6 +39,8 @@ def class_path_for(image: str, spec: dict[str, Any] | None = None) -> str | None
     base = path.rsplit("/", 1)[-1]
     if path in ("meshlab/echo", "meshlab/crash"):
         return f"meshlab.runtime.container.{path.split('/')[1].capitalize()}"
+    if path == "meshlab/app":
+        return APP
     if fnmatch.fnmatch(base, "examples-bookinfo-*-*") or fnmatch.fnmatch(base, "examples-bookinfo-*"):
         return BOOKINFO
     if base.startswith("proxyv2"):

@@ -1,8 +1,8 @@
-"""The Gateway and VirtualService that expose Bookinfo's productpage through the ingress gateway."""
+"""The Gateway and VirtualService that expose the app's entry Service (Bookinfo's productpage) through the
+ingress gateway."""
 
 from __future__ import annotations
 
-from meshtrace.manifests.bookinfo import APP_PORT
 from meshtrace.manifests.common import MANAGED_BY, Obj, meta, target_version
 from meshtrace.params_models import Params
 from meshtrace.versions import IstioVersion, networking_api_version
@@ -23,8 +23,10 @@ def render_gateway(p: Params, version: str | IstioVersion | None = None) -> list
     """
     api = networking_api_version(target_version(p, version))
     g = p.gateway
-    same_ns = g.namespace == p.bookinfo.namespace
-    host = "productpage" if same_ns else f"productpage.{p.bookinfo.namespace}.svc.cluster.local"
+    entry = p.app.entry
+    same_ns = g.namespace == p.app.namespace
+    host = entry.service if same_ns else f"{entry.service}.{p.app.namespace}.svc.cluster.local"
+    routes = ROUTES if p.app.is_bookinfo else [("prefix", "/")]
     gateway: Obj = {
         "apiVersion": api,
         "kind": "Gateway",
@@ -42,8 +44,8 @@ def render_gateway(p: Params, version: str | IstioVersion | None = None) -> list
             "hosts": ["*"],
             "gateways": [g.name],
             "http": [{
-                "match": [{"uri": {kind: path}} for kind, path in ROUTES],
-                "route": [{"destination": {"host": host, "port": {"number": APP_PORT}}}],
+                "match": [{"uri": {kind: path}} for kind, path in routes],
+                "route": [{"destination": {"host": host, "port": {"number": entry.port}}}],
             }],
         },
     }

@@ -6,7 +6,8 @@ from typing import Any
 
 from meshtrace.kube import ApplyResult
 from meshtrace.kube.pods import has_sidecar, live_pods
-from meshtrace.manifests import deployment_names, render_bookinfo
+from meshtrace.manifests import deployment_names, render_bookinfo  # noqa: F401 - kept importable from here
+from meshtrace.manifests.app import app_deployments, app_labels, app_title, render_app
 from meshtrace.runbook import Stage
 from meshtrace.stages.common import wait_deployments
 
@@ -37,15 +38,16 @@ def label_namespace(st: Stage, dry_run: bool = False) -> str:
 
 def apply_bookinfo(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
     """Show (collapsed) and apply Bookinfo's Services, ServiceAccounts and Deployments."""
-    objs = render_bookinfo(st.p)
-    st.show_yaml(objs, f"Bookinfo ({len(objs)} objects)", open=False)
-    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} -f bookinfo.yaml")
+    objs = render_app(st.p)
+    files = " ".join(f"-f {m}" for m in st.p.app.manifests) or "-f bookinfo.yaml"
+    st.show_yaml(objs, f"{'Bookinfo' if st.p.app.is_bookinfo else 'The app'} ({len(objs)} objects)", open=False)
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} {files}")
     return st.apply(objs, dry_run=dry_run)
 
 
 def bookinfo_pods(st: Stage) -> list[dict[str, Any]]:
-    """Bookinfo's live pods (by the ``app`` label)."""
-    sel = f"app in ({','.join(APPS)})"
+    """The application's live pods (by the ``app`` label)."""
+    sel = f"app in ({','.join(app_labels(st.p))})"
     return live_pods(st.kube.list("v1", "Pod", st.p.bookinfo.namespace, label_selector=sel))
 
 
@@ -66,11 +68,11 @@ def check_sidecars(st: Stage) -> dict[str, list[str]]:
     missing = uninjected(pods)
     ns = st.p.bookinfo.namespace
     st.table([{"pod": p["metadata"]["name"], "istio-proxy": "yes" if has_sidecar(p) else "NO"} for p in pods],
-             "Bookinfo pods")
+             f"{app_title(st.p)} pods".capitalize())
     observed = (f"{sum(map(len, missing.values()))} of {len(pods)} pods without istio-proxy: "
                 + ", ".join(n for names in missing.values() for n in names)) if missing else \
         f"{len(pods)} pods, all with istio-proxy"
-    st.checks.check("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar",
+    st.checks.check("bookinfo.sidecars", f"Every {app_title(st.p)} pod has the istio-proxy sidecar",
                     bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
                     hint=f"pods created before the {INJECTION_LABEL} label are not injected: "
                          f"kubectl rollout restart deployment -n {ns} (or re-run 04 with -p restart_uninjected=true)")
@@ -92,13 +94,15 @@ def deploy_bookinfo(st: Stage, restart_uninjected: bool = False, dry_run: bool =
     label_namespace(st, dry_run)
     results = apply_bookinfo(st, dry_run)
     if dry_run:
-        for cid, title in (("bookinfo.available", "All six Bookinfo deployments are available"),
-                           ("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar")):
+        for cid, title in (("bookinfo.available", f"All {app_title(st.p)} deployments are available"),
+                           ("bookinfo.sidecars", f"Every {app_title(st.p)} pod has the istio-proxy sidecar")):
             st.checks.skip(cid, title, "dry run")
         return results
-    names = deployment_names()
+    names = app_deployments(st.p)
     ok, seen = wait_deployments(st, st.p.bookinfo.namespace, names, timeout)
-    st.checks.check("bookinfo.available", "All six Bookinfo deployments are available", ok, observed=seen,
+    title = "All six Bookinfo deployments are available" if st.p.app.is_bookinfo else \
+        f"All {len(names)} deployments of the app are available"
+    st.checks.check("bookinfo.available", title, ok, observed=seen,
                     expected=f"{len(names)} deployments available",
                     hint=f"kubectl get pods -n {st.p.bookinfo.namespace}; kubectl describe pod <pod>")
     missing = check_sidecars(st)

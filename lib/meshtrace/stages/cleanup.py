@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from meshtrace.errors import MeshtraceError, NotServed, WaitTimeout
-from meshtrace.manifests import render_bookinfo, render_gateway, render_telemetry
+from meshtrace.manifests import render_gateway, render_telemetry
+from meshtrace.manifests.app import render_app
 from meshtrace.manifests.common import meta
 from meshtrace.runbook import Stage
 from meshtrace.stages.bookinfo import INJECTION_LABEL
@@ -65,7 +66,7 @@ def kit_parts(st: Stage) -> dict[str, list[dict[str, Any]]]:
     except MeshtraceError as exc:
         st.md(f"Gateway and Telemetry not rendered ({exc}); they are looked up by name in the oldest apiVersions.")
         parts = _fallback_istio_objects(st)
-    parts["bookinfo"] = list(reversed(render_bookinfo(st.p)))
+    parts["bookinfo"] = list(reversed(render_app(st.p)))
     parts["collector"] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": st.p.collector.namespace}}]
     return parts
 

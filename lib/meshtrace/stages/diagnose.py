@@ -50,6 +50,7 @@ CAUSES: dict[str, str] = {
     "kit-not-installed": "what the kit installs (the collector, Istio) is not installed",
     "istio-foreign": "Istio here was installed without the kit and has no tracing provider",
     "run-stopped": "an earlier notebook of this run failed, so the steps after it never ran",
+    "service-does-not-propagate": "a named service does not propagate trace context to its calls",
 }
 
 
@@ -116,6 +117,7 @@ class Evidence:
     traces: int = 0
     fragments: int = 0
     fragment_roots: list[str] = field(default_factory=list)
+    non_propagating: dict[str, str] = field(default_factory=dict)  # service → evidence (traces.propagation audit)
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # prerequisites: None means "not read"
@@ -408,9 +410,23 @@ def _fragments(ev: Evidence) -> Finding | None:
                    "request on every outbound call, then redeploy it")
 
 
+def _not_propagating(ev: Evidence) -> Finding | None:
+    """The propagation audit named services whose outbound calls start new traces (the fragments' cause, by name;
+    ranked just below the generic fragment finding it explains)."""
+    if not ev.non_propagating:
+        return None
+    names = sorted(ev.non_propagating)
+    return Finding("service-does-not-propagate", f"service {', '.join(names)} does not propagate trace context", 83,
+                   [f"{svc}: {line}" for svc, line in sorted(ev.non_propagating.items())],
+                   f"in {', '.join(names)}: copy traceparent, tracestate, b3 / x-b3-* and x-request-id from each "
+                   "inbound request onto every outbound call, then redeploy "
+                   "(https://istio.io/latest/docs/tasks/observability/distributed-tracing/overview/"
+                   "#trace-context-propagation)")
+
+
 RULES: tuple[Callable[[Evidence], Finding | None], ...] = (
     _rbac, _scaled, _logging, _not_running, _localhost, _unresolvable, _port_protocol, _port_name, _telemetry,
-    _sampling, _injection, _backend, _proxy_export, _fragments,
+    _sampling, _injection, _backend, _proxy_export, _fragments, _not_propagating,
 )
 #: A specific cause explains these generic symptoms; the generic finding is dropped when the cause is found.
 _EXPLAINS = {

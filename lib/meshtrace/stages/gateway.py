@@ -123,13 +123,14 @@ def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 10) 
         return 0, str(getattr(exc, "reason", exc))
 
 
-def wait_for_title(url: str, timeout: float) -> tuple[bool, str]:
-    """Poll ``url`` until it serves the Bookinfo title or the deadline passes; returns (ok, last seen)."""
+def wait_for_title(url: str, timeout: float, title: str | None = TITLE) -> tuple[bool, str]:
+    """Poll ``url`` until it serves HTTP 200 with ``title`` (Bookinfo's; None: any 200) or the deadline passes;
+    returns (ok, last seen)."""
     deadline = time.monotonic() + timeout
     while True:
         status, body = fetch(url, timeout=min(10, max(1, deadline - time.monotonic())))
-        if status == 200 and TITLE in body:
-            return True, f"HTTP 200 with {TITLE}"
+        if status == 200 and (title is None or title in body):
+            return True, "HTTP 200" + (f" with {title}" if title else "")
         seen = f"HTTP {status}" + (f": {body.strip()[:120]}" if body else "")
         if time.monotonic() >= deadline:
             return False, seen
@@ -162,11 +163,15 @@ def expose_gateway(st: Stage, dry_run: bool = False, timeout: float = 180) -> tu
     if dry_run:
         st.checks.skip("gateway.title", "The product page is served through the gateway", "dry run")
         return results, addr.url
-    url = f"http://{addr.url}/productpage"
-    st.cmd('curl -s "http://$GATEWAY_URL/productpage" | grep -o "<title>.*</title>"')
-    ok, seen = wait_for_title(url, timeout)
-    st.checks.check("gateway.title", "The product page is served through the gateway", ok, observed=seen,
-                    expected=f"HTTP 200 with {TITLE}",
+    path = st.p.app.entry.path
+    url = f"http://{addr.url}{path}"
+    title = TITLE if st.p.app.is_bookinfo else None
+    st.cmd(f'curl -s "http://$GATEWAY_URL{path}"' + (' | grep -o "<title>.*</title>"' if title else " -o /dev/null "
+                                                    '-w "%{http_code}\\n"'))
+    ok, seen = wait_for_title(url, timeout, title)
+    st.checks.check("gateway.title", "The product page is served through the gateway" if title else
+                    f"The app's entry {path} is served through the gateway", ok, observed=seen,
+                    expected="HTTP 200" + (f" with {title}" if title else ""),
                     hint="check the Gateway selector matches the ingress gateway pods and the VirtualService "
-                         "routes /productpage; kubectl get gateway,virtualservice -A")
+                         f"routes {path}; kubectl get gateway,virtualservice -A")
     return results, addr.url

@@ -173,10 +173,11 @@ def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, c
     n = requests if requests is not None else st.p.traffic.requests
     c = concurrency if concurrency is not None else st.p.traffic.concurrency
     header = st.p.telemetry.correlation_header
-    url = f"http://{gateway_url}/productpage"
+    entry = st.p.app.entry.path
+    url = f"http://{gateway_url}{entry}"
     st.cmd(f'for i in $(seq 1 {n}); do curl -s -o /dev/null -w "%{{http_code}}\\n" '
-           f'-H "{header}: $(uuidgen)" -H "x-request-id: $(uuidgen)" "http://$GATEWAY_URL/productpage"; done')
-    bar = st.progress(total=n, desc=f"GET /productpage x{n} ({c} at a time)", unit="req")
+           f'-H "{header}: $(uuidgen)" -H "x-request-id: $(uuidgen)" "http://$GATEWAY_URL{entry}"; done')
+    bar = st.progress(total=n, desc=f"GET {entry} x{n} ({c} at a time)", unit="req")
     try:
         reqs = send_requests(url, n, c, header, timeout=min(30, timeout), bar=bar)
     finally:

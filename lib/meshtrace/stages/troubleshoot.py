@@ -24,6 +24,7 @@ from ..manifests.collector import exporter_name
 from ..runbook import Stage
 from ..sent import SentRequest, read_sent, sent_since
 from ..traces import callgraph_from_params, check_traces, group_traces
+from ..traces.propagation import audit_propagation
 from ..traces.sources import CollectorMetricsSource, make_source, sources_for_cluster
 from .diagnose import Evidence, Finding, diagnose, log_lines
 from .diagnose_facts import (
@@ -58,7 +59,8 @@ FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
                                     "provider-protocol-mismatch", "service-port-name", "proxy-export-failing")),
     "troubleshoot.backend": ("the collector exports to the backend",
                              ("backend-token-rejected", "backend-export-failing")),
-    "troubleshoot.traces-whole": ("traces are not fragmented", ("app-drops-trace-headers",)),
+    "troubleshoot.traces-whole": ("traces are not fragmented",
+                                  ("app-drops-trace-headers", "service-does-not-propagate")),
 }
 
 
@@ -249,6 +251,8 @@ def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     report = check_traces(traces, callgraph_from_params(st.p))
     ev.traces, ev.fragments = report.traces, report.fragments
     ev.fragment_roots = [r["root_service"] for r in report.rows if r["status"] == "fragment"]
+    audit = audit_propagation([s for t in traces for s in t.spans])
+    ev.non_propagating = {a.service: a.evidence() for a in audit.failing}
 
 
 def log_highlights(ev: Evidence, limit: int = 5) -> dict[str, list[str]]:

@@ -20,13 +20,12 @@ from typing import Any
 
 from ..errors import MeshtraceError
 from ..kube.wait import deployment_state
-from ..manifests import deployment_names
+from ..manifests.app import app_deployments, app_title
 from ..manifests.collector import exporter_name
 from ..runbook import Stage
 from ..sent import SentRequest, read_sent, sent_since
 from ..traces import (
     CallGraph,
-    callgraph_from_params,
     check_services,
     check_traces,
     correlate,
@@ -36,6 +35,7 @@ from ..traces import (
 from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
 from ..traces.collector_fields import gc_paused
 from ..traces.model import Span, Trace
+from ..traces.propagation import PropagationReport, proxy_spans
 from ..traces.sources import (
     DEFAULT_TIMEOUT,
     CollectorCounters,
@@ -45,6 +45,7 @@ from ..traces.sources import (
     TraceSource,
     sources_for_cluster,
 )
+from .app_traces import graph_for, propagation_check
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -83,16 +84,16 @@ def pod_checks(st: Stage) -> Any:
         ok, seen = _deployment_ok(st, ns, name)
         rec.check(cid, title, ok, observed=seen, expected=f"deployment {ns}/{name} available",
                   hint=f"kubectl -n {ns} describe deployment {name}; then run 08_troubleshoot")
-    states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in deployment_names()]
+    states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in app_deployments(p)]
     bad = [s for ok, s in states if not ok]
-    rec.check("pods.bookinfo-available", "all Bookinfo deployments are available", not bad,
+    rec.check("pods.bookinfo-available", f"all {app_title(p)} deployments are available", not bad,
               observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
               hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
     live = frame[frame.live]   # terminating and finished pods are not judged (typed columns: safe when empty)
     book = live[live.namespace == p.bookinfo.namespace]
     missing = sorted(book[~book.has_istio_proxy].pod)
     owners = sorted(set(book[~book.has_istio_proxy].owner))
-    rec.check("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod", bool(len(book)) and not missing,
+    rec.check("pods.sidecar-injected", f"istio-proxy is in every {app_title(p)} pod", bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
                     if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
@@ -249,7 +250,8 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
     ev = TraceEvidence(sent, since)
     readers, metrics = _sources(st, ev)
     expected = _expected_traces(st, sent)
-    graph = callgraph_from_params(st.p)
+    graph_of = graph_for(st)
+    graph = graph_of([])
     for reader in list(readers.values())[1:]:  # not the evidence of the trace checks: counts requests only
         if isinstance(reader, JaegerSource) and graph.root:
             reader.narrow([graph.root])
@@ -266,7 +268,7 @@ def collect_traces(st: Stage, settle_timeout: float = 30.0, max_spans: int = 200
         for kind, reader in readers.items():
             r = _read(reader, kind, since, max_spans, recheck.get(kind), max(DEFAULT_TIMEOUT, settle_timeout))
             ev.reads[kind] = r
-            state = poll_state(r.spans, sent, tag, graph, expected)
+            state = poll_state(r.spans, sent, tag, graph_of(r.spans), expected)
             seen[kind], recheck[kind] = (state.traced, state.spans), state.recheck_from
             if expected is not None and state.traced >= expected:
                 whole = whole and state.whole
@@ -325,14 +327,15 @@ class VerifyResult:
     report: TraceCheckReport
     correlation: CorrelationReport | None
     backend_correlation: CorrelationReport | None = None
+    propagation: PropagationReport | None = None
 
 
 def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     """Record the ``traces.*`` checks from collected evidence and return what they found."""
     p, rec = st.p, st.checks
-    graph = callgraph_from_params(p)
     traces = traces_of_run(group_traces(ev.spans), ev.sent, p.telemetry.correlation_tag)
     spans = [s for t in traces for s in t.spans]
+    graph = graph_for(st)(spans)
     wait_note = "" if ev.settled else f" (still arriving after {ev.waited:.0f}s)"
     c = ev.counters
     if c is None:
@@ -344,7 +347,7 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
                   hint="no span reached the collector: run 08_troubleshoot")
     first = ev.first_read
     cut = _cut_note(first)
-    sr = check_services(spans, graph)
+    sr = check_services(proxy_spans(spans), graph)
     rec.add("traces.services-reported", "every expected service reported spans",
             _status(bool(graph.services) and sr.all_reported, first),
             observed=(f"missing: {', '.join(sr.missing)}" if sr.missing else f"{len(sr.observed)} services")
@@ -365,7 +368,8 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
         else "see the per-trace table for missing parents or unexpected edges"
     rec.add("traces.whole", "each sampled request forms one whole trace", _status(report.ok, first),
             observed=f"{summary}{cut}" if cut else summary,
-            expected=f"every trace rooted at {graph.root or '?'}, with Bookinfo's calls only", hint=hint)
+            expected=f"every trace rooted at {graph.root or '?'}, with {app_title(p)}'s calls only", hint=hint)
+    propagation = propagation_check(st, spans)
     corr = correlate(traces, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
     if corr is None:
         rec.skip("traces.sampling", "the traced fraction fits randomSamplingPercentage",
@@ -386,7 +390,7 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
                 expected="every trace matched (correlation tag, else guid:x-request-id)",
                 hint="traces that match no sent request are fragments or foreign traffic")
     backend_corr = _backend_checks(st, ev, corr)
-    return VerifyResult(graph, traces, sr, report, corr, backend_corr)
+    return VerifyResult(graph, traces, sr, report, corr, backend_corr, propagation)
 
 
 def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None) -> CorrelationReport | None:
@@ -459,5 +463,7 @@ def pictures(st: Stage, res: VerifyResult) -> dict[str, Path]:
         out["waterfall"] = st.run_dir / "trace_waterfall.png"
         waterfall(t, out["waterfall"])
     out["graph"] = st.run_dir / "service_graph.png"
-    dependency_graph(dict(res.report.edges_observed), res.graph.edges, out["graph"], root=res.graph.root or None)
+    broken = res.propagation.broken_edges if res.propagation is not None else {}
+    dependency_graph(dict(res.report.edges_observed), res.graph.edges, out["graph"], root=res.graph.root or None,
+                     broken=broken)
     return out

@@ -18,6 +18,7 @@ from typing import Any
 from ..sent import SentRequest
 from .callgraph import CallGraph
 from .model import Span, Trace, http_status
+from .propagation import app_spans, mesh_parent
 
 __all__ = [
     "DEFAULT_CORRELATION_TAG", "REQUEST_ID_ATTRIBUTE", "CorrelationReport", "ServiceReport",
@@ -96,11 +97,17 @@ _PRIORITY = ("fragment", "missing_parent", "unexpected_edge", "missing_edge")
 
 
 def observed_edges(trace: Trace) -> list[tuple[str, str, Span, Span]]:
-    """``(caller service, callee service, parent span, child span)`` for every cross-service parent link."""
+    """``(caller service, callee service, parent span, child span)`` for every cross-service parent link.
+
+    Spans an application emits itself (an SDK's, see :func:`~meshtrace.traces.propagation.app_spans`) are looked
+    through: a sidecar span below one links to the nearest proxy span above it, so a mixed trace has the mesh's
+    edges only.
+    """
+    own = app_spans(trace)
     out = []
     for s in trace.spans:
-        if s.parent_id:
-            p = trace.get(s.parent_id)
+        if s.parent_id and s.span_id not in own:
+            p, _cut = mesh_parent(trace, s, own)
             if p is not None and p.service != s.service:
                 out.append((p.service, s.service, p, s))
     return out
@@ -129,7 +136,7 @@ def check_trace(trace: Trace, graph: CallGraph) -> tuple[str, list[TraceFinding]
     for a, b, _parent, child in edges:
         e = (a, b)
         if e not in graph.edges and e not in seen:
-            findings.append(TraceFinding(tid, "unexpected_edge", f"{a} -> {b} is not a call Bookinfo makes",
+            findings.append(TraceFinding(tid, "unexpected_edge", f"{a} -> {b} is not an expected call",
                                          child.span_id))
         seen.add(e)
     if not any(f.kind == "fragment" for f in findings):

@@ -19,13 +19,14 @@ the gateway is ``istio-ingressgateway.istio-system`` (``istio-ingressgateway`` u
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ParamsError
 
 __all__ = [
-    "BOOKINFO_APPS", "BOOKINFO_CALLS", "CallGraph", "TRACING_SERVICE_NAMES", "callgraph_from_params",
+    "BOOKINFO_APPS", "BOOKINFO_CALLS", "CallGraph", "TRACING_SERVICE_NAMES", "app_callgraph", "callgraph_from_params",
     "expected_callgraph", "gateway_service_name", "service_name",
 ]
 
@@ -107,8 +108,9 @@ def expected_callgraph(tracing_service_name: str = "APP_LABEL_AND_NAMESPACE", *,
     gateway_traced = mesh_wide or telemetry_namespace == gateway_namespace
     gateway = gateway_service_name(mode, gateway_namespace)
     app_of = {v: k for k, v in name.items()}
+    services: tuple[str, ...]
     if not apps_traced:
-        services: tuple[str, ...] = (gateway,) if gateway_traced else ()
+        services = (gateway,) if gateway_traced else ()
         return CallGraph(services, gateway if gateway_traced else "", None, frozenset(), frozenset(), {},
                          {gateway: GATEWAY_APP} if gateway_traced else {}, mode, gateway_traced)
     edges = {(name[a], name[b]) for a, b in calls}
@@ -136,3 +138,34 @@ def callgraph_from_params(params: Any) -> CallGraph:
     except AttributeError as exc:
         raise ParamsError(f"params lack a field the trace checks need: {exc}") from exc
     return expected_callgraph(mode, bookinfo_namespace=bookinfo_ns, telemetry_namespace=telemetry_ns)
+
+
+def app_callgraph(params: Any, apps: Iterable[str], entry: str, calls: Iterable[tuple[str, str]] = (),
+                  learned: Iterable[tuple[str, str]] | None = None) -> CallGraph:
+    """The call graph of the user's own application (``app.kind: manifests``).
+
+    ``apps``: the expected workloads by ``app`` label (``app.expect.services``, else the namespace's injected
+    workloads); ``entry``: the app label the gateway routes to. With ``calls`` (``app.expect.edges``, app labels)
+    every whole trace must hold each of them. With ``learned`` (caller → callee in ``service.name`` form, from
+    the sidecars' CLIENT spans) the edges are allowed, and only the gateway's call of the entry is required.
+
+    >>> from types import SimpleNamespace as NS
+    >>> p = NS(istio=NS(tracing_service_name="CANONICAL_NAME_ONLY"), telemetry=NS(namespace="istio-system"),
+    ...        app=NS(namespace="shop"))
+    >>> g = app_callgraph(p, ["cart", "frontend"], "frontend", learned=[("frontend", "cart")])
+    >>> g.root, sorted(g.edges), sorted(g.required)
+    ('istio-ingressgateway', [('frontend', 'cart'), ('istio-ingressgateway', 'frontend')], [('istio-ingressgateway', 'frontend')])
+    """
+    try:
+        mode, telemetry_ns, ns = params.istio.tracing_service_name, params.telemetry.namespace, params.app.namespace
+    except AttributeError as exc:
+        raise ParamsError(f"params lack a field the trace checks need: {exc}") from exc
+    names = tuple(dict.fromkeys([*apps, entry]))
+    g = expected_callgraph(mode, bookinfo_namespace=ns, telemetry_namespace=telemetry_ns, apps=names,
+                           calls=tuple(c for c in calls if c[0] in names and c[1] in names), entry=entry)
+    if learned is None or not g.services or not set(g.services) - {g.root}:
+        return g
+    mine = set(g.services)
+    edges = set(g.edges) | {e for e in learned if e[0] in mine}
+    gateway_edge = {e for e in g.edges if e[0] == g.root and g.root_kind is None}
+    return replace(g, edges=frozenset(edges), required=frozenset(gateway_edge))

@@ -119,11 +119,15 @@ def _depths(nodes: list[str], edges: Iterable[tuple[str, str]], root: str | None
 
 def dependency_graph(edges_observed: Mapping[tuple[str, str], int] | Iterable[tuple[str, str]],
                      edges_expected: Iterable[tuple[str, str]] = (), path: str | Path | None = None,
-                     root: str | None = None) -> Figure:
+                     root: str | None = None, broken: Mapping[tuple[str, str], int] | None = None) -> Figure:
     """Services as nodes (laid out by call depth), observed edges with their counts; expected edges never
-    observed are dashed red, observed edges not expected are orange."""
+    observed are dashed red, observed edges not expected are orange. ``broken`` edges (caller → callee calls
+    that started a new trace: the caller does not propagate trace context) are solid red and named."""
     observed = dict(edges_observed) if isinstance(edges_observed, Mapping) else {e: 1 for e in edges_observed}
     expected = set(edges_expected)
+    broken = dict(broken or {})
+    for edge, calls in broken.items():
+        observed.setdefault(edge, calls)
     nodes = sorted({n for e in list(observed) + list(expected) for n in e})
     depth = _depths(nodes, list(expected) + list(observed), root)
     pos = _layout(nodes, depth)
@@ -135,7 +139,9 @@ def dependency_graph(edges_observed: Mapping[tuple[str, str], int] | Iterable[tu
     for (a, b) in sorted(set(observed) | expected):
         (x1, y1), (x2, y2) = pos[a], pos[b]
         seen = (a, b) in observed
-        if seen and (a, b) in expected or (seen and not expected):
+        if (a, b) in broken:
+            style, colour = "solid", "red"
+        elif seen and (a, b) in expected or (seen and not expected):
             style, colour = "solid", "black"
         elif seen:
             style, colour = "solid", "darkorange"
@@ -145,16 +151,25 @@ def dependency_graph(edges_observed: Mapping[tuple[str, str], int] | Iterable[tu
                                 color=colour, shrinkA=28, shrinkB=28, connectionstyle="arc3,rad=0.08", lw=1.4)
         ax.add_patch(arrow)
         label = str(observed[(a, b)]) if seen else "missing"
+        if (a, b) in broken:
+            label = f"{broken[(a, b)]} broken"
         ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.12, label, ha="center", va="bottom", fontsize=8, color=colour)
+    breakers = {a for a, _ in broken}
     for n, (x, y) in pos.items():
-        ax.scatter([x], [y], s=900, color=colours[n], edgecolors="black", zorder=3)
+        ax.scatter([x], [y], s=900, color=colours[n], edgecolors="red" if n in breakers else "black",
+                   linewidths=3 if n in breakers else 1, zorder=3)
         ax.text(x, y - 0.32, n, ha="center", va="top", fontsize=8)
+        if n in breakers:
+            ax.text(x, y - 0.5, "does not propagate\ntrace context", ha="center", va="top", fontsize=7,
+                    color="red", fontweight="bold")
     xs = [p[0] for p in pos.values()] or [0.0]
     ys = [p[1] for p in pos.values()] or [0.0]
     ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
-    ax.set_ylim(min(ys) - 0.9, max(ys) + 0.6)
+    ax.set_ylim(min(ys) - (1.2 if broken else 0.9), max(ys) + 0.6)
     ax.set_axis_off()
-    ax.set_title("service dependencies (edges: observed count; dashed red: expected, not seen)", fontsize=9)
+    title = "service dependencies (edges: observed count; dashed red: expected, not seen"
+    ax.set_title(title + ("; solid red: the caller does not propagate trace context)" if broken else ")"),
+                 fontsize=9)
     if not nodes:
         ax.text(0.5, 0.5, "no edges", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
