@@ -38,7 +38,7 @@ dry_run = False
 from meshtrace.runbook import Stage
 from meshtrace.stages import diagnose, troubleshoot
 
-st = Stage(env, "08_troubleshoot", overrides, run_dir=run_dir)
+st = Stage(env, troubleshoot.NOTEBOOK, overrides, run_dir=run_dir)
 p = st.p
 
 # %% [markdown]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from meshtrace.checks import CheckSpec
 from meshtrace.kube import Kube, connect
 from meshtrace.runbook import Stage
 from meshtrace.stages import troubleshoot, verify
@@ -96,7 +97,7 @@ def run_verify(lab: Lab, env: str, extra: list[str], tag: str, settle: float) ->
     try:
         verify.pod_checks(st)
     except Exception as exc:  # noqa: BLE001 - a refused read shows in the checks below
-        st.checks.add("pods.table", "pod table", "fail", observed=str(exc))
+        st.checks.add(CheckSpec("pods.table", "pod table"), "fail", observed=str(exc))
     ev = verify.collect_traces(st, settle_timeout=settle)
     verify.trace_checks(st, ev)
     return st

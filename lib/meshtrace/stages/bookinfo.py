@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshtrace.checks import CheckSpec, catalogue, parameter_fix
 from meshtrace.kube import ApplyResult
 from meshtrace.manifests import deployment_names, render_bookinfo
 from meshtrace.runbook import Stage
@@ -11,6 +12,27 @@ from meshtrace.stages.common import has_sidecar, live_pods, wait_deployments
 
 INJECTION_LABEL = "istio-injection"
 APPS = ("productpage", "details", "reviews", "ratings")
+NOTEBOOK = "04_deploy_bookinfo"
+
+AVAILABLE = CheckSpec("bookinfo.available", "All six Bookinfo deployments are available")
+SIDECARS = CheckSpec("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar")
+CHECKS = catalogue(AVAILABLE, SIDECARS)
+
+
+def skip_checks(st: Stage, reason: str) -> None:
+    """Record 04's checks as skipped (a dry run)."""
+    for spec in CHECKS.values():
+        st.checks.skip(spec, reason)
+
+
+def check_available(st: Stage, timeout: float) -> bool:
+    """``bookinfo.available``: wait for the six deployments (with a progress bar)."""
+    names = deployment_names()
+    ns = st.p.bookinfo.namespace
+    ok, seen = wait_deployments(st, ns, names, timeout)
+    st.checks.check(AVAILABLE, ok, observed=seen, expected=f"{len(names)} deployments available",
+                    hint=f"kubectl get pods -n {ns}; kubectl describe pod <pod>")
+    return ok
 
 
 def label_namespace(st: Stage, dry_run: bool = False) -> str:
@@ -38,7 +60,8 @@ def apply_bookinfo(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
     """Show (collapsed) and apply Bookinfo's Services, ServiceAccounts and Deployments."""
     objs = render_bookinfo(st.p)
     st.show_yaml(objs, f"Bookinfo ({len(objs)} objects)", open=False)
-    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} -f bookinfo.yaml")
+    path = st.save_manifests(objs, "bookinfo.yaml")
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} -f {path}")
     return st.apply(objs, dry_run=dry_run)
 
 
@@ -69,10 +92,10 @@ def check_sidecars(st: Stage) -> dict[str, list[str]]:
     observed = (f"{sum(map(len, missing.values()))} of {len(pods)} pods without istio-proxy: "
                 + ", ".join(n for names in missing.values() for n in names)) if missing else \
         f"{len(pods)} pods, all with istio-proxy"
-    st.checks.check("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar",
-                    bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
+    st.checks.check(SIDECARS, bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
                     hint=f"pods created before the {INJECTION_LABEL} label are not injected: "
-                         f"kubectl rollout restart deployment -n {ns} (or re-run 04 with -p restart_uninjected=true)")
+                         f"kubectl rollout restart deployment -n {ns}; or re-run 04 with "
+                         + parameter_fix("restart_uninjected", True))
     return missing
 
 
@@ -91,15 +114,9 @@ def deploy_bookinfo(st: Stage, restart_uninjected: bool = False, dry_run: bool =
     label_namespace(st, dry_run)
     results = apply_bookinfo(st, dry_run)
     if dry_run:
-        for cid, title in (("bookinfo.available", "All six Bookinfo deployments are available"),
-                           ("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar")):
-            st.checks.skip(cid, title, "dry run")
+        skip_checks(st, "dry run")
         return results
-    names = deployment_names()
-    ok, seen = wait_deployments(st, st.p.bookinfo.namespace, names, timeout)
-    st.checks.check("bookinfo.available", "All six Bookinfo deployments are available", ok, observed=seen,
-                    expected=f"{len(names)} deployments available",
-                    hint=f"kubectl get pods -n {st.p.bookinfo.namespace}; kubectl describe pod <pod>")
+    check_available(st, timeout)
     missing = check_sidecars(st)
     if missing and restart_uninjected:
         st.md(f"Restarting {len(missing)} deployment(s) whose pods predate the injection label.")

@@ -26,8 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from meshtrace.checks import CheckSpec, catalogue
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import SENT_REQUESTS, Stage
+
+NOTEBOOK = "06_generate_traffic"
+SENT = CheckSpec("traffic.sent", "Requests through the gateway all answered 200")
+CHECKS = catalogue(SENT)
 
 
 @dataclass
@@ -225,7 +230,7 @@ def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, c
     st.md(f"Saved {len(reqs)} requests to `{path}`.")
     st.table(status_table(reqs), "Status codes")
     ok = [r for r in reqs if r.status == 200]
-    st.checks.check("traffic.sent", f"{n} requests through the gateway all answered 200", len(ok) == n,
+    st.checks.check(SENT, len(ok) == n,
                     observed=", ".join(f"{row['status']}: {row['count']}" for row in status_table(reqs)),
                     expected=f"200: {n}",
                     hint="re-run 05_expose_gateway to check the route; kubectl get pods -n "

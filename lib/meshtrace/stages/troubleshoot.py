@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..checks import CheckSpec, catalogue
 from ..errors import ClusterError, MeshtraceError
 from ..runbook import Stage
 from ..traces import callgraph_from_params, check_traces, group_traces
@@ -36,29 +37,32 @@ from .diagnose_facts import (
     traces_of_run,
 )
 
-__all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
+__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
 #: What the kit must be allowed to read to troubleshoot: (verb, group, resource).
 NEEDED = (("list", "", "pods"), ("get", "", "configmaps"), ("get", "", "services"),
           ("get", "apps", "deployments"), ("list", "telemetry.istio.io", "telemetries"))
 
-#: check id → (title, cause ids it covers).
-FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "troubleshoot.permissions": ("the kit may read what it needs", ("rbac-denied",)),
-    "troubleshoot.collector-running": ("the collector is running and receiving",
-                                       ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed",
-                                        "receiver-localhost")),
-    "troubleshoot.sidecars-injected": ("every Bookinfo pod has istio-proxy",
-                                       ("pods-predate-injection", "namespace-not-labelled")),
-    "troubleshoot.telemetry": ("a Telemetry names an existing provider and samples",
-                               ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero")),
-    "troubleshoot.mesh-provider": ("extensionProviders matches the collector's Service FQDN, port and protocol",
-                                   ("provider-service-unresolvable", "provider-port-mismatch",
-                                    "provider-protocol-mismatch", "service-port-name", "proxy-export-failing")),
-    "troubleshoot.backend": ("the collector exports to the backend",
-                             ("backend-token-rejected", "backend-export-failing")),
-    "troubleshoot.traces-whole": ("traces are not fragmented", ("app-drops-trace-headers",)),
+NOTEBOOK = "08_troubleshoot"
+
+#: the source procedure's FAQ, one check each, with the cause ids it covers
+FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
+    CheckSpec("troubleshoot.permissions", "the kit may read what it needs"): ("rbac-denied",),
+    CheckSpec("troubleshoot.collector-running", "the collector is running and receiving"):
+        ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed", "receiver-localhost"),
+    CheckSpec("troubleshoot.sidecars-injected", "every Bookinfo pod has istio-proxy"):
+        ("pods-predate-injection", "namespace-not-labelled"),
+    CheckSpec("troubleshoot.telemetry", "a Telemetry names an existing provider and samples"):
+        ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero"),
+    CheckSpec("troubleshoot.mesh-provider", "extensionProviders matches the collector's Service FQDN, port and protocol"):
+        ("provider-service-unresolvable", "provider-port-mismatch", "provider-protocol-mismatch", "service-port-name",
+         "proxy-export-failing"),
+    CheckSpec("troubleshoot.backend", "the collector exports to the backend"):
+        ("backend-token-rejected", "backend-export-failing"),
+    CheckSpec("troubleshoot.traces-whole", "traces are not fragmented"): ("app-drops-trace-headers",),
 }
+DIAGNOSIS = CheckSpec("troubleshoot.diagnosis", "the most likely cause")
+CHECKS = catalogue(*FAQ_CHECKS, DIAGNOSIS)
 
 
 def _forbidden(exc: Exception) -> bool:
@@ -231,13 +235,13 @@ def log_highlights(ev: Evidence, limit: int = 5) -> dict[str, list[str]]:
 def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
     """Record the ``troubleshoot.*`` checks (all optional): warn where a finding falls under the FAQ item."""
     by_id = {f.cause_id: f for f in findings}
-    for cid, (title, causes) in FAQ_CHECKS.items():
+    for spec, causes in FAQ_CHECKS.items():
         hits = [by_id[c] for c in causes if c in by_id]
-        st.checks.check(cid, title, not hits, required=False,
+        st.checks.check(spec, not hits, required=False,
                         observed="; ".join(f"{f.cause_id}: {f.evidence[0] if f.evidence else ''}" for f in hits)
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
     top = findings[0] if findings else None
-    st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
+    st.checks.check(DIAGNOSIS, top is None, required=False,
                     observed=f"{top.cause_id} ({top.likelihood}%)" if top else "found nothing wrong",
                     expected="nothing wrong", hint=top.fix if top else "")
 
