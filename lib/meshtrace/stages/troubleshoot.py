@@ -92,11 +92,14 @@ def _params_evidence(st: Stage) -> Evidence:
                     grpc_port_name=col.grpc_port_name, **_token_ref(st))
 
 
-def _token_ref(st: Stage) -> dict[str, str]:
+def _token_ref(st: Stage) -> dict[str, Any]:
     ref = st.p.backend.token if st.p.backend else None
     if ref is None:
         return {}
-    return {"token_secret": ref.secret_name, "token_key": ref.secret_key, "token_env": ref.env or "TOKEN"}
+    issued = st.p.resolve_path(ref.rotation_file) if ref.rotation_file else None
+    return {"token_secret": ref.secret_name, "token_key": ref.secret_key, "token_env": ref.env or "TOKEN",
+            "token_rotation_file": str(issued) if issued else None,
+            "backend_console": st.p.backend.console_url if st.p.backend else None}
 
 
 def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
