@@ -195,7 +195,8 @@ def checks_html(checks: Iterable[Check], caption: str = "") -> str:
     checks = list(checks)
     with_hint = any(shows_hint(c) for c in checks)
     base = "padding:4px 8px;border:1px solid #d0d7de;vertical-align:top;text-align:left"
-    wrap = f"{base};white-space:pre-wrap;overflow-wrap:anywhere"
+    # word-wrap and word-break as well: JupyterLab's sanitizer keeps those, and a long FQDN then wraps in its cell
+    wrap = f"{base};white-space:pre-wrap;overflow-wrap:anywhere;word-wrap:break-word;word-break:break-word"
     rows = []
     for c in checks:
         colour, bg = STATUS_COLOURS[c.status], STATUS_BACKGROUNDS[c.status]
@@ -206,7 +207,7 @@ def checks_html(checks: Iterable[Check], caption: str = "") -> str:
             "<tr>"
             f'<td style="{base};white-space:nowrap;background:{bg};color:{colour};font-weight:bold">'
             f"{c.status.upper()}</td>"
-            f'<td style="{wrap}"><code style="overflow-wrap:anywhere">{html.escape(c.id)}</code><br>'
+            f'<td style="{wrap}"><code style="overflow-wrap:anywhere;word-break:break-word">{html.escape(c.id)}</code><br>'
             f'<small style="color:#59636e">{req}</small></td>'
             f'<td style="{wrap}">{html.escape(c.title)}</td>'
             f'<td style="{wrap}">{html.escape(c.observed)}</td>'

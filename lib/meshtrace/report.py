@@ -142,6 +142,13 @@ _NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block html_head_js_mathjax %}{% endblock %}
 {% block html_head_js_mermaidjs %}{% endblock %}
 {% block jupyter_widgets %}{% endblock %}
+{% block extra_css %}<style>
+/* the lab template's own rules come later and leave code in Markdown outputs proportional and bare */
+.jp-RenderedMarkdown pre, .jp-RenderedMarkdown pre span {font-family: "DejaVu Sans Mono", monospace !important;
+  font-size: 13px !important}
+.jp-RenderedMarkdown pre {background: #f6f8fa !important; border: 1px solid #d0d7de; border-radius: 4px;
+  padding: 6px 8px !important; margin: 6px 0 !important; white-space: pre-wrap !important}
+</style>{% endblock extra_css %}
 """
 
 

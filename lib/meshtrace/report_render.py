@@ -157,9 +157,9 @@ a{color:#0969da}
 .chip{border-radius:12px;padding:2px 10px;font-size:90%;font-weight:600;text-decoration:none}
 a.chip:hover,a.chip:focus{text-decoration:underline}
 .chip.missing{font-weight:normal;font-style:italic}
-.pics{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 12px}
-.pics figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff}
-.pics img{display:block;height:320px;max-width:640px;object-fit:contain;cursor:zoom-in}
+.pics{display:flex;flex-direction:column;gap:12px;margin:8px 0 12px}
+.pics figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff;max-width:1200px}
+.pics img{display:block;width:100%;height:auto;cursor:zoom-in}
 .pics figcaption{font-size:85%;text-align:center;margin-top:4px}
 """ + "".join(
     f".s-{s}{{background:{STATUS_BACKGROUNDS[s]};color:{STATUS_COLOURS[s]};font-weight:bold}}\n" for s in STATUS_COLOURS

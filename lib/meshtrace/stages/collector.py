@@ -95,6 +95,21 @@ def collector_pods(st: Stage) -> list[dict[str, Any]]:
     return live_pods(st.kube.list("v1", "Pod", st.p.collector.namespace, label_selector=f"app={st.p.collector.name}"))
 
 
+def health_text(body: str) -> str:
+    """The health_check extension's answer for people: ``{"status": "Server available", "upSince": …}`` →
+    ``Server available (up since 2026-12-07T04:19:20Z)``; any other body as it is (cut to 200 characters)."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()[:200] or "200 OK"
+    if not isinstance(data, dict) or "status" not in data:
+        return body.strip()[:200]
+    since = str(data.get("upSince") or "")
+    return str(data["status"]) + (f" (up since {since.split('.')[0]}Z)" if since else "")
+
+
 def check_collector(st: Stage, timeout: float = 180) -> None:
     """``collector.ready``, ``collector.health`` (GET :13133/ through the API proxy), ``collector.not-injected``."""
     col = st.p.collector
@@ -109,7 +124,7 @@ def check_collector(st: Stage, timeout: float = 180) -> None:
         pod = pods[0]["metadata"]["name"]
         try:
             body = st.kube.proxy_get("pods", col.namespace, pod, HEALTH_PORT, "/")
-            healthy, observed = True, body.strip()[:200] or "200 OK"
+            healthy, observed = True, health_text(body)
         except MeshtraceError as exc:
             healthy, observed = False, str(exc)
         st.checks.check(HEALTH, healthy, observed=observed, expected=f"HTTP 200 on :{HEALTH_PORT}/")
