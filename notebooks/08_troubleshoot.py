@@ -29,7 +29,8 @@ dry_run = False
 # ConfigMap. This notebook does all of that, and more, in code. It always runs, last, even after a failure.
 #
 # It reads the evidence, then ranks the likely causes, each with the evidence behind it and the fix: a
-# `kubectl` command or a params change (`--set path=value` for the runner). On a healthy cluster it says that
+# `kubectl` command or a params change, given both ways: `--set path=value` for the runner and
+# `overrides = ["path=value"]` for a notebook's parameters cell. On a healthy cluster it says that
 # it found nothing. Safe remedies (restarting deployments whose pods predate the injection label, scaling the
 # collector back to 1) are applied only when `apply_fixes=True`; add `dry_run=True` to have the API server
 # accept them without changing anything (`dryRun=All`). Its checks never fail the environment.

@@ -76,3 +76,30 @@ def test_the_shown_commands_run_against_the_lab(executed, notebook: str, tmp_pat
     if notebook == "05_expose_gateway":
         assert "<title>Simple Bookstore App</title>" in res.stdout
         assert re.search(r"GATEWAY_URL=\S+:\d+", res.stdout)
+
+
+@pytest.mark.parametrize("notebook", SHOWN)
+def test_saved_outputs_read_for_people(executed, notebook: str) -> None:
+    """No raw ``[Check(env=…)]`` after the check table, no Python dict or list repr in it, and every progress
+    line saved at its final state (no bar frozen at 0 %)."""
+    env_dir, _, _ = executed
+    nb = nbformat.read(str(env_dir / f"{notebook}.ipynb"), as_version=4)
+    texts, progress = [], []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            plain = data.get("text/plain", "") or out.get("text", "")
+            texts.append(plain if isinstance(plain, str) else "".join(plain))
+            if " deploy (" in texts[-1] or " req (" in texts[-1]:
+                progress.append(texts[-1])
+    joined = "\n".join(texts)
+    assert "Check(env=" not in joined, "a raw list of checks is shown"
+    assert "|          | 0/" not in joined and "  0%|" not in joined, "a progress bar frozen at 0 %"
+    if notebook in ("01_install_collector", "02_install_istio", "04_deploy_bookinfo"):
+        assert progress, "the deployment wait shows its progress"
+    for line in progress:
+        assert "(100%)" in line, f"a progress line not at its end: {line}"
+    last = nb.cells[-1].get("outputs", [])
+    assert [o.get("output_type") for o in last] == ["display_data"], "the last cell shows the check table only"
+    table = last[0]["data"]["text/html"]
+    assert not re.search(r"[{\[]'", table), "a Python repr in the check table"
