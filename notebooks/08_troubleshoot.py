@@ -36,6 +36,7 @@ dry_run = False
 # accept them without changing anything (`dryRun=All`). Its checks never fail the environment.
 
 # %%
+from meshtrace.checks import readable
 from meshtrace.runbook import Stage
 from meshtrace.stages import diagnose, troubleshoot
 
@@ -60,7 +61,8 @@ ev = troubleshoot.gather(st)
 st.table([
     {"what": "mesh providers", "seen": ev.mesh_providers},
     {"what": "Telemetries", "seen": ev.telemetries},
-    {"what": "collector replicas / pods", "seen": f"{ev.collector_replicas} / {ev.collector_pods}"},
+    {"what": "collector replicas", "seen": ev.collector_replicas},
+    {"what": "collector pods", "seen": readable(ev.collector_pods) or "none"},
     {"what": "collector Service ports", "seen": ev.service_ports},
     {"what": f"pods without istio-proxy in {p.bookinfo.namespace}", "seen": ev.uninjected or "none"},
     {"what": "traces of this run (fragments)", "seen": f"{ev.traces} ({ev.fragments})"},

@@ -61,7 +61,7 @@ def readable(value: Any) -> str:
     if isinstance(value, dict):
         if not value:
             return "none"
-        return ", ".join(f"{k}: {'(' + readable(v) + ')' if isinstance(v, dict) and v else readable(v)}"
+        return ", ".join(f"{k}: {'(' + readable(v) + ')' if isinstance(v, dict) and v else readable(v) or 'none'}"
                          for k, v in value.items())
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
@@ -207,7 +207,7 @@ def checks_html(checks: Iterable[Check], caption: str = "") -> str:
             "<tr>"
             f'<td style="{base};white-space:nowrap;background:{bg};color:{colour};font-weight:bold">'
             f"{c.status.upper()}</td>"
-            f'<td style="{wrap}"><code style="overflow-wrap:anywhere;word-break:break-word">{html.escape(c.id)}</code><br>'
+            f'<td style="{wrap}"><code style="overflow-wrap:anywhere">{html.escape(c.id).replace(".", ".<wbr>")}</code><br>'
             f'<small style="color:#59636e">{req}</small></td>'
             f'<td style="{wrap}">{html.escape(c.title)}</td>'
             f'<td style="{wrap}">{html.escape(c.observed)}</td>'
@@ -222,8 +222,10 @@ def checks_html(checks: Iterable[Check], caption: str = "") -> str:
     cols = "".join(f'<col style="width:{w}">' for w in (_WIDTHS if with_hint else _WIDTHS_NO_HINT))
     cap = (f'<caption style="text-align:left;font-weight:bold;padding:4px 0">{html.escape(caption)}</caption>'
            if caption else "")
+    # mathjax_ignore: JupyterLab typesets $…$ in HTML outputs as maths, and hints hold shell variables ($TOKEN)
     return (
-        '<table style="border-collapse:collapse;table-layout:fixed;width:100%;max-width:100%">'
+        '<table class="mathjax_ignore tex2jax_ignore" '
+        'style="border-collapse:collapse;table-layout:fixed;width:100%;max-width:100%">'
         f"{cap}<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 

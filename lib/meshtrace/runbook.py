@@ -211,7 +211,8 @@ class Stage:
         cap = f'<caption style="text-align:left">{html.escape(caption)}</caption>' if caption else ""
         text = "\n".join(([caption] if caption else [])
                          + ["  ".join(readable(r.get(c, "")) for c in cols) for r in rows])
-        display_html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", text)
+        display_html(f'<table class="mathjax_ignore tex2jax_ignore">{cap}<thead><tr>{head}</tr></thead>'
+                     f"<tbody>{body}</tbody></table>", text)
 
     def progress(self, iterable: Iterable[Any] | None = None, total: int | None = None, desc: str = "",
                  **kw: Any) -> TextProgress:

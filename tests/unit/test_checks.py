@@ -171,3 +171,12 @@ def test_fixes_give_the_runner_and_the_notebook_form():
     text = parameter_fix("restart_uninjected", True)
     assert "-p restart_uninjected=true" in text and "restart_uninjected = True in the parameters cell" in text
     assert 'existing_install = "merge"' in parameter_fix("existing_install", "merge")
+
+
+def test_shell_variables_in_hints_are_not_typeset_as_maths() -> None:
+    rec = CheckRecorder("lab", "08")
+    rec.check(CheckSpec("troubleshoot.backend", "backend"), False,
+              hint='export TOKEN="$(cat f)" && kubectl create secret --from-literal=t="$TOKEN"')
+    html = rec.bundle()["text/html"]
+    assert 'class="mathjax_ignore tex2jax_ignore"' in html, "JupyterLab would render $…$ as maths"
+    assert "troubleshoot.<wbr>backend" in html  # a long id breaks at its dot, not mid-word
