@@ -225,3 +225,20 @@ def test_tables_are_left_aligned_and_values_readable(monkeypatch) -> None:
 def test_stage_finish_leaves_no_value_for_the_last_cell() -> None:
     st = Stage("lab", "00_preflight")
     assert st.finish() is None
+
+
+@pytest.mark.parametrize("rotation_file, where", [
+    ("/lab/state/backend-token.rotated", 'export TOKEN_X="$(cat /lab/state/backend-token.rotated)"'),
+    (None, "copy the new token from the provider's console (https://console.example)"),
+])
+def test_a_rejected_token_fix_names_where_the_new_token_comes_from(rotation_file, where) -> None:
+    from meshtrace.stages.diagnose import Evidence, diagnose
+
+    ev = Evidence(token_env="TOKEN_X", token_rotation_file=rotation_file, backend_console="https://console.example",
+                  collector_log='2026-12-07T04:00:00Z error Exporting failed. {"error": "rpc error: code = '
+                                'Unauthenticated desc = invalid token"}')
+    top = next(f for f in diagnose(ev) if f.cause_id == "backend-token-rejected")
+    assert where in top.fix
+    command = top.fix.rsplit(": ", 1)[1]
+    assert "create secret generic otel-backend-token --from-literal=token=\"$TOKEN_X\"" in command
+    assert command.endswith("rollout restart deployment opentelemetry-collector")

@@ -41,7 +41,8 @@ def show_collector(st: Stage) -> list[dict[str, Any]]:
     if ref is not None and ref.env:
         lines.append(f"# the token Secret, from ${ref.env} (kept as it is when the variable is unset)\n"
                      f'[ -n "${ref.env}" ] && kubectl -n {ns} create secret generic {ref.secret_name} '
-                     f'--from-literal={ref.secret_key}="${ref.env}" --dry-run=client -o yaml | kubectl apply -f -')
+                     f'--from-literal={ref.secret_key}="${ref.env}" --dry-run=client -o yaml | '
+                     "kubectl apply --server-side --field-manager=meshtrace -f -")
     lines.append(f"kubectl rollout status deployment/{st.p.collector.name} -n {ns} --timeout=180s")
     st.cmd("\n".join(lines))
     return objs

@@ -375,7 +375,8 @@ def _new_token_fix(ev: Evidence) -> str:
     return (f"the token was rotated or revoked; {where}, put it in the Secret and restart the collector (run 01 "
             f"again later with ${var} set, and it keeps the new token): {get} && kubectl -n {ns} create secret "
             f"generic {ev.token_secret} --from-literal={ev.token_key}=\"${var}\" --dry-run=client -o yaml | "
-            f"kubectl apply -f - && kubectl -n {ns} rollout restart deployment {name}")
+            "kubectl apply --server-side --field-manager=meshtrace -f - "
+            f"&& kubectl -n {ns} rollout restart deployment {name}")
 
 
 def _backend(ev: Evidence) -> Finding | None:
