@@ -274,7 +274,7 @@ def test_env_names_are_escaped_in_links(tmp_path: Path) -> None:
 def test_notebooks_are_rendered_to_html_without_internet_assets(run_dir: Path) -> None:
     build_report(run_dir)
     page = (run_dir / "lab" / "01_install_collector.html").read_text()
-    assert page.lstrip().lower().startswith("<!doctype html") and "collector.ready" in page.replace("<wbr>", "")
+    assert page.lstrip().lower().startswith("<!doctype html") and "collector.ready" in re.sub(r"<wbr/?>", "", page)
     assert not re.findall(r"""(?:src|href)=["']?https?:""", page), "an asset from the internet"
     assert "<script src=" not in page
     nb = run_dir / "lab" / "01_install_collector.ipynb"
