@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ENV ?= lab
 ARGS ?=
 
-.PHONY: setup run test test-fast test-browser browser-deps lab-up lab-down jupyter kernel drill drill-check sync lint bench clean
+.PHONY: setup run test test-fast test-browser browser-deps lab-up lab-down jupyter kernel drill drill-hint drill-check sync lint bench clean
 
 # root (CI, containers) needs --allow-root for JupyterLab and no sudo for apt-get
 ROOT_USER := $(filter 0,$(shell id -u))
@@ -77,10 +77,14 @@ jupyter: kernel ## the lab (if not running) and JupyterLab at notebooks/ with Ju
 	echo "Open the URL below (with its token), then notebooks 00 to 08 in order."; \
 	$(JUPYTER_LAB) $(ARGS)
 
-drill: kernel ## start the lab broken for drill FAULT=<name>, run the runbook to show it, then JupyterLab (NO_JUPYTER=1: not)
+drill: kernel ## start the lab broken for drill FAULT=<name>, show its symptoms (ANSWERS=1: and the answers), then JupyterLab (NO_JUPYTER=1: not)
 	@test -n "$(DRILL)" || $(DRILL_USAGE)
-	@$(TOKEN); $(VPY) -m meshtrace.drills start $(DRILL) || exit $$?; \
+	@$(TOKEN); $(VPY) -m meshtrace.drills start $(DRILL) $(if $(ANSWERS),--answers) || exit $$?; \
 	if [ -z "$(NO_JUPYTER)" ]; then $(JUPYTER_LAB); fi
+
+drill-hint: $(STAMP) ## the trainer reveals hint LEVEL=1..3 of drill FAULT=<name> (3 is the answer)
+	@test -n "$(DRILL)" || $(DRILL_USAGE)
+	@$(VPY) -m meshtrace.drills show $(DRILL) --hints $(or $(LEVEL),1)
 
 drill-check: $(STAMP) ## is drill FAULT=<name> fixed? traffic, verify, troubleshoot on the lab; exit 0 only when fixed
 	@test -n "$(DRILL)" || $(DRILL_USAGE)

@@ -36,7 +36,7 @@ overrides = []
 from meshtrace.runbook import Stage
 from meshtrace.stages import preflight
 
-st = Stage(env, "00_preflight", overrides)
+st = Stage(env, preflight.NOTEBOOK, overrides)
 
 # %% [markdown]
 # ## Params
@@ -82,8 +82,7 @@ st.cmd("kubectl auth can-i create telemetries.telemetry.istio.io -n istio-system
 if cluster_ok:
     rows = preflight.check_permissions(st)
 else:
-    st.checks.skip("preflight.permissions", "The kubeconfig's user may do everything the kit does",
-                   "cluster unreachable", required=True)
+    st.checks.blocked(preflight.PERMISSIONS, by=preflight.REACHABLE)
 
 # %%
 st.finish()

@@ -17,6 +17,7 @@
 # %% tags=["parameters"]
 env = "lab"
 overrides = []
+run_dir = None
 dry_run = False
 timeout = 180
 
@@ -37,7 +38,7 @@ timeout = 180
 from meshtrace.runbook import Stage
 from meshtrace.stages import collector
 
-st = Stage(env, "01_install_collector", overrides)
+st = Stage(env, collector.NOTEBOOK, overrides, run_dir=run_dir)
 
 # %% [markdown]
 # ## What will be applied

@@ -17,6 +17,7 @@
 # %% tags=["parameters"]
 env = "lab"
 overrides = []
+run_dir = None
 dry_run = False
 existing_install = None
 timeout = 180
@@ -38,7 +39,7 @@ timeout = 180
 from meshtrace.runbook import Stage
 from meshtrace.stages import istio
 
-st = Stage(env, "02_install_istio", overrides)
+st = Stage(env, istio.NOTEBOOK, overrides, run_dir=run_dir)
 mode = existing_install or st.p.istio.existing_install
 
 # %% [markdown]
@@ -54,15 +55,18 @@ istio.show_version_notes(st)
 # %%
 st.cmd("kubectl get deploy -n istio-system -l app=istiod\nkubectl get configmap istio -n istio-system -o yaml")
 existing = istio.detect_existing(st)
-st.md(f"Existing install: {existing.describe()}. Mode: **{mode}**.")
+st.md(istio.mode_note(existing, mode))
 iop = istio.check_existing(st, existing, mode)
 
 # %% [markdown]
 # ## The IstioOperator
+# What `istioctl install` is given: the default profile with the ingress gateway, and the mesh config with the
+# tracing provider from params. The file is saved in the run folder; the command below installs exactly it.
 
 # %%
-shown = st.show_yaml(iop or istio.render_istio_operator(st.p, st.version), "IstioOperator")
-st.cmd("istioctl install -y -f istio-operator.yaml")
+operator = iop or istio.render_istio_operator(st.p, st.version)
+st.show_yaml(operator, "IstioOperator")
+st.cmd(f"istioctl install -y -f {st.save_manifests(operator, 'istio-operator.yaml')}")
 
 # %% [markdown]
 # ## Install and wait
@@ -70,13 +74,9 @@ st.cmd("istioctl install -y -f istio-operator.yaml")
 # config into the `istio` ConfigMap. The kit records what it installed in a ConfigMap `meshtrace-install`.
 
 # %%
-titles = {"istio.istiod-ready": "istiod is available", "istio.gateway-ready": "The ingress gateway is available",
-          "istio.mesh-provider": "The mesh config holds the tracing provider from params"}
 if iop is None or dry_run:
-    reason = "dry run" if iop is not None else "install refused: the existing install was left alone"
-    st.md(f"Not installing: {reason}.")
-    for cid, title in titles.items():
-        st.checks.skip(cid, title, reason)
+    st.md("Not installing: " + ("dry run." if iop is not None else "the existing install was left alone."))
+    istio.skip_control_plane(st, iop, dry_run)
 else:
     if istio.unchanged(st, existing, iop):
         st.md("The kit's own install already has this mesh config and version: **unchanged**.")

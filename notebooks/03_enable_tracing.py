@@ -17,6 +17,7 @@
 # %% tags=["parameters"]
 env = "lab"
 overrides = []
+run_dir = None
 dry_run = False
 timeout = 180
 
@@ -36,7 +37,7 @@ timeout = 180
 from meshtrace.runbook import Stage
 from meshtrace.stages import telemetry
 
-st = Stage(env, "03_enable_tracing", overrides)
+st = Stage(env, telemetry.NOTEBOOK, overrides, run_dir=run_dir)
 
 # %%
 tel = telemetry.show_telemetry(st)
@@ -51,8 +52,7 @@ results = st.apply([tel], dry_run=dry_run)
 
 # %%
 if dry_run:
-    st.checks.skip("telemetry.applied", "The Telemetry resource is in place as rendered", "dry run")
-    st.checks.skip("telemetry.provider", "The Telemetry names a provider the mesh config defines", "dry run")
+    telemetry.skip_checks(st, "dry run")
 else:
     live = telemetry.read_back(st, tel)
     telemetry.check_telemetry(st, tel, live)

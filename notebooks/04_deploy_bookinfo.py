@@ -17,6 +17,7 @@
 # %% tags=["parameters"]
 env = "lab"
 overrides = []
+run_dir = None
 dry_run = False
 restart_uninjected = False
 timeout = 180
@@ -34,19 +35,22 @@ timeout = 180
 # %%
 from meshtrace.runbook import Stage
 from meshtrace.stages import bookinfo
-from meshtrace.stages.common import wait_deployments
 
-st = Stage(env, "04_deploy_bookinfo", overrides)
+st = Stage(env, bookinfo.NOTEBOOK, overrides, run_dir=run_dir)
 ns = st.p.bookinfo.namespace
 
 # %% [markdown]
 # ## Label the namespace for injection
+# Istio's injection webhook acts on pods created in a namespace labelled `istio-injection=enabled`. The label
+# goes on first, so that every Bookinfo pod created below gets its `istio-proxy`.
 
 # %%
 label_result = bookinfo.label_namespace(st, dry_run)
 
 # %% [markdown]
 # ## Apply Bookinfo
+# Bookinfo's Services, ServiceAccounts and Deployments, from the Istio samples, with the image registry and tag
+# from params. The manifests are saved in the run folder, so the command below applies the very same file.
 
 # %%
 results = bookinfo.apply_bookinfo(st, dry_run)
@@ -56,15 +60,9 @@ results = bookinfo.apply_bookinfo(st, dry_run)
 
 # %%
 if dry_run:
-    st.checks.skip("bookinfo.available", f"All {bookinfo.app_title(st.p)} deployments are available", "dry run")
-    st.checks.skip("bookinfo.sidecars", f"Every {bookinfo.app_title(st.p)} pod has the istio-proxy sidecar", "dry run")
+    bookinfo.skip_checks(st, "dry run")
 else:
-    names = bookinfo.app_deployments(st.p)   # Bookinfo's six, or the Deployments of app.manifests
-    ok, seen = wait_deployments(st, ns, names, timeout)
-    st.checks.check("bookinfo.available", f"All {bookinfo.app_title(st.p)} deployments are available", ok,
-                    observed=seen,
-                    expected=f"{len(names)} deployments available",
-                    hint=f"kubectl get pods -n {ns}; kubectl describe pod <pod>")
+    bookinfo.check_available(st, timeout)
     missing = bookinfo.check_sidecars(st)
 
 # %% [markdown]
@@ -78,7 +76,8 @@ if not dry_run and missing:
         bookinfo.check_sidecars(st)
     else:
         st.md("Some pods have no sidecar; they are **not** restarted because `restart_uninjected` is false. "
-              f"Run `kubectl rollout restart deployment -n {ns}` or re-run with `-p restart_uninjected=true`.")
+              f"Run `kubectl rollout restart deployment -n {ns}`, or re-run with `restart_uninjected = True` in the "
+              "parameters cell (`-p restart_uninjected=true` for the runner).")
 
 # %%
 st.finish()

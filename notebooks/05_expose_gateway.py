@@ -17,6 +17,7 @@
 # %% tags=["parameters"]
 env = "lab"
 overrides = []
+run_dir = None
 dry_run = False
 timeout = 180
 
@@ -32,22 +33,22 @@ timeout = 180
 
 # %%
 from meshtrace.errors import MeshtraceError
-from meshtrace.manifests import render_gateway
 from meshtrace.runbook import Stage
 from meshtrace.stages import gateway
 
-st = Stage(env, "05_expose_gateway", overrides)
+st = Stage(env, gateway.NOTEBOOK, overrides, run_dir=run_dir)
 
 # %%
-objs = render_gateway(st.p, st.version)
-st.show_yaml(objs, "Gateway and VirtualService")
-st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.gateway.namespace} -f bookinfo-gateway.yaml")
+objs = gateway.show_gateway(st)
 
 # %%
 results = st.apply(objs, dry_run=dry_run)
 
 # %% [markdown]
 # ## GATEWAY_URL
+# `GATEWAY_URL` is `host:port` of the ingress gateway as seen from here. The kit reads both ways in from the
+# gateway's Service: the LoadBalancer's address and port, and a node's address with the Service's NodePort. The
+# commands below set `INGRESS_HOST`, `INGRESS_PORT` and `GATEWAY_URL` the way this cluster offers.
 
 # %%
 try:
@@ -55,15 +56,11 @@ try:
 except MeshtraceError as exc:
     addr = None
     if dry_run:
-        st.checks.skip("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", f"dry run: {exc}")
+        st.checks.skip(gateway.ADDRESS, f"dry run: {exc}")
     else:
-        st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", False,
-                        observed=str(exc), expected="host:port",
-                        hint="give the ingress gateway Service a LoadBalancer address or a NodePort")
+        gateway.address_failed(st, exc)
 else:
-    st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", True,
-                    observed=f"{addr.url} via {addr.via}" + (f" ({addr.note})" if addr.note else ""),
-                    expected="host:port")
+    gateway.address_found(st, addr)
     st.md(f"`GATEWAY_URL={addr.url}`")
 
 # %% [markdown]
@@ -71,19 +68,10 @@ else:
 # The route can take a moment to reach the gateway, so the kit polls until the deadline.
 
 # %%
-path = st.p.app.entry.path   # /productpage for Bookinfo; app.entry.path for an app of one's own
-title = gateway.TITLE if st.p.app.is_bookinfo else None   # any HTTP 200 for an app of one's own
-st.cmd(f'curl -s "http://$GATEWAY_URL{path}"' + (' | grep -o "<title>.*</title>"' if title else ""))
-if addr is None or dry_run:
-    st.checks.skip("gateway.title", "The product page is served through the gateway",
-                   "dry run" if dry_run else "no GATEWAY_URL", required=not dry_run)
-else:
-    ok, seen = gateway.wait_for_title(f"http://{addr.url}{path}", timeout, title)
-    st.checks.check("gateway.title", "The product page is served through the gateway" if title else
-                    f"The app's entry {path} is served through the gateway", ok, observed=seen,
-                    expected="HTTP 200" + (f" with {title}" if title else ""),
-                    hint="check that the Gateway selector matches the ingress gateway pods and the VirtualService "
-                         f"routes {path}: kubectl get gateway,virtualservice -A")
+if dry_run:
+    st.checks.skip(gateway.PAGE, "dry run")
+elif addr is not None:
+    gateway.check_title(st, addr, timeout)
 
 # %%
 st.finish()

@@ -38,25 +38,29 @@ from meshtrace.errors import MeshtraceError
 from meshtrace.runbook import Stage
 from meshtrace.stages import gateway, hints, traffic
 
-st = Stage(env, "06_generate_traffic", overrides, run_dir=run_dir)
+st = Stage(env, traffic.NOTEBOOK, overrides, run_dir=run_dir)
 try:
     addr = gateway.resolve_gateway(st, show=False)
     st.md(f"`GATEWAY_URL={addr.url}` (via {addr.via})")
 except MeshtraceError as exc:
     addr = None
-    st.checks.check("traffic.sent", "Requests through the gateway all answered 200", False, observed=str(exc),
-                    expected="GATEWAY_URL",
-                    hint=hints.cluster_hint(exc, "run 05_expose_gateway first"))
+    st.checks.check(traffic.SENT, False, observed=str(exc),
+                    expected="GATEWAY_URL", hint=hints.cluster_hint(exc, "run 05_expose_gateway first"))
 
 # %%
 sent = traffic.generate_traffic(st, addr.url, requests, concurrency, timeout) if addr else []
 
 # %% [markdown]
 # ## Latency
-# With 100 % sampling every request is traced; the latency spread shows whether the mesh was under strain.
+# How long each request took, as seen from here. The spread shows whether the mesh was under strain; how many
+# of these requests are traced depends on the Telemetry's sampling percentage.
 
 # %%
 if sent:
+    rate = st.p.telemetry.sampling
+    st.md(f"Sampling is {rate:g} %: " + ("every request is traced." if rate >= 100 else
+          "no request is traced." if rate <= 0 else f"about {len(sent) * rate / 100:.0f} of {len(sent)} requests "
+          "are traced."))
     fig = traffic.plot_latency(sent)
 
 # %%

@@ -40,7 +40,7 @@ from meshtrace.runbook import Stage
 from meshtrace.stages import verify
 from meshtrace.traces import error_spans, latency_percentiles
 
-st = Stage(env, "07_verify", overrides, run_dir=run_dir)
+st = Stage(env, verify.NOTEBOOK, overrides, run_dir=run_dir)
 p = st.p
 
 # %% [markdown]
@@ -119,7 +119,11 @@ spans = [s for t in res.traces for s in t.spans]
 latency_percentiles(spans).round(2)
 
 # %%
-error_spans(spans)
+errors = error_spans(spans)
+if len(errors):
+    display(errors)
+else:
+    st.md(f"No error spans among the {len(spans)} spans of this run.")
 
 # %%
 st.finish()

@@ -29,16 +29,18 @@ dry_run = False
 # ConfigMap. This notebook does all of that, and more, in code. It always runs, last, even after a failure.
 #
 # It reads the evidence, then ranks the likely causes, each with the evidence behind it and the fix: a
-# `kubectl` command or a params change (`--set path=value` for the runner). On a healthy cluster it says that
+# `kubectl` command or a params change, given both ways: `--set path=value` for the runner and
+# `overrides = ["path=value"]` for a notebook's parameters cell. On a healthy cluster it says that
 # it found nothing. Safe remedies (restarting deployments whose pods predate the injection label, scaling the
 # collector back to 1) are applied only when `apply_fixes=True`; add `dry_run=True` to have the API server
 # accept them without changing anything (`dryRun=All`). Its checks never fail the environment.
 
 # %%
+from meshtrace.checks import readable
 from meshtrace.runbook import Stage
 from meshtrace.stages import diagnose, troubleshoot
 
-st = Stage(env, "08_troubleshoot", overrides, run_dir=run_dir)
+st = Stage(env, troubleshoot.NOTEBOOK, overrides, run_dir=run_dir)
 p = st.p
 
 # %% [markdown]
@@ -59,7 +61,8 @@ ev = troubleshoot.gather(st)
 st.table([
     {"what": "mesh providers", "seen": ev.mesh_providers},
     {"what": "Telemetries", "seen": ev.telemetries},
-    {"what": "collector replicas / pods", "seen": f"{ev.collector_replicas} / {ev.collector_pods}"},
+    {"what": "collector replicas", "seen": ev.collector_replicas},
+    {"what": "collector pods", "seen": readable(ev.collector_pods) or "none"},
     {"what": "collector Service ports", "seen": ev.service_ports},
     {"what": f"pods without istio-proxy in {p.bookinfo.namespace}", "seen": ev.uninjected or "none"},
     {"what": "traces of this run (fragments)", "seen": f"{ev.traces} ({ev.fragments})"},

@@ -37,7 +37,7 @@ timeout = 180
 from meshtrace.runbook import Stage
 from meshtrace.stages import cleanup
 
-st = Stage(env, "99_cleanup", overrides)
+st = Stage(env, cleanup.NOTEBOOK, overrides)
 
 # %% [markdown]
 # A deletion the cluster refuses (RBAC) does not stop the others: the table says `skipped` with the reason, and

@@ -5,13 +5,16 @@ cluster condition keeps the correct params (``lab``) and starts the lab with ``-
 condition is in place before the runbook runs.
 
     python -m meshtrace.drills list
-    python -m meshtrace.drills show sampling-zero --hints 2
+    python -m meshtrace.drills show sampling-zero --hints 2   # the trainer reveals hints, level by level
     python -m meshtrace.drills start sampling-zero     # restart the lab, run the runbook with the mistake
+    python -m meshtrace.drills start sampling-zero --answers   # the same, with hints and 08's diagnosis shown
     python -m meshtrace.drills check sampling-zero     # 06-07 (+08) on the correct params: exit 0 once fixed
     python -m meshtrace.drills markdown                # the list in notebooks/drills.md
 
-``make drill FAULT=<name>`` and ``make drill-check FAULT=<name>`` call these. Checking runs the correct
-environment (``lab``) against the running lab, so it passes only once the cluster itself is fixed.
+``make drill FAULT=<name>`` (``ANSWERS=1`` for ``--answers``), ``make drill-hint FAULT=<name> LEVEL=<n>`` and
+``make drill-check FAULT=<name>`` call these. Starting a drill shows the symptoms only: the checks that did not
+pass and what they observed; no hint, no cause, no fix, in the terminal and in ``summary.html``. Checking runs
+the correct environment (``lab``) against the running lab, so it passes only once the cluster itself is fixed.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import Check
 from .errors import MeshtraceError, ParamsError
 from .params import load_params, repo_root
+from .report_render import for_trainee
 
 CONFIG, CLUSTER = "configuration mistake", "cluster condition"
 REFERENCE_ENV = "lab"
@@ -132,9 +137,9 @@ DRILLS: tuple[Drill, ...] = (
            "Collector logs and its exporter metrics: what does the backend answer?",
            "The backend rejects the token (it was rotated): fetch the new one, put it in the Secret and restart "
            "the collector. The lab issues the new token into .meshlab/backend-token.rotated (its stand-in for the "
-           "provider's console): export MESHLAB_BACKEND_TOKEN=\"$(cat .meshlab/backend-token.rotated)\", re-run 01 "
-           "(it writes the Secret), then kubectl -n observability rollout restart "
-           "deployment/opentelemetry-collector.")),
+           "provider's console), so 08's fix works as printed: export MESHLAB_BACKEND_TOKEN=\"$(cat "
+           ".meshlab/backend-token.rotated)\", write it into the Secret otel-backend-token and kubectl -n "
+           "observability rollout restart deployment opentelemetry-collector.")),
     Drill("app-drops-trace-headers", CLUSTER,
           "Spans arrive from every service, but 07 fails traces.whole: many traces are fragments.",
           ("Every service reports. Do their spans belong together?",
@@ -213,8 +218,30 @@ def label_for_injection(env: str) -> None:
     st.kube.label_namespace(st.p.bookinfo.namespace, {"istio-injection": "enabled"})
 
 
-def start(drill: Drill, echo=print) -> int:
-    """Restart the lab with the drill's condition, then run the runbook on the drill's params."""
+def symptoms(rows: list[Check]) -> str:
+    """What a trainee sees of a broken run: each check that did not pass, with what it observed (no hint).
+
+    Example: ``FAIL  07_verify traces.backend-export: otlp: sent 0, failed 40``.
+    """
+    bad = [r for r in for_trainee(rows) if r.status in ("fail", "warn", "blocked")]
+    if not bad:
+        return "no check failed: the symptom is in the traces themselves (look at 07)"
+    return "\n".join(f"{r.status.upper():7} {r.notebook} {r.id}: {r.observed or r.title}" for r in bad)
+
+
+def _run_quietly(args: list[str], log: Path) -> int:
+    """The runner with its output (matrix, hints) into ``log`` instead of the terminal."""
+    with log.open("a", encoding="utf-8") as fh:
+        return subprocess.call([sys.executable, "-m", "meshtrace", *args], stdout=fh, stderr=subprocess.STDOUT)
+
+
+def start(drill: Drill, echo=print, answers: bool = False) -> int:
+    """Restart the lab with the drill's condition, then run the runbook on the drill's params (without 08).
+
+    The terminal and ``summary.html`` show the symptoms: the checks that did not pass and what they observed.
+    Hints and causes wait for the trainer (``show --hints N``), or ``answers=True`` shows them at once.
+    """
+    from .report import build_report, collect_rows, write_report
     from .runner import lab_down, lab_running, lab_up
 
     state_dir, args = lab_setup(drill)
@@ -224,25 +251,43 @@ def start(drill: Drill, echo=print) -> int:
     echo(f"starting the lab at {state_dir}" + (f" with {' '.join(args)}" if args else "") + " …")
     lab_up(state_dir, args)
     echo(f"running the runbook with params/{drill.env}.yaml (failures here are the drill) …")
-    # the runner finds this lab running and leaves it running: it is the drill's
+    runs = repo_root() / "runs"
+    runs.mkdir(exist_ok=True)
+    log = runs / "drill.log"
+    log.write_text("", encoding="utf-8")
+    # the runner finds this lab running and leaves it running: it is the drill's; 08 is the trainee's to run
     if drill.skip_deploy:
-        _meshtrace(["run", "--env", drill.env, "--notebooks", "00-03", "--no-troubleshoot"])
+        _run_quietly(["run", "--env", drill.env, "--notebooks", "00-03", "--no-troubleshoot"], log)
         label_for_injection(drill.env)
-        _meshtrace(["run", "--env", drill.env, "--notebooks", "05-07"])
+        _run_quietly(["run", "--env", drill.env, "--notebooks", "05-07", "--no-troubleshoot"], log)
     else:
-        _meshtrace(["run", "--env", drill.env])
+        _run_quietly(["run", "--env", drill.env, "--no-troubleshoot"], log)
+    run_dir = (runs / "latest").resolve()
     echo("")
-    echo(card(drill))
+    if answers:
+        build_report(run_dir, echo)
+        echo("")
+        echo(card(drill, hints=3))
+    else:
+        rows = collect_rows(run_dir)
+        paths = write_report(run_dir, rows, answers=False)
+        echo(f"drill {drill.name} ({drill.kind}): the symptoms")
+        echo(symptoms(rows))
+        echo(f"report (symptoms only): {paths['html']}; the runner's output: {log}")
     where = f'env = "{drill.env}"' if drill.kind == CONFIG else 'env = "lab"'
+    echo("")
     echo(f"Next: in JupyterLab, with {where} in the parameters cell, run 06, 07 and 08_troubleshoot,")
     echo(f"fix the cause, then: make drill-check FAULT={drill.name}")
-    echo(f"Stuck? python -m meshtrace.drills show {drill.name} --hints 1 (then 2, then 3)")
+    echo(f"Stuck? The trainer reveals hints: make drill-hint FAULT={drill.name} LEVEL=1 (then 2, then 3)")
     return 0
 
 
-def check(drill: Drill, echo=print) -> int:
-    """Send traffic and verify on the correct params (06, 07, then 08); 0 only when every check passes."""
-    code = _meshtrace(["run", "--env", drill.reference, "--notebooks", "06-07"])
+def check(drill: Drill, echo=print, sets: list[str] | None = None) -> int:
+    """Send traffic and verify on the correct params (06, 07, then 08); 0 only when every check passes.
+
+    ``sets`` are params overrides for the runner (``--set PATH=VALUE``), e.g. a lab in another state dir."""
+    extra = [x for s in sets or [] for x in ("--set", s)]
+    code = _meshtrace(["run", "--env", drill.reference, "--notebooks", "06-07", *extra])
     echo("")
     if code == 0:
         echo(f"drill {drill.name}: FIXED. Traces flow and every check passes.")
@@ -264,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("drill", help="drill name, drill-<name> environment, or lab fault name")
         if name == "show":
             sp.add_argument("--hints", type=int, default=0, choices=range(4), help="how many hints to show")
+        if name == "check":
+            sp.add_argument("--set", action="append", default=[], dest="sets", metavar="PATH=VALUE",
+                            help="a params override for the run (repeatable), e.g. lab.state_dir=/tmp/lab")
+        if name == "start":
+            sp.add_argument("--answers", action="store_true",
+                            help="show hints and 08's diagnosis at once (default: the symptoms only)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "list":
@@ -277,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "show":
             print(card(drill, args.hints))
             return 0
-        return start(drill) if args.cmd == "start" else check(drill)
+        return start(drill, answers=args.answers) if args.cmd == "start" else check(drill, sets=args.sets)
     except MeshtraceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -212,6 +212,9 @@ class SecretRef(_Model):
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     secret_name: DnsLabel = "otel-backend-token"
     secret_key: str = "token"
+    # where the backend's provider issues a new token after a rotation: a file (resolved against the repository
+    # root) that 08's fix reads; without it, the fix points at the provider's console (backend.console_url)
+    rotation_file: str | None = None
 
 
 

@@ -13,23 +13,33 @@ import io
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .checks import COLUMNS, STATUS_BACKGROUNDS, STATUS_COLOURS, Check
+from .checks import COLUMNS, STATUS_BACKGROUNDS, STATUS_COLOURS, STATUSES, Check, shows_hint
 
 
 @dataclass(frozen=True)
 class EnvFiles:
     """One environment's files in the run folder, as hrefs relative to it (only files that exist)."""
 
-    notebooks: dict[str, str] = field(default_factory=dict)   # notebook stem -> href of the executed notebook
+    notebooks: dict[str, str] = field(default_factory=dict)   # notebook stem -> href of the executed notebook's HTML
     order: list[str] = field(default_factory=list)             # every notebook stem, planned or found, in run order
     pictures: list[tuple[str, str]] = field(default_factory=list)  # (file name, href) of the PNGs
 
 
 Files = Mapping[str, EnvFiles]
+TROUBLESHOOT_PREFIX = "troubleshoot."
 # worst first: the status a notebook's chip takes from its checks
-_SEVERITY = ("fail", "warn", "skip", "pass")
+_SEVERITY = ("fail", "blocked", "warn", "skip", "pass")
+
+
+def for_trainee(rows: Sequence[Check]) -> list[Check]:
+    """The rows a drill shows before the trainer reveals answers: the symptoms (every check with what it
+    observed) without hints, and without 08_troubleshoot's diagnosis (its cause and fix are the answer).
+
+    Example: ``render_html(for_trainee(rows), title, verdict)``.
+    """
+    return [replace(r, hint="") for r in rows if not r.id.startswith(TROUBLESHOOT_PREFIX)]
 
 
 def notebook_href(files: Files | None, env: str, notebook: str) -> str | None:
@@ -111,7 +121,7 @@ def render_markdown(rows: Sequence[Check], title: str, verdict: str, files: File
         for r in rows:
             if r.env != e:
                 continue
-            hint = r.hint if r.status != "pass" else ""
+            hint = r.hint if shows_hint(r) else ""
             req = "" if r.required else " (optional)"
             out.append(
                 f"| {r.status}{req} | {_md_link(r.notebook, notebook_href(files, e, r.notebook))} | `{_md(r.id)}` "
@@ -147,15 +157,13 @@ a{color:#0969da}
 .chip{border-radius:12px;padding:2px 10px;font-size:90%;font-weight:600;text-decoration:none}
 a.chip:hover,a.chip:focus{text-decoration:underline}
 .chip.missing{font-weight:normal;font-style:italic}
-.pics{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 12px}
-.pics figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff}
-.pics img{display:block;height:150px;max-width:340px;object-fit:contain}
+.pics{display:flex;flex-direction:column;gap:12px;margin:8px 0 12px}
+.pics figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff;max-width:1200px}
+.pics img{display:block;width:100%;height:auto;cursor:zoom-in}
 .pics figcaption{font-size:85%;text-align:center;margin-top:4px}
 """ + "".join(
     f".s-{s}{{background:{STATUS_BACKGROUNDS[s]};color:{STATUS_COLOURS[s]};font-weight:bold}}\n" for s in STATUS_COLOURS
 )
-# 08_troubleshoot's ranked diagnosis: shown above the problems, since it names the cause behind them
-DIAGNOSIS_ID = "troubleshoot.diagnosis"
 # fixed widths of the check tables' columns (status, check, title, observed, expected[, hint])
 _WIDTHS = ("7%", "17%", "17%", "22%", "15%", "22%")
 _WIDTHS_NO_HINT = ("7%", "20%", "22%", "29%", "22%")
@@ -178,7 +186,7 @@ def _a(text: str, href: str | None, cls: str = "", title: str = "") -> str:
 def _check_table(rows: Sequence[Check], with_env: bool, files: Files | None = None) -> str:
     """One table of checks: status, check id (with env/notebook, linked), title, observed, expected, hint."""
     esc = html.escape
-    with_hint = any(r.status != "pass" and r.hint for r in rows)
+    with_hint = any(shows_hint(r) for r in rows)
     cols = "".join(f"<col style='width:{w}'>" for w in (_WIDTHS if with_hint else _WIDTHS_NO_HINT))
     out = [f"<table class='checks'><colgroup>{cols}</colgroup><thead><tr><th>status</th><th>check</th>"
            "<th>title</th><th>observed</th><th>expected</th>"
@@ -186,7 +194,7 @@ def _check_table(rows: Sequence[Check], with_env: bool, files: Files | None = No
     for r in rows:
         nb = _a(r.notebook, notebook_href(files, r.env, r.notebook))
         where = f"{esc(r.env)} · {nb}" if with_env else nb
-        hint = r.hint if r.status != "pass" else ""
+        hint = r.hint if shows_hint(r) else ""
         out.append(
             f"<tr>{_status_cell(r)}<td class='id'><code>{esc(r.id)}</code><br><small>{where}</small></td>"
             f"<td>{esc(r.title)}</td><td>{esc(r.observed)}</td><td>{esc(r.expected)}</td>"
@@ -209,7 +217,7 @@ def _html_files(rows: Sequence[Check], e: str, files: Files | None) -> str:
         for nb in info.order:
             href = info.notebooks.get(nb)
             if href:
-                chips.append(_a(nb, href, f"chip s-{_worst(rows, e, nb)}", "open the executed notebook"))
+                chips.append(_a(nb, href, f"chip s-{_worst(rows, e, nb)}", "open the executed notebook (HTML)"))
             else:
                 chips.append(f"<span class='chip s-skip missing' title='no executed notebook'>{esc(nb)} (not run)</span>")
         out.append("<div class='files'><span class='label'>Executed notebooks:</span>" + "".join(chips) + "</div>")
@@ -217,8 +225,8 @@ def _html_files(rows: Sequence[Check], e: str, files: Files | None) -> str:
         figs = []
         for name, href in info.pictures:
             h = esc(href, quote=True)
-            figs.append(f"<figure><a href='{h}'><img src='{h}' alt='{esc(name, quote=True)}' loading='lazy'></a>"
-                        f"<figcaption>{_a(name, href)}</figcaption></figure>")
+            figs.append(f"<figure><a href='{h}' title='open full size'><img src='{h}' alt='{esc(name, quote=True)}' "
+                        f"loading='lazy'></a><figcaption>{_a(name, href)} (click for full size)</figcaption></figure>")
         out.append("<div class='pics'>" + "".join(figs) + "</div>")
     return "".join(out)
 
@@ -232,14 +240,16 @@ def render_html(rows: Sequence[Check], title: str, verdict: str, files: Files | 
     cells = _cells(rows)
     failed = any(not r.passed for r in rows)
     tone = "fail" if failed else "pass"
-    problems = [r for r in rows if r.status in ("fail", "warn")]
-    problems.sort(key=lambda r: (r.status != "fail" or not r.required, r.status != "fail"))
+    problems = [r for r in rows if r.status in ("fail", "warn", "blocked")]
+    problems.sort(key=lambda r: (r.status != "fail" or not r.required, ("fail", "blocked", "warn").index(r.status)))
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
         f"<p class='verdict s-{tone}'>{esc(verdict)}</p>",
     ]
-    for d in (r for r in rows if r.id == DIAGNOSIS_ID and r.status != "pass"):
+    from .stages.troubleshoot import DIAGNOSIS  # 08's ranked diagnosis: shown first, it names the cause
+
+    for d in (r for r in rows if r.id == DIAGNOSIS.id and r.status != "pass"):
         parts.append(
             f"<div class='cause'><b>Most likely cause on {esc(d.env)}</b> (from {esc(d.notebook)}): "
             f"{esc(d.observed)}<br><span class='fix'>Fix: {esc(d.hint)}</span></div>"
@@ -260,7 +270,7 @@ def render_html(rows: Sequence[Check], title: str, verdict: str, files: Files | 
             if c is None:
                 parts.append("<td>—</td>")
             else:
-                tip = esc(c.hint if c.status != "pass" else c.observed, quote=True)
+                tip = esc(c.hint if shows_hint(c) else c.observed, quote=True)
                 parts.append(f"<td class='s-{c.status}' title='{tip}'>{_a(c.status, notebook_href(files, e, nb), 'st')}</td>")
         parts.append("</tr>")
     parts.append("</tbody></table>")
@@ -269,7 +279,7 @@ def render_html(rows: Sequence[Check], title: str, verdict: str, files: Files | 
         parts.append(f"<h2 id='env-{i}'>{esc(e)}</h2>")
         parts.append(_html_files(rows, e, files))
         if problems:
-            counts = ", ".join(f"{sum(r.status == s for r in mine)} {s}" for s in ("pass", "fail", "warn", "skip"))
+            counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in mine)))
             parts.append(f"<details><summary>show all {len(mine)} checks ({counts})</summary>")
             parts.append(_check_table(mine, with_env=False, files=files))
             parts.append("</details>")
@@ -281,14 +291,15 @@ def render_html(rows: Sequence[Check], title: str, verdict: str, files: Files | 
 
 
 def render_junit(rows: Sequence[Check], name: str) -> str:
-    """JUnit XML: one testsuite per environment, one testcase per check (fail → failure, skip → skipped)."""
+    """JUnit XML: one testsuite per environment, one testcase per check (fail → failure, skip → skipped,
+    blocked → skipped with the message ``blocked by <check>``)."""
     root = ET.Element("testsuites", name=name)
     for e in envs_of(rows):
         mine = [r for r in rows if r.env == e]
         suite = ET.SubElement(
             root, "testsuite", name=e, tests=str(len(mine)),
             failures=str(sum(r.status == "fail" for r in mine)),
-            skipped=str(sum(r.status == "skip" for r in mine)), errors="0",
+            skipped=str(sum(r.status in ("skip", "blocked") for r in mine)), errors="0",
         )
         for r in mine:
             case = ET.SubElement(suite, "testcase", classname=f"{e}.{r.notebook}", name=r.id)
@@ -297,6 +308,8 @@ def render_junit(rows: Sequence[Check], name: str) -> str:
                 ET.SubElement(case, "failure", message=r.hint or r.observed or r.title).text = detail
             elif r.status == "skip":
                 ET.SubElement(case, "skipped", message=r.observed or r.title)
+            elif r.status == "blocked":  # not judged: the blocking check carries the failure
+                ET.SubElement(case, "skipped", message=r.observed)
             elif r.status == "warn":
                 ET.SubElement(case, "system-out").text = "warn: " + detail
     ET.indent(root)
@@ -325,6 +338,6 @@ def render_matrix(rows: Sequence[Check], width: int = 120) -> str:
         for r in bad:
             head = f"{r.status.upper()} [{r.env}] {r.notebook} {r.id}: {r.observed or r.title}"
             lines += textwrap.wrap(head, width, subsequent_indent="    ")
-            if r.hint:
+            if shows_hint(r):
                 lines += textwrap.wrap("fix: " + r.hint, width, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(line.rstrip() for line in lines)

@@ -13,7 +13,7 @@ One :class:`Stage` per notebook, built in its first code cell::
     st.apply(objs, dry_run=False)            # server-side apply + a created/configured/unchanged table
     st.cmd("kubectl get pods -n default")    # the equivalent command, shown as a code block
     st.md("**Note** ...")                    # Markdown output
-    for x in st.progress(items, desc="..."): # tqdm.auto progress bar
+    for x in st.progress(items, desc="..."): # a text progress line (its final state is saved)
         ...
     st.show_diff(diff_text, "title")         # a unified diff as a highlighted block
     st.table([{"col": value}, ...], "caption")  # a small HTML table (no pandas)
@@ -34,51 +34,17 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .checks import CheckRecorder
+from .checks import CheckRecorder, readable
+from .display import TextProgress, display_html, display_markdown, fence, in_ipython
 from .kube import ApplyResult, Kube
 from .params import load_params
 from .params_models import Params
 from .sent import SENT_REQUESTS as SENT_REQUESTS  # written by 06 into the run folder, read by 07 and 08
-
-
-def _ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with the kit
-        return False
-    return get_ipython() is not None
-
-
-def display_markdown(text: str) -> None:
-    """Show Markdown in a notebook, or print it elsewhere."""
-    if _ipython():
-        from IPython.display import Markdown, display
-
-        display(Markdown(text))
-    else:
-        print(text)
-
-
-def display_html(markup: str, text: str) -> None:
-    """Show HTML in a notebook (``text`` is the plain-text fallback), or print ``text`` elsewhere."""
-    if _ipython():
-        from IPython.display import display
-
-        display({"text/html": markup, "text/plain": text}, raw=True)
-    else:
-        print(text)
-
-
-def fence(text: str, lang: str = "") -> str:
-    """A Markdown code fence that survives backticks inside ``text``."""
-    ticks = "```"
-    while ticks in text:
-        ticks += "`"
-    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
 def default_run_dir(root: Path, env: str) -> Path:
@@ -99,6 +65,7 @@ class Stage:
         self._kube: Kube | None = None
         self._version: str | None = None
         self._version_source = ""
+        self._shown_setup = False
 
     # ------------------------------------------------------------------ cluster
     @property
@@ -184,9 +151,42 @@ class Stage:
         """Show Markdown (printed outside a notebook)."""
         display_markdown(text)
 
+    def shell_setup(self) -> str:
+        """The lines that point a shell at the params' cluster, as the equivalent commands need it: the
+        kubeconfig, the context, and the directory of an ``istioctl`` given as a path."""
+        lines = []
+        if self.kubeconfig:
+            lines.append(f"export KUBECONFIG={shlex.quote(self.kubeconfig)}")
+        if self.p.cluster.context:
+            lines.append(f"kubectl config use-context {shlex.quote(self.p.cluster.context)}")
+        if os.sep in self.istioctl_path or "/" in self.istioctl_path:
+            lines.append(f"export PATH={shlex.quote(str(Path(self.istioctl_path).parent))}:$PATH")
+        return "\n".join(lines)
+
     def cmd(self, text: str, lang: str = "bash") -> None:
-        """Show the equivalent kubectl/istioctl command as a code block."""
-        display_markdown("Equivalent command:\n\n" + fence(text, lang))
+        """Show the equivalent kubectl/istioctl command as a code block; the first one of a notebook is preceded
+        by :meth:`shell_setup`, so the commands work as shown in a fresh shell."""
+        setup = "" if self._shown_setup else self.shell_setup()
+        self._shown_setup = True
+        if setup:
+            display_markdown("Equivalent commands, in a shell set up once for this notebook:\n\n"
+                             + fence(setup, "bash") + "\n\n" + fence(text, lang))
+        else:
+            display_markdown("Equivalent command:\n\n" + fence(text, lang))
+
+    def save_manifests(self, objs: Any, name: str) -> Path:
+        """Write objects as YAML to ``<run dir>/manifests/<name>`` for the equivalent commands; returns the path.
+
+        A Secret is left out, so no credential lands in a file: the commands create it from its environment
+        variable. Example: ``st.save_manifests(render_gateway(st.p, st.version), "bookinfo-gateway.yaml")``.
+        """
+        from .manifests import to_yaml
+
+        items = [o for o in (objs if isinstance(objs, list) else [objs]) if o.get("kind") != "Secret"]
+        path = self.run_dir / "manifests" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_yaml(items), encoding="utf-8")
+        return path
 
     def show_yaml(self, objs: Any, title: str = "Rendered manifests", open: bool = True) -> str:
         """Show objects as redacted YAML in a collapsible block; returns the text shown.
@@ -196,7 +196,7 @@ class Stage:
         from .manifests import redact, to_yaml
 
         text = to_yaml(redact(objs if isinstance(objs, list) else [objs]))
-        if _ipython():
+        if in_ipython():
             markup = (f"<details{' open' if open else ''}><summary><b>{html.escape(title)}</b></summary>\n\n"
                       + fence(text, "yaml") + "\n\n</details>")
             display_markdown(markup)
@@ -209,29 +209,26 @@ class Stage:
         display_markdown(f"**{title}**\n\n" + (fence(diff, "diff") if diff.strip() else "_no difference_"))
 
     def table(self, rows: list[dict[str, Any]], caption: str = "") -> None:
-        """Show rows (dicts with the same keys) as a small HTML table without pandas."""
+        """Show rows (dicts with the same keys) as a small left-aligned HTML table without pandas; values are
+        rendered for people (dicts as ``key: value``, lists joined), never as Python reprs."""
         if not rows:
             display_markdown(f"{caption}: _(none)_" if caption else "_(none)_")
             return
         cols = list(rows[0])
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>"
-                       for r in rows)
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        text = "\n".join(([caption] if caption else []) + ["  ".join(str(r.get(c, "")) for c in cols) for r in rows])
-        display_html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", text)
+        cell = "text-align:left;vertical-align:top;white-space:pre-wrap"
+        head = "".join(f'<th style="{cell}">{html.escape(str(c))}</th>' for c in cols)
+        body = "".join("<tr>" + "".join(f'<td style="{cell}">{html.escape(readable(r.get(c, "")))}</td>'
+                                        for c in cols) + "</tr>" for r in rows)
+        cap = f'<caption style="text-align:left">{html.escape(caption)}</caption>' if caption else ""
+        text = "\n".join(([caption] if caption else [])
+                         + ["  ".join(readable(r.get(c, "")) for c in cols) for r in rows])
+        display_html(f'<table class="mathjax_ignore tex2jax_ignore">{cap}<thead><tr>{head}</tr></thead>'
+                     f"<tbody>{body}</tbody></table>", text)
 
     def progress(self, iterable: Iterable[Any] | None = None, total: int | None = None, desc: str = "",
-                 **kw: Any) -> Any:
-        """A ``tqdm.auto`` bar (widget in JupyterLab, text in papermill's output and terminals)."""
-        import warnings
-
-        with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars: fine here
-            warnings.simplefilter("ignore")
-            from tqdm.auto import tqdm
-
-        kw.setdefault("mininterval", 0.5)
-        return tqdm(iterable, total=total, desc=desc, **kw)
+                 **kw: Any) -> TextProgress:
+        """A one-line text progress updated in place; the saved notebook shows its final state (100 %)."""
+        return TextProgress(iterable, total=total, desc=desc, **kw)
 
     # ------------------------------------------------------------------ actions
     def apply(self, objs: Any, dry_run: bool = False, show: bool = True) -> list[ApplyResult]:
@@ -295,9 +292,11 @@ class Stage:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def finish(self) -> Any:
-        """Display the checks and raise CheckFailed when a required one failed (= ``checks.finish()``)."""
-        return self.checks.finish()
+    def finish(self) -> None:
+        """Display the checks and raise CheckFailed when a required one failed (= ``checks.finish()``).
+
+        Returns None, so a notebook's last cell shows the check table and nothing after it."""
+        self.checks.finish()
 
 
 def _redact_diff(r: ApplyResult) -> str:

@@ -54,3 +54,25 @@ def test_failing_summary_reads_at_a_glance(tmp_path: Path, browser) -> None:
     for cell in cells:  # long values wrap inside their cell: none is wider than its box
         assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth + 1", cell), cell.text
     assert shot.stat().st_size > 10_000
+
+
+def test_pictures_are_readable_and_open_full_size_and_blocked_reads_as_blocked(tmp_path: Path, browser) -> None:
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    env = tmp_path / "lab"
+    env.mkdir()
+    Image.new("RGB", (1600, 500), "white").save(env / "trace_waterfall.png")
+    rows = [*_rows()[:2], Check("lab", "07_verify", "traces.whole", "each sampled request forms one whole trace",
+                                "blocked", True, "blocked by traces.services-reported")]
+    paths = write_report(tmp_path, rows, answers=False)
+    facts = full_page_png(browser, paths["html"].resolve().as_uri(), REPO / "runs" / "browser" / "summary-drill.png")
+    assert facts["scrollWidth"] <= facts["clientWidth"], facts
+    img = browser.find_element(By.CSS_SELECTOR, ".pics img")
+    assert img.size["width"] >= 900, f"the picture is a thumbnail too small to read: {img.size}"
+    assert img.find_element(By.XPATH, "..").get_attribute("href").endswith("lab/trace_waterfall.png")
+    blocked = next(td for td in browser.find_elements(By.CSS_SELECTOR, "td.st") if td.text.startswith("BLOCKED"))
+    assert blocked.value_of_css_property("color") == _rgb(STATUS_COLOURS["blocked"])
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "blocked by traces.services-reported" in page
+    assert "run 08_troubleshoot" not in page and "sampling-zero" not in page, "a drill report shows no answer"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from meshlab.testing import RunningLab, start_lab, stop_lab
+from meshtrace.checks import CheckSpec
 from meshtrace.runbook import Stage
 from meshtrace.stages import troubleshoot, verify
 
@@ -70,7 +71,7 @@ def run_verify(lab: RunningLab, env: str, extra: list[str], tag: str, settle: fl
     try:
         verify.pod_checks(st)
     except Exception as exc:  # noqa: BLE001 - a refused read shows in the checks below
-        st.checks.add("pods.table", "pod table", "fail", observed=str(exc))
+        st.checks.add(CheckSpec("pods.table", "pod table"), "fail", observed=str(exc))
     ev = verify.collect_traces(st, settle_timeout=settle)
     verify.trace_checks(st, ev)
     return st

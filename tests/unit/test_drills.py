@@ -89,3 +89,50 @@ def test_cli_list_and_unknown_drill() -> None:
     bad = subprocess.run([sys.executable, "-m", "meshtrace.drills", "check", "nope"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "no drill 'nope'" in bad.stderr
+
+
+def test_symptoms_show_what_failed_and_observed_but_no_hint_or_diagnosis() -> None:
+    from meshtrace.checks import Check
+    from meshtrace.drills import symptoms
+
+    rows = [Check("lab", "07_verify", "traces.backend-export", "export", "fail", True, "otlp: sent 0, failed 40",
+                  "failed 0", "read the collector log: a rejected token"),
+            Check("lab", "07_verify", "traces.backend-holds", "holds", "blocked", True,
+                  "blocked by traces.backend-export"),
+            Check("lab", "07_verify", "pods.istiod-ready", "istiod", "pass", True, "1/1"),
+            Check("lab", "08_troubleshoot", "troubleshoot.diagnosis", "cause", "warn", False,
+                  "backend-token-rejected (87%)", "", "put the rotated token in the Secret")]
+    text = symptoms(rows)
+    assert "traces.backend-export: otlp: sent 0, failed 40" in text and "blocked by traces.backend-export" in text
+    assert "rejected token" not in text and "backend-token-rejected" not in text and "rotated" not in text
+    assert "istiod" not in text
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_make_drill_hint_reveals_hints_up_to_the_level(level: int) -> None:
+    res = subprocess.run(["make", "-s", "drill-hint", "FAULT=wrong-port", f"LEVEL={level}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    drill = find("wrong-port")
+    for i, hint in enumerate(drill.hints, 1):
+        assert (hint in res.stdout) is (i <= level)
+
+
+def test_start_takes_an_answers_switch_and_make_passes_it() -> None:
+    from meshtrace import drills
+
+    calls = []
+    orig = drills.start
+    drills.start = lambda d, answers=False: calls.append((d.name, answers)) or 0  # type: ignore[assignment]
+    try:
+        assert drills.main(["start", "sampling-zero", "--answers"]) == 0
+        assert drills.main(["start", "sampling-zero"]) == 0
+    finally:
+        drills.start = orig
+    assert calls == [("sampling-zero", True), ("sampling-zero", False)]
+    dry = subprocess.run(["make", "-n", "drill", "FAULT=sampling-zero", "ANSWERS=1"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "drills start sampling-zero --answers" in dry
+    dry = subprocess.run(["make", "-n", "drill", "FAULT=sampling-zero"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "drills start sampling-zero" in dry and "--answers" not in dry

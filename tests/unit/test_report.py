@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -16,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from meshtrace.checks import MIME_TYPE, Check, CheckRecorder
-from meshtrace.report import build_report, collect_rows, exit_code
+from meshtrace.checks import MIME_TYPE, Check, CheckRecorder, CheckSpec
+from meshtrace.report import build_report, collect_rows, exit_code, verdict, write_report
 from meshtrace.report_render import render_matrix
 
 COLUMNS = "env,notebook,id,title,status,required,observed,expected,hint".split(",")
@@ -31,7 +32,7 @@ def _executed(checks: list[Check], error: tuple[str, str] | None = None, pending
     if checks:
         rec = CheckRecorder(checks[0].env, checks[0].notebook)
         for c in checks:
-            rec.add(c.id, c.title, c.status, c.observed, c.expected, c.hint, c.required)
+            rec.add(CheckSpec(c.id, c.title), c.status, c.observed, c.expected, c.hint, c.required)
         cell.outputs = [nbformat.v4.new_output("display_data", data=rec.bundle())]
     if error:
         cell.outputs.append(nbformat.v4.new_output("error", ename=error[0], evalue=error[1], traceback=[]))
@@ -81,7 +82,7 @@ def test_rows_include_executed_and_skip_rows(run_dir):
     assert kind[("02_install_istio", "notebook.executed")] == "skip"
     assert kind[("08_troubleshoot", "troubleshoot.cause")] == "pass"
     failed = next(r for r in rows if r.id == "notebook.executed" and r.status == "fail")
-    assert "forbidden: create namespaces" in failed.observed and "kind/01_install_collector.ipynb" in failed.hint
+    assert "forbidden: create namespaces" in failed.observed and "kind/01_install_collector.html" in failed.hint
     lab = [r for r in rows if r.env == "lab"]
     assert all(r.id != "notebook.executed" for r in lab)
     assert exit_code(lab) == 0  # an optional warn does not fail the run
@@ -206,7 +207,7 @@ def test_report_links_notebooks_and_pictures(run_dir: Path) -> None:
     for href in files + page.imgs:
         assert _target(run_dir, href).is_file(), f"{href} points at nothing"
     targets = {unquote(h) for h in files}
-    lab_nbs = {f"lab/{n}.ipynb" for n in ("00_preflight", "01_install_collector", "02_install_istio", "08_troubleshoot")}
+    lab_nbs = {f"lab/{n}.html" for n in ("00_preflight", "01_install_collector", "02_install_istio", "08_troubleshoot")}
     assert lab_nbs <= targets
     assert {"lab/trace_waterfall.png", "lab/service_graph.png"} <= targets
     assert {unquote(s) for s in page.imgs} == {"lab/trace_waterfall.png", "lab/service_graph.png"}, "thumbnails"
@@ -222,10 +223,10 @@ def test_a_failed_cell_links_its_notebook(run_dir: Path) -> None:
     build_report(run_dir)
     text = (run_dir / "summary.html").read_text()
     problems = text.split("<h2>Problems")[1].split("<h2>Matrix")[0]
-    assert "href='kind/01_install_collector.ipynb'" in problems
+    assert "href='kind/01_install_collector.html'" in problems
     matrix = text.split("<h2>Matrix")[1].split("</table>")[0]
-    assert "<td class='s-fail'" in matrix and "href='kind/01_install_collector.ipynb'" in matrix
-    assert "| fail | [01_install_collector](kind/01_install_collector.ipynb) |" in (run_dir / "summary.md").read_text()
+    assert "<td class='s-fail'" in matrix and "href='kind/01_install_collector.html'" in matrix
+    assert "| fail | [01_install_collector](kind/01_install_collector.html) |" in (run_dir / "summary.md").read_text()
 
 
 def test_missing_pictures_and_unrun_notebooks_are_not_linked(run_dir: Path) -> None:
@@ -238,7 +239,7 @@ def test_missing_pictures_and_unrun_notebooks_are_not_linked(run_dir: Path) -> N
     assert "kind/02_install_istio" not in page and "kind/02_install_istio" not in md
     assert "02_install_istio (not run)" in page and "02_install_istio (not run)" in md
     kind_links = {unquote(h) for h in _html_links(run_dir).hrefs if h.startswith("kind/")}
-    assert kind_links == {"kind/00_preflight.ipynb", "kind/01_install_collector.ipynb", "kind/08_troubleshoot.ipynb"}
+    assert kind_links == {"kind/00_preflight.html", "kind/01_install_collector.html", "kind/08_troubleshoot.html"}
     assert not any(unquote(s).startswith("kind/") for s in _html_links(run_dir).imgs)
 
 
@@ -268,3 +269,52 @@ def test_env_names_are_escaped_in_links(tmp_path: Path) -> None:
     for href in files + page.imgs + _md_links(run):
         assert " " not in href and "'" not in href
         assert _target(run, href).is_file(), href
+
+
+def test_notebooks_are_rendered_to_html_without_internet_assets(run_dir: Path) -> None:
+    build_report(run_dir)
+    page = (run_dir / "lab" / "01_install_collector.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html") and "collector.ready" in re.sub(r"<wbr/?>", "", page)
+    assert not re.findall(r"""(?:src|href)=["']?https?:""", page), "an asset from the internet"
+    assert "<script src=" not in page
+    nb = run_dir / "lab" / "01_install_collector.ipynb"
+    html = nb.with_suffix(".html")
+    before = html.stat().st_mtime_ns
+    build_report(run_dir)                       # unchanged notebook: not rendered again
+    assert html.stat().st_mtime_ns == before
+    os.utime(nb, ns=(before + 10**9, before + 10**9))
+    build_report(run_dir)                       # a newer notebook is rendered again
+    assert html.stat().st_mtime_ns > before
+
+
+def test_blocked_checks_in_every_format(tmp_path: Path) -> None:
+    rows = [Check("lab", "07_verify", "traces.collector-accepted", "accepted", "fail", True, "accepted 0", "> 0",
+                  "run 08"),
+            Check("lab", "07_verify", "traces.whole", "whole", "blocked", True, "blocked by traces.collector-accepted",
+                  "", "")]
+    assert exit_code(rows) == 1 and exit_code(rows[1:]) == 0
+    assert "1 blocked" in verdict(rows)
+    paths = write_report(tmp_path, rows)
+    junit = ET.parse(paths["junit"]).getroot()
+    case = next(c for c in junit.iter("testcase") if c.get("name") == "traces.whole")
+    assert case.find("skipped").get("message") == "blocked by traces.collector-accepted"
+    assert next(junit.iter("testsuite")).get("skipped") == "1"
+    assert ",blocked,true,blocked by traces.collector-accepted," in paths["csv"].read_text()
+    page = paths["html"].read_text()
+    assert "s-blocked" in page and "BLOCKED" in page and "blocked by traces.collector-accepted" in page
+    assert "| blocked | " in paths["md"].read_text()
+
+
+def test_a_drill_report_shows_symptoms_not_answers(tmp_path: Path) -> None:
+    rows = [Check("lab", "07_verify", "traces.backend-export", "export", "fail", True, "otlp: sent 0, failed 40",
+                  "failed 0", "a rejected token"),
+            Check("lab", "08_troubleshoot", "troubleshoot.diagnosis", "the most likely cause", "warn", False,
+                  "backend-token-rejected (87%)", "nothing wrong", "put the rotated token in the Secret")]
+    answers = write_report(tmp_path, rows)["html"].read_text()
+    assert "backend-token-rejected" in answers and "rotated token" in answers and "Most likely cause" in answers
+    paths = write_report(tmp_path, rows, answers=False)
+    for p in paths.values():
+        text = p.read_text()
+        assert "otlp: sent 0, failed 40" in text, p
+        assert "backend-token-rejected" not in text and "rotated token" not in text and "a rejected token" not in text
+    assert "Most likely cause" not in paths["html"].read_text()

@@ -28,7 +28,9 @@ def _write_nb(folder: Path, name: str, params: str, body: list[str]) -> None:
     nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-RECORD = "from meshtrace.checks import CheckRecorder\nrec = CheckRecorder(env, {nb!r})\n"
+RECORD = ("from meshtrace.checks import CheckRecorder, CheckSpec\nclass Rec(CheckRecorder):\n"
+          "    def check(self, i, t, ok, **kw): return super().check(CheckSpec(i, t), ok, **kw)\n"
+          "rec = Rec(env, {nb!r})\n")
 
 
 @pytest.fixture

@@ -51,8 +51,10 @@ def test_taken_kernels_are_running_distinct_and_the_spare_is_shut_down(tmp_path)
 def test_each_notebook_runs_in_a_fresh_kernel_in_the_notebooks_folder(tmp_path):
     d = tmp_path / "notebooks"
     d.mkdir()
-    record = ("import os, sys; sys.path.insert(0, {lib!r})\nfrom meshtrace.checks import CheckRecorder\n"
-              "rec = CheckRecorder(env, {nb!r})\n")
+    record = ("import os, sys; sys.path.insert(0, {lib!r})\nfrom meshtrace.checks import CheckRecorder, CheckSpec\n"
+              "class Rec(CheckRecorder):\n"
+              "    def check(self, i, t, ok, **kw): return super().check(CheckSpec(i, t), ok, **kw)\n"
+              "rec = Rec(env, {nb!r})\n")
     bodies = {
         "00_first": "leaked = 1\nrec.check('pid', 'pid', True, observed=str(os.getpid()))\n",
         "01_second": "rec.check('fresh', 'fresh', 'leaked' not in globals())\n"

@@ -161,3 +161,67 @@ def test_failed_requests_are_counted_not_raised(server: str) -> None:
     assert status_table([dead]) == [{"status": "no answer (refused)", "count": 1}]
     with pytest.raises(ParamsError):
         send_requests(f"http://{server}/productpage", 0, 1, "x-h")
+
+
+def test_no_alarming_mode_before_a_fresh_install() -> None:
+    from meshtrace.stages.istio import mode_note
+
+    fresh = mode_note(ExistingInstall(), "refuse")
+    assert "fresh install" in fresh and "refuse" not in fresh.lower()
+    foreign = mode_note(ExistingInstall(istiod=["istiod"], mesh={}), "refuse")
+    assert "**refuse**" in foreign and "left alone" in foreign
+
+
+def test_telemetry_applied_reads_observed_as_what_is_live() -> None:
+    from types import SimpleNamespace
+
+    from meshtrace.checks import CheckRecorder
+    from meshtrace.params import load_params
+    from meshtrace.stages.telemetry import check_telemetry
+
+    kube = SimpleNamespace(get_configmap=lambda ns, name: {"mesh": "extensionProviders: [{name: otel-tracing}]"})
+    tel = {"metadata": {"namespace": "istio-system", "name": "mesh-default"},
+           "spec": {"tracing": [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 100}]}}
+    for live, observed in ((tel, "Telemetry istio-system/mesh-default, spec as rendered"),
+                           (None, "no Telemetry istio-system/mesh-default")):
+        st = SimpleNamespace(kube=kube, checks=CheckRecorder("lab", "03"), p=load_params("lab"))
+        check_telemetry(st, tel, live)  # type: ignore[arg-type]
+        applied, provider = st.checks.checks
+        assert applied.observed == observed
+        assert applied.expected == "Telemetry istio-system/mesh-default, spec as rendered"
+    assert provider.observed == "Telemetry uses otel-tracing; mesh providers: otel-tracing"
+
+
+def test_tables_are_left_aligned_and_values_readable(monkeypatch) -> None:
+    import meshtrace.runbook as runbook
+
+    shown = []
+    monkeypatch.setattr(runbook, "display_html", lambda markup, text: shown.append((markup, text)))
+    st = Stage("lab", "00_preflight")
+    st.table([{"what": "mesh providers", "seen": [{"name": "otel", "port": 4317}]},
+              {"what": "denied", "seen": []}], "Evidence")
+    markup, text = shown[0]
+    assert markup.count("text-align:left") >= 6
+    assert "name: otel, port: 4317" in markup and "{" not in text and "[" not in text and "none" in text
+
+
+def test_stage_finish_leaves_no_value_for_the_last_cell() -> None:
+    st = Stage("lab", "00_preflight")
+    assert st.finish() is None
+
+
+@pytest.mark.parametrize("rotation_file, where", [
+    ("/lab/state/backend-token.rotated", 'export TOKEN_X="$(cat /lab/state/backend-token.rotated)"'),
+    (None, "copy the new token from the provider's console (https://console.example)"),
+])
+def test_a_rejected_token_fix_names_where_the_new_token_comes_from(rotation_file, where) -> None:
+    from meshtrace.stages.diagnose import Evidence, diagnose
+
+    ev = Evidence(token_env="TOKEN_X", token_rotation_file=rotation_file, backend_console="https://console.example",
+                  collector_log='2026-12-07T04:00:00Z error Exporting failed. {"error": "rpc error: code = '
+                                'Unauthenticated desc = invalid token"}')
+    top = next(f for f in diagnose(ev) if f.cause_id == "backend-token-rejected")
+    assert where in top.fix
+    command = top.fix.rsplit(": ", 1)[1]
+    assert "create secret generic otel-backend-token --from-literal=token=\"$TOKEN_X\"" in command
+    assert command.endswith("rollout restart deployment opentelemetry-collector")

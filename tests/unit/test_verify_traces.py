@@ -106,14 +106,28 @@ def test_fragmented_traces_fail_whole_and_name_the_cause_in_the_hint() -> None:
     assert res.report.fragments == 4
 
 
-def test_no_spans_fails_services_and_says_which_are_missing() -> None:
+def test_no_spans_fails_the_first_trace_check_and_blocks_the_others() -> None:
     st = stage()
     trace_checks(st, evidence([], sent_for(5), 'otelcol_receiver_accepted_spans_total{receiver="otlp"} 0\n'))
     by_id = {c.id: c for c in st.checks.checks}
+    assert by_id["traces.collector-accepted"].status == "fail"
+    assert by_id["traces.collector-accepted"].hint
+    later = [c for c in st.checks.checks if c.id.startswith("traces.") and c.id != "traces.collector-accepted"]
+    assert len(later) == 8   # services, name form, whole, propagation, sampling, correlated, backend ×2
+    for c in later:
+        assert (c.status, c.observed, c.hint) == ("blocked", "blocked by traces.collector-accepted", ""), c
+    assert [c.id for c in st.checks.failed_required()] == ["traces.collector-accepted"]
+
+
+def test_no_spans_without_metrics_fails_services_and_says_which_are_missing() -> None:
+    st = stage()
+    trace_checks(st, evidence([], sent_for(5)))
+    by_id = {c.id: c for c in st.checks.checks}
+    assert by_id["traces.collector-accepted"].status == "skip"
     assert by_id["traces.services-reported"].status == "fail"
     assert PP in by_id["traces.services-reported"].observed
-    assert by_id["traces.collector-accepted"].status == "fail"
-    assert by_id["traces.correlated"].status == "fail"
+    for cid in ("traces.service-name-form", "traces.whole", "traces.sampling", "traces.correlated"):
+        assert by_id[cid].status == "blocked" and by_id[cid].blocked_by == "traces.services-reported", by_id[cid]
 
 
 def test_few_requests_at_low_sampling_warn_with_the_number_needed() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClusterError
-from ..report import ENV_RESULT, FAILED, INTERRUPTED, NOT_RUN, OK, notebook_outcome
+from ..report import ENV_RESULT, FAILED, INTERRUPTED, LAB_STARTED, NOT_RUN, OK, notebook_outcome
 from .kernels import KERNEL_ARGS, WarmKernel, new_kernel_manager
 from .lab import lab_down, lab_running, lab_up
 from .plan import EnvPlan
@@ -168,7 +168,7 @@ def _start_lab(plan: EnvPlan, echo: Echo) -> dict[str, str] | None:
         lab_up(plan.lab_state_dir, plan.lab_args)
     except ClusterError as exc:
         echo(f"[{plan.env}] lab failed to start: {exc}")
-        return {"id": "lab.started", "title": "the lab started", "observed": str(exc),
+        return {"id": LAB_STARTED.id, "title": LAB_STARTED.title, "observed": str(exc),
                 "expected": "python -m meshlab up succeeds", "hint": f"read {plan.lab_state_dir}/lab.log"}
     echo(f"[{plan.env}] lab ready ({time.monotonic() - t0:.1f}s)")
     return None

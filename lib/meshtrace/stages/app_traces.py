@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from ..checks import CheckSpec
 from ..kube.pods import has_sidecar, live_pods
 from ..manifests.app import load_manifests
 from ..runbook import Stage
@@ -22,10 +23,10 @@ from ..traces.callgraph import CallGraph, app_callgraph
 from ..traces.model import Span
 from ..traces.propagation import DOC_URL, FORWARD_HEADERS, PropagationReport, audit_propagation, learned_edges
 
-__all__ = ["CHECK_ID", "entry_app", "graph_for", "injected_apps", "propagation_check"]
+__all__ = ["PROPAGATION", "entry_app", "graph_for", "injected_apps", "propagation_check"]
 
-CHECK_ID = "traces.propagation"
-TITLE = "every service propagates trace context to its calls"
+#: ``traces.propagation`` (in 07's catalogue); a failing service gets a row of its own, ``traces.propagation/<service>``
+PROPAGATION = CheckSpec("traces.propagation", "every service propagates trace context to its calls")
 
 
 def injected_apps(st: Stage) -> list[str]:
@@ -67,26 +68,31 @@ def graph_for(st: Stage) -> Callable[[Iterable[Span]], CallGraph]:
     return lambda spans: app_callgraph(p, apps, entry, learned=learned_edges(spans))
 
 
-def propagation_check(st: Stage, spans: list[Span]) -> PropagationReport:
+def propagation_check(st: Stage, spans: list[Span], blocker: CheckSpec | None = None) -> PropagationReport:
     """Record ``traces.propagation``: one passing row, or one failing row per service that starts new traces
-    (id ``traces.propagation/<service>``), each with its evidence and the fix."""
+    (id ``traces.propagation/<service>``), each with its evidence and the fix; blocked when ``blocker`` (an
+    earlier trace check that failed) left nothing to judge."""
     report = audit_propagation(spans)
     rec = st.checks
+    if blocker is not None:
+        rec.blocked(PROPAGATION, by=blocker)
+        return report
     if not spans:
-        rec.skip(CHECK_ID, TITLE, "no spans to judge")
+        rec.skip(PROPAGATION, "no spans to judge")
         return report
     callers = report.callers
     if not callers:
-        rec.skip(CHECK_ID, TITLE, "no service made calls while serving a request")
+        rec.skip(PROPAGATION, "no service made calls while serving a request")
         return report
     failing = report.failing
     if not failing:
-        rec.check(CHECK_ID, TITLE, True, observed=f"{len(callers)} calling services, "
+        rec.check(PROPAGATION, True, observed=f"{len(callers)} calling services, "
                   f"{sum(a.calls for a in callers)} calls, all continue the inbound trace",
                   expected="every outbound call continues the trace of the request being served")
         return report
     for a in failing:
-        rec.check(f"{CHECK_ID}/{a.service}", f"{a.service} propagates trace context to its calls", False,
+        row = CheckSpec(f"{PROPAGATION.id}/{a.service}", f"{a.service} propagates trace context to its calls")
+        rec.check(row, False,
                   observed=a.evidence(),
                   expected=f"the inbound {', '.join(FORWARD_HEADERS[:2])} / b3 headers forwarded on every call",
                   hint=f"{a.service} does not propagate trace context: forward traceparent, tracestate, b3 / "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshtrace.checks import CheckSpec, catalogue, parameter_fix
 from meshtrace.kube import ApplyResult
 from meshtrace.kube.pods import has_sidecar, live_pods
 from meshtrace.manifests import deployment_names, render_bookinfo  # noqa: F401 - kept importable from here
@@ -13,6 +14,27 @@ from meshtrace.stages.common import wait_deployments
 
 INJECTION_LABEL = "istio-injection"
 APPS = ("productpage", "details", "reviews", "ratings")
+NOTEBOOK = "04_deploy_bookinfo"
+
+AVAILABLE = CheckSpec("bookinfo.available", "All six Bookinfo deployments are available")
+SIDECARS = CheckSpec("bookinfo.sidecars", "Every Bookinfo pod has the istio-proxy sidecar")
+CHECKS = catalogue(AVAILABLE, SIDECARS)
+
+
+def skip_checks(st: Stage, reason: str) -> None:
+    """Record 04's checks as skipped (a dry run)."""
+    for spec in CHECKS.values():
+        st.checks.skip(spec, reason)
+
+
+def check_available(st: Stage, timeout: float) -> bool:
+    """``bookinfo.available``: wait for the app's deployments (Bookinfo's six by default; with a progress bar)."""
+    names = app_deployments(st.p)
+    ns = st.p.bookinfo.namespace
+    ok, seen = wait_deployments(st, ns, names, timeout)
+    st.checks.check(AVAILABLE, ok, observed=seen, expected=f"{len(names)} deployments available",
+                    hint=f"kubectl get pods -n {ns}; kubectl describe pod <pod>")
+    return ok
 
 
 def label_namespace(st: Stage, dry_run: bool = False) -> str:
@@ -39,9 +61,9 @@ def label_namespace(st: Stage, dry_run: bool = False) -> str:
 def apply_bookinfo(st: Stage, dry_run: bool = False) -> list[ApplyResult]:
     """Show (collapsed) and apply Bookinfo's Services, ServiceAccounts and Deployments."""
     objs = render_app(st.p)
-    files = " ".join(f"-f {m}" for m in st.p.app.manifests) or "-f bookinfo.yaml"
-    st.show_yaml(objs, f"{'Bookinfo' if st.p.app.is_bookinfo else 'The app'} ({len(objs)} objects)", open=False)
-    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} {files}")
+    st.show_yaml(objs, f"{app_title(st.p)} ({len(objs)} objects)", open=False)
+    path = st.save_manifests(objs, "bookinfo.yaml" if st.p.app.is_bookinfo else "app.yaml")
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.bookinfo.namespace} -f {path}")
     return st.apply(objs, dry_run=dry_run)
 
 
@@ -72,10 +94,10 @@ def check_sidecars(st: Stage) -> dict[str, list[str]]:
     observed = (f"{sum(map(len, missing.values()))} of {len(pods)} pods without istio-proxy: "
                 + ", ".join(n for names in missing.values() for n in names)) if missing else \
         f"{len(pods)} pods, all with istio-proxy"
-    st.checks.check("bookinfo.sidecars", f"Every {app_title(st.p)} pod has the istio-proxy sidecar",
-                    bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
+    st.checks.check(SIDECARS, bool(pods) and not missing, observed=observed, expected="istio-proxy in every pod",
                     hint=f"pods created before the {INJECTION_LABEL} label are not injected: "
-                         f"kubectl rollout restart deployment -n {ns} (or re-run 04 with -p restart_uninjected=true)")
+                         f"kubectl rollout restart deployment -n {ns}; or re-run 04 with "
+                         + parameter_fix("restart_uninjected", True))
     return missing
 
 
@@ -94,17 +116,9 @@ def deploy_bookinfo(st: Stage, restart_uninjected: bool = False, dry_run: bool =
     label_namespace(st, dry_run)
     results = apply_bookinfo(st, dry_run)
     if dry_run:
-        for cid, title in (("bookinfo.available", f"All {app_title(st.p)} deployments are available"),
-                           ("bookinfo.sidecars", f"Every {app_title(st.p)} pod has the istio-proxy sidecar")):
-            st.checks.skip(cid, title, "dry run")
+        skip_checks(st, "dry run")
         return results
-    names = app_deployments(st.p)
-    ok, seen = wait_deployments(st, st.p.bookinfo.namespace, names, timeout)
-    title = "All six Bookinfo deployments are available" if st.p.app.is_bookinfo else \
-        f"All {len(names)} deployments of the app are available"
-    st.checks.check("bookinfo.available", title, ok, observed=seen,
-                    expected=f"{len(names)} deployments available",
-                    hint=f"kubectl get pods -n {st.p.bookinfo.namespace}; kubectl describe pod <pod>")
+    check_available(st, timeout)
     missing = check_sidecars(st)
     if missing and restart_uninjected:
         st.md(f"Restarting {len(missing)} deployment(s) whose pods predate the injection label.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshtrace.checks import CheckSpec, catalogue
 from meshtrace.errors import MeshtraceError, NotServed, WaitTimeout
 from meshtrace.manifests import render_gateway, render_telemetry
 from meshtrace.manifests.app import render_app
@@ -111,12 +112,18 @@ def wait_namespace_gone(st: Stage, name: str, timeout: float) -> None:
         st.md(f"The namespace `{name}` is still terminating: {exc}")
 
 
-_TITLES = {
-    "gateway": "the Gateway and VirtualService are gone",
-    "telemetry": "the Telemetry is gone",
-    "bookinfo": "Bookinfo and the injection label are gone",
-    "collector": "the collector's namespace is gone",
+NOTEBOOK = "99_cleanup"
+
+#: one check per part the kit removes: ``cleanup.<part>-removed``
+REMOVED = {
+    "gateway": CheckSpec("cleanup.gateway-removed", "the Gateway and VirtualService are gone"),
+    "telemetry": CheckSpec("cleanup.telemetry-removed", "the Telemetry is gone"),
+    "bookinfo": CheckSpec("cleanup.bookinfo-removed", "Bookinfo and the injection label are gone"),
+    "collector": CheckSpec("cleanup.collector-removed", "the collector's namespace is gone"),
 }
+ISTIO_REMOVED = CheckSpec("cleanup.istio-removed", "the Istio the kit installed is gone")
+ISTIO_KEPT = CheckSpec("cleanup.istio-kept", "an Istio the kit did not install is kept")
+CHECKS = catalogue(*REMOVED.values(), ISTIO_REMOVED, ISTIO_KEPT)
 
 
 def _hint(part: str, st: Stage, refused: list[str]) -> str:
@@ -145,7 +152,7 @@ def check_part(st: Stage, part: str, objs: list[dict[str, Any]], rows: list[dict
                if r["result"].startswith("skipped")]
     gone = ", ".join(_ref(o) for o in objs) if part != "bookinfo" else \
         f"all {len(objs)} Bookinfo objects (Services, ServiceAccounts, Deployments) and the {INJECTION_LABEL} label"
-    st.checks.check(f"cleanup.{part}-removed", _TITLES[part], not left,
+    st.checks.check(REMOVED[part], not left,
                     "remaining: " + "; ".join(left) if left else "gone", f"gone: {gone}",
                     _hint(part, st, refused) if left else "")
 
@@ -165,8 +172,6 @@ def _istio_left(st: Stage, gateway: bool) -> list[str]:
     return left
 
 
-REMOVED_TITLE = "the Istio the kit installed is gone"
-KEPT_TITLE = "an Istio the kit did not install is kept"
 _RECORD_OBJ = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD, "namespace": ISTIO_NS}}
 
 
@@ -177,7 +182,7 @@ def uninstall_istio(st: Stage, dry_run: bool, timeout: float) -> list[dict[str, 
     if existing.by_kit and existing.origin == "fresh":
         row = {"object": "Istio (installed by the kit)", "result": "would uninstall"}
         if dry_run:
-            st.checks.skip("cleanup.istio-removed", REMOVED_TITLE, "dry run: nothing was uninstalled")
+            st.checks.skip(ISTIO_REMOVED, "dry run: nothing was uninstalled")
             return [row]
         error = ""
         try:
@@ -188,7 +193,7 @@ def uninstall_istio(st: Stage, dry_run: bool, timeout: float) -> list[dict[str, 
         row["result"] = f"failed: {error}" if error else "uninstalled"
         left = _istio_left(st, gateway=True)
         observed = "; ".join(x for x in ("remaining: " + ", ".join(left) if left else "gone", error) if x)
-        st.checks.check("cleanup.istio-removed", REMOVED_TITLE, not (left or error), observed,
+        st.checks.check(ISTIO_REMOVED, not (left or error), observed,
                         "no istiod, istio ConfigMap, ingress gateway Service or meshtrace-install record",
                         f"run {st.istioctl_path} uninstall --purge -y and read its output, then delete ConfigMap "
                         f"{RECORD} in {ISTIO_NS}" if left or error else "")
@@ -198,10 +203,10 @@ def uninstall_istio(st: Stage, dry_run: bool, timeout: float) -> list[dict[str, 
                "config" if existing.by_kit else "the kit did not install it")
         row = {"object": "Istio", "result": f"kept: {why}"}
         if dry_run:
-            st.checks.skip("cleanup.istio-kept", KEPT_TITLE, f"dry run; would keep it: {why}")
+            st.checks.skip(ISTIO_KEPT, f"dry run; would keep it: {why}")
             return [row]
         after = detect_existing(st)
-        st.checks.check("cleanup.istio-kept", KEPT_TITLE, after.present, f"kept ({why}): {after.describe()}",
+        st.checks.check(ISTIO_KEPT, after.present, f"kept ({why}): {after.describe()}",
                         "istiod and the istio ConfigMap still there",
                         "" if after.present else "Istio was removed although the kit did not install it: "
                         "reinstall it as it was (istioctl install -f <your IstioOperator>)")
@@ -211,10 +216,10 @@ def uninstall_istio(st: Stage, dry_run: bool, timeout: float) -> list[dict[str, 
     if existing.record is not None:
         rows = delete_objects(st, [_RECORD_OBJ], dry_run)
     if dry_run:
-        st.checks.skip("cleanup.istio-removed", REMOVED_TITLE, "dry run; no Istio in the cluster")
+        st.checks.skip(ISTIO_REMOVED, "dry run; no Istio in the cluster")
         return rows
     left = _istio_left(st, gateway=False)
-    st.checks.check("cleanup.istio-removed", REMOVED_TITLE, not left,
+    st.checks.check(ISTIO_REMOVED, not left,
                     "remaining: " + ", ".join(left) if left else "no Istio in the cluster",
                     "no istiod, istio ConfigMap or meshtrace-install record",
                     f"delete ConfigMap {RECORD} in {ISTIO_NS} (kubectl delete configmap -n {ISTIO_NS} {RECORD})"
@@ -246,7 +251,7 @@ def cleanup(st: Stage, dry_run: bool = False, timeout: float = 180) -> list[dict
         by_part["bookinfo"].append({"object": f"label {INJECTION_LABEL} on {ns}", "result": result})
     if dry_run:
         for part in PARTS:
-            st.checks.skip(f"cleanup.{part}-removed", _TITLES[part], "dry run: nothing was deleted")
+            st.checks.skip(REMOVED[part], "dry run: nothing was deleted")
     else:
         wait_namespace_gone(st, st.p.collector.namespace, timeout)
         for part in PARTS:

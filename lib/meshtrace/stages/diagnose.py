@@ -14,10 +14,12 @@ likelihood (0–100), most likely first.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..checks import params_fix
 from ..versions import collector_binds_localhost_by_default, collector_has_logging_exporter, collector_version
 
 if TYPE_CHECKING:
@@ -97,6 +99,8 @@ class Evidence:
     token_secret: str = "otel-backend-token"
     token_key: str = "token"
     token_env: str = "MESHLAB_BACKEND_TOKEN"
+    token_rotation_file: str | None = None   # where a rotated token is issued (params backend.token.rotation_file)
+    backend_console: str | None = None       # the provider's console (params backend.console_url)
     # cluster
     mesh_providers: list[ProviderFacts] | None = None    # every extensionProviders entry
     mesh_default_tracing: list[str] = field(default_factory=list)
@@ -217,7 +221,7 @@ def _logging(ev: Evidence) -> Finding | None:
     return Finding("logging-exporter-removed", CAUSES["logging-exporter-removed"], 90 if removed else 40,
                    [f"collector image {ev.collector_image}; config exporters: {', '.join(exporters)}",
                     *(["the logging exporter was removed in 0.111.0"] if removed else []), *log],
-                   f"--set collector.exporter=debug, rerun 01_install_collector, then {ev.restart_collector}",
+                   params_fix({"collector.exporter": "debug"}, f"rerun 01_install_collector, then {ev.restart_collector}"),
                    {"collector.exporter": "debug"})
 
 
@@ -249,7 +253,7 @@ def _localhost(ev: Evidence) -> Finding | None:
     return Finding("receiver-localhost", CAUSES["receiver-localhost"], 85,
                    bad + [f"collector {ev.collector_image} binds localhost unless 0.0.0.0 is given"]
                    + log_lines(ev.collector_log, "Starting GRPC server", "Starting HTTP server", limit=2),
-                   f"--set collector.receiver_host=0.0.0.0, rerun 01_install_collector, then {ev.restart_collector}",
+                   params_fix({"collector.receiver_host": "0.0.0.0"}, f"rerun 01_install_collector, then {ev.restart_collector}"),
                    {"collector.receiver_host": "0.0.0.0"})
 
 
@@ -266,7 +270,7 @@ def _unresolvable(ev: Evidence) -> Finding | None:
     return Finding("provider-service-unresolvable", CAUSES["provider-service-unresolvable"], 88,
                    [f"extensionProviders {prov.name}: service {prov.service}",
                     f"the collector Service is {ev.collector_fqdn}"] + log,
-                   f"--set istio.provider.service={ev.collector_fqdn} (then rerun 02_install_istio)",
+                   params_fix({"istio.provider.service": ev.collector_fqdn}, "rerun 02_install_istio"),
                    {"istio.provider.service": ev.collector_fqdn})
 
 
@@ -282,7 +286,7 @@ def _port_protocol(ev: Evidence) -> Finding | None:
         return Finding("provider-port-mismatch", CAUSES["provider-port-mismatch"], 85,
                        [f"provider port {port}; Service ports: "
                         + ", ".join(f"{s.get('name')}:{s.get('port')}" for s in ev.service_ports)] + plog,
-                       f"--set istio.provider.port={good} (then rerun 02_install_istio)",
+                       params_fix({"istio.provider.port": good}, "rerun 02_install_istio"),
                        {"istio.provider.port": good})
     target = sp.get("targetPort", sp.get("port"))
     behind = _receiver_ports(ev).get(target) if isinstance(target, int) else None
@@ -293,10 +297,11 @@ def _port_protocol(ev: Evidence) -> Finding | None:
     if proto == "grpc":
         good = _port_for(ev, "grpc")
         return Finding("provider-port-mismatch", CAUSES["provider-port-mismatch"], 85, lines,
-                       f"--set istio.provider.port={good} (then rerun 02_install_istio)", {"istio.provider.port": good})
+                       params_fix({"istio.provider.port": good}, "rerun 02_install_istio"), {"istio.provider.port": good})
     return Finding("provider-protocol-mismatch", CAUSES["provider-protocol-mismatch"], 85, lines,
-                   f"--set istio.provider.protocol={behind} (or --set istio.provider.port={_port_for(ev, proto)} to "
-                   "keep OTLP/HTTP), then rerun 02_install_istio", {"istio.provider.protocol": behind})
+                   params_fix({"istio.provider.protocol": behind}, "rerun 02_install_istio")
+                   + f" (or istio.provider.port={_port_for(ev, proto)} the same way, to keep OTLP/HTTP)",
+                   {"istio.provider.protocol": behind})
 
 
 def _port_name(ev: Evidence) -> Finding | None:
@@ -316,7 +321,7 @@ def _port_name(ev: Evidence) -> Finding | None:
                    [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} is named "
                     f"{name or '(unnamed)'}: Istio picks the protocol from the name prefix, so gRPC is not used"]
                    + log_lines(ev.proxy_log, "export failed", limit=2),
-                   "--set collector.grpc_port_name=grpc-otlp (then rerun 01_install_collector)",
+                   params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector"),
                    {"collector.grpc_port_name": "grpc-otlp"})
 
 
@@ -339,7 +344,7 @@ def _telemetry(ev: Evidence) -> Finding | None:
                    [f"Telemetry {t.ref} names provider {p!r}" for t, p in bad]
                    + [f"extensionProviders: {', '.join(sorted(str(k) for k in known)) or 'none'}"]
                    + log_lines(ev.istiod_log, "provider lookup failed", "tracing provider", limit=2),
-                   f"--set telemetry.provider={ev.provider_name} (then rerun 03_enable_tracing)",
+                   params_fix({"telemetry.provider": ev.provider_name}, "rerun 03_enable_tracing"),
                    {"telemetry.provider": ev.provider_name})
 
 
@@ -349,7 +354,7 @@ def _sampling(ev: Evidence) -> Finding | None:
         return None
     return Finding("sampling-zero", CAUSES["sampling-zero"], 82,
                    [f"Telemetry {t.ref}: randomSamplingPercentage 0" for t in zero],
-                   "--set telemetry.sampling=100 (then rerun 03_enable_tracing)", {"telemetry.sampling": 100})
+                   params_fix({"telemetry.sampling": 100}, "rerun 03_enable_tracing"), {"telemetry.sampling": 100})
 
 
 def _injection(ev: Evidence) -> Finding | None:
@@ -372,6 +377,24 @@ def _injection(ev: Evidence) -> Finding | None:
 _AUTH_WORDS = ("unauthenticated", "401", "unauthorized", "invalid token", "permissiondenied", "403")
 
 
+def _new_token_fix(ev: Evidence) -> str:
+    """Where the new token comes from, then the commands that put it in the Secret and restart the collector
+    (they work as printed once the token is in the environment variable)."""
+    ns, name, var = ev.collector_namespace, ev.collector_name, ev.token_env
+    if ev.token_rotation_file:
+        where = f"the provider issued the new token into {ev.token_rotation_file}"
+        get = f'export {var}="$(cat {shlex.quote(ev.token_rotation_file)})"'
+    else:
+        where = ("copy the new token from the provider's console"
+                 + (f" ({ev.backend_console})" if ev.backend_console else "") + " into the variable")
+        get = f"read -rs {var} && export {var}"
+    return (f"the token was rotated or revoked; {where}, put it in the Secret and restart the collector (run 01 "
+            f"again later with ${var} set, and it keeps the new token): {get} && kubectl -n {ns} create secret "
+            f"generic {ev.token_secret} --from-literal={ev.token_key}=\"${var}\" --dry-run=client -o yaml | "
+            "kubectl apply --server-side --field-manager=meshtrace -f - "
+            f"&& kubectl -n {ns} rollout restart deployment {name}")
+
+
 def _backend(ev: Evidence) -> Finding | None:
     log = ev.collector_log if ev.collector_recent_log is None else ev.collector_recent_log
     failed = log_lines(log, "Exporting failed", limit=5)
@@ -382,11 +405,8 @@ def _backend(ev: Evidence) -> Finding | None:
     numbers = ([f"otlp exporter: sent {ev.exporter_sent or 0:.0f}, failed {ev.exporter_failed or 0:.0f}"]
                if ev.exporter_failed is not None else [])
     if auth:
-        ns, name = ev.collector_namespace, ev.collector_name
         return Finding("backend-token-rejected", CAUSES["backend-token-rejected"], 87, numbers + auth[-3:],
-                       f"put the current token in the Secret and restart the collector: kubectl -n {ns} create secret "
-                       f"generic {ev.token_secret} --from-literal={ev.token_key}=\"${ev.token_env}\" --dry-run=client "
-                       f"-o yaml | kubectl apply -f - && kubectl -n {ns} rollout restart deployment {name}")
+                       _new_token_fix(ev))
     return Finding("backend-export-failing", CAUSES["backend-export-failing"], 60, numbers + failed[-3:],
                    "check backend.endpoint and the backend's reachability from the collector pod")
 

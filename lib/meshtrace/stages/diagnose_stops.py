@@ -137,7 +137,7 @@ def earlier_stop(run_dir: str | Path | None, before: str = "07") -> dict[str, st
     if run_dir is None or not Path(run_dir).is_dir():
         return None
     from ..checks import checks_from_notebook
-    from ..report import FAILED, notebook_outcome
+    from ..report import EXECUTED, FAILED, notebook_outcome
 
     for path in sorted(Path(run_dir).iterdir()):
         if not _STOPPING.match(path.name) or path.name[:2] >= before:
@@ -154,5 +154,5 @@ def earlier_stop(run_dir: str | Path | None, before: str = "07") -> dict[str, st
             return {"notebook": path.stem, "id": c.id, "observed": str(c.observed), "hint": c.hint}
         outcome, error = notebook_outcome(nb)
         if outcome == FAILED:
-            return {"notebook": path.stem, "id": "notebook.executed", "observed": error, "hint": ""}
+            return {"notebook": path.stem, "id": EXECUTED.id, "observed": error, "hint": ""}
     return None

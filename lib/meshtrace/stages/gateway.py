@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from meshtrace.checks import CheckSpec, catalogue
 from meshtrace.errors import ClusterError, MeshtraceError
 from meshtrace.kube import ApplyResult
 from meshtrace.manifests import render_gateway
@@ -15,6 +16,14 @@ from meshtrace.runbook import Stage
 
 TITLE = "<title>Simple Bookstore App</title>"
 PORT_NAME = "http2"
+NOTEBOOK = "05_expose_gateway"
+
+ADDRESS = CheckSpec("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)",
+                    hint="give the ingress gateway Service a LoadBalancer address or a NodePort")
+PAGE = CheckSpec("gateway.title", "The product page is served through the gateway",
+                 hint="check that the Gateway selector matches the ingress gateway pods and the VirtualService "
+                      "routes /productpage; kubectl get gateway,virtualservice -A")
+CHECKS = catalogue(ADDRESS, PAGE)
 
 
 @dataclass
@@ -79,6 +88,41 @@ def node_host(st: Stage) -> tuple[str | None, str]:
     return None, "no node address found"
 
 
+def show_gateway(st: Stage) -> list[dict[str, Any]]:
+    """Render and show the Gateway and VirtualService, save them for the command shown, and show it."""
+    objs = render_gateway(st.p, st.version)
+    st.show_yaml(objs, "Gateway and VirtualService")
+    path = st.save_manifests(objs, "bookinfo-gateway.yaml")
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.gateway.namespace} -f {path}")
+    return objs
+
+
+def gateway_url_commands(st: Stage, load_balancer: bool, node_from: str = "") -> str:
+    """The shell lines that set ``INGRESS_HOST``, ``INGRESS_PORT`` and ``GATEWAY_URL`` as Istio's docs do: the
+    LoadBalancer's address and port when there is one, else a node's address and the NodePort (the other way
+    commented out)."""
+    gw = st.p.gateway
+    ns, name = gw.ingress_namespace, gw.ingress_service
+    sel = ",".join(f"{k}={v}" for k, v in gw.selector.items())
+    lb = [f"export INGRESS_HOST=$(kubectl -n {ns} get service {name} "
+          "-o jsonpath='{.status.loadBalancer.ingress[0].ip}')",
+          f"export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
+          "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].port}')"]
+    host = ("kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type==\"InternalIP\")].address}'"
+            if node_from.startswith("Node") else
+            f"kubectl -n {ns} get pod -l {sel} -o jsonpath='{{.items[0].status.hostIP}}'")
+    np = [f"export INGRESS_HOST=$({host})",
+          f"export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
+          "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].nodePort}')"]
+    if load_balancer:
+        lines = ["# the LoadBalancer", *lb, "# no LoadBalancer (kind, minikube): a node's address and the NodePort",
+                 *(f"# {x}" for x in np)]
+    else:
+        lines = ["# no LoadBalancer address here: a node's address and the NodePort", *np,
+                 "# with a LoadBalancer:", *(f"# {x}" for x in lb)]
+    return "\n".join([*lines, "export GATEWAY_URL=$INGRESS_HOST:$INGRESS_PORT", 'echo "GATEWAY_URL=$GATEWAY_URL"'])
+
+
 def resolve_gateway(st: Stage, show: bool = True) -> GatewayAddress:
     """GATEWAY_URL both ways; the LoadBalancer wins, NodePort is the fallback (ClusterError when neither)."""
     gw = st.p.gateway
@@ -95,15 +139,7 @@ def resolve_gateway(st: Stage, show: bool = True) -> GatewayAddress:
                    "node address from": "-"},
                   {"way": "NodePort", "GATEWAY_URL": np.url if np else "(none)", "node address from": where}],
                  "Ways in")
-        ns, name = gw.ingress_namespace, gw.ingress_service
-        st.cmd(f"export INGRESS_HOST=$(kubectl -n {ns} get service {name} "
-               "-o jsonpath='{.status.loadBalancer.ingress[0].ip}')\n"
-               f"export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
-               "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].port}')\n"
-               "# no LoadBalancer (kind, minikube): the node address and the NodePort\n"
-               f"# export INGRESS_PORT=$(kubectl -n {ns} get service {name} "
-               "-o jsonpath='{.spec.ports[?(@.name==\"http2\")].nodePort}')\n"
-               "export GATEWAY_URL=$INGRESS_HOST:$INGRESS_PORT")
+        st.cmd(gateway_url_commands(st, lb is not None, where))
     chosen = lb or np
     if chosen is None:
         raise ClusterError(f"no way in to Service {gw.ingress_service}: the LoadBalancer is pending and there is "
@@ -139,39 +175,47 @@ def wait_for_title(url: str, timeout: float, title: str | None = TITLE) -> tuple
 
 def expose_gateway(st: Stage, dry_run: bool = False, timeout: float = 180) -> tuple[list[ApplyResult], str | None]:
     """The whole of 05; returns the apply results and GATEWAY_URL (None when not resolved)."""
-    objs = render_gateway(st.p, st.version)
-    st.show_yaml(objs, "Gateway and VirtualService")
-    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.gateway.namespace} -f bookinfo-gateway.yaml")
+    objs = show_gateway(st)
     results = st.apply(objs, dry_run=dry_run)
     try:
         addr = resolve_gateway(st)
     except MeshtraceError as exc:
         if dry_run:
-            st.checks.skip("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", f"dry run: {exc}")
-            st.checks.skip("gateway.title", "The product page is served through the gateway", "dry run")
+            st.checks.skip(ADDRESS, f"dry run: {exc}")
+            st.checks.skip(PAGE, "dry run")
             return results, None
-        st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", False,
-                        observed=str(exc), expected="host:port",
-                        hint="give the ingress gateway Service a LoadBalancer address or a NodePort")
-        st.checks.skip("gateway.title", "The product page is served through the gateway", "no GATEWAY_URL",
-                       required=True)
+        address_failed(st, exc)
         return results, None
-    st.checks.check("gateway.address", "GATEWAY_URL resolves (LoadBalancer, else NodePort)", True,
-                    observed=f"{addr.url} via {addr.via}" + (f" ({addr.note})" if addr.note else ""),
-                    expected="host:port")
+    address_found(st, addr)
     st.md(f"`GATEWAY_URL={addr.url}`")
     if dry_run:
-        st.checks.skip("gateway.title", "The product page is served through the gateway", "dry run")
+        st.checks.skip(PAGE, "dry run")
         return results, addr.url
+    check_title(st, addr, timeout)
+    return results, addr.url
+
+
+def address_failed(st: Stage, exc: Exception) -> None:
+    """``gateway.address`` failed with the resolver's error; ``gateway.title`` is blocked by it."""
+    st.checks.check(ADDRESS, False, observed=str(exc), expected="host:port")
+    st.checks.blocked(PAGE, by=ADDRESS)
+
+
+def address_found(st: Stage, addr: GatewayAddress) -> None:
+    """``gateway.address`` passed: where GATEWAY_URL came from."""
+    st.checks.check(ADDRESS, True, observed=f"{addr.url} via {addr.via}" + (f" ({addr.note})" if addr.note else ""),
+                    expected="host:port")
+
+
+def check_title(st: Stage, addr: GatewayAddress, timeout: float) -> bool:
+    """``gateway.title``: poll the app's entry through GATEWAY_URL until it answers 200 (for Bookinfo, with the
+    product page's title)."""
     path = st.p.app.entry.path
-    url = f"http://{addr.url}{path}"
     title = TITLE if st.p.app.is_bookinfo else None
     st.cmd(f'curl -s "http://$GATEWAY_URL{path}"' + (' | grep -o "<title>.*</title>"' if title else " -o /dev/null "
                                                     '-w "%{http_code}\\n"'))
-    ok, seen = wait_for_title(url, timeout, title)
-    st.checks.check("gateway.title", "The product page is served through the gateway" if title else
-                    f"The app's entry {path} is served through the gateway", ok, observed=seen,
-                    expected="HTTP 200" + (f" with {title}" if title else ""),
+    ok, seen = wait_for_title(f"http://{addr.url}{path}", timeout, title)
+    st.checks.check(PAGE, ok, observed=seen, expected="HTTP 200" + (f" with {title}" if title else f" at {path}"),
                     hint="check the Gateway selector matches the ingress gateway pods and the VirtualService "
                          f"routes {path}; kubectl get gateway,virtualservice -A")
-    return results, addr.url
+    return ok

@@ -13,8 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any, NoReturn
 
+from ..checks import CheckSpec, catalogue
+
 __all__ = ["UNREACHABLE_WORDS", "apply_hint", "cluster_hint", "stop_apply_failed", "stop_unreachable", "traffic_hint",
            "unreachable"]
+
+#: Checks any notebook may record when it cannot go on (not one stage's own).
+CLUSTER_REACHABLE = CheckSpec("cluster.reachable", "The cluster answers")
+APPLY_ACCEPTED = CheckSpec("apply.accepted", "The cluster accepted the objects")
+CHECKS = catalogue(CLUSTER_REACHABLE, APPLY_ACCEPTED)
 
 #: What the client says when nothing answers at the API server's address (kube's own wording included).
 UNREACHABLE_WORDS = ("connection refused", "max retries exceeded", "did not answer", "no route to host",
@@ -61,7 +68,7 @@ def stop_unreachable(st: Any, error: Exception) -> NoReturn:
     :class:`~meshtrace.runbook.Stage` calls it when connecting fails because nothing answers (00 and 08 judge an
     unreachable cluster themselves and turn it off with ``st.stop_on_unreachable = False``).
     """
-    st.checks.check("cluster.reachable", "The cluster answers", False, observed=str(error)[:400],
+    st.checks.check(CLUSTER_REACHABLE, False, observed=str(error)[:400],
                     expected="the API server answers with the kubeconfig's credentials",
                     hint=cluster_hint(error, "the kit cannot reach the cluster with these params: fix cluster.kubeconfig / "
                                              "cluster.context (00_preflight checks them), then run again from 00"))
@@ -101,7 +108,7 @@ def stop_apply_failed(st: Any, error: Exception) -> NoReturn:
     ``apply.accepted`` (observed: the API server's message; hint: :func:`apply_hint`), then CheckFailed."""
     if unreachable(error):
         stop_unreachable(st, error)
-    st.checks.check("apply.accepted", "The cluster accepted the objects", False, observed=str(error)[:400],
+    st.checks.check(APPLY_ACCEPTED, False, observed=str(error)[:400],
                     expected="every object applied", hint=apply_hint(error))
     st.finish()
     raise error

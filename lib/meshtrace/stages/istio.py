@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from meshtrace.checks import CheckSpec, catalogue, parameter_fix
 from meshtrace.errors import ParamsError
 from meshtrace.manifests import istio_notes, render_istio_operator, to_yaml
 from meshtrace.manifests.common import MANAGED_BY
@@ -27,6 +28,38 @@ MESH_CONFIGMAP = "istio"
 RECORD = "meshtrace-install"
 MODES = ("refuse", "merge", "replace")
 TRACING_KEYS = ("enableTracing", "defaultConfig", "extensionProviders")
+NOTEBOOK = "02_install_istio"
+
+EXISTING = CheckSpec("istio.existing-install", "An existing Istio install is left alone unless asked",
+                     hint=parameter_fix("existing_install", "merge") + " to keep other mesh settings, or "
+                          "existing_install = \"replace\" to reset them, after reading the diff above")
+ISTIOD = CheckSpec("istio.istiod-ready", "istiod is available",
+                   hint=f"kubectl get pods -n {ISTIO_NS}; kubectl logs -n {ISTIO_NS} deploy/istiod")
+GATEWAY = CheckSpec("istio.gateway-ready", "The ingress gateway is available")
+MESH_PROVIDER = CheckSpec("istio.mesh-provider", "The mesh config holds the tracing provider from params",
+                          hint=f"kubectl get configmap istio -n {ISTIO_NS} -o yaml; re-run 02 to install the provider")
+CHECKS = catalogue(EXISTING, ISTIOD, GATEWAY, MESH_PROVIDER)
+CONTROL_PLANE = (ISTIOD, GATEWAY, MESH_PROVIDER)
+
+
+def skip_control_plane(st: Stage, iop: dict[str, Any] | None, dry_run: bool) -> None:
+    """The control-plane checks when nothing is installed: blocked by a refused install, skipped in a dry run."""
+    for spec in CONTROL_PLANE:
+        if iop is None:
+            st.checks.blocked(spec, by=EXISTING)
+        else:
+            st.checks.skip(spec, "dry run")
+
+
+def mode_note(existing: ExistingInstall, mode: str) -> str:
+    """What the kit will do about an existing install, for people (no alarming mode before a fresh install)."""
+    if not existing.present:
+        return f"Existing install: {existing.describe()}. A fresh install."
+    if existing.by_kit:
+        return f"Existing install: {existing.describe()}. The kit updates its own install."
+    what = {"refuse": "it is left alone (the install is refused)", "merge": "the kit's settings are merged into it",
+            "replace": "it is replaced by the kit's mesh config"}[mode]
+    return f"Existing install: {existing.describe()}. Mode **{mode}**: {what}."
 
 
 @dataclass
@@ -172,10 +205,8 @@ def check_existing(st: Stage, existing: ExistingInstall, mode: str) -> dict[str,
         note = " (settings not shown on the right return to Istio's defaults)" if replacing else ""
         st.show_diff(mesh_diff(existing.mesh, target), "Mesh config: live → what the kit would install" + note)
     ok = iop is not None
-    st.checks.check("istio.existing-install", "An existing Istio install is left alone unless asked", ok,
-                    observed=f"{existing.describe()}; {why}", expected="no foreign install, or merge/replace chosen",
-                    hint="re-run with -p existing_install=merge (keep other mesh settings) or =replace "
-                         "(reset them), after reading the diff above")
+    st.checks.check(EXISTING, ok, observed=f"{existing.describe()}; {why}",
+                    expected="no foreign install, or merge/replace chosen")
     return iop
 
 
@@ -210,11 +241,10 @@ def check_control_plane(st: Stage, timeout: float = 180) -> None:
     existing = detect_existing(st)
     istiod = existing.istiod or ["istiod"]
     ok, seen = wait_deployments(st, ISTIO_NS, istiod, timeout)
-    st.checks.check("istio.istiod-ready", "istiod is available", ok, observed=seen, expected="available",
-                    hint=f"kubectl get pods -n {ISTIO_NS}; kubectl logs -n {ISTIO_NS} deploy/istiod")
+    st.checks.check(ISTIOD, ok, observed=seen, expected="available")
     gw = st.p.gateway
     ok, seen = wait_deployments(st, gw.ingress_namespace, [gw.ingress_service], timeout)
-    st.checks.check("istio.gateway-ready", "The ingress gateway is available", ok, observed=seen,
+    st.checks.check(GATEWAY, ok, observed=seen,
                     expected="available", hint=f"kubectl get pods -n {gw.ingress_namespace} -l istio=ingressgateway")
     check_mesh_provider(st, detect_existing(st).mesh)
 
@@ -231,9 +261,7 @@ def check_mesh_provider(st: Stage, mesh: dict[str, Any] | None) -> None:
                 + ", ".join(x.get("name", "?") for x in (mesh or {}).get("extensionProviders") or []) + ")")
     ok = bool(found) and otel.get("service") == prov.service and int(otel.get("port") or 0) == prov.port \
         and proto == prov.protocol
-    st.checks.check("istio.mesh-provider", "The mesh config holds the tracing provider from params", ok,
-                    observed=observed, expected=want,
-                    hint=f"kubectl get configmap istio -n {ISTIO_NS} -o yaml; re-run 02 to install the provider")
+    st.checks.check(MESH_PROVIDER, ok, observed=observed, expected=want)
 
 
 def install_istio(st: Stage, existing_install: str | None = None, dry_run: bool = False,
@@ -242,21 +270,17 @@ def install_istio(st: Stage, existing_install: str | None = None, dry_run: bool 
     mode = existing_install or st.p.istio.existing_install
     show_version_notes(st)
     existing = detect_existing(st)
-    st.md(f"Existing install: {existing.describe()}. Mode: **{mode}**.")
+    st.md(mode_note(existing, mode))
     iop = check_existing(st, existing, mode)
     shown = iop or render_istio_operator(st.p, st.version)
     st.show_yaml(shown, "IstioOperator")
-    st.cmd("istioctl install -y -f istio-operator.yaml")
-    skip_ids = {"istio.istiod-ready": "istiod is available", "istio.gateway-ready": "The ingress gateway is available",
-                "istio.mesh-provider": "The mesh config holds the tracing provider from params"}
+    st.cmd(f"istioctl install -y -f {st.save_manifests(shown, 'istio-operator.yaml')}")
     if iop is None:
-        for cid, title in skip_ids.items():
-            st.checks.skip(cid, title, "install refused: the existing install was left alone")
+        skip_control_plane(st, iop, dry_run)
         return None
     if dry_run:
         st.md("Dry run: `istioctl install` was not run; the diff above is what it would change.")
-        for cid, title in skip_ids.items():
-            st.checks.skip(cid, title, "dry run")
+        skip_control_plane(st, iop, dry_run)
         return iop
     if unchanged(st, existing, iop):
         st.md("The kit's own install already has exactly this mesh config and version: **unchanged**, "

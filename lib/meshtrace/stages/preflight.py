@@ -8,10 +8,34 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from meshtrace.checks import CheckSpec, catalogue
 from meshtrace.errors import MeshtraceError
 from meshtrace.params import resolve_secret
 from meshtrace.runbook import Stage
 from meshtrace.versions import MIN_ISTIO, parse_version, supports
+
+NOTEBOOK = "00_preflight"
+
+PARAMS = CheckSpec("preflight.params", "Params load and validate")
+PARAMS_WARNINGS = CheckSpec("preflight.params-warnings", "Params have no likely mistakes",
+                            hint="fix the params named above unless the mistake is on purpose (a drill)")
+REACHABLE = CheckSpec("preflight.cluster-reachable", "The cluster answers with these credentials",
+                      hint="start the cluster, or fix cluster.kubeconfig / cluster.context in params")
+SERVER_VERSION = CheckSpec("preflight.server-version", "Kubernetes server version",
+                           hint="check that the API server serves /version")
+ISTIOCTL = CheckSpec("preflight.istioctl-version",
+                     f"istioctl client is Istio {MIN_ISTIO.major}.{MIN_ISTIO.minor} or later")
+CREDENTIALS = CheckSpec("preflight.credentials", "Backend credentials are present (value not shown)")
+KUBECTL = CheckSpec("preflight.kubectl", "kubectl is installed (optional: for the commands shown)",
+                    hint="install kubectl to type the equivalent commands yourself")
+PERMISSIONS = CheckSpec("preflight.permissions", "The kubeconfig's user may do everything the kit does")
+PLACEHOLDERS = CheckSpec("preflight.placeholders",
+                         "Params hold no template placeholders (CHANGE-ME, example.com, <…>)")
+EXISTING_ISTIO = CheckSpec("preflight.existing-istio",
+                           "An Istio the kit did not install is not in the way (istio.existing_install)",
+                           hint="02_install_istio looks again before it installs")
+CHECKS = catalogue(PARAMS, PARAMS_WARNINGS, PLACEHOLDERS, REACHABLE, SERVER_VERSION, EXISTING_ISTIO, ISTIOCTL,
+                   CREDENTIALS, KUBECTL, PERMISSIONS)
 
 
 @dataclass(frozen=True)
@@ -76,12 +100,11 @@ def placeholders(data: Any, path: str = "") -> list[str]:
 def check_params(st: Stage) -> None:
     """``preflight.params``: the params loaded and validated; likely mistakes are listed as a warning;
     ``preflight.placeholders``: no value still holds a template placeholder."""
-    st.checks.check("preflight.params", "Params load and validate", True, observed=st.p.source,
+    st.checks.check(PARAMS, True, observed=st.p.source,
                     expected="valid params")
     found = placeholders(st.p.model_dump(mode="json", exclude={"description"}))
     values = {f: _at(st.p.model_dump(mode="json"), f) for f in found}
-    st.checks.check("preflight.placeholders", "Params hold no template placeholders (CHANGE-ME, example.com, <…>)",
-                    not found, expected="real values everywhere",
+    st.checks.check(PLACEHOLDERS, not found, expected="real values everywhere",
                     observed="; ".join(f"{f} = {v}" for f, v in values.items()) or "none",
                     hint=("replace the placeholder in " + ", ".join(found) + f" ({st.p.source}, or --set "
                           f"{found[0]}=…)") if found else "")
@@ -89,10 +112,7 @@ def check_params(st: Stage) -> None:
     if warnings:
         st.md("**Params warnings** (allowed, but probably not what you want):\n\n"
               + "\n".join(f"- {w}" for w in warnings))
-        st.checks.add("preflight.params-warnings", "Params have no likely mistakes", "warn",
-                      observed="; ".join(warnings), expected="no warnings",
-                      hint="fix the params named above unless the mistake is on purpose (a drill)",
-                      required=False)
+        st.checks.add(PARAMS_WARNINGS, "warn", observed="; ".join(warnings), expected="no warnings", required=False)
 
 
 def _at(data: Any, path: str) -> Any:
@@ -107,21 +127,18 @@ def check_cluster(st: Stage) -> bool:
     try:
         kube = st.kube
     except MeshtraceError as exc:
-        st.checks.check("preflight.cluster-reachable", "The cluster answers with these credentials", False,
-                        observed=str(exc), expected=f"API server reachable via {st.kubeconfig or 'default'}",
-                        hint="start the cluster, or fix cluster.kubeconfig / cluster.context in params")
-        st.checks.skip("preflight.server-version", "Kubernetes server version", "cluster unreachable",
-                       required=True)
+        st.checks.check(REACHABLE, False,
+                        observed=str(exc), expected=f"API server reachable via {st.kubeconfig or 'default'}")
+        st.checks.blocked(SERVER_VERSION, by=REACHABLE)
         return False
-    st.checks.check("preflight.cluster-reachable", "The cluster answers with these credentials", True,
+    st.checks.check(REACHABLE, True,
                     observed=kube.host, expected="API server reachable")
     try:
         version = kube.server_version()
-        st.checks.check("preflight.server-version", "Kubernetes server version", True, observed=version,
+        st.checks.check(SERVER_VERSION, True, observed=version,
                         expected="a Kubernetes version")
     except MeshtraceError as exc:
-        st.checks.check("preflight.server-version", "Kubernetes server version", False, observed=str(exc),
-                        expected="a Kubernetes version", hint="check that the API server serves /version")
+        st.checks.check(SERVER_VERSION, False, observed=str(exc), expected="a Kubernetes version")
     check_existing_istio(st)
     return True
 
@@ -134,17 +151,15 @@ def check_existing_istio(st: Stage) -> None:
     """
     from .istio import detect_existing
 
-    title = "An Istio the kit did not install is not in the way (istio.existing_install)"
     mode = st.p.istio.existing_install
     try:
         existing = detect_existing(st)
     except MeshtraceError as exc:
-        st.checks.add("preflight.existing-istio", title, "warn", observed=f"could not look: {exc}",
-                      expected="no foreign Istio, or existing_install merge/replace", required=False,
-                      hint="02_install_istio looks again before it installs")
+        st.checks.add(EXISTING_ISTIO, "warn", observed=f"could not look: {exc}",
+                      expected="no foreign Istio, or existing_install merge/replace", required=False)
         return
     blocked = existing.foreign and mode == "refuse"
-    st.checks.check("preflight.existing-istio", title, not blocked,
+    st.checks.check(EXISTING_ISTIO, not blocked,
                     observed=f"{existing.describe()}; existing_install: {mode}",
                     expected="no foreign Istio, or existing_install merge/replace",
                     hint="Istio here was installed without the kit and 02 would refuse it (nothing has been installed "
@@ -155,11 +170,10 @@ def check_existing_istio(st: Stage) -> None:
 
 def check_istioctl(st: Stage) -> None:
     """``preflight.istioctl-version``: the client runs and is 1.19 or later (1.19-1.21 warned)."""
-    title = f"istioctl client is Istio {MIN_ISTIO.major}.{MIN_ISTIO.minor} or later"
     try:
         info = st.istioctl_versions()
     except MeshtraceError as exc:
-        st.checks.check("preflight.istioctl-version", title, False, observed=str(exc), expected=">= 1.19",
+        st.checks.check(ISTIOCTL, False, observed=str(exc), expected=">= 1.19",
                         hint="install istioctl or set cluster.istioctl in params")
         return
     client = info.get("client") or "?"
@@ -168,30 +182,29 @@ def check_istioctl(st: Stage) -> None:
     try:
         v = parse_version(client)
     except MeshtraceError:
-        st.checks.check("preflight.istioctl-version", title, False, observed=observed, expected=">= 1.19",
+        st.checks.check(ISTIOCTL, False, observed=observed, expected=">= 1.19",
                         hint="istioctl printed no usable version; reinstall istioctl")
         return
     if v.minor_version < MIN_ISTIO.minor_version:
-        st.checks.check("preflight.istioctl-version", title, False, observed=observed, expected=">= 1.19",
+        st.checks.check(ISTIOCTL, False, observed=observed, expected=">= 1.19",
                         hint="install istioctl 1.22 or later")
     elif not supports(v, "telemetry_v1"):
-        st.checks.add("preflight.istioctl-version", title, "warn", observed=observed, expected=">= 1.22",
+        st.checks.add(ISTIOCTL, "warn", observed=observed, expected=">= 1.22",
                       hint=f"Istio {v} works with the kit's rendering, but the source's manifests "
                            "(telemetry.istio.io/v1, provider http:) need 1.22; prefer 1.22 or later")
     else:
-        st.checks.check("preflight.istioctl-version", title, True, observed=observed, expected=">= 1.19")
+        st.checks.check(ISTIOCTL, True, observed=observed, expected=">= 1.19")
 
 
 def check_credentials(st: Stage, cluster_ok: bool) -> None:
     """``preflight.credentials``: the backend token is present (env var or existing Secret), never shown."""
-    title = "Backend credentials are present (value not shown)"
     b = st.p.backend
     if b is None or b.token is None:
-        st.checks.skip("preflight.credentials", title, "params name no backend token")
+        st.checks.skip(CREDENTIALS, "params name no backend token")
         return
     ref = b.token
     if resolve_secret(ref) is not None:
-        st.checks.check("preflight.credentials", title, True, observed=f"${ref.env} is set",
+        st.checks.check(CREDENTIALS, True, observed=f"${ref.env} is set",
                         expected=f"${ref.env} set, or Secret {ref.secret_name} present")
         return
     existing = False
@@ -200,7 +213,7 @@ def check_credentials(st: Stage, cluster_ok: bool) -> None:
             existing = st.kube.get("v1", "Secret", ref.secret_name, st.p.collector.namespace) is not None
         except MeshtraceError:
             existing = False
-    st.checks.check("preflight.credentials", title, existing,
+    st.checks.check(CREDENTIALS, existing,
                     observed=(f"${ref.env} unset; Secret {ref.secret_name} exists in {st.p.collector.namespace}"
                               if existing else f"${ref.env} unset and no Secret {ref.secret_name}"),
                     expected=f"${ref.env} set, or Secret {ref.secret_name} present",
@@ -210,11 +223,9 @@ def check_credentials(st: Stage, cluster_ok: bool) -> None:
 def check_kubectl(st: Stage) -> None:
     """``preflight.kubectl`` (optional): kubectl is on PATH, for the equivalent commands shown."""
     exe = st.p.cluster.kubectl
-    title = "kubectl is installed (optional: for the commands shown)"
     path = shutil.which(exe)
     if not path:
-        st.checks.check("preflight.kubectl", title, False, observed=f"{exe} not found", expected="on PATH",
-                        hint="install kubectl to type the equivalent commands yourself", required=False)
+        st.checks.check(KUBECTL, False, observed=f"{exe} not found", expected="on PATH", required=False)
         return
     try:
         out = subprocess.run([path, "version", "--client", "-o", "yaml"], capture_output=True, text=True,
@@ -222,7 +233,7 @@ def check_kubectl(st: Stage) -> None:
         version = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if "gitVersion" in ln), "?")
     except (OSError, subprocess.TimeoutExpired) as exc:
         version = f"did not run: {exc}"
-    st.checks.check("preflight.kubectl", title, True, observed=f"{path} {version}", expected="on PATH",
+    st.checks.check(KUBECTL, True, observed=f"{path} {version}", expected="on PATH",
                     required=False)
 
 
@@ -240,7 +251,7 @@ def check_permissions(st: Stage) -> list[dict[str, str]]:
         if not ok:
             denied.append(str(perm))
     st.table(rows, "SelfSubjectAccessReview per verb the kit needs")
-    st.checks.check("preflight.permissions", "The kubeconfig's user may do everything the kit does", not denied,
+    st.checks.check(PERMISSIONS, not denied,
                     observed="denied: " + ", ".join(denied) if denied else f"{len(rows)} verbs allowed",
                     expected="all allowed",
                     hint="ask for an RBAC role granting: " + ", ".join(denied) if denied else "")
@@ -257,5 +268,4 @@ def run_preflight(st: Stage) -> None:
     if cluster_ok:
         check_permissions(st)
     else:
-        st.checks.skip("preflight.permissions", "The kubeconfig's user may do everything the kit does",
-                       "cluster unreachable", required=True)
+        st.checks.blocked(PERMISSIONS, by=REACHABLE)

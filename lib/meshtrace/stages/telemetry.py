@@ -6,11 +6,23 @@ from typing import Any
 
 import yaml
 
+from meshtrace.checks import CheckSpec, catalogue, readable
 from meshtrace.errors import MeshtraceError
 from meshtrace.manifests import render_telemetry
 from meshtrace.runbook import Stage
 
 ISTIO_NS = "istio-system"
+NOTEBOOK = "03_enable_tracing"
+
+APPLIED = CheckSpec("telemetry.applied", "The Telemetry resource is in place as rendered", hint="re-run 03_enable_tracing")
+PROVIDER = CheckSpec("telemetry.provider", "The Telemetry names a provider the mesh config defines")
+CHECKS = catalogue(APPLIED, PROVIDER)
+
+
+def skip_checks(st: Stage, reason: str) -> None:
+    """Record 03's checks as skipped (a dry run)."""
+    for spec in CHECKS.values():
+        st.checks.skip(spec, reason)
 
 
 def show_telemetry(st: Stage) -> dict[str, Any]:
@@ -21,7 +33,7 @@ def show_telemetry(st: Stage) -> dict[str, Any]:
              else f"only workloads in namespace {ns} (the ingress gateway gets no provider from it)")
     st.md(f"This Telemetry applies to {scope}.")
     st.show_yaml(tel, f"Telemetry {tel['metadata']['name']} in {ns}")
-    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -f telemetry.yaml\n"
+    st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -f {st.save_manifests(tel, 'telemetry.yaml')}\n"
            f"kubectl get telemetry -n {ns} {tel['metadata']['name']} -o yaml")
     return tel
 
@@ -50,15 +62,16 @@ def check_telemetry(st: Stage, tel: dict[str, Any], live: dict[str, Any] | None)
     """``telemetry.applied`` (live spec = rendered) and ``telemetry.provider`` (names a mesh provider)."""
     ref = f"{tel['metadata']['namespace']}/{tel['metadata']['name']}"
     same = live is not None and live.get("spec") == tel["spec"]
-    st.checks.check("telemetry.applied", "The Telemetry resource is in place as rendered", same,
-                    observed=("absent" if live is None else "spec matches" if same else
-                              f"spec differs: {live.get('spec')}"),
-                    expected=f"Telemetry {ref}", hint="re-run 03_enable_tracing")
+    st.checks.check(APPLIED, same,
+                    observed=(f"no Telemetry {ref}" if live is None else f"Telemetry {ref}, spec as rendered" if same
+                              else f"Telemetry {ref}, spec differs: {readable(live.get('spec'))}"),
+                    expected=f"Telemetry {ref}, spec as rendered")
     names = mesh_provider_names(st)
     used = telemetry_providers(live or tel)
     ok = names is not None and bool(used) and all(u in names for u in used)
-    st.checks.check("telemetry.provider", "The Telemetry names a provider the mesh config defines", ok,
-                    observed=f"Telemetry uses {used}; mesh providers {names if names is not None else 'unknown'}",
+    st.checks.check(PROVIDER, ok,
+                    observed=f"Telemetry uses {readable(used)}; mesh providers: "
+                             f"{readable(names) if names is not None else 'unknown (no istio ConfigMap)'}",
                     expected="every provider listed in extensionProviders",
                     hint=f"set telemetry.provider to {st.p.istio.provider.name!r} (or omit it) and re-run 03, "
                          "or re-run 02 to install the provider")
@@ -69,13 +82,12 @@ def enable_tracing(st: Stage, dry_run: bool = False) -> dict[str, Any]:
     tel = show_telemetry(st)
     st.apply([tel], dry_run=dry_run)
     if dry_run:
-        st.checks.skip("telemetry.applied", "The Telemetry resource is in place as rendered", "dry run")
         try:
             names = mesh_provider_names(st)
         except MeshtraceError:
             names = None
-        st.md(f"Mesh providers now: {names}.")
-        st.checks.skip("telemetry.provider", "The Telemetry names a provider the mesh config defines", "dry run")
+        st.md(f"Mesh providers now: {readable(names) if names is not None else 'unknown'}.")
+        skip_checks(st, "dry run")
         return tel
     live = read_back(st, tel)
     if live is not None:

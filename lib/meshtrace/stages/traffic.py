@@ -17,13 +17,16 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 from urllib.parse import urlsplit
 
+from meshtrace.checks import CheckSpec, catalogue
 from meshtrace.errors import ParamsError
 from meshtrace.runbook import Stage
 from meshtrace.sent import SENT_REQUESTS, SentRequest, write_sent
 from meshtrace.stages.hints import traffic_hint
 
-__all__ = ["KeepAliveClient", "SentRequest", "generate_traffic", "latency_summary", "percentile", "plot_latency",
-           "send_one", "send_requests", "status_table", "write_sent"]
+NOTEBOOK = "06_generate_traffic"
+SENT = CheckSpec("traffic.sent", "Requests through the gateway all answered 200")
+CHECKS = catalogue(SENT)
+
 
 
 _RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -186,7 +189,7 @@ def generate_traffic(st: Stage, gateway_url: str, requests: int | None = None, c
     st.md(f"Saved {len(reqs)} requests to `{path}`.")
     st.table(status_table(reqs), "Status codes")
     ok = [r for r in reqs if r.status == 200]
-    st.checks.check("traffic.sent", f"{n} requests through the gateway all answered 200", len(ok) == n,
+    st.checks.check(SENT, len(ok) == n,
                     observed=", ".join(f"{row['status']}: {row['count']}" for row in status_table(reqs)),
                     expected=f"200: {n}",
                     hint=traffic_hint(st, [r.error for r in reqs if r.status != 200],

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..checks import CheckSpec, catalogue
 from ..errors import ClusterError, Forbidden, MeshtraceError
 from ..kube.pods import has_sidecar, live_pods, pod_owner
 from ..manifests.collector import exporter_name
@@ -38,35 +39,41 @@ from .diagnose_facts import (
 )
 from .diagnose_stops import earlier_stop
 
-__all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
+__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
 #: What the kit must be allowed to read to troubleshoot: (verb, group, resource).
 NEEDED = (("list", "", "pods"), ("get", "", "configmaps"), ("get", "", "services"),
           ("get", "apps", "deployments"), ("list", "telemetry.istio.io", "telemetries"))
 
-#: check id → (title, cause ids it covers).
-FAQ_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "troubleshoot.permissions": ("the kit may read what it needs", ("rbac-denied",)),
-    "troubleshoot.collector-running": ("the collector is running and receiving",
-                                       ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed",
-                                        "receiver-localhost")),
-    "troubleshoot.sidecars-injected": ("every Bookinfo pod has istio-proxy",
-                                       ("pods-predate-injection", "namespace-not-labelled")),
-    "troubleshoot.telemetry": ("a Telemetry names an existing provider and samples",
-                               ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero")),
-    "troubleshoot.mesh-provider": ("extensionProviders matches the collector's Service FQDN, port and protocol",
-                                   ("provider-service-unresolvable", "provider-port-mismatch",
-                                    "provider-protocol-mismatch", "service-port-name", "proxy-export-failing")),
-    "troubleshoot.backend": ("the collector exports to the backend",
-                             ("backend-token-rejected", "backend-export-failing")),
-    "troubleshoot.traces-whole": ("traces are not fragmented",
-                                  ("app-drops-trace-headers", "service-does-not-propagate")),
-}
+NOTEBOOK = "08_troubleshoot"
 
+PERMISSIONS = CheckSpec("troubleshoot.permissions", "the kit may read what it needs")
+COLLECTOR_RUNNING = CheckSpec("troubleshoot.collector-running", "the collector is running and receiving")
+SIDECARS = CheckSpec("troubleshoot.sidecars-injected", "every Bookinfo pod has istio-proxy")
+TELEMETRY = CheckSpec("troubleshoot.telemetry", "a Telemetry names an existing provider and samples")
+MESH_PROVIDER = CheckSpec("troubleshoot.mesh-provider",
+                          "extensionProviders matches the collector's Service FQDN, port and protocol")
+BACKEND = CheckSpec("troubleshoot.backend", "the collector exports to the backend")
+TRACES_WHOLE = CheckSpec("troubleshoot.traces-whole", "traces are not fragmented")
+
+#: the source procedure's FAQ, one check each, with the cause ids it covers
+FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
+    PERMISSIONS: ("rbac-denied",),
+    COLLECTOR_RUNNING: ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed",
+                        "receiver-localhost"),
+    SIDECARS: ("pods-predate-injection", "namespace-not-labelled"),
+    TELEMETRY: ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero"),
+    MESH_PROVIDER: ("provider-service-unresolvable", "provider-port-mismatch", "provider-protocol-mismatch",
+                    "service-port-name", "proxy-export-failing"),
+    BACKEND: ("backend-token-rejected", "backend-export-failing"),
+    TRACES_WHOLE: ("app-drops-trace-headers", "service-does-not-propagate"),
+}
+DIAGNOSIS = CheckSpec("troubleshoot.diagnosis", "the most likely cause")
+CHECKS = catalogue(*FAQ_CHECKS, DIAGNOSIS)
 
 #: FAQ items that mean nothing until Istio, or the collector, is installed (skipped then, not passed).
-_NEEDS_ISTIO = {"troubleshoot.sidecars-injected", "troubleshoot.telemetry", "troubleshoot.traces-whole"}
-_NEEDS_COLLECTOR = {"troubleshoot.backend", "troubleshoot.traces-whole"}
+_NEEDS_ISTIO = {SIDECARS, TELEMETRY, TRACES_WHOLE}
+_NEEDS_COLLECTOR = {BACKEND, TRACES_WHOLE}
 
 
 def _try(ev: Evidence, what: str, fn: Any, default: Any = None) -> Any:
@@ -95,7 +102,10 @@ def _token_ref(st: Stage) -> dict[str, Any]:
     ref = st.p.backend.token if st.p.backend else None
     if ref is None:
         return {}
-    return {"token_secret": ref.secret_name, "token_key": ref.secret_key, "token_env": ref.env or "TOKEN"}
+    issued = st.p.resolve_path(ref.rotation_file) if ref.rotation_file else None
+    return {"token_secret": ref.secret_name, "token_key": ref.secret_key, "token_env": ref.env or "TOKEN",
+            "token_rotation_file": str(issued) if issued else None,
+            "backend_console": st.p.backend.console_url if st.p.backend else None}
 
 
 def _service_of(fqdn: str, default_ns: str) -> tuple[str, str]:
@@ -269,27 +279,27 @@ def record_checks(st: Stage, ev: Evidence, findings: list[Finding]) -> None:
     """Record the ``troubleshoot.*`` checks (all optional): warn where a finding falls under the FAQ item."""
     by_id = {f.cause_id: f for f in findings}
     missing = by_id.get("kit-not-installed")
-    for cid, (title, causes) in FAQ_CHECKS.items():
+    for spec, causes in FAQ_CHECKS.items():
         if ev.unreachable:
-            st.checks.skip(cid, title, "not judged: the cluster does not answer")
+            st.checks.skip(spec, "not judged: the cluster does not answer")
             continue
-        if cid in _NEEDS_ISTIO and ev.istio_installed is False:
-            st.checks.skip(cid, title, "not judged: Istio is not installed (run 02_install_istio)")
+        if spec in _NEEDS_ISTIO and ev.istio_installed is False:
+            st.checks.skip(spec, "not judged: Istio is not installed (run 02_install_istio)")
             continue
-        if cid in _NEEDS_COLLECTOR and ev.collector_installed is False:
-            st.checks.skip(cid, title, "not judged: the collector is not installed (run 01_install_collector)")
+        if spec in _NEEDS_COLLECTOR and ev.collector_installed is False:
+            st.checks.skip(spec, "not judged: the collector is not installed (run 01_install_collector)")
             continue
         hits = [by_id[c] for c in causes if c in by_id]
-        if missing is not None and ((cid == "troubleshoot.collector-running" and ev.collector_installed is False)
-                                    or (cid == "troubleshoot.mesh-provider" and ev.istio_installed is False)):
+        if missing is not None and ((spec is COLLECTOR_RUNNING and ev.collector_installed is False)
+                                    or (spec is MESH_PROVIDER and ev.istio_installed is False)):
             hits.insert(0, missing)
-        if cid == "troubleshoot.mesh-provider" and "istio-foreign" in by_id:
+        if spec is MESH_PROVIDER and "istio-foreign" in by_id:
             hits.insert(0, by_id["istio-foreign"])
-        st.checks.check(cid, title, not hits, required=False,
+        st.checks.check(spec, not hits, required=False,
                         observed="; ".join(f"{f.cause_id}: {_first_line(f)}" for f in hits)
                         or "nothing wrong found", expected="no finding", hint=hits[0].fix if hits else "")
     top = findings[0] if findings else None
-    st.checks.check("troubleshoot.diagnosis", "the most likely cause", top is None, required=False,
+    st.checks.check(DIAGNOSIS, top is None, required=False,
                     observed=f"{top.cause_id} ({top.likelihood}%): {top.title}" if top else "found nothing wrong",
                     expected="nothing wrong", hint=top.fix if top else "")
 

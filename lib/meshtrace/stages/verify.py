@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checks import CheckSpec, catalogue, parameter_fix, readable
 from ..errors import MeshtraceError
 from ..kube.wait import deployment_state
 from ..manifests.app import app_deployments, app_title
@@ -45,7 +46,7 @@ from ..traces.sources import (
     TraceSource,
     sources_for_cluster,
 )
-from .app_traces import graph_for, propagation_check
+from .app_traces import PROPAGATION, graph_for, propagation_check
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -59,6 +60,38 @@ from .diagnose_facts import (
 __all__ = ["TraceEvidence", "VerifyResult", "collect_traces", "pictures", "pod_checks", "trace_checks"]
 
 POD_NAMESPACES = ("istio-system",)
+NOTEBOOK = "07_verify"
+
+ISTIOD_READY = CheckSpec("pods.istiod-ready", "istiod is ready")
+GATEWAY_READY = CheckSpec("pods.gateway-ready", "the ingress gateway is ready")
+COLLECTOR_READY = CheckSpec("pods.collector-ready", "the collector is ready")
+BOOKINFO_AVAILABLE = CheckSpec("pods.bookinfo-available", "all Bookinfo deployments are available")
+SIDECAR_INJECTED = CheckSpec("pods.sidecar-injected", "istio-proxy is in every Bookinfo pod")
+COLLECTOR_NOT_INJECTED = CheckSpec("pods.collector-not-injected", "the collector has no istio-proxy",
+                                   hint="annotate the collector's pod template sidecar.istio.io/inject: \"false\" "
+                                        "and restart it")
+MESH_PROVIDER = CheckSpec("pods.mesh-provider", "the mesh config's provider matches params",
+                          hint="kubectl -n istio-system get configmap istio -o yaml; rerun 02_install_istio")
+TELEMETRY_PROVIDER = CheckSpec("pods.telemetry-provider", "the Telemetry references the mesh provider")
+ACCEPTED = CheckSpec("traces.collector-accepted", "the collector accepted spans",
+                     hint="no span reached the collector: run 08_troubleshoot")
+SERVICES = CheckSpec("traces.services-reported", "every expected service reported spans",
+                     hint="run 08_troubleshoot: it names why a service sends no spans")
+NAME_FORM = CheckSpec("traces.service-name-form", "service.name has the form tracingServiceName gives",
+                      hint="check meshConfig.defaultConfig.tracingServiceName in the istio ConfigMap")
+WHOLE = CheckSpec("traces.whole", "each sampled request forms one whole trace",
+                  hint="see the per-trace table for missing parents or unexpected edges")
+SAMPLING = CheckSpec("traces.sampling", "the traced fraction fits randomSamplingPercentage",
+                     hint="traces lost or sampling differs: run 08_troubleshoot")
+CORRELATED = CheckSpec("traces.correlated", "every traced request matches a sent one",
+                       hint="traces that match no sent request are fragments or foreign traffic")
+BACKEND_EXPORT = CheckSpec("traces.backend-export", "the collector exported to the backend without failures",
+                           hint="read the collector log for 'Exporting failed' (run 08_troubleshoot): a rejected "
+                                "token or an unreachable endpoint")
+BACKEND_HOLDS = CheckSpec("traces.backend-holds", "the backend holds the traces")
+CHECKS = catalogue(ISTIOD_READY, GATEWAY_READY, COLLECTOR_READY, BOOKINFO_AVAILABLE, SIDECAR_INJECTED,
+                   COLLECTOR_NOT_INJECTED, MESH_PROVIDER, TELEMETRY_PROVIDER, ACCEPTED, SERVICES, NAME_FORM, WHOLE,
+                   SAMPLING, CORRELATED, BACKEND_EXPORT, BACKEND_HOLDS, PROPAGATION)
 
 
 # -- pods ------------------------------------------------------------------------------------------------------------
@@ -76,32 +109,37 @@ def pod_checks(st: Stage) -> Any:
     p, rec = st.p, st.checks
     namespaces = list(dict.fromkeys([*POD_NAMESPACES, p.collector.namespace, p.bookinfo.namespace]))
     frame = st.kube.pods_frame(namespaces)
-    for cid, title, ns, name in (
-        ("pods.istiod-ready", "istiod is ready", "istio-system", "istiod"),
-        ("pods.gateway-ready", "the ingress gateway is ready", p.gateway.ingress_namespace, p.gateway.ingress_service),
-        ("pods.collector-ready", "the collector is ready", p.collector.namespace, p.collector.name),
+    for spec, ns, name in (
+        (ISTIOD_READY, "istio-system", "istiod"),
+        (GATEWAY_READY, p.gateway.ingress_namespace, p.gateway.ingress_service),
+        (COLLECTOR_READY, p.collector.namespace, p.collector.name),
     ):
         ok, seen = _deployment_ok(st, ns, name)
-        rec.check(cid, title, ok, observed=seen, expected=f"deployment {ns}/{name} available",
+        rec.check(spec, ok, observed=seen, expected=f"deployment {ns}/{name} available",
                   hint=f"kubectl -n {ns} describe deployment {name}; then run 08_troubleshoot")
     states = [_deployment_ok(st, p.bookinfo.namespace, n) for n in app_deployments(p)]
     bad = [s for ok, s in states if not ok]
-    rec.check("pods.bookinfo-available", f"all {app_title(p)} deployments are available", not bad,
+    rec.check(BOOKINFO_AVAILABLE, not bad,
               observed="; ".join(bad) or f"{len(states)} available", expected=f"{len(states)} deployments available",
               hint=f"kubectl -n {p.bookinfo.namespace} get deployments; rerun 04_deploy_bookinfo")
     live = frame[frame.live]   # terminating and finished pods are not judged (typed columns: safe when empty)
     book = live[live.namespace == p.bookinfo.namespace]
     missing = sorted(book[~book.has_istio_proxy].pod)
     owners = sorted(set(book[~book.has_istio_proxy].owner))
-    rec.check("pods.sidecar-injected", f"istio-proxy is in every {app_title(p)} pod", bool(len(book)) and not missing,
+    rec.check(SIDECAR_INJECTED, bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
                     if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
     col = live[(live.namespace == p.collector.namespace) & live.owner.eq(p.collector.name)]
     injected = sorted(col[col.has_istio_proxy].pod)
-    rec.check("pods.collector-not-injected", "the collector has no istio-proxy", not injected,
-              observed=", ".join(injected) or f"{len(col)} pod(s) without a sidecar", expected="no istio-proxy",
-              hint="annotate the collector's pod template sidecar.istio.io/inject: \"false\" and restart it")
+    ready = rec.get(COLLECTOR_READY)
+    if not len(col) and ready is not None and ready.status == "fail":
+        rec.blocked(COLLECTOR_NOT_INJECTED, by=COLLECTOR_READY)
+    else:
+        rec.check(COLLECTOR_NOT_INJECTED, not injected,
+                  observed=("istio-proxy in " + ", ".join(injected)) if injected else
+                  f"no istio-proxy in the collector ({len(col)} pod{'s' if len(col) != 1 else ''})",
+                  expected="no istio-proxy")
     _provider_check(st)
     _telemetry_check(st)
     return frame
@@ -118,9 +156,7 @@ def _provider_check(st: Stage) -> None:
         err = ""
     seen = {k: getattr(got, k) for k in want} if got else None
     shown = seen or err or f"no extensionProviders entry {p.istio.provider.name!r}"
-    st.checks.check("pods.mesh-provider", "the mesh config's provider matches params", seen == want,
-                    observed=shown, expected=want,
-                    hint="kubectl -n istio-system get configmap istio -o yaml; rerun 02_install_istio")
+    st.checks.check(MESH_PROVIDER, seen == want, observed=shown, expected=want)
 
 
 def _telemetry_check(st: Stage) -> None:
@@ -133,7 +169,7 @@ def _telemetry_check(st: Stage) -> None:
     mine = next((t for t in tels if t.namespace == p.telemetry.namespace and t.name == p.telemetry.name), None)
     ok = mine is not None and p.istio.provider.name in mine.providers
     observed = (f"{mine.ref} → {', '.join(mine.providers) or '(none)'}" if mine else err or "no such Telemetry")
-    st.checks.check("pods.telemetry-provider", "the Telemetry references the mesh provider", ok, observed=observed,
+    st.checks.check(TELEMETRY_PROVIDER, ok, observed=observed,
                     expected=f"{p.telemetry.namespace}/{p.telemetry.name} → {p.istio.provider.name}",
                     hint=f"kubectl -n {p.telemetry.namespace} get telemetry {p.telemetry.name} -o yaml; "
                          "rerun 03_enable_tracing")
@@ -338,82 +374,89 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     graph = graph_for(st)(spans)
     wait_note = "" if ev.settled else f" (still arriving after {ev.waited:.0f}s)"
     c = ev.counters
+    blocker: CheckSpec | None = None  # the first check whose failure leaves the later ones nothing to judge
     if c is None:
-        rec.skip("traces.collector-accepted", "the collector accepted spans",
-                 ev.errors.get("metrics", "the metrics source is not in traces.sources"))
+        rec.skip(ACCEPTED, ev.errors.get("metrics", "the metrics source is not in traces.sources"))
     else:
-        rec.check("traces.collector-accepted", "the collector accepted spans", c.accepted > 0,
-                  observed=f"accepted {c.accepted:.0f}, refused {c.refused:.0f}", expected="accepted > 0",
-                  hint="no span reached the collector: run 08_troubleshoot")
+        rec.check(ACCEPTED, c.accepted > 0, observed=f"accepted {c.accepted:.0f}, refused {c.refused:.0f}",
+                  expected="accepted > 0")
+        blocker = None if c.accepted > 0 else ACCEPTED
     first = ev.first_read
     cut = _cut_note(first)
     sr = check_services(proxy_spans(spans), graph)
-    rec.add("traces.services-reported", "every expected service reported spans",
-            _status(bool(graph.services) and sr.all_reported, first),
-            observed=(f"missing: {', '.join(sr.missing)}" if sr.missing else f"{len(sr.observed)} services")
-            + wait_note + (f"; source errors: {ev.errors}" if ev.errors else "") + cut,
-            expected=", ".join(graph.services) or "(the Telemetry's placement traces no Bookinfo workload)",
-            hint="run 08_troubleshoot: it names why a service sends no spans")
-    form_title = f"service.name has the {p.istio.tracing_service_name} form"
-    if not sr.observed:
-        rec.skip("traces.service-name-form", form_title, "no spans to judge")
+    if blocker:
+        rec.blocked(SERVICES, by=blocker)
     else:
-        rec.check("traces.service-name-form", form_title, sr.form_ok,
+        rec.add(SERVICES, _status(bool(graph.services) and sr.all_reported, first),
+                observed=(f"missing: {', '.join(sr.missing)}" if sr.missing else f"{len(sr.observed)} services")
+                + wait_note + (f"; source errors: {readable(ev.errors)}" if ev.errors else "") + cut,
+                expected=", ".join(graph.services) or "(the Telemetry's placement traces no Bookinfo workload)")
+        blocker = None if spans else SERVICES
+    if blocker:
+        rec.blocked(NAME_FORM, by=blocker)
+    else:
+        rec.check(NAME_FORM, sr.form_ok,
                   observed=", ".join(f"{k} (for {v})" for k, v in sr.wrong_form.items())
-                  or ", ".join(sorted(sr.observed)), expected=", ".join(graph.services),
-                  hint="check meshConfig.defaultConfig.tracingServiceName in the istio ConfigMap")
+                  or ", ".join(sorted(sr.observed)),
+                  expected=f"{p.istio.tracing_service_name}: " + ", ".join(graph.services))
     report = check_traces(traces, graph)
-    summary = report.summary()
-    hint = "traces are split: an app does not forward trace headers (run 08_troubleshoot)" if report.fragments \
-        else "see the per-trace table for missing parents or unexpected edges"
-    rec.add("traces.whole", "each sampled request forms one whole trace", _status(report.ok, first),
-            observed=f"{summary}{cut}" if cut else summary,
-            expected=f"every trace rooted at {graph.root or '?'}, with {app_title(p)}'s calls only", hint=hint)
-    propagation = propagation_check(st, spans)
+    if blocker:
+        rec.blocked(WHOLE, by=blocker)
+    else:
+        rec.add(WHOLE, _status(report.ok, first), observed=f"{readable(report.summary())}{cut}" if cut else report.summary(),
+                expected=f"every trace rooted at {graph.root or '?'}, with {app_title(p)}'s calls only",
+                hint="traces are split: an app does not forward trace headers (run 08_troubleshoot)"
+                if report.fragments else None)
+    propagation = propagation_check(st, spans, blocker)
     corr = correlate(traces, ev.sent, p.telemetry.correlation_tag) if ev.sent else None
     if corr is None:
-        rec.skip("traces.sampling", "the traced fraction fits randomSamplingPercentage",
-                 "no sent_requests.json in the run folder (run 06_generate_traffic)")
-        rec.skip("traces.correlated", "every traced request matches a sent one", "no sent requests to match")
+        rec.skip(SAMPLING, "no sent_requests.json in the run folder (run 06_generate_traffic)")
+        rec.skip(CORRELATED, "no sent requests to match")
+    elif blocker and (blocker is ACCEPTED or p.telemetry.sampling >= 100):
+        # below 100 % no span at all can be right: then the sampling check below judges it
+        rec.blocked(SAMPLING, by=blocker)
+        rec.blocked(CORRELATED, by=blocker)
     else:
         s = sampling_check(corr.sent, corr.traced, p.telemetry.sampling)
         note = (f"; too few requests to conclude: send at least {s.n_needed}" if s.reason == "too_few_requests" else "")
         status = _status(False, first) if s.status == "fail" else s.status
-        rec.add("traces.sampling", "the traced fraction fits randomSamplingPercentage", status,
+        rec.add(SAMPLING, status,
                 observed=f"{s.traced}/{s.sent} traced, {s.confidence:.1%} interval [{s.low:.3f}, {s.high:.3f}]"
                 f"{note}{cut}",
-                expected=f"{p.telemetry.sampling:g}%", hint=f"send more requests (≥ {s.n_needed})"
-                if s.reason == "too_few_requests" else "traces lost or sampling differs: run 08_troubleshoot")
-        rec.add("traces.correlated", "every traced request matches a sent one",
-                _status(corr.traced > 0 and not corr.unmatched_traces, first),
-                observed=f"{corr.summary()}{cut}" if cut else corr.summary(),
-                expected="every trace matched (correlation tag, else guid:x-request-id)",
-                hint="traces that match no sent request are fragments or foreign traffic")
-    backend_corr = _backend_checks(st, ev, corr)
+                expected=f"{p.telemetry.sampling:g}%",
+                hint=parameter_fix("requests", s.n_needed, "rerun 06 and 07") if s.reason == "too_few_requests"
+                else None)
+        rec.add(CORRELATED, _status(corr.traced > 0 and not corr.unmatched_traces, first),
+                observed=f"{readable(corr.summary())}{cut}" if cut else corr.summary(), expected="every trace matched (correlation tag, else guid:x-request-id)")
+    backend_corr = _backend_checks(st, ev, corr, blocker)
     return VerifyResult(graph, traces, sr, report, corr, backend_corr, propagation)
 
 
-def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None) -> CorrelationReport | None:
+def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None,
+                    blocker: CheckSpec | None = None) -> CorrelationReport | None:
     p, rec = st.p, st.checks
     exporter = exporter_name(st.p.backend)
     if exporter is None:
-        rec.skip("traces.backend-export", "the collector exported to the backend", "no backend in params")
-        rec.skip("traces.backend-holds", "the backend holds the traces", "no backend in params")
+        rec.skip(BACKEND_EXPORT, "no backend in params")
+        rec.skip(BACKEND_HOLDS, "no backend in params")
         return None
     c = ev.counters
-    if c is None:
-        rec.skip("traces.backend-export", "the collector exported to the backend without failures",
-                 ev.errors.get("metrics", "the metrics source is not in traces.sources"))
+    if blocker:
+        rec.blocked(BACKEND_EXPORT, by=blocker)
+    elif c is None:
+        rec.skip(BACKEND_EXPORT, ev.errors.get("metrics", "the metrics source is not in traces.sources"))
     else:
         sent, failed = c.exporter(exporter)
-        rec.check("traces.backend-export", "the collector exported to the backend without failures",
-                  sent > 0 and failed == 0, observed=f"{exporter}: sent {sent:.0f}, failed {failed:.0f}",
-                  expected="sent > 0, failed 0", hint="read the collector log for 'Exporting failed' "
-                  "(run 08_troubleshoot): a rejected token or an unreachable endpoint")
+        rec.check(BACKEND_EXPORT, sent > 0 and failed == 0, observed=f"{exporter}: sent {sent:.0f}, failed {failed:.0f}",
+                  expected="sent > 0, failed 0")
+        if failed > 0 and sent == 0:
+            blocker = BACKEND_EXPORT
     kinds = [k for k in BACKEND_SOURCES if k in ev.reads]
+    if blocker:
+        rec.blocked(BACKEND_HOLDS, by=blocker)
+        return None
     if not kinds:
-        rec.skip("traces.backend-holds", "the backend holds the traces",
-                 "; ".join(ev.errors[k] for k in BACKEND_SOURCES if k in ev.errors)
+        rec.skip(BACKEND_HOLDS, "; ".join(ev.errors[k] for k in BACKEND_SOURCES if k in ev.errors)
                  or "neither jaeger nor tempo is in traces.sources")
         return None
     want = max(corr.traced if corr is not None and "collector" in ev.reads else 1, 1)
@@ -435,9 +478,9 @@ def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None
         if r.truncated:
             cuts.append(r.cut_note())
         first = bc if first is None else first
-    rec.add("traces.backend-holds", "the backend holds the traces", status,
+    rec.add(BACKEND_HOLDS, status,
             observed=", ".join(f"{kind}: {n} traced requests in the backend" for kind, n in held.items())
-            + (f"; errors: {errors}" if errors else "")
+            + (f"; errors: {readable(errors)}" if errors else "")
             + (f"; {'; '.join(cuts)}: not a verdict, raise the read's limits" if cuts else ""),
             expected=f"≥ {want} (as many as the collector saw)",
             hint="check the collector's backend exporter and its token, and traces."
