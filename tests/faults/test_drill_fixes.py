@@ -17,10 +17,11 @@ import sys
 
 import pytest
 
+from meshlab.testing import RunningLab as Lab
+
 from .test_fault_matrix import (  # noqa: F401 - lab is the module's lab fixture
     BROKEN_SETTLE,
     REPO,
-    Lab,
     _predate,
     _put_token_and_restart,
     _scaled,
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 def lab_sets(lab: Lab) -> list[str]:
     """Params overrides pointing the runner at this lab (and at the token its rotation issues)."""
-    return [*lab.overrides(), f"backend.token.rotation_file={lab.state / 'backend-token.rotated'}"]
+    return [*lab.overrides(), f"backend.token.rotation_file={lab.state_dir / 'backend-token.rotated'}"]
 
 
 def shell_command(fix: str) -> str:
@@ -47,7 +48,7 @@ def shell_command(fix: str) -> str:
 
 
 def run_shell(lab: Lab, command: str) -> None:
-    env = {**os.environ, "KUBECONFIG": str(lab.state / "kubeconfig")}
+    env = {**os.environ, "KUBECONFIG": str(lab.state_dir / "kubeconfig")}
     res = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=180)
     assert res.returncode == 0, f"the printed fix failed: {command}\n{res.stdout}{res.stderr}"
@@ -73,10 +74,10 @@ def drill_check(lab: Lab, name: str) -> subprocess.CompletedProcess[str]:
 
 
 def top_fix(lab: Lab, env: str, check: str, tag: str) -> str:
-    st = run_verify(lab, env, [f"backend.token.rotation_file={lab.state / 'backend-token.rotated'}"], tag,
+    st = run_verify(lab, env, [f"backend.token.rotation_file={lab.state_dir / 'backend-token.rotated'}"], tag,
                     settle=BROKEN_SETTLE)
     assert check in failed(st), [c.to_dict() for c in st.checks.checks]
-    _, findings = diagnose(lab, env, [f"backend.token.rotation_file={lab.state / 'backend-token.rotated'}"],
+    _, findings = diagnose(lab, env, [f"backend.token.rotation_file={lab.state_dir / 'backend-token.rotated'}"],
                            st.run_dir)
     assert findings, "08 found nothing"
     return findings[0].fix
