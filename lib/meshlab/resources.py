@@ -84,6 +84,7 @@ class Registry:
         self._by_key: dict[str, Resource] = {}
         for r in _builtin():
             self.add(r)
+        self._builtin_keys = frozenset(self._by_key)
 
     def add(self, res: Resource) -> None:
         """Serve ``res`` (replacing a resource with the same key)."""
@@ -137,6 +138,14 @@ class Registry:
 
     def in_group_version(self, group: str, version: str) -> list[Resource]:
         return [r for r in self.all() if r.group == group and version in self.served_versions(r)]
+
+    def remove_crd(self, crd: dict) -> None:
+        """Stop serving the resource of a deleted CustomResourceDefinition (built-in kinds stay served)."""
+        spec = crd.get("spec") or {}
+        key = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
+        with self._lock:
+            if key not in self._builtin_keys:
+                self._by_key.pop(key, None)
 
     def add_crd(self, crd: dict) -> Resource | None:
         """Serve the resource a CustomResourceDefinition describes (if not already served)."""

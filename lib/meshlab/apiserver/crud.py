@@ -171,6 +171,8 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         if gone is None:
             raise not_found(t.res.plural, t.name or "", t.res.group)
         old = gone
+        if t.res.kind == "CustomResourceDefinition":
+            api.registry.remove_crd(old)
     if t.res.key in STATUS_ON_DELETE:
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,

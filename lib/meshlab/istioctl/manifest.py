@@ -3,7 +3,7 @@
 Example::
 
     objs = render_install(iop, parse_version("1.25.2"))
-    [o["kind"] for o in objs][:3]     # ['Namespace', 'ServiceAccount', 'ServiceAccount']
+    [o["kind"] for o in objs][:2]     # ['Namespace', 'CustomResourceDefinition']
 
 Objects come in install order, grouped by component (``base``, ``pilot``, ``ingress``): see
 :func:`render_components`.
@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshlab.istioctl.crds import render_crds
 from meshlab.istioctl.operator import (
     Version,
     ingress_gateway_enabled,
     merged_mesh_config,
     mesh_config_yaml,
+    overlay,
     pilot_enabled,
     profile_of,
     version_text,
 )
+from meshlab.istioctl.profiles import profile_values
 
 OWNER_LABELS = {"install.operator.istio.io/owning-resource": "installed-state"}
 CONFIG_VOLUME = {"name": "config-volume", "configMap": {"name": "istio"}}
@@ -76,11 +79,12 @@ def _sa(name: str, ns: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def render_base(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
-    """Istio core: the namespace and the reader service account."""
+    """Istio core: the namespace, the base chart's CRDs and the reader service account."""
     ns = namespace_of(iop)
     labels = {"app": "istio-reader", "release": "istio", "operator.istio.io/component": "Base"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        *render_crds(version),
         _sa("istio-reader-service-account", ns, labels),
     ]
 
@@ -92,7 +96,7 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "release": "istio",
               "operator.istio.io/component": "Pilot"}
     mesh = merged_mesh_config(iop, version)
-    pilot_values = _values(iop).get("pilot") or {}
+    pilot_values = overlay(profile_values(profile_of(iop), version), _values(iop)).get("pilot") or {}
     trace_sampling = pilot_values.get("traceSampling", 1.0)
     istio_cm = {
         "apiVersion": "v1", "kind": "ConfigMap",

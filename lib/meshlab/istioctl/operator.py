@@ -27,6 +27,7 @@ import yaml
 
 from meshlab.errors import MeshlabError
 from meshlab.gotime import Version, parse_version, version_text  # noqa: F401 - part of this module's API
+from meshlab.istioctl.profiles import profile_mesh_config
 
 API_VERSION = "install.istio.io/v1alpha1"
 KIND = "IstioOperator"
@@ -391,7 +392,7 @@ def merged_mesh_config(iop: dict[str, Any], version: Version) -> dict[str, Any]:
     spec = iop.get("spec") or {}
     namespace = spec.get("namespace") or "istio-system"
     user = spec.get("meshConfig") or spec.get("mesh_config") or {}
-    defaults = default_mesh_config(version, namespace)
+    defaults = overlay(default_mesh_config(version, namespace), profile_mesh_config(profile_of(iop), version))
     user = {(_camel(k) if _camel(k) in defaults else k): v for k, v in user.items()}
     return overlay(defaults, user)
 
