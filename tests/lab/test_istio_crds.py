@@ -78,7 +78,7 @@ def test_install_creates_istio_crds_and_the_destination_rule_sample_applies(lab:
     dr_crd = json.loads(lab.kubectl_text("get", "crd", "destinationrules.networking.istio.io", "-o", "json"))
     assert [(v["name"], v["storage"]) for v in dr_crd["spec"]["versions"]] == \
         [("v1", False), ("v1alpha3", False), ("v1beta1", True)]
-    out = lab.kubectl_text("apply", "-n", namespace, "-f", str(SAMPLES / "networking" / "destination-rule-all.yaml"))
+    out = lab.kubectl_text("apply", "-n", namespace, "-f", str(SAMPLES / "bookinfo" / "networking" / "destination-rule-all.yaml"))
     assert "destinationrule.networking.istio.io/reviews created" in out
     listed = lab.kubectl_text("get", "dr", "-n", namespace, "-o", "name").split()
     assert sorted(listed) == sorted(f"destinationrule.networking.istio.io/{n}"
