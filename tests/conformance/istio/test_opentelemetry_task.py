@@ -151,3 +151,43 @@ def test_the_opentelemetry_task_runs_literally(shell: Shell) -> None:
     assert re.search(r"Name +: egress reviews:9080", logs) or "reviews.default.svc.cluster.local:9080" in logs
     assert "Kind           : SPAN_KIND_CLIENT" in logs
     assert "-> istio.canonical_service: STRING(productpage)" in logs
+
+
+# istio.io's request routing task (docs/tasks/traffic-management/request-routing), on the same Bookinfo
+ROUTE_ALL_V1 = """
+kubectl apply -f samples/bookinfo/networking/virtual-service-all-v1.yaml
+kubectl apply -f samples/bookinfo/networking/destination-rule-all.yaml
+"""
+FILLED_STAR = 'id="glyphicon glyphicon-star"'
+
+
+def pages(shell: Shell, n: int = 4) -> list[str]:
+    out = shell.run(GATEWAY_URL + f'for i in $(seq {n}); do curl -s "http://${{GATEWAY_URL}}/productpage"; '
+                    'echo "=====PAGE====="; done')
+    return [p for p in out.split("=====PAGE=====") if p.strip()]
+
+
+def test_subsets_resolve_through_destination_rules(shell: Shell) -> None:
+    shell.run(ROUTE_ALL_V1)
+    for page in pages(shell):
+        assert page.count(FILLED_STAR) == 0 and "Reviews served by: reviews-v1-" in page
+        assert "Reviewer1" in page and "Reviewer2" in page
+    shell.run("kubectl apply -f samples/bookinfo/networking/virtual-service-reviews-v3.yaml\n")
+    for page in pages(shell):
+        assert page.count(FILLED_STAR) == 9 and "text-red-500" in page and "Reviews served by: reviews-v3-" in page
+
+
+def test_an_undefined_subset_gets_envoys_503(shell: Shell) -> None:
+    shell.run(ROUTE_ALL_V1)
+    shell.run("""kubectl patch virtualservice reviews --type=json \
+-p='[{"op": "replace", "path": "/spec/http/0/route/0/destination/subset", "value": "v9"}]'
+""")
+    for page in pages(shell, 2):
+        assert "Error fetching product reviews" in page and "Reviewer1" not in page
+    deadline = time.monotonic() + 60
+    logs = ""
+    while time.monotonic() < deadline and "-> response_flags: STRING(NC)" not in logs:
+        logs = shell.run(COLLECTOR_LOGS)
+        time.sleep(1)
+    assert "-> upstream_cluster: STRING(outbound|9080|v9|reviews.default.svc.cluster.local)" in logs
+    assert "-> response_flags: STRING(NC)" in logs and "-> http.status_code: STRING(503)" in logs
