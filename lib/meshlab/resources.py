@@ -139,6 +139,23 @@ class Registry:
     def in_group_version(self, group: str, version: str) -> list[Resource]:
         return [r for r in self.all() if r.group == group and version in self.served_versions(r)]
 
+    @staticmethod
+    def crd_status(crd: dict, now: str) -> dict:
+        """The status the API server gives a served CRD: ``NamesAccepted`` and ``Established`` true,
+        ``acceptedNames`` and ``storedVersions``."""
+        spec = crd.get("spec") or {}
+        names = {k: v for k, v in (spec.get("names") or {}).items()}
+        names.setdefault("singular", str(names.get("kind", "")).lower())
+        names.setdefault("listKind", f"{names.get('kind', '')}List")
+        stored = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+
+        def cond(kind: str, reason: str, message: str) -> dict:
+            return {"type": kind, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message}
+
+        return {"acceptedNames": names, "storedVersions": stored,
+                "conditions": [cond("NamesAccepted", "NoConflicts", "no conflicts found"),
+                               cond("Established", "InitialNamesAccepted", "the initial names have been accepted")]}
+
     def remove_crd(self, crd: dict) -> None:
         """Stop serving the resource of a deleted CustomResourceDefinition (built-in kinds stay served)."""
         spec = crd.get("spec") or {}

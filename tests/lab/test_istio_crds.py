@@ -32,6 +32,10 @@ WIDGET_CRD = {
 def test_an_applied_crd_is_served_and_a_deleted_one_is_not(lab: RunningLab, namespace: str) -> None:
     assert "widgets" not in lab.kubectl_text("api-resources", "--api-group=example.com", check=False)
     lab.apply(WIDGET_CRD)
+    assert "condition met" in lab.kubectl_text("wait", "--for", "condition=established", "--timeout=10s",
+                                               "crd/widgets.example.com")
+    crd = json.loads(lab.kubectl_text("get", "crd", "widgets.example.com", "-o", "json"))
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["wdg"] and crd["status"]["storedVersions"] == ["v1"]
     resources = lab.kubectl_text("api-resources", "--api-group=example.com")
     assert "widgets" in resources and "wdg" in resources and "Widget" in resources
 
@@ -69,6 +73,9 @@ def test_an_applied_crd_is_served_and_a_deleted_one_is_not(lab: RunningLab, name
 def test_install_creates_istio_crds_and_the_destination_rule_sample_applies(lab: RunningLab,
                                                                              namespace: str) -> None:
     lab.run_istioctl("install", "-y", "-f", str(GRPC_IOP))
+    lab.run_istioctl("install", "-y", "-f", str(GRPC_IOP))  # re-applied CRDs stay established
+    lab.kubectl("wait", "--for", "condition=established", "--timeout=10s",
+                "crd/destinationrules.networking.istio.io")
     crds = lab.kubectl_text("get", "crd", "-o", "name").split()
     for name in ("destinationrules.networking.istio.io", "virtualservices.networking.istio.io",
                  "gateways.networking.istio.io", "serviceentries.networking.istio.io",
