@@ -191,3 +191,49 @@ def test_an_undefined_subset_gets_envoys_503(shell: Shell) -> None:
         time.sleep(1)
     assert "-> upstream_cluster: STRING(outbound|9080|v9|reviews.default.svc.cluster.local)" in logs
     assert "-> response_flags: STRING(NC)" in logs and "-> http.status_code: STRING(503)" in logs
+
+
+# "Installation" / "Exporting via HTTP"
+INSTALL_HTTP = """
+cat <<'EOF' > tracing.yaml
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - name: otel-tracing
+      opentelemetry:
+        port: 4318
+        service: opentelemetry-collector.otel-collector.svc.cluster.local
+        http:
+          path: "v1/traces"
+          timeout: 10s
+          headers:
+          - name: "my-custom-header"
+            value: "some-value"
+EOF
+istioctl install -f ./tracing.yaml --skip-confirmation
+kubectl label namespace default istio-injection=enabled --overwrite
+"""
+
+
+def test_the_http_variant_exports_over_otlp_http(shell: Shell) -> None:
+    shell.run("kubectl delete virtualservice reviews productpage ratings details --ignore-not-found\n")
+    shell.run("kubectl -n otel-collector rollout restart deployment/opentelemetry-collector\n"
+              "kubectl -n otel-collector rollout status deployment/opentelemetry-collector --timeout=120s\n")
+    out = shell.run(INSTALL_HTTP, timeout=300)
+    assert "Installation complete" in out
+    deadline = time.monotonic() + 90
+    logs = ""
+    while time.monotonic() < deadline and not ("-> my-attribute: STRING(default-value)" in logs
+                                               and "STRING(productpage.default)" in logs):
+        pages(shell, 2)
+        logs = shell.run(COLLECTOR_LOGS)
+        time.sleep(1)
+    assert "-> my-attribute: STRING(default-value)" in logs
+    assert "-> service.name: STRING(productpage.default)" in logs
+    metrics = shell.run("POD=$(kubectl -n otel-collector get pod -l app=opentelemetry-collector "
+                        "-o jsonpath='{.items[0].metadata.name}')\n"
+                        'kubectl get --raw "/api/v1/namespaces/otel-collector/pods/$POD:8888/proxy/metrics"\n')
+    accepted = dict(re.findall(r'otelcol_receiver_accepted_spans\{[^}]*transport="(\w+)"[^}]*\} (\d+)', metrics))
+    assert int(accepted.get("http", 0)) > 0 and int(accepted.get("grpc", 0)) == 0, metrics
