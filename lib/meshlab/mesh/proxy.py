@@ -363,12 +363,13 @@ class Gateway(_Proxy):
         name = sp.span_name(self.version, sp.KIND_CLIENT, target.fqdn, target.port, route.path_match,
                             route.match_kind)
         upstream_span = sp.at_least(self.version, "1.28")  # Istio turns on spawn_upstream_span for gateways
+        cluster = subset_cluster(target, route.subset)
         act = self._begin("client", hdrs, sp.KIND_SERVER if upstream_span else sp.KIND_CLIENT, name, edge=True)
         self._decorate(act, hdrs, name)
         child = None
         if upstream_span and act.span is not None:
             child = sp.SpanRecord(act.span.trace_id, self.ids.span_id(), act.span.span_id,
-                                  f"router {target.cluster} egress", sp.KIND_CLIENT, time.time_ns())
+                                  f"router {cluster} egress", sp.KIND_CLIENT, time.time_ns())
             hdrs["traceparent"] = smp.format_traceparent(child.trace_id, child.span_id, True)
         resp, flags = self._forward(self.pool, target, req, hdrs, route.subset)
         if child is not None and act.tracing is not None and act.tracing.provider is not None and self.exporter:
@@ -376,11 +377,11 @@ class Gateway(_Proxy):
             child.attributes += [
                 ("component", "proxy"), ("guid:x-request-id", hdrs.get("x-request-id", "")),
                 ("http.method", req.method), ("http.url", f"http://{hdrs.get('host', '')}{req.path}"),
-                ("http.protocol", "HTTP/1.1"), ("upstream_cluster", target.cluster),
-                ("upstream_cluster.name", target.cluster), ("http.status_code", str(resp.status)),
+                ("http.protocol", "HTTP/1.1"), ("upstream_cluster", cluster),
+                ("upstream_cluster.name", cluster), ("http.status_code", str(resp.status)),
                 ("response_flags", flags)]
             child.error = resp.status >= 500
             self.exporter.submit(act.tracing.provider, act.tracing.cluster_host,
                                  (("service.name", act.tracing.service_name),), child)
-        self._finish(act, req, hdrs, resp.status, len(resp.body), target.cluster, flags)
+        self._finish(act, req, hdrs, resp.status, len(resp.body), cluster, flags)
         return resp

@@ -175,6 +175,18 @@ def test_subsets_resolve_through_destination_rules(shell: Shell) -> None:
     shell.run("kubectl apply -f samples/bookinfo/networking/virtual-service-reviews-v3.yaml\n")
     for page in pages(shell):
         assert page.count(FILLED_STAR) == 9 and "text-red-500" in page and "Reviews served by: reviews-v3-" in page
+    shell.run("""kubectl patch virtualservice bookinfo --type=json \
+-p='[{"op": "add", "path": "/spec/http/0/route/0/destination/subset", "value": "v1"}]'
+""")
+    assert all("Reviewer1" in page for page in pages(shell, 2))
+    deadline = time.monotonic() + 60
+    logs = ""
+    want = ("-> upstream_cluster: STRING(outbound|9080|v1|productpage.default.svc.cluster.local)",
+            "-> upstream_cluster: STRING(outbound|9080|v3|reviews.default.svc.cluster.local)")
+    while time.monotonic() < deadline and not all(w in logs for w in want):
+        logs = shell.run(COLLECTOR_LOGS)
+        time.sleep(1)
+    assert all(w in logs for w in want)
 
 
 def test_an_undefined_subset_gets_envoys_503(shell: Shell) -> None:
