@@ -22,6 +22,8 @@ class Resource:
     verbs: tuple[str, ...] = ALL_VERBS
     categories: tuple[str, ...] = ()
     min_istio: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: a CRD's additionalPrinterColumns: ``(name, type, jsonPath)``; empty = Name and Age
+    printer_columns: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -70,7 +72,9 @@ def _builtin() -> list[Resource]:
         Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Gateway", "gateways", True, ("gw",), (),
                  _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
         Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService", "virtualservices", True,
-                 ("vs",), (), _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
+                 ("vs",), (), _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)},
+                 (("Gateways", "string", ".spec.gateways"), ("Hosts", "string", ".spec.hosts"),
+                  ("Age", "date", ".metadata.creationTimestamp"))),
         Resource("install.istio.io", ("v1alpha1",), "IstioOperator", "istiooperators", True, ("iop", "io")),
     ]
 
@@ -181,7 +185,11 @@ class Registry:
         if storage and storage[0] in versions:
             versions.remove(storage[0])
             versions.insert(0, storage[0])
+        preferred: dict = next((v for v in spec.get("versions") or [] if v.get("name") == versions[0]), {})
+        columns = tuple((str(c.get("name")), str(c.get("type", "string")), str(c.get("jsonPath", "")))
+                        for c in preferred.get("additionalPrinterColumns") or [] if c.get("name"))
         res = Resource(group, tuple(versions), kind, plural, spec.get("scope", "Namespaced") == "Namespaced",
-                       tuple(names.get("shortNames") or ()), ("status",), _CRUD, tuple(names.get("categories") or ()))
+                       tuple(names.get("shortNames") or ()), ("status",), _CRUD, tuple(names.get("categories") or ()),
+                       {}, columns)
         self.add(res)
         return res

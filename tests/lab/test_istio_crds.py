@@ -90,5 +90,13 @@ def test_install_creates_istio_crds_and_the_destination_rule_sample_applies(lab:
     listed = lab.kubectl_text("get", "dr", "-n", namespace, "-o", "name").split()
     assert sorted(listed) == sorted(f"destinationrule.networking.istio.io/{n}"
                                     for n in ("productpage", "reviews", "ratings", "details"))
+    table = lab.kubectl_text("get", "dr", "-n", namespace).splitlines()
+    assert table[0].split() == ["NAME", "HOST", "AGE"]
+    assert any(line.split()[:2] == ["reviews", "reviews"] for line in table[1:])
+    assert lab.kubectl_text("get", "crd").splitlines()[0].split() == ["NAME", "CREATED", "AT"]
+    lab.kubectl("apply", "-n", namespace, "-f", str(SAMPLES / "bookinfo" / "networking" / "bookinfo-gateway.yaml"))
+    vs = lab.kubectl_text("get", "vs", "-n", namespace).splitlines()
+    assert vs[0].split() == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    assert vs[1].split()[:3] == ["bookinfo", '["bookinfo-gateway"]', '["*"]']
     reviews = yaml.safe_load(lab.kubectl_text("get", "destinationrule", "reviews", "-n", namespace, "-o", "yaml"))
     assert [s["name"] for s in reviews["spec"]["subsets"]] == ["v1", "v2", "v3"]

@@ -32,6 +32,18 @@ _KINDS: list[tuple[str, str, str, tuple[str, ...], dict[str, str]]] = [
     ("telemetry.istio.io", "Telemetry", "telemetries", ("telemetry",), {"istio": "telemetry"}),
 ]
 
+_AGE = ("Age", "date", ".metadata.creationTimestamp")
+#: the CRDs' additionalPrinterColumns (``kubectl get`` columns)
+_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
+    "WasmPlugin": [_AGE], "DestinationRule": [("Host", "string", ".spec.host"), _AGE],
+    "ServiceEntry": [("Hosts", "string", ".spec.hosts"), ("Location", "string", ".spec.location"),
+                     ("Resolution", "string", ".spec.resolution"), _AGE],
+    "VirtualService": [("Gateways", "string", ".spec.gateways"), ("Hosts", "string", ".spec.hosts"), _AGE],
+    "WorkloadEntry": [_AGE, ("Address", "string", ".spec.address")], "WorkloadGroup": [_AGE],
+    "AuthorizationPolicy": [("Action", "string", ".spec.action"), _AGE],
+    "PeerAuthentication": [("Mode", "string", ".spec.mtls.mode"), _AGE], "Telemetry": [_AGE],
+}
+
 _SINGLE = {"WasmPlugin": "v1alpha1", "EnvoyFilter": "v1alpha3", "ProxyConfig": "v1beta1"}
 _V1_FROM = (1, 22)
 
@@ -71,6 +83,8 @@ def render_crds(version: Version) -> list[dict[str, Any]]:
             "spec": {
                 "group": group, "names": names, "scope": "Namespaced",
                 "versions": [{"name": name, "served": True, "storage": storage, "subresources": {"status": {}},
+                              **({"additionalPrinterColumns": [{"name": c[0], "type": c[1], "jsonPath": c[2]}
+                                                               for c in _COLUMNS[kind]]} if kind in _COLUMNS else {}),
                               "schema": {"openAPIV3Schema": {"type": "object",
                                                              "x-kubernetes-preserve-unknown-fields": True}}}
                              for name, storage in _versions(kind, group, version)],
