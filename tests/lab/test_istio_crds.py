@@ -100,3 +100,23 @@ def test_install_creates_istio_crds_and_the_destination_rule_sample_applies(lab:
     assert vs[1].split()[:3] == ["bookinfo", '["bookinfo-gateway"]', '["*"]']
     reviews = yaml.safe_load(lab.kubectl_text("get", "destinationrule", "reviews", "-n", namespace, "-o", "yaml"))
     assert [s["name"] for s in reviews["spec"]["subsets"]] == ["v1", "v2", "v3"]
+
+
+def test_demo_profile_install_and_uninstall(tmp_path) -> None:
+    from meshlab.testing import start_lab, stop_lab
+
+    lab = start_lab(tmp_path / "state", "--istio-version", "1.25.2")
+    try:
+        out = lab.run_istioctl("install", "--set", "profile=demo", "-y").stdout
+        assert out.index("✔ Istiod installed") < out.index("✔ Egress gateways installed 🛫") < \
+            out.index("✔ Ingress gateways installed")
+        mesh = yaml.safe_load(yaml.safe_load(lab.kubectl_text("get", "cm", "istio", "-n", "istio-system",
+                                                              "-o", "yaml"))["data"]["mesh"])
+        assert [p["name"] for p in mesh["extensionProviders"]] == ["otel", "skywalking", "otel-tracing", "jaeger"]
+        lab.kubectl("wait", "--for=condition=available", "deployment/istio-egressgateway", "-n", "istio-system",
+                    "--timeout=60s")
+        out = lab.run_istioctl("uninstall", "--purge", "-y").stdout
+        assert "Removed Deployment:istio-system:istio-egressgateway." in out
+        assert "destinationrules.networking.istio.io" in lab.kubectl_text("get", "crd", "-o", "name")
+    finally:
+        stop_lab(lab)

@@ -292,3 +292,17 @@ def test_install_renders_the_base_chart_crds_first():
     old = {o["metadata"]["name"]: o for o in render_install({"spec": {}}, parse_version("1.20.8"))
            if o["kind"] == "CustomResourceDefinition"}
     assert [v["name"] for v in old["telemetries.telemetry.istio.io"]["spec"]["versions"]] == ["v1alpha1"]
+
+
+def test_demo_profile_adds_the_egress_gateway_and_ingress_ports():
+    comps = dict(render_components({"spec": {"profile": "demo"}}, parse_version("1.25.2")))
+    assert list(comps) == ["base", "pilot", "egress", "ingress"]
+    egress_svc = _find(comps["egress"], "Service", "istio-egressgateway")
+    assert egress_svc["spec"]["type"] == "ClusterIP"
+    assert [p["name"] for p in egress_svc["spec"]["ports"]] == ["http2", "https"]
+    ingress_svc = _find(comps["ingress"], "Service", "istio-ingressgateway")
+    assert [p["name"] for p in ingress_svc["spec"]["ports"]] == ["status-port", "http2", "https", "tcp", "tls"]
+    assert "egress" not in dict(render_components({"spec": {}}, parse_version("1.25.2")))
+    off = {"spec": {"profile": "demo", "components": {"egressGateways": [{"name": "istio-egressgateway",
+                                                                          "enabled": False}]}}}
+    assert "egress" not in dict(render_components(off, parse_version("1.25.2")))

@@ -421,6 +421,20 @@ def ingress_gateway_enabled(iop: dict[str, Any]) -> bool:
     return enabled
 
 
+def egress_gateway_enabled(iop: dict[str, Any]) -> bool:
+    """Whether the install includes ``istio-egressgateway`` (the demo profile's, or enabled by the user)."""
+    spec = iop.get("spec") or {}
+    enabled = profile_of(iop) == "demo"
+    comps = spec.get("components") or {}
+    gws = comps.get("egressGateways") or comps.get("egress_gateways")
+    if isinstance(gws, list):
+        for gw in gws:
+            if isinstance(gw, dict) and gw.get("name", "istio-egressgateway") == "istio-egressgateway":
+                if "enabled" in gw:
+                    enabled = bool(gw["enabled"])
+    return enabled
+
+
 def pilot_enabled(iop: dict[str, Any]) -> bool:
     """Whether the install includes istiod."""
     spec = iop.get("spec") or {}
