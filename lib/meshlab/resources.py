@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -77,6 +78,20 @@ def _builtin() -> list[Resource]:
                   ("Age", "date", ".metadata.creationTimestamp"))),
         Resource("install.istio.io", ("v1alpha1",), "IstioOperator", "istiooperators", True, ("iop", "io")),
     ]
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes' version order as a sort key (first = preferred): GA before beta before alpha, higher first,
+    then other names alphabetically.
+
+    >>> sorted(["v1alpha3", "v1beta1", "v1", "v2beta1", "foo"], key=version_priority)
+    ['v1', 'v2beta1', 'v1beta1', 'v1alpha3', 'foo']
+    """
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if not m:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")
 
 
 class Registry:
@@ -181,10 +196,7 @@ class Registry:
         versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True) and v.get("name")]
         if not versions:
             return None
-        storage = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
-        if storage and storage[0] in versions:
-            versions.remove(storage[0])
-            versions.insert(0, storage[0])
+        versions.sort(key=version_priority)
         preferred: dict = next((v for v in spec.get("versions") or [] if v.get("name") == versions[0]), {})
         columns = tuple((str(c.get("name")), str(c.get("type", "string")), str(c.get("jsonPath", "")))
                         for c in preferred.get("additionalPrinterColumns") or [] if c.get("name"))
