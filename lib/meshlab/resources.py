@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ class Resource:
     verbs: tuple[str, ...] = ALL_VERBS
     categories: tuple[str, ...] = ()
     min_istio: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: a CRD's additionalPrinterColumns: ``(name, type, jsonPath)``; empty = Name and Age
+    printer_columns: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -70,9 +73,25 @@ def _builtin() -> list[Resource]:
         Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "Gateway", "gateways", True, ("gw",), (),
                  _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
         Resource("networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "VirtualService", "virtualservices", True,
-                 ("vs",), (), _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)}),
+                 ("vs",), (), _CRUD, _ISTIO + ("networking-istio-io",), {"v1": (1, 22)},
+                 (("Gateways", "string", ".spec.gateways"), ("Hosts", "string", ".spec.hosts"),
+                  ("Age", "date", ".metadata.creationTimestamp"))),
         Resource("install.istio.io", ("v1alpha1",), "IstioOperator", "istiooperators", True, ("iop", "io")),
     ]
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes' version order as a sort key (first = preferred): GA before beta before alpha, higher first,
+    then other names alphabetically.
+
+    >>> sorted(["v1alpha3", "v1beta1", "v1", "v2beta1", "foo"], key=version_priority)
+    ['v1', 'v2beta1', 'v1beta1', 'v1alpha3', 'foo']
+    """
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if not m:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")
 
 
 class Registry:
@@ -84,6 +103,7 @@ class Registry:
         self._by_key: dict[str, Resource] = {}
         for r in _builtin():
             self.add(r)
+        self._builtin_keys = frozenset(self._by_key)
 
     def add(self, res: Resource) -> None:
         """Serve ``res`` (replacing a resource with the same key)."""
@@ -138,6 +158,31 @@ class Registry:
     def in_group_version(self, group: str, version: str) -> list[Resource]:
         return [r for r in self.all() if r.group == group and version in self.served_versions(r)]
 
+    @staticmethod
+    def crd_status(crd: dict, now: str) -> dict:
+        """The status the API server gives a served CRD: ``NamesAccepted`` and ``Established`` true,
+        ``acceptedNames`` and ``storedVersions``."""
+        spec = crd.get("spec") or {}
+        names = {k: v for k, v in (spec.get("names") or {}).items()}
+        names.setdefault("singular", str(names.get("kind", "")).lower())
+        names.setdefault("listKind", f"{names.get('kind', '')}List")
+        stored = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+
+        def cond(kind: str, reason: str, message: str) -> dict:
+            return {"type": kind, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message}
+
+        return {"acceptedNames": names, "storedVersions": stored,
+                "conditions": [cond("NamesAccepted", "NoConflicts", "no conflicts found"),
+                               cond("Established", "InitialNamesAccepted", "the initial names have been accepted")]}
+
+    def remove_crd(self, crd: dict) -> None:
+        """Stop serving the resource of a deleted CustomResourceDefinition (built-in kinds stay served)."""
+        spec = crd.get("spec") or {}
+        key = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
+        with self._lock:
+            if key not in self._builtin_keys:
+                self._by_key.pop(key, None)
+
     def add_crd(self, crd: dict) -> Resource | None:
         """Serve the resource a CustomResourceDefinition describes (if not already served)."""
         spec = crd.get("spec") or {}
@@ -151,11 +196,12 @@ class Registry:
         versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True) and v.get("name")]
         if not versions:
             return None
-        storage = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
-        if storage and storage[0] in versions:
-            versions.remove(storage[0])
-            versions.insert(0, storage[0])
+        versions.sort(key=version_priority)
+        preferred: dict = next((v for v in spec.get("versions") or [] if v.get("name") == versions[0]), {})
+        columns = tuple((str(c.get("name")), str(c.get("type", "string")), str(c.get("jsonPath", "")))
+                        for c in preferred.get("additionalPrinterColumns") or [] if c.get("name"))
         res = Resource(group, tuple(versions), kind, plural, spec.get("scope", "Namespaced") == "Namespaced",
-                       tuple(names.get("shortNames") or ()), ("status",), _CRUD, tuple(names.get("categories") or ()))
+                       tuple(names.get("shortNames") or ()), ("status",), _CRUD, tuple(names.get("categories") or ()),
+                       {}, columns)
         self.add(res)
         return res

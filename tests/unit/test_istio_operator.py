@@ -248,3 +248,61 @@ def test_version_json_without_a_cluster(tmp_path, capsys):
 @pytest.mark.parametrize(("text", "seconds"), [("5m0s", 300.0), ("30s", 30.0), ("1h", 3600.0), ("1m30s", 90.0)])
 def test_parse_duration(text, seconds):
     assert istioctl.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("version", "names", "otel_ns"), [
+    ("1.20.8", ["otel", "skywalking", "otel-tracing"], "otel-collector"),
+    ("1.24.3", ["otel", "skywalking", "otel-tracing"], "observability"),
+    ("1.25.2", ["otel", "skywalking", "otel-tracing", "jaeger"], "observability"),
+])
+def test_demo_profile_mesh_config_per_version(version, names, otel_ns):
+    iop = {"spec": {"profile": "demo"}}
+    mesh = merged_mesh_config(iop, parse_version(version))
+    assert [p["name"] for p in mesh["extensionProviders"]] == names
+    otel = next(p for p in mesh["extensionProviders"] if p["name"] == "otel-tracing")
+    assert otel["opentelemetry"] == {"port": 4317, "service": f"opentelemetry-collector.{otel_ns}.svc.cluster.local"}
+    assert mesh["accessLogFile"] == "/dev/stdout"
+    pilot = _find(render_install(iop, parse_version(version)), "Deployment", "istiod")
+    env = {e["name"]: e.get("value") for e in pilot["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PILOT_TRACE_SAMPLING"] == "100"
+
+
+@pytest.mark.parametrize("profile", ["default", "minimal"])
+def test_default_and_minimal_profiles_define_no_providers(profile):
+    iop = {"spec": {"profile": profile}}
+    mesh = merged_mesh_config(iop, parse_version("1.25.2"))
+    assert "extensionProviders" not in mesh and "accessLogFile" not in mesh
+    pilot = _find(render_install(iop, parse_version("1.25.2")), "Deployment", "istiod")
+    env = {e["name"]: e.get("value") for e in pilot["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PILOT_TRACE_SAMPLING"] == "1.0"
+
+
+def test_user_providers_replace_the_profile_list():
+    iop = {"spec": {"profile": "demo", "meshConfig": {"extensionProviders": [
+        {"name": "mine", "opentelemetry": {"service": "c.ns.svc.cluster.local", "port": 4317}}]}}}
+    mesh = merged_mesh_config(iop, parse_version("1.25.2"))
+    assert [p["name"] for p in mesh["extensionProviders"]] == ["mine"]
+
+
+def test_install_renders_the_base_chart_crds_first():
+    objs = render_install({"spec": {}}, parse_version("1.25.2"))
+    crds = [o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 14 and "destinationrules.networking.istio.io" in crds
+    assert objs[1]["kind"] == "CustomResourceDefinition"
+    old = {o["metadata"]["name"]: o for o in render_install({"spec": {}}, parse_version("1.20.8"))
+           if o["kind"] == "CustomResourceDefinition"}
+    assert [v["name"] for v in old["telemetries.telemetry.istio.io"]["spec"]["versions"]] == ["v1alpha1"]
+
+
+def test_demo_profile_adds_the_egress_gateway_and_ingress_ports():
+    comps = dict(render_components({"spec": {"profile": "demo"}}, parse_version("1.25.2")))
+    assert list(comps) == ["base", "pilot", "egress", "ingress"]
+    egress_svc = _find(comps["egress"], "Service", "istio-egressgateway")
+    assert egress_svc["spec"]["type"] == "ClusterIP"
+    assert [p["name"] for p in egress_svc["spec"]["ports"]] == ["http2", "https"]
+    ingress_svc = _find(comps["ingress"], "Service", "istio-ingressgateway")
+    assert [p["name"] for p in ingress_svc["spec"]["ports"]] == ["status-port", "http2", "https", "tcp", "tls"]
+    assert "egress" not in dict(render_components({"spec": {}}, parse_version("1.25.2")))
+    off = {"spec": {"profile": "demo", "components": {"egressGateways": [{"name": "istio-egressgateway",
+                                                                          "enabled": False}]}}}
+    assert "egress" not in dict(render_components(off, parse_version("1.25.2")))

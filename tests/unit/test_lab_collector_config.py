@@ -132,3 +132,51 @@ def test_find_config_path():
     assert find_config_path(["--config", "/etc/a.yaml"]) == "/etc/a.yaml"
     assert find_config_path(["/otelcol"]) is None
     assert image_version("otel/opentelemetry-collector") >= (0, 111, 0)
+
+
+ISTIO_OTEL = Path(__file__).resolve().parents[1] / "fixtures" / "istio-samples" / "1.25.2" / "open-telemetry" / \
+    "otel.yaml"
+
+
+def istio_sample_config() -> tuple[str, str]:
+    """Istio's ``samples/open-telemetry/otel.yaml``: its collector config and its image."""
+    docs = list(yaml.safe_load_all(ISTIO_OTEL.read_text()))
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    return cm["data"]["opentelemetry-collector-config"], dep["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_istio_sample_runs_on_its_own_image():
+    text, image = istio_sample_config()
+    assert image == "otel/opentelemetry-collector:0.54.0"
+    cfg = parse(text, image_version(image), {})
+    assert set(cfg.receivers) == {"otlp", "opencensus"}
+    assert cfg.receivers["opencensus"].grpc is None  # a stand-in: accepted, listens nowhere
+    assert {c.type for c in cfg.exporters.values()} == {"zipkin", "logging", "jaeger"}
+    assert cfg.pipelines["traces"].exporters == ["zipkin", "logging", "jaeger"]
+
+
+def test_istio_sample_refused_where_its_components_are_gone():
+    text, _ = istio_sample_config()
+    with pytest.raises(ConfigError) as err:
+        parse(text, (0, 85, 0), {})  # jaeger exporter removed in 0.85 (logging still there)
+    assert str(err.value).startswith("cannot unmarshal the configuration: 1 error(s) decoding:\n\n"
+                                     "* error decoding 'exporters': unknown type: \"jaeger\" for id: \"jaeger\" "
+                                     "(valid values: [")
+    raw = yaml.safe_load(text)  # on 0.132 only opencensus is left to refuse
+    del raw["exporters"]["jaeger"], raw["exporters"]["logging"]
+    raw["exporters"]["debug"] = {}
+    raw["service"]["pipelines"]["traces"]["exporters"] = ["zipkin", "debug"]
+    raw["service"]["pipelines"]["logs"]["exporters"] = ["debug"]
+    with pytest.raises(ConfigError) as err:
+        parse(yaml.safe_dump(raw), (0, 132, 0), {})
+    assert "unknown type: \"opencensus\" for id: \"opencensus\"" in str(err.value)
+
+
+def test_unknown_receiver_type_lists_the_image_receivers():
+    text = MINIMAL.format(exporter="logging").replace("receivers:\n  otlp:", "receivers:\n  skywalking:\n  otlp:")
+    with pytest.raises(ConfigError) as err:
+        parse(text, (0, 54, 0), {})
+    assert str(err.value) == ('cannot unmarshal the configuration: unknown receivers type "skywalking" for '
+                              '"skywalking" (valid values: [hostmetrics jaeger kafka opencensus otlp prometheus '
+                              'zipkin])')

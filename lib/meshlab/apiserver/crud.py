@@ -72,8 +72,16 @@ def create(api: Api, req: Request, t: Target) -> Response:
     except AlreadyExists as e:
         raise already_exists(t.res.plural, obj["metadata"]["name"], t.res.group) from e
     if t.res.kind == "CustomResourceDefinition":
-        api.registry.add_crd(created)
+        created = _serve_crd(api, t, created)
     return Response(201, api.out(created, t))
+
+
+def _serve_crd(api: Api, t: Target, crd: dict[str, Any]) -> dict[str, Any]:
+    """Serve a created CRD's resource and give it the Established status."""
+    if api.registry.add_crd(crd) is None:
+        return crd
+    crd["status"] = api.registry.crd_status(crd, now_iso())
+    return api.store.replace(t.res.key, crd)
 
 
 def _write(api: Api, req: Request, t: Target, new: dict[str, Any], check_rv: bool, code: int = 200) -> Response:
@@ -129,7 +137,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
         except AlreadyExists as e:
             raise conflict(t.res.plural, t.name or "", t.res.group) from e
         if t.res.kind == "CustomResourceDefinition":
-            api.registry.add_crd(created)
+            created = _serve_crd(api, t, created)
         return Response(201, api.out(created, t))
     base = api.out(copy.deepcopy(old), t)
     if ctype == "application/json-patch+json":
@@ -171,6 +179,8 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         if gone is None:
             raise not_found(t.res.plural, t.name or "", t.res.group)
         old = gone
+        if t.res.kind == "CustomResourceDefinition":
+            api.registry.remove_crd(old)
     if t.res.key in STATUS_ON_DELETE:
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,

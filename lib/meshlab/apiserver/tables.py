@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Any
 
 from meshlab.resources import Resource
@@ -108,6 +109,8 @@ COLUMNS: dict[str, tuple[list[dict[str, Any]], Any]] = {
     "ConfigMap": ([_col("Name", fmt="name"), _col("Data", "integer"), _col("Age")],
                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
                              short_age(o["metadata"].get("creationTimestamp"))]),
+    "CustomResourceDefinition": ([_col("Name", fmt="name"), _col("Created At", "date")],
+                                 lambda o: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")]),
     "Secret": ([_col("Name", fmt="name"), _col("Type"), _col("Data", "integer"), _col("Age")],
                lambda o: [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}),
                           short_age(o["metadata"].get("creationTimestamp"))]),
@@ -126,9 +129,31 @@ def _row_object(o: dict[str, Any], include: str) -> dict[str, Any] | None:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})}
 
 
+def _json_path(o: Any, path: str) -> Any:
+    for part in path.strip(".").split("."):
+        o = o.get(part) if isinstance(o, dict) else None
+    return o
+
+
+def _printer_cell(o: dict[str, Any], ctype: str, path: str) -> Any:
+    value = _json_path(o, path)
+    if ctype == "date":
+        return short_age(value) if value else "<unknown>"
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+
+
+def _printer_columns(res: Resource) -> tuple[list[dict[str, Any]], Any]:
+    """A CRD's additionalPrinterColumns after Name, as the API server serves them."""
+    cols = [_col("Name", fmt="name")] + [_col(n, t) for n, t, _ in res.printer_columns]
+    return cols, lambda o: [o["metadata"]["name"]] + [_printer_cell(o, t, p) for _, t, p in res.printer_columns]
+
+
 def table(res: Resource, items: list[dict[str, Any]], rv: str, include: str = "Metadata") -> dict[str, Any]:
     """A Table of ``items`` with the kind's columns."""
-    cols, fn = COLUMNS.get(res.kind, ([_col("Name", fmt="name"), _col("Age")], _default_row))
+    cols, fn = _printer_columns(res) if res.printer_columns else \
+        COLUMNS.get(res.kind, ([_col("Name", fmt="name"), _col("Age")], _default_row))
     rows = []
     for o in items:
         row: dict[str, Any] = {"cells": fn(o)}

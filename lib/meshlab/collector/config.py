@@ -16,9 +16,13 @@ from . import versions as V
 from .versions import Version
 
 RECEIVERS = {"otlp"}
+#: receivers both images build (``distributions/otelcol/manifest.yaml``); the lab accepts them and opens no port
+RECEIVERS_STAND_IN = {"hostmetrics", "jaeger", "kafka", "prometheus", "zipkin"}
 PROCESSORS = {"batch", "memory_limiter"}
 EXTENSIONS = {"health_check", "zpages", "pprof"}
 EXPORTERS_ALWAYS = {"otlp", "otlphttp", "nop"}
+#: exporters both images build that the lab runs as stand-ins (they count spans as sent and drop them)
+EXPORTERS_STAND_IN = {"file", "kafka", "prometheus", "prometheusremotewrite", "zipkin"}
 
 _KEYS = {
     ("exporters", "debug"): {"verbosity", "sampling_initial", "sampling_thereafter", "use_internal_logger"},
@@ -121,13 +125,25 @@ def _split_id(cid: str) -> tuple[str, str]:
 
 def exporter_types(version: Version, contrib: bool) -> list[str]:
     """The exporter types an image knows."""
-    types = set(EXPORTERS_ALWAYS)
+    types = set(EXPORTERS_ALWAYS) | EXPORTERS_STAND_IN
     if version >= V.DEBUG_EXPORTER:
         types.add("debug")
     if version < V.LOGGING_REMOVED:
         types.add("logging")
+    if version < V.JAEGER_EXPORTER_REMOVED:
+        types.add("jaeger")
+    if version < V.OPENCENSUS_REMOVED:
+        types.add("opencensus")
     if contrib:
-        types |= {"file", "kafka", "zipkin", "prometheus", "loadbalancing"}
+        types.add("loadbalancing")
+    return sorted(types)
+
+
+def receiver_types(version: Version) -> list[str]:
+    """The receiver types an image knows."""
+    types = RECEIVERS | RECEIVERS_STAND_IN
+    if version < V.OPENCENSUS_REMOVED:
+        types.add("opencensus")
     return sorted(types)
 
 
@@ -184,11 +200,15 @@ def parse(text: str, version: Version, env: dict[str, str], contrib: bool = Fals
     local = version >= V.LOCALHOST_DEFAULT
     host = "localhost" if local else "0.0.0.0"
 
+    valid_receivers = receiver_types(version)
     for cid, body in _section(raw, "receivers").items():
         ctype, _ = _split_id(cid)
-        if ctype not in RECEIVERS:
-            raise _unknown_type(version, "receivers", ctype, cid, ["otlp"])
+        if ctype not in valid_receivers:
+            raise _unknown_type(version, "receivers", ctype, cid, valid_receivers)
         body = body or {}
+        if ctype not in RECEIVERS:
+            cfg.receivers[cid] = OtlpReceiver(cid, None, None)  # a stand-in: accepted, listens nowhere
+            continue
         bad = [k for k in body if k not in _KEYS[("receivers", "otlp")]]
         if bad:
             raise _invalid_keys(version, "receivers", cid, bad)
@@ -251,7 +271,7 @@ def parse(text: str, version: Version, env: dict[str, str], contrib: bool = Fals
 
     for cid, body in _section(raw, "extensions").items():
         ctype, _ = _split_id(cid)
-        valid = sorted(EXTENSIONS if contrib else EXTENSIONS - {"pprof"})
+        valid = sorted(EXTENSIONS)
         if ctype not in valid:
             raise _unknown_type(version, "extensions", ctype, cid, valid)
         body = dict(body or {})

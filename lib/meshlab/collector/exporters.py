@@ -1,4 +1,4 @@
-"""Exporters: ``debug``/``logging`` (text to the log), ``otlp`` (gRPC) and ``otlphttp``.
+"""Exporters: ``debug``/``logging`` (text to the log), ``otlp`` (gRPC), ``otlphttp`` and ``zipkin`` (v2 JSON).
 
 Failures are logged as the collector's exporterhelper logs them and counted in
 ``otelcol_exporter_send_failed_spans`` (each failed attempt). Retries are kept short in the lab:
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import queue
 import threading
 import time
@@ -359,6 +360,64 @@ class OtlpHttpExporter(QueuedExporter):
         raise ExportFailure(text, status in (429, 502, 503, 504))
 
 
+_ZIPKIN_KINDS = {1: None, 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+
+
+def zipkin_spans(req: ExportTraceServiceRequest) -> list[dict]:
+    """OTLP spans as Zipkin v2 JSON (ids in hex, times in microseconds, attributes as string tags)."""
+    out: list[dict] = []
+    for rs in req.resource_spans:
+        service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                z: dict = {"traceId": sp.trace_id.hex(), "id": sp.span_id.hex(), "name": sp.name,
+                           "timestamp": sp.start_time_unix_nano // 1000,
+                           "duration": max(0, sp.end_time_unix_nano - sp.start_time_unix_nano) // 1000,
+                           "localEndpoint": {"serviceName": service},
+                           "tags": {a.key: str(getattr(a.value, a.value.WhichOneof("value") or "string_value"))
+                                    for a in sp.attributes}}
+                if sp.parent_span_id:
+                    z["parentId"] = sp.parent_span_id.hex()
+                if _ZIPKIN_KINDS.get(sp.kind):
+                    z["kind"] = _ZIPKIN_KINDS[sp.kind]
+                out.append(z)
+    return out
+
+
+class ZipkinExporter(QueuedExporter):
+    """``zipkin``: Zipkin v2 JSON POSTed to ``endpoint``; a host that does not resolve fails as the collector
+    logs it (``failed to push trace data via Zipkin exporter: Post "…": dial tcp: lookup … no such host``)."""
+
+    def __init__(self, comp: Component, env: ExporterEnv):
+        super().__init__(comp, env)
+        self.url = str(self.cfg.get("endpoint", ""))
+
+    def send(self, req: ExportTraceServiceRequest) -> None:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        head = f'failed to push trace data via Zipkin exporter: Post "{self.url}": '
+        try:
+            ip, tport = self._target(host, port)
+        except ExportFailure as exc:
+            raise ExportFailure(head + exc.text, True) from exc
+        body = json.dumps(zipkin_spans(req)).encode()
+        conn = http.client.HTTPConnection(ip, tport, timeout=self.timeout)
+        try:
+            conn.request("POST", parts.path or "/api/v2/spans", body=body,
+                         headers={"Content-Type": "application/json", "Host": parts.netloc, **self.headers})
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+        except OSError as exc:
+            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
+            raise ExportFailure(f"{head}dial tcp {ip}:{tport}: connect: {reason}", True) from exc
+        finally:
+            conn.close()
+        if not 200 <= status < 300:
+            raise ExportFailure(f"failed the request with status code {status}", True)
+
+
 def build(comp: Component, env: ExporterEnv) -> Exporter:
     """The exporter for a configured component."""
     if comp.type in ("debug", "logging"):
@@ -367,6 +426,8 @@ def build(comp: Component, env: ExporterEnv) -> Exporter:
         return OtlpGrpcExporter(comp, env)
     if comp.type == "otlphttp":
         return OtlpHttpExporter(comp, env)
+    if comp.type == "zipkin":
+        return ZipkinExporter(comp, env)
     return NopExporter(comp, env)
 
 

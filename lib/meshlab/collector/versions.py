@@ -24,6 +24,8 @@ behaviour, not a proven first one.
 | ``"resource": {}`` field on component loggers                | 0.124 approx. |
 | resource entity refs in the dump                             | 0.131 approx. |
 | ``Dropped…Count`` lines in the span dump                     | 0.141 approx. |
+| ``jaeger`` exporter gone from the images (releases #396)     | 0.85      |
+| ``opencensus`` receiver/exporter gone from the images (releases #1056) | 0.132 |
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ DROPPED_COUNTS = (0, 141, 0)
 DECODE_ERRORS_NEW = (0, 109, 0)
 DECODE_ERRORS_NEWEST = (0, 116, 0)
 UNKNOWN_TYPE_OLD = (0, 59, 0)
+JAEGER_EXPORTER_REMOVED = (0, 85, 0)
+OPENCENSUS_REMOVED = (0, 132, 0)
 
 _TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 

@@ -43,6 +43,7 @@ from meshlab.istioctl.operator import (
     IstioOperatorError,
     Version,
     apply_set_flags,
+    egress_gateway_enabled,
     ingress_gateway_enabled,
     load_iop_text,
     overlay,
@@ -245,6 +246,8 @@ def _components_text(iop: dict[str, Any]) -> str:
     names = ["Istio core"]
     if pilot_enabled(iop):
         names.append("Istiod")
+    if egress_gateway_enabled(iop):
+        names.append("Egress gateways")
     if ingress_gateway_enabled(iop):
         names.append("Ingress gateways")
     if len(names) == 1:
@@ -307,7 +310,7 @@ def cmd_verify_install(args: argparse.Namespace, g: dict[str, Any], version: Ver
         raise InstallError(f'could not find any installed Istio control plane in namespace "{ns}"')
     _out(f'{len(planes)} Istio control planes detected, checking --revision "default" only')
     checked = 0
-    for name in ("istiod", "istio-ingressgateway"):
+    for name in ("istiod", "istio-egressgateway", "istio-ingressgateway"):
         if kube.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}") is None:
             continue
         wait_available(kube, ns, name, time.monotonic() + 10)

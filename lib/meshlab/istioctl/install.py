@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from meshlab.errors import MeshlabError
 from meshlab.gotime import go_duration
-from meshlab.istioctl.manifest import namespace_of, render_components, render_record
+from meshlab.istioctl.manifest import namespace_of, render_components, render_egress, render_record
 from meshlab.istioctl.operator import Version
 
 FIELD_MANAGER = "istioctl"
@@ -36,12 +36,15 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "MutatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", False),
     "IstioOperator": ("/apis/install.istio.io/v1alpha1", "istiooperators", True),
+    "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
 }
 
-COMPONENT_NAMES = {"base": "Istio core", "pilot": "Istiod", "ingress": "Ingress gateways"}
+COMPONENT_NAMES = {"base": "Istio core", "pilot": "Istiod", "egress": "Egress gateways",
+                   "ingress": "Ingress gateways"}
 COMPONENT_DONE = {
     "base": "✔ Istio core installed ⛵️",
     "pilot": "✔ Istiod installed 🧠",
+    "egress": "✔ Egress gateways installed 🛫",
     "ingress": "✔ Ingress gateways installed 🛬",
 }
 
@@ -211,7 +214,9 @@ def uninstall(kube: InstallClient, namespace: str, version: Version, out: Callab
     """Remove everything an install creates (the namespace stays, as with the real ``--purge``)."""
     iop = {"spec": {"namespace": namespace, "profile": "default"}}
     objs = [obj for _, group in render_components(iop, version) for obj in group]
-    objs = [o for o in objs if o["kind"] != "Namespace"]
+    objs += render_egress(iop, version)  # the demo profile's, when there is one
+    # the namespace stays, and so do the CRDs (the base chart marks them helm.sh/resource-policy: keep)
+    objs = [o for o in objs if o["kind"] not in ("Namespace", "CustomResourceDefinition")]
     objs.insert(0, render_record(iop, version))
     out("All Istio resources will be pruned from the cluster")
     for obj in reversed(objs):

@@ -3,7 +3,7 @@
 Example::
 
     objs = render_install(iop, parse_version("1.25.2"))
-    [o["kind"] for o in objs][:3]     # ['Namespace', 'ServiceAccount', 'ServiceAccount']
+    [o["kind"] for o in objs][:2]     # ['Namespace', 'CustomResourceDefinition']
 
 Objects come in install order, grouped by component (``base``, ``pilot``, ``ingress``): see
 :func:`render_components`.
@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshlab.istioctl.crds import render_crds
 from meshlab.istioctl.operator import (
     Version,
+    egress_gateway_enabled,
     ingress_gateway_enabled,
     merged_mesh_config,
     mesh_config_yaml,
+    overlay,
     pilot_enabled,
     profile_of,
     version_text,
 )
+from meshlab.istioctl.profiles import profile_values
 
 OWNER_LABELS = {"install.operator.istio.io/owning-resource": "installed-state"}
 CONFIG_VOLUME = {"name": "config-volume", "configMap": {"name": "istio"}}
@@ -76,11 +80,12 @@ def _sa(name: str, ns: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def render_base(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
-    """Istio core: the namespace and the reader service account."""
+    """Istio core: the namespace, the base chart's CRDs and the reader service account."""
     ns = namespace_of(iop)
     labels = {"app": "istio-reader", "release": "istio", "operator.istio.io/component": "Base"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        *render_crds(version),
         _sa("istio-reader-service-account", ns, labels),
     ]
 
@@ -92,7 +97,7 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "release": "istio",
               "operator.istio.io/component": "Pilot"}
     mesh = merged_mesh_config(iop, version)
-    pilot_values = _values(iop).get("pilot") or {}
+    pilot_values = overlay(profile_values(profile_of(iop), version), _values(iop)).get("pilot") or {}
     trace_sampling = pilot_values.get("traceSampling", 1.0)
     istio_cm = {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -210,13 +215,23 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
 
 def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     """The default ``istio-ingressgateway``: service account, Deployment, LoadBalancer Service."""
+    return _render_gateway(iop, version, "ingress")
+
+
+def render_egress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """The demo profile's ``istio-egressgateway``: service account, Deployment, ClusterIP Service."""
+    return _render_gateway(iop, version, "egress")
+
+
+def _render_gateway(iop: dict[str, Any], version: Version, which: str) -> list[dict[str, Any]]:
     ns = namespace_of(iop)
+    name = f"istio-{which}gateway"
     log_level, component_levels = proxy_log_levels(iop)
     rev = _spec(iop).get("revision") or "default"
-    selector = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    selector = {"app": name, "istio": f"{which}gateway"}
     labels = {**selector, "istio.io/rev": rev, "release": "istio",
-              "operator.istio.io/component": "IngressGateways"}
-    pod_labels = {**labels, "service.istio.io/canonical-name": "istio-ingressgateway",
+              "operator.istio.io/component": f"{which.capitalize()}Gateways"}
+    pod_labels = {**labels, "service.istio.io/canonical-name": name,
                   "service.istio.io/canonical-revision": "latest", "sidecar.istio.io/inject": "false"}
 
     def env_field(name: str, path: str) -> dict[str, Any]:
@@ -224,7 +239,7 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
 
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _meta("istio-ingressgateway", ns, labels),
+        "metadata": _meta(name, ns, labels),
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
@@ -235,7 +250,7 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
                                              "prometheus.io/path": "/stats/prometheus",
                                              "prometheus.io/port": "15020", "prometheus.io/scrape": "true"}},
                 "spec": {
-                    "serviceAccountName": "istio-ingressgateway-service-account",
+                    "serviceAccountName": f"{name}-service-account",
                     "containers": [{
                         "name": "istio-proxy",
                         "image": image(iop, "proxyv2", version),
@@ -257,9 +272,9 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
                             env_field("POD_NAMESPACE", "metadata.namespace"),
                             env_field("INSTANCE_IP", "status.podIP"),
                             env_field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-                            {"name": "ISTIO_META_WORKLOAD_NAME", "value": "istio-ingressgateway"},
+                            {"name": "ISTIO_META_WORKLOAD_NAME", "value": name},
                             {"name": "ISTIO_META_OWNER", "value": f"kubernetes://apis/apps/v1/namespaces/{ns}"
-                                                                  "/deployments/istio-ingressgateway"},
+                                                                  f"/deployments/{name}"},
                             {"name": "ISTIO_META_MESH_ID", "value": "cluster.local"},
                             {"name": "TRUST_DOMAIN", "value": "cluster.local"},
                             {"name": "ISTIO_META_UNPRIVILEGED_POD", "value": "true"},
@@ -276,20 +291,26 @@ def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]
             },
         },
     }
+    service_ports = [
+        {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+        {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+    ]
+    if which == "egress":
+        service_ports = service_ports[1:]
+    elif profile_of(iop) == "demo":  # the demo profile's extra ingress ports
+        service_ports += [{"name": "tcp", "port": 31400, "protocol": "TCP", "targetPort": 31400},
+                          {"name": "tls", "port": 15443, "protocol": "TCP", "targetPort": 15443}]
     service = {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": _meta("istio-ingressgateway", ns, labels),
+        "metadata": _meta(name, ns, labels),
         "spec": {
-            "type": "LoadBalancer",
+            "type": "LoadBalancer" if which == "ingress" else "ClusterIP",
             "selector": selector,
-            "ports": [
-                {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
-                {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
-            ],
+            "ports": service_ports,
         },
     }
-    return [_sa("istio-ingressgateway-service-account", ns, labels), deployment, service]
+    return [_sa(f"{name}-service-account", ns, labels), deployment, service]
 
 
 def render_record(iop: dict[str, Any], version: Version) -> dict[str, Any]:
@@ -306,10 +327,13 @@ def render_record(iop: dict[str, Any], version: Version) -> dict[str, Any]:
 
 
 def render_components(iop: dict[str, Any], version: Version) -> list[tuple[str, list[dict[str, Any]]]]:
-    """``[(component, objects)]`` in install order: ``base``, then ``pilot`` and ``ingress`` if enabled."""
+    """``[(component, objects)]`` in install order: ``base``, then ``pilot``, ``egress`` and ``ingress`` if
+    enabled."""
     out = [("base", render_base(iop, version))]
     if pilot_enabled(iop):
         out.append(("pilot", render_pilot(iop, version)))
+    if egress_gateway_enabled(iop):
+        out.append(("egress", render_egress(iop, version)))
     if ingress_gateway_enabled(iop):
         out.append(("ingress", render_ingress(iop, version)))
     return out

@@ -27,6 +27,7 @@ import yaml
 
 from meshlab.errors import MeshlabError
 from meshlab.gotime import Version, parse_version, version_text  # noqa: F401 - part of this module's API
+from meshlab.istioctl.profiles import profile_mesh_config
 
 API_VERSION = "install.istio.io/v1alpha1"
 KIND = "IstioOperator"
@@ -391,7 +392,7 @@ def merged_mesh_config(iop: dict[str, Any], version: Version) -> dict[str, Any]:
     spec = iop.get("spec") or {}
     namespace = spec.get("namespace") or "istio-system"
     user = spec.get("meshConfig") or spec.get("mesh_config") or {}
-    defaults = default_mesh_config(version, namespace)
+    defaults = overlay(default_mesh_config(version, namespace), profile_mesh_config(profile_of(iop), version))
     user = {(_camel(k) if _camel(k) in defaults else k): v for k, v in user.items()}
     return overlay(defaults, user)
 
@@ -415,6 +416,20 @@ def ingress_gateway_enabled(iop: dict[str, Any]) -> bool:
     if isinstance(gws, list):
         for gw in gws:
             if isinstance(gw, dict) and gw.get("name", "istio-ingressgateway") == "istio-ingressgateway":
+                if "enabled" in gw:
+                    enabled = bool(gw["enabled"])
+    return enabled
+
+
+def egress_gateway_enabled(iop: dict[str, Any]) -> bool:
+    """Whether the install includes ``istio-egressgateway`` (the demo profile's, or enabled by the user)."""
+    spec = iop.get("spec") or {}
+    enabled = profile_of(iop) == "demo"
+    comps = spec.get("components") or {}
+    gws = comps.get("egressGateways") or comps.get("egress_gateways")
+    if isinstance(gws, list):
+        for gw in gws:
+            if isinstance(gw, dict) and gw.get("name", "istio-egressgateway") == "istio-egressgateway":
                 if "enabled" in gw:
                     enabled = bool(gw["enabled"])
     return enabled

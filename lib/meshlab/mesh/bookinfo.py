@@ -201,20 +201,60 @@ class BookinfoApp(Container):
         else:
             parts.append("<h4>Error fetching product details!</h4><p>Sorry, product details are currently "
                          "unavailable for this book.</p>")
-        if r_status == 200 and reviews:
-            parts.append("<h4>Book Reviews</h4>")
-            for r in reviews.get("reviews", []):
-                rating = r.get("rating") or {}
-                stars = (f"<font color=\"{rating['color']}\">{'&#9733;' * int(rating['stars'])}</font>"
-                         if "stars" in rating else html.escape(rating.get("error", "")))
-                parts.append(f"<blockquote><p>{html.escape(r['text'])}</p><small>{html.escape(r['reviewer'])}"
-                             f"</small>{stars}</blockquote>")
-            parts.append(f"<dl><dt>Reviews served by:</dt><dd><u>{html.escape(reviews.get('podname', ''))}</u></dd></dl>")
-        else:
-            parts.append("<h4>Error fetching product reviews!</h4><p>Sorry, product reviews are currently "
-                         "unavailable for this book.</p>")
+        parts.append(reviews_html(reviews if r_status == 200 else None, reviews))
         parts.append("</body></html>")
         return _html(200, "".join(parts))
+
+
+_STAR = ('<svg id="glyphicon glyphicon-star" class="h-5 w-5 flex-none" viewBox="0 0 20 20" fill="currentColor" '
+         'aria-hidden="true"><path fill-rule="evenodd" d="M10.868 2.884c-.321-.772-1.415-.772-1.736 0l-1.83 '
+         '4.401-4.753.381c-.833.067-1.171 1.107-.536 1.651l3.62 3.102-1.106 4.637c-.194.813.691 1.456 1.405 1.02L10 '
+         '15.591l4.069 2.485c.713.436 1.598-.207 1.404-1.02l-1.106-4.637 3.62-3.102c.635-.544.297-1.584-.536-1.65l'
+         '-4.752-.382-1.831-4.401z" clip-rule="evenodd" /></svg>')
+_EMPTY_STAR = ('<svg xmlns="http://www.w3.org/2000/svg" fill="none" viewBox="0 0 24 24" stroke-width="1.5" '
+               'stroke="currentColor" class="h-5 w-5 flex-none"><path stroke-linecap="round" '
+               'stroke-linejoin="round" d="M11.48 3.499a.562.562 0 0 1 1.04 0l2.125 5.111a.563.563 0 0 0 .475.345l'
+               '5.518.442c.499.04.701.663.321.988l-4.204 3.602a.563.563 0 0 0-.182.557l1.285 5.385a.562.562 0 0 1-.84'
+               '.61l-4.725-2.885a.562.562 0 0 0-.586 0L6.982 20.54a.562.562 0 0 1-.84-.61l1.285-5.386a.562.562 0 0 0'
+               '-.182-.557l-4.204-3.602a.562.562 0 0 1 .321-.988l5.518-.442a.563.563 0 0 0 .475-.345L11.48 3.5Z" />'
+               '</svg>')
+
+
+def reviews_html(reviews: dict[str, Any] | None, error_body: Any = None) -> str:
+    """The reviews part of productpage, as ``templates/productpage.html`` (istio/istio 1.25) renders it: per
+    review the rating's filled stars in ``text-<color>-500`` (black from reviews v2, red from v3, none from v1)
+    and empty stars up to five, or the rating's error; the quote; the reviewer; the pod that served it.
+
+    >>> reviews_html({"podname": "p", "clustername": "null", "reviews": []}).count("glyphicon-star")
+    0
+    """
+    if not reviews:
+        out = '<p class="text-2xl text-red-500">Error fetching product reviews</p>'
+        if isinstance(error_body, dict) and error_body.get("error"):
+            out += f'<p class="text-lg text-gray-600">{html.escape(str(error_body["error"]))}</p>'
+        return out
+    parts = ['<h4 class="text-3xl font-semibold">Book Reviews</h4><div class="flex flex-col md:flex-row">']
+    for r in reviews.get("reviews", []):
+        parts.append('<section class="px-6 py-12 sm:py-8 lg:px-8"><div class="mx-auto max-w-2xl">')
+        rating = r.get("rating") or {}
+        if rating.get("stars"):
+            n = int(rating["stars"])
+            parts.append(f'<div class="flex gap-x-1 text-{html.escape(str(rating.get("color", "")))}-500">'
+                         + _STAR * n + _EMPTY_STAR * (5 - n) + "</div>")
+        elif rating.get("error"):
+            parts.append(f'<p class="text-red-500">{html.escape(str(rating["error"]))}</p>')
+        served = html.escape(str(reviews.get("podname", "")))
+        if reviews.get("clustername", "null") != "null":
+            served += f" on cluster <div>{html.escape(str(reviews['clustername']))}</div>"
+        parts.append('<blockquote class="mt-10 text-xl font-semibold leading-8 tracking-tight text-gray-900 '
+                     f'sm:text-2xl sm:leading-9"><p>"{html.escape(str(r.get("text", "")))}"</p></blockquote>'
+                     '<div class="mt-4 flex items-center gap-x-6"><img class="h-16 w-16 rounded-full bg-gray-50" '
+                     'src="/static/img/izzy.png" alt="Izzy"><div class="text-sm leading-6">'
+                     f'<div class="font-semibold text-gray-900">{html.escape(str(r.get("reviewer", "")))}</div>'
+                     f'<div class="mt-0.5 text-gray-600 font-mono">Reviews served by: {served}</div></div></div>'
+                     "</section>")
+    parts.append("</div>")
+    return "".join(parts)
 
 
 # -- pods-predate-injection -------------------------------------------------------------------------

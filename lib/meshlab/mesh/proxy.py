@@ -19,7 +19,16 @@ from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
 from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
 from meshlab.mesh.otlp_export import SpanExporter
-from meshlab.mesh.routing import GatewayRouter, ServiceTarget, lookup_service, ready_endpoints
+from meshlab.mesh.routing import (
+    GatewayRouter,
+    ServiceTarget,
+    endpoints_with_labels,
+    lookup_service,
+    mesh_route,
+    ready_endpoints,
+    subset_cluster,
+    subset_labels,
+)
 from meshlab.mesh.telemetry import custom_tag_value
 from meshlab.mesh.transport import ConnectionPool, Request, Response, serve, shutdown
 from meshlab.runtime.container import Container, ContainerContext
@@ -194,8 +203,14 @@ class _Proxy(Container):
         self.exporter.submit(tracing.provider, tracing.cluster_host, tuple(resource), span)
 
     def _forward(self, pool: ConnectionPool, target: ServiceTarget, req: Request,
-                 hdrs: dict[str, str]) -> tuple[Response, str]:
-        endpoints = ready_endpoints(self.ctx.lab.store, target)
+                 hdrs: dict[str, str], subset: str | None = None) -> tuple[Response, str]:
+        if subset is None:
+            endpoints = ready_endpoints(self.ctx.lab.store, target)
+        else:  # a subset no DestinationRule defines has no cluster: Envoy's cluster-not-found reply
+            labels = subset_labels(self.ctx.lab.store, target, subset, self.info.namespace)
+            if labels is None:
+                return Response(503, b"", [("server", "istio-envoy")]), "NC"
+            endpoints = endpoints_with_labels(self.ctx.lab.store, target, labels)
         if not endpoints:
             return Response(503, UH_BODY, [("content-type", "text/plain")]), "UH"
         with self._rr_lock:
@@ -292,11 +307,17 @@ class Sidecar(_Proxy):
         if target is None:  # not a mesh service: passthrough
             ip, tport = self.ctx.lab.network.resolve(host, port, self.info.namespace)
             return self.net.pool.request(ip, tport, method, path, hdrs, body)
+        route = mesh_route(self.ctx.lab.store, target, self.info.namespace, path, method, hdrs,
+                           self.ids.choice_index)
+        if route is not None:
+            target = lookup_service(self.ctx.lab.store, route.host, route.port or target.port,
+                                    route.namespace) or target
+        subset = route.subset if route is not None else None
         name = sp.span_name(self.version, sp.KIND_CLIENT, target.fqdn, target.port)
         act = self._begin("client", hdrs, sp.KIND_CLIENT, name)
         self._decorate(act, hdrs, name)
-        resp, flags = self._forward(self.net.pool, target, req, hdrs)
-        self._finish(act, req, hdrs, resp.status, len(resp.body), target.cluster, flags)
+        resp, flags = self._forward(self.net.pool, target, req, hdrs, subset)
+        self._finish(act, req, hdrs, resp.status, len(resp.body), subset_cluster(target, subset), flags)
         return resp
 
 
@@ -342,24 +363,25 @@ class Gateway(_Proxy):
         name = sp.span_name(self.version, sp.KIND_CLIENT, target.fqdn, target.port, route.path_match,
                             route.match_kind)
         upstream_span = sp.at_least(self.version, "1.28")  # Istio turns on spawn_upstream_span for gateways
+        cluster = subset_cluster(target, route.subset)
         act = self._begin("client", hdrs, sp.KIND_SERVER if upstream_span else sp.KIND_CLIENT, name, edge=True)
         self._decorate(act, hdrs, name)
         child = None
         if upstream_span and act.span is not None:
             child = sp.SpanRecord(act.span.trace_id, self.ids.span_id(), act.span.span_id,
-                                  f"router {target.cluster} egress", sp.KIND_CLIENT, time.time_ns())
+                                  f"router {cluster} egress", sp.KIND_CLIENT, time.time_ns())
             hdrs["traceparent"] = smp.format_traceparent(child.trace_id, child.span_id, True)
-        resp, flags = self._forward(self.pool, target, req, hdrs)
+        resp, flags = self._forward(self.pool, target, req, hdrs, route.subset)
         if child is not None and act.tracing is not None and act.tracing.provider is not None and self.exporter:
             child.end_ns = time.time_ns()
             child.attributes += [
                 ("component", "proxy"), ("guid:x-request-id", hdrs.get("x-request-id", "")),
                 ("http.method", req.method), ("http.url", f"http://{hdrs.get('host', '')}{req.path}"),
-                ("http.protocol", "HTTP/1.1"), ("upstream_cluster", target.cluster),
-                ("upstream_cluster.name", target.cluster), ("http.status_code", str(resp.status)),
+                ("http.protocol", "HTTP/1.1"), ("upstream_cluster", cluster),
+                ("upstream_cluster.name", cluster), ("http.status_code", str(resp.status)),
                 ("response_flags", flags)]
             child.error = resp.status >= 500
             self.exporter.submit(act.tracing.provider, act.tracing.cluster_host,
                                  (("service.name", act.tracing.service_name),), child)
-        self._finish(act, req, hdrs, resp.status, len(resp.body), target.cluster, flags)
+        self._finish(act, req, hdrs, resp.status, len(resp.body), cluster, flags)
         return resp

@@ -1,4 +1,5 @@
-"""Service lookup and the ingress gateway's routing from Gateway and VirtualService resources.
+"""Service lookup and the ingress gateway's routing from Gateway and VirtualService resources,
+and the sidecars' routing through VirtualServices bound to ``mesh`` and DestinationRule subsets.
 
 A Gateway whose ``selector`` matches the gateway pod's labels and that has a server on the
 listener's port (directly, or through the gateway Service's ``port → targetPort``) admits a
@@ -103,6 +104,7 @@ class Route:
     port: int | None
     path_match: str | None
     match_kind: str  # exact | prefix | regex
+    subset: str | None = None
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -223,19 +225,96 @@ class GatewayRouter:
                     dest_port = (d.get("port") or {}).get("number")
                     path_match, kind = _path_of(m)
                     return Route(str(d.get("host", "")), vns, int(dest_port) if dest_port else None, path_match,
-                                 kind)
+                                 kind, d.get("subset") or None)
         return None
 
     def _weighted(self, dests: list[dict]) -> dict:
-        if len(dests) == 1:
-            return dests[0]
-        weights = [int(d.get("weight") or 0) for d in dests]
-        total = sum(weights)
-        if total <= 0:
-            return dests[0]
-        n = self._pick(total)
-        for d, w in zip(dests, weights, strict=True):
-            if n < w:
-                return d
-            n -= w
-        return dests[-1]
+        return _weighted_pick(dests, self._pick)
+
+
+DESTINATIONRULES = "destinationrules.networking.istio.io"
+
+
+def _weighted_pick(dests: list[dict], pick: Any) -> dict:
+    if len(dests) == 1:
+        return dests[0]
+    weights = [int(d.get("weight") or 0) for d in dests]
+    total = sum(weights)
+    if total <= 0:
+        return dests[0]
+    n = pick(total)
+    for d, w in zip(dests, weights, strict=True):
+        if n < w:
+            return d
+        n -= w
+    return dests[-1]
+
+
+def mesh_route(store: Any, target: ServiceTarget, source_ns: str, path: str, method: str,
+               headers: dict[str, str], pick: Any) -> Route | None:
+    """The route a sidecar takes for a call to ``target``: the first VirtualService bound to ``mesh`` (no
+    ``gateways``, or ``mesh`` among them) whose hosts name the Service, oldest first; None when none applies."""
+    vss = sorted(store.list(VIRTUALSERVICES),
+                 key=lambda v: (v["metadata"].get("creationTimestamp") or "", v["metadata"]["name"]))
+    for vs in vss:
+        vns = vs["metadata"].get("namespace", "default")
+        spec = vs.get("spec") or {}
+        gateways = spec.get("gateways") or ["mesh"]
+        if "mesh" not in gateways:
+            continue
+        if not any(split_host(h, vns) == (target.name, target.namespace) for h in spec.get("hosts") or []
+                   if "*" not in h):
+            continue
+        for rule in spec.get("http") or []:
+            for m in rule.get("match") or [None]:
+                if m is not None and not _match(m, path, method, headers):
+                    continue
+                dests = rule.get("route") or []
+                if not dests:
+                    continue
+                d = _weighted_pick(dests, pick).get("destination") or {}
+                dest_port = (d.get("port") or {}).get("number")
+                path_match, kind = _path_of(m)
+                return Route(str(d.get("host", "")), vns, int(dest_port) if dest_port else None, path_match,
+                             kind, d.get("subset") or None)
+    return None
+
+
+def subset_labels(store: Any, target: ServiceTarget, subset: str, namespace: str) -> dict[str, str] | None:
+    """A subset's labels from the DestinationRule for the Service (the client's namespace first, then the
+    Service's, then any), or None when no DestinationRule defines it (Envoy has no such cluster)."""
+    rules = [r for r in store.list(DESTINATIONRULES)
+             if split_host(str((r.get("spec") or {}).get("host", "")), r["metadata"].get("namespace", "default"))
+             == (target.name, target.namespace)]
+    rules.sort(key=lambda r: (r["metadata"].get("namespace") != namespace,
+                              r["metadata"].get("namespace") != target.namespace,
+                              r["metadata"].get("creationTimestamp") or ""))
+    for rule in rules[:1]:
+        for s in (rule.get("spec") or {}).get("subsets") or []:
+            if s.get("name") == subset:
+                return {str(k): str(v) for k, v in (s.get("labels") or {}).items()}
+    return None
+
+
+def subset_cluster(target: ServiceTarget, subset: str | None) -> str:
+    """Envoy's cluster name: ``outbound|9080|v1|reviews.default.svc.cluster.local``."""
+    return f"outbound|{target.port}|{subset or ''}|{target.fqdn}"
+
+
+def endpoints_with_labels(store: Any, target: ServiceTarget, labels: dict[str, str]) -> list[tuple[str, int]]:
+    """The ready endpoints of a Service port whose pods carry ``labels``."""
+    ep = store.get("endpoints", target.namespace, target.name)
+    want = target.service_port.get("name") or ""
+    out: list[tuple[str, int]] = []
+    for subset in (ep or {}).get("subsets") or []:
+        ports = subset.get("ports") or []
+        match = next((p for p in ports if (p.get("name") or "") == want), ports[0] if len(ports) == 1 else None)
+        if match is None:
+            continue
+        for a in subset.get("addresses") or []:
+            ref = a.get("targetRef") or {}
+            pod = store.get("pods", ref.get("namespace") or target.namespace, ref.get("name") or "")
+            pod_labels = ((pod or {}).get("metadata") or {}).get("labels") or {}
+            if a.get("ip") and all(pod_labels.get(k) == v for k, v in labels.items()):
+                out.append((a["ip"], int(match["port"])))
+    return out
