@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 if TYPE_CHECKING:
     from meshlab.context import LabContext
 
@@ -31,6 +33,14 @@ def proxy_log_levels(lab: LabContext) -> tuple[str, str]:
                 proxy = {}
             return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
     return "warning", "misc:error"
+
+
+def mesh_proxy_config(lab: LabContext) -> dict[str, Any]:
+    """``meshConfig.defaultConfig`` of the ``istio`` ConfigMap now: what the injector writes into ``PROXY_CONFIG``."""
+    from meshlab.mesh.bootstrap import mesh_default_config
+
+    cm = lab.store.get("configmaps", "istio-system", "istio") or {}
+    return mesh_default_config((cm.get("data") or {}).get("mesh"))
 
 
 def namespace_wants_injection(ns_obj: dict[str, Any] | None) -> bool:
@@ -82,8 +92,13 @@ def _env(name: str, value: str | None = None, field: str | None = None) -> dict[
 
 
 def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
-           levels: tuple[str, str] = ("warning", "misc:error")) -> dict[str, Any]:
+           levels: tuple[str, str] = ("warning", "misc:error"),
+           proxy_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add ``istio-init`` and ``istio-proxy``, the status annotation and the canonical labels to ``pod``.
+
+    ``proxy_config`` is the mesh's ``defaultConfig`` at injection time; as real Istio's injection template does
+    (``PROXY_CONFIG: {{ protoToJSON .ProxyConfig }}``), it is merged with the pod's ``proxy.istio.io/config``
+    annotation and written into the ``PROXY_CONFIG`` env, which the proxy reads once when it starts.
 
     ``levels`` are the proxy's log levels from the install's values; the pod's annotations
     ``sidecar.istio.io/logLevel`` and ``sidecar.istio.io/componentLogLevel`` override them.
@@ -100,6 +115,15 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
     revision_label = labels.get("service.istio.io/canonical-revision") or labels.get("app.kubernetes.io/version") \
         or labels.get("version") or "latest"
     pod_ports = [p for c in spec.get("containers") or [] for p in c.get("ports") or []]
+    boot = dict(proxy_config or {})
+    note = annotations.get("proxy.istio.io/config")
+    if note:
+        try:
+            over = yaml.safe_load(note)
+        except yaml.YAMLError:
+            over = None
+        if isinstance(over, dict):
+            boot.update(over)
     proxy = {
         "name": "istio-proxy",
         "image": image,
@@ -111,7 +135,7 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
             _env("PILOT_CERT_PROVIDER", "istiod"), _env("CA_ADDR", "istiod.istio-system.svc:15012"),
             _env("POD_NAME", field="metadata.name"), _env("POD_NAMESPACE", field="metadata.namespace"),
             _env("INSTANCE_IP", field="status.podIP"), _env("SERVICE_ACCOUNT", field="spec.serviceAccountName"),
-            _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", "{}"),
+            _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", json.dumps(boot, sort_keys=True)),
             _env("ISTIO_META_POD_PORTS", json.dumps(pod_ports)),
             _env("ISTIO_META_APP_CONTAINERS", ",".join(app_containers)),
             _env("ISTIO_META_CLUSTER_ID", "Kubernetes"), _env("ISTIO_META_NODE_NAME", field="spec.nodeName"),

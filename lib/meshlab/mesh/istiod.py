@@ -40,6 +40,8 @@ class ProxyInfo:
     pod_ip: str
     labels: tuple[tuple[str, str], ...]
     workload: str
+    tracing_service_name: str = ""  # fixed at pod start (meshlab.mesh.bootstrap); "" = the mesh config's
+
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -218,7 +220,8 @@ class Istiod(Container):
         labels = info.label_dict
         tels = self.ctx.lab.store.list(TELEMETRIES)
         spec = resolve_tracing(tels, mc.root_namespace, info.namespace, labels, side)
-        svc_name = sp.service_name(mc.tracing_service_name, labels, info.namespace, info.workload)
+        svc_name = sp.service_name(info.tracing_service_name or mc.tracing_service_name, labels, info.namespace,
+                                   info.workload)
         if spec is None or not spec.providers:
             names = mc.default_tracing_providers
             if spec is None and not names:

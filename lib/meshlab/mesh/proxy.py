@@ -17,6 +17,7 @@ from typing import Any
 
 from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
+from meshlab.mesh.bootstrap import proxy_config_from, service_name_form
 from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
 from meshlab.mesh.otlp_export import SpanExporter
 from meshlab.mesh.routing import GatewayRouter, ServiceTarget, lookup_service, ready_endpoints
@@ -66,8 +67,11 @@ class _Proxy(Container):
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
         meta = ctx.pod.get("metadata", {})
+        mesh_cm = ctx.lab.store.get("configmaps", "istio-system", "istio") or {}
+        boot = proxy_config_from(ctx.env, meta.get("annotations") or {}, (mesh_cm.get("data") or {}).get("mesh"))
         self.info = ProxyInfo(self.proxy_type, ctx.pod_name, ctx.namespace, ctx.pod_ip,
-                              tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod))
+                              tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod),
+                              service_name_form(boot))
         self.version = ctx.lab.istio_version
         self.ids = ctx.lab.ids
         self.exporter: SpanExporter | None = None

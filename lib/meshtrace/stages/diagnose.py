@@ -51,6 +51,8 @@ CAUSES: dict[str, str] = {
     "istio-foreign": "Istio here was installed without the kit and has no tracing provider",
     "run-stopped": "an earlier notebook of this run failed, so the steps after it never ran",
     "service-does-not-propagate": "a named service does not propagate trace context to its calls",
+    "proxies-predate-mesh-config": "proxies started before the mesh config changed and keep their old "
+                                   "tracingServiceName",
 }
 
 
@@ -118,6 +120,9 @@ class Evidence:
     fragments: int = 0
     fragment_roots: list[str] = field(default_factory=list)
     non_propagating: dict[str, str] = field(default_factory=dict)  # service → evidence (traces.propagation audit)
+    service_names: list[str] = field(default_factory=list)    # service.name values in this run's spans
+    mesh_service_name_form: str = ""                           # the istio ConfigMap's defaultConfig.tracingServiceName
+    stale_proxies: list[dict[str, str]] = field(default_factory=list)  # {namespace, pod, owner, reason}
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # prerequisites: None means "not read"
@@ -424,9 +429,25 @@ def _not_propagating(ev: Evidence) -> Finding | None:
                    "#trace-context-propagation)")
 
 
+def _stale_bootstrap(ev: Evidence) -> Finding | None:
+    """Proxies keep the ``meshConfig.defaultConfig`` they started with (pilot-agent reads it once): after a
+    ``tracingServiceName`` change, only a restart gives them the new form."""
+    if not ev.stale_proxies:
+        return None
+    by_ns: dict[str, list[str]] = {}
+    for s in ev.stale_proxies:
+        if s.get("owner") and s["owner"] not in by_ns.setdefault(s["namespace"], []):
+            by_ns[s["namespace"]].append(s["owner"])
+    fix = " && ".join(f"kubectl -n {ns} rollout restart deployment {' '.join(o)}" for ns, o in by_ns.items() if o)
+    return Finding("proxies-predate-mesh-config", CAUSES["proxies-predate-mesh-config"], 85,
+                   [f"the istio ConfigMap says tracingServiceName {ev.mesh_service_name_form or '?'}"]
+                   + [f"pod {s['namespace']}/{s['pod']}: {s['reason']}" for s in ev.stale_proxies[:6]],
+                   f"restart them so their proxies start with the current mesh config: {fix}")
+
+
 RULES: tuple[Callable[[Evidence], Finding | None], ...] = (
     _rbac, _scaled, _logging, _not_running, _localhost, _unresolvable, _port_protocol, _port_name, _telemetry,
-    _sampling, _injection, _backend, _proxy_export, _fragments, _not_propagating,
+    _sampling, _injection, _backend, _proxy_export, _fragments, _not_propagating, _stale_bootstrap,
 )
 #: A specific cause explains these generic symptoms; the generic finding is dropped when the cause is found.
 _EXPLAINS = {

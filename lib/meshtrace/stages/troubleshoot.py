@@ -37,6 +37,7 @@ from .diagnose_facts import (
     traces_of_run,
 )
 from .diagnose_stops import earlier_stop
+from .proxy_bootstrap import stale_evidence
 
 __all__ = ["FAQ_CHECKS", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
@@ -174,6 +175,7 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
             "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
     _proxies(st, ev, log_tail, recent)
     _traces(st, ev, sent)
+    stale_evidence(st, ev)
     ev.denied = list(dict.fromkeys(ev.denied))
     return ev
 
@@ -247,6 +249,7 @@ def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
         ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
         return
+    ev.service_names = sorted({s.service for s in spans})
     traces = traces_of_run(group_traces(spans), sent, st.p.telemetry.correlation_tag)
     report = check_traces(traces, callgraph_from_params(st.p))
     ev.traces, ev.fragments = report.traces, report.fragments
