@@ -97,6 +97,7 @@ DRILLS = [
     ("drill-receiver-localhost", "receiver-localhost", "traces.services-reported"),
     ("drill-logging-exporter", "logging-exporter-removed", "pods.collector-ready"),
     ("drill-service-port-name", "service-port-name", "traces.services-reported"),
+    ("drill-port-no-protocol", "service-port-name", "traces.services-reported"),
 ]
 
 

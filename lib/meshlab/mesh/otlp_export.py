@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 _GRPC_FILE = "external/envoy/source/extensions/tracers/opentelemetry/grpc_trace_exporter.cc:44"
 _HTTP_FILE = "external/envoy/source/extensions/tracers/opentelemetry/http_trace_exporter.cc:80"
-_H2_PROTOCOLS = {"grpc", "grpc-web", "http2", "h2c", "kubernetes.io/h2c"}
-_NOT_H2 = {"http", "https", "tcp", "tls", "mongo", "redis", "mysql", "udp", "http1"}
+#: Istio's protocol names (``pkg/config/protocol`` ``Parse``); anything else is Unsupported (sniffed).
+_PROTOCOLS = {"tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2", "https", "tls", "mongo", "redis",
+              "mysql"}
+#: Protocols Istio sends as HTTP/2 (``Instance.IsHTTP2``): the only ones a gRPC export goes through.
+_H2 = {"grpc", "grpc-web", "http2"}
+_WELL_KNOWN_TCP = {25, 53, 3306, 27017}  # SMTP, DNS, MySQL, MongoDB: TCP when nothing else says
 
 
 def envoy_log_line(level: str, logger: str, where: str, message: str, thread: int = 21) -> str:
@@ -43,12 +47,28 @@ def envoy_log_line(level: str, logger: str, where: str, message: str, thread: in
 
 
 def port_protocol(sport: dict) -> str:
-    """Istio's protocol of a Service port from ``appProtocol`` or the name prefix (``""`` = sniffed)."""
-    app = str(sport.get("appProtocol") or "").lower()
-    if app:
-        return app
-    name = str(sport.get("name") or "").lower()
-    return name.split("-", 1)[0] if name else ""
+    """Istio's protocol of a Service port (``pkg/config/kube/conversion.go`` ``ConvertProtocol``): ``appProtocol``
+    when set, else the port name's prefix before ``-``; ``""`` = Unsupported, which Istio sniffs.
+
+    >>> port_protocol({"name": "grpc-otlp"}), port_protocol({"name": "otlp-grpc"}), port_protocol({})
+    ('grpc', '', '')
+    >>> port_protocol({"name": "otlp", "appProtocol": "grpc"}), port_protocol({"name": "grpc", "appProtocol": "http"})
+    ('grpc', 'http')
+    """
+    if str(sport.get("protocol") or "").upper() == "UDP":
+        return "udp"
+    app = sport.get("appProtocol")
+    name = str(app if app is not None else sport.get("name") or "")
+    if app is not None:
+        special = {"kubernetes.io/h2c": "http2", "kubernetes.io/ws": "http", "kubernetes.io/wss": "https"}
+        if name in special:
+            return special[name]
+    if name.lower().startswith("grpc-web"):
+        return "grpc-web"
+    prefix = name.split("-", 1)[0].lower()
+    if prefix in _PROTOCOLS:
+        return prefix
+    return "tcp" if int(sport.get("port") or 0) in _WELL_KNOWN_TCP else ""
 
 
 class ExportError(MeshlabError):
@@ -173,7 +193,10 @@ class SpanExporter:
         if provider.protocol == "http":
             self._export_http(provider, host, ip, port, request)
         else:
-            if port_protocol(sport) in _NOT_H2:
+            if port_protocol(sport) not in _H2:
+                # Unsupported (sniffed) ports get use_downstream_protocol, and the tracer's async client is
+                # HTTP/1.1; HTTP/TCP ports are not HTTP/2 either: gRPC never reaches the receiver
+                # (pilot cluster_builder; envoy source/common/http/async_client_impl.cc)
                 raise ExportError("Unavailable, message: upstream connect error or disconnect/reset before "
                                   "headers. reset reason: protocol error")
             self._export_grpc(provider, host, ip, port, request)

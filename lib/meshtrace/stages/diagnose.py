@@ -36,7 +36,7 @@ CAUSES: dict[str, str] = {
     "provider-service-unresolvable": "the mesh provider's service does not resolve to a Service",
     "provider-port-mismatch": "the mesh provider's port is not the collector's receiver port for its protocol",
     "provider-protocol-mismatch": "the mesh provider's protocol differs from the receiver behind its port",
-    "service-port-name": "the collector Service's gRPC port is not named grpc-…",
+    "service-port-name": "the collector Service's gRPC port has no gRPC protocol (name grpc-… or appProtocol grpc)",
     "telemetry-missing": "no Telemetry enables tracing for the workloads",
     "telemetry-unknown-provider": "the Telemetry names a provider the mesh config does not define",
     "sampling-zero": "the Telemetry samples 0 % of requests",
@@ -304,6 +304,19 @@ def _port_protocol(ev: Evidence) -> Finding | None:
                    "keep OTLP/HTTP), then rerun 02_install_istio", {"istio.provider.protocol": behind})
 
 
+def _speaks_http2(name: str, app_protocol: str | None) -> bool:
+    """Whether Istio sends HTTP/2 (so gRPC) to a Service port: its protocol from ``appProtocol``, else the name's
+    prefix before ``-`` (Istio's ``ConvertProtocol``), is grpc, grpc-web or http2.
+
+    >>> _speaks_http2("grpc-otlp", None), _speaks_http2("otlp-grpc", None), _speaks_http2("otlp", "grpc")
+    (True, False, True)
+    """
+    value = (app_protocol if app_protocol is not None else name).lower()
+    if value == "kubernetes.io/h2c" and app_protocol is not None:
+        return True
+    return value.startswith("grpc-web") or value.split("-", 1)[0] in ("grpc", "http2")
+
+
 def _port_name(ev: Evidence) -> Finding | None:
     prov = _mesh_provider(ev)
     if prov is None or prov.protocol != "grpc" or ev.service_ports is None:
@@ -314,12 +327,15 @@ def _port_name(ev: Evidence) -> Finding | None:
     target = sp.get("targetPort", sp.get("port"))
     if isinstance(target, int) and _receiver_ports(ev).get(target) != "grpc":
         return None
-    name, app = str(sp.get("name") or ""), str(sp.get("appProtocol") or "")
-    if name == "grpc" or name.startswith("grpc-") or app == "grpc":
+    name, app = str(sp.get("name") or ""), sp.get("appProtocol")
+    if _speaks_http2(name, app):
         return None
+    why = (f"has appProtocol {app}" if app is not None else
+           f"is named {name}" if name else "is unnamed")
     return Finding("service-port-name", CAUSES["service-port-name"], 80,
-                   [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} is named "
-                    f"{name or '(unnamed)'}: Istio picks the protocol from the name prefix, so gRPC is not used"]
+                   [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} {why}: Istio takes "
+                    "the protocol from appProtocol, else the name's prefix (grpc-…); without one it sniffs the port "
+                    "and sends the gRPC export as HTTP/1.1"]
                    + log_lines(ev.proxy_log, "export failed", limit=2),
                    "--set collector.grpc_port_name=grpc-otlp (then rerun 01_install_collector)",
                    {"collector.grpc_port_name": "grpc-otlp"})
