@@ -51,6 +51,9 @@ CAUSES: dict[str, str] = {
     "istio-foreign": "Istio here was installed without the kit and has no tracing provider",
     "run-stopped": "an earlier notebook of this run failed, so the steps after it never ran",
     "service-does-not-propagate": "a named service does not propagate trace context to its calls",
+    "telemetry-replaces-custom-tags": "a more specific Telemetry sets customTags without the correlation tag: "
+                                      "they replace the mesh's, wholesale",
+    "telemetry-disables-tracing": "a more specific Telemetry sets disableSpanReporting: tracing is off there",
     "proxies-predate-mesh-config": "proxies started before the mesh config changed and keep their old "
                                    "tracingServiceName",
 }
@@ -96,6 +99,8 @@ class Evidence:
     collector_name: str = "opentelemetry-collector"
     collector_image: str = "otel/opentelemetry-collector-contrib:0.120.0"
     grpc_port_name: str = "grpc-otlp"
+    correlation_tag: str = "meshtrace.request"
+    correlation_header: str = "x-meshtrace-request"
     token_secret: str = "otel-backend-token"
     token_key: str = "token"
     token_env: str = "MESHLAB_BACKEND_TOKEN"
@@ -445,25 +450,9 @@ def _not_propagating(ev: Evidence) -> Finding | None:
                    "#trace-context-propagation)")
 
 
-def _stale_bootstrap(ev: Evidence) -> Finding | None:
-    """Proxies keep the ``meshConfig.defaultConfig`` they started with (pilot-agent reads it once): after a
-    ``tracingServiceName`` change, only a restart gives them the new form."""
-    if not ev.stale_proxies:
-        return None
-    by_ns: dict[str, list[str]] = {}
-    for s in ev.stale_proxies:
-        if s.get("owner") and s["owner"] not in by_ns.setdefault(s["namespace"], []):
-            by_ns[s["namespace"]].append(s["owner"])
-    fix = " && ".join(f"kubectl -n {ns} rollout restart deployment {' '.join(o)}" for ns, o in by_ns.items() if o)
-    return Finding("proxies-predate-mesh-config", CAUSES["proxies-predate-mesh-config"], 85,
-                   [f"the istio ConfigMap says tracingServiceName {ev.mesh_service_name_form or '?'}"]
-                   + [f"pod {s['namespace']}/{s['pod']}: {s['reason']}" for s in ev.stale_proxies[:6]],
-                   f"restart them so their proxies start with the current mesh config: {fix}")
-
-
 RULES: tuple[Callable[[Evidence], Finding | None], ...] = (
     _rbac, _scaled, _logging, _not_running, _localhost, _unresolvable, _port_protocol, _port_name, _telemetry,
-    _sampling, _injection, _backend, _proxy_export, _fragments, _not_propagating, _stale_bootstrap,
+    _sampling, _injection, _backend, _proxy_export, _fragments, _not_propagating,
 )
 #: A specific cause explains these generic symptoms; the generic finding is dropped when the cause is found.
 _EXPLAINS = {
@@ -481,12 +470,13 @@ def diagnose(ev: Evidence) -> list[Finding]:
     not installed, a foreign Istio, or an earlier notebook of the run that stopped it; what follows from them
     ranks after them.
     """
+    from .diagnose_mesh import MESH_RULES
     from .diagnose_stops import STOP_RULES, order
 
     if ev.unreachable:  # nothing else was read
         found = [f for rule in STOP_RULES if (f := rule(ev)) is not None]
     else:
-        found = [f for rule in (*STOP_RULES, *RULES) if (f := rule(ev)) is not None]
+        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES) if (f := rule(ev)) is not None]
     ids = {f.cause_id for f in found}
     found = [f for f in found if not (_EXPLAINS.get(f.cause_id, set()) & ids)]
     found = order(found, ev)

@@ -89,7 +89,8 @@ def _params_evidence(st: Stage) -> Evidence:
                     telemetry_namespace=p.telemetry.namespace, telemetry_name=p.telemetry.name,
                     sampling=p.telemetry.sampling, bookinfo_namespace=p.bookinfo.namespace,
                     collector_namespace=col.namespace, collector_name=col.name, collector_image=col.image,
-                    grpc_port_name=col.grpc_port_name, **_token_ref(st))
+                    grpc_port_name=col.grpc_port_name, correlation_tag=p.telemetry.correlation_tag,
+                    correlation_header=p.telemetry.correlation_header, **_token_ref(st))
 
 
 def _token_ref(st: Stage) -> dict[str, Any]:
