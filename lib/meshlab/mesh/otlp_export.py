@@ -79,6 +79,26 @@ class ExportRejected(ExportError):
     """The receiver answered with a failure status (already logged)."""
 
 
+class ClusterMissing(ExportError):
+    """The provider's cluster ``outbound|<port>||<host>`` does not exist (the Service has no such port)."""
+
+
+#: Envoy's OpenTelemetry tracer (``source/extensions/tracers/opentelemetry/tracer.cc``): a flush timer of
+#: ``tracing.opentelemetry.flush_interval_ms`` = 5000 ms, or earlier once ``min_flush_spans`` = 5 spans wait.
+ENVOY_FLUSH_SECONDS, ENVOY_FLUSH_SPANS = 5.0, 5
+#: The lab's fast default: every 0.2 s, in batches of up to 512.
+FAST_FLUSH_SECONDS, FAST_FLUSH_SPANS = 0.2, 512
+
+
+def flush_timing(mode: str) -> tuple[float, int]:
+    """``(interval seconds, spans that trigger a flush)`` for the lab option ``--envoy-flush`` (fast | real).
+
+    >>> flush_timing("real")
+    (5.0, 5)
+    """
+    return (ENVOY_FLUSH_SECONDS, ENVOY_FLUSH_SPANS) if mode == "real" else (FAST_FLUSH_SECONDS, FAST_FLUSH_SPANS)
+
+
 class SpanExporter:
     """Buffers one proxy's spans and exports them in the background."""
 
@@ -142,6 +162,13 @@ class SpanExporter:
             try:
                 self._export(provider, host, request)
                 self.exported += n
+            except ClusterMissing as err:
+                self.failed += n
+                if provider.protocol == "http":  # Envoy logs this one at error, on every flush
+                    self.log(envoy_log_line("error", "tracing", _HTTP_FILE,
+                                            f"OTLP HTTP exporter failed: [cluster = {err}] is not configured"))
+                else:  # the gRPC async client fails the stream: onFailure, at debug
+                    self._log_failure(provider, "Unavailable, message: Cluster not available")
             except ExportError as err:
                 self.failed += n
                 if not isinstance(err, ExportRejected):
@@ -164,8 +191,8 @@ class SpanExporter:
         if not self.debug:
             return
         if provider.protocol == "http":
-            self.log(envoy_log_line("debug", "tracing", _HTTP_FILE,
-                                    f"The OTLP export request failed. Reason {message}"))
+            # AsyncClient::FailureReason as an int (Reset = 0), as http_trace_exporter.cc logs it
+            self.log(envoy_log_line("debug", "tracing", _HTTP_FILE, "The OTLP export request failed. Reason 0"))
         else:
             self.log(envoy_log_line("debug", "tracing", _GRPC_FILE,
                                     f"OTLP trace export failed with status: {message}"))
@@ -179,8 +206,7 @@ class SpanExporter:
         sport = next((p for p in svc.get("spec", {}).get("ports") or [] if int(p.get("port", -1)) == provider.port),
                      None)
         if sport is None:
-            raise ExportError(f"Unavailable, message: cluster 'outbound|{provider.port}||{host}' not found"
-                              if provider.protocol != "http" else f"cluster outbound|{provider.port}||{host} not found")
+            raise ClusterMissing(f"outbound|{provider.port}||{host}")
         try:
             ip, port = self.lab.network.endpoint_for(svc, sport)
         except OSError as err:

@@ -19,7 +19,7 @@ from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
 from meshlab.mesh.bootstrap import proxy_config_from, service_name_form
 from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
-from meshlab.mesh.otlp_export import SpanExporter
+from meshlab.mesh.otlp_export import SpanExporter, flush_timing
 from meshlab.mesh.routing import GatewayRouter, ServiceTarget, lookup_service, ready_endpoints
 from meshlab.mesh.telemetry import custom_tag_value
 from meshlab.mesh.transport import ConnectionPool, Request, Response, serve, shutdown
@@ -107,7 +107,9 @@ class _Proxy(Container):
 
     def _start_common(self) -> None:
         self._bind(STATUS_PORT, self._status)  # pilot-agent's readiness endpoint, probed by the kubelet
-        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version,
+        interval, batch = flush_timing(self.ctx.lab.config.envoy_flush)
+        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version, flush_interval=interval,
+                                     max_batch=batch,
                                      debug=logger_level(self.ctx.args, "tracing") in ("debug", "trace"))
         self._started = True
         self.tracing("client")

@@ -418,7 +418,10 @@ def _backend(ev: Evidence) -> Finding | None:
 
 
 def _proxy_export(ev: Evidence) -> Finding | None:
-    lines = log_lines(ev.proxy_log, "OTLP trace export failed", "OTLP export request failed", "non-success status")
+    # Envoy's texts (source/extensions/tracers/opentelemetry/{grpc,http}_trace_exporter.cc): the ERROR line for a
+    # missing cluster, the debug lines for a failed gRPC/HTTP request, the error for a non-2xx answer
+    lines = log_lines(ev.proxy_log, "OTLP HTTP exporter failed", "OTLP trace export failed",
+                      "OTLP export request failed", "non-success status")
     if not lines:
         return None
     return Finding("proxy-export-failing", CAUSES["proxy-export-failing"], 50, lines,
