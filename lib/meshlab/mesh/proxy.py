@@ -193,7 +193,7 @@ class _Proxy(Container):
             if value is not None:
                 tags[tag] = value
         a += sorted(tags.items())
-        span.error = status >= 500
+        span.error = sp.status_is_error(status, span.kind, self.version)
         resource = [("service.name", tracing.service_name)]
         if tracing.provider.environment_detector:
             resource += sp.parse_resource_attributes(self.ctx.env.get("OTEL_RESOURCE_ATTRIBUTES"))
@@ -364,7 +364,7 @@ class Gateway(_Proxy):
                 ("http.protocol", "HTTP/1.1"), ("upstream_cluster", target.cluster),
                 ("upstream_cluster.name", target.cluster), ("http.status_code", str(resp.status)),
                 ("response_flags", flags)]
-            child.error = resp.status >= 500
+            child.error = sp.status_is_error(resp.status, child.kind, self.version)
             self.exporter.submit(act.tracing.provider, act.tracing.cluster_host,
                                  (("service.name", act.tracing.service_name),), child)
         self._finish(act, req, hdrs, resp.status, len(resp.body), target.cluster, flags)
