@@ -45,6 +45,8 @@ def test_native_sidecars_pass_every_check(native_lab: RunningLab) -> None:
         proxy = next(c for c in status["initContainerStatuses"] if c["name"] == "istio-proxy")
         assert "running" in proxy["state"] and proxy["ready"] and proxy["started"], proxy
         assert has_sidecar(pod)
+    name = pods[0]["metadata"]["name"]
+    assert "Envoy proxy is ready" in lab.kubectl_text("logs", "-n", "default", name, "-c", "istio-proxy")
     table = lab.kubectl_text("get", "pods", "-n", "default")
     assert " 2/2 " in table, table
     run_dir = lab.state_dir.parent / f"native-{uuid.uuid4().hex[:6]}"
