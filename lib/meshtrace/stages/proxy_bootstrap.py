@@ -173,10 +173,10 @@ def stale_evidence(st: Stage, ev: Evidence) -> None:
     from ..traces import callgraph_from_params
 
     p = st.p
-    expected = set(callgraph_from_params(p).services)
-    bare = {e.split(".", 1)[0] for e in expected}
-    wrong = [n for n in ev.service_names if n not in expected and n.split(".", 1)[0] in bare]
     try:
+        expected = set(callgraph_from_params(p).services)
+        bare = {e.split(".", 1)[0] for e in expected}
+        wrong = [n for n in ev.service_names if n not in expected and n.split(".", 1)[0] in bare]
         current, stale = stale_proxies(st.kube, [p.bookinfo.namespace, p.gateway.ingress_namespace], wrong,
                                        by_time=False)
     except MeshtraceError as exc:
