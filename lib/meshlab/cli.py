@@ -115,7 +115,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     sd.mkdir(parents=True, exist_ok=True)
     (sd / "status.json").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "meshlab", "serve", "--state-dir", str(sd), "--istio-version", args.istio_version,
-           "--backend-token-env", args.backend_token_env, "--ready-delay", str(args.ready_delay)]
+           "--backend-token-env", args.backend_token_env, "--ready-delay", str(args.ready_delay),
+           "--envoy-flush", args.envoy_flush]
     for f in args.fault or []:
         cmd += ["--fault", f]
     if args.seed is not None:
@@ -230,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         stream=sys.stderr)
     lab = Lab(LabConfig(state_dir=_state(args), istio_version=args.istio_version, faults=list(args.fault or []),
                         seed=args.seed, no_lb=args.no_lb, backend_token_env=args.backend_token_env,
-                        ready_delay=args.ready_delay))
+                        ready_delay=args.ready_delay, envoy_flush=args.envoy_flush))
     lab.serve_forever()
     return 0
 
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backend-token-env", default="MESHLAB_BACKEND_TOKEN",
                         help="environment variable holding the token the trace backend accepts")
         sp.add_argument("--ready-delay", type=float, default=0.3, help="seconds from pod creation to Ready")
+        sp.add_argument("--envoy-flush", choices=("fast", "real"), default="fast",
+                        help="when proxies export spans: fast (every 0.2 s) or real (Envoy's 5 s or 5 spans)")
     sp = sub.add_parser("down", help="stop the lab")
     state(sp)
     sp = sub.add_parser("status", help="exit 0 while the lab runs; print its paths and URLs")

@@ -44,6 +44,7 @@ class LabConfig:
     backend_token_env: str = DEFAULT_TOKEN_ENV
     ready_delay: float = 0.3
     probe_time_scale: float | None = None  # None: the probes' own scale (runtime.probes.TIME_SCALE)
+    envoy_flush: str = "fast"  # fast: proxies export every 0.2 s; real: Envoy's 5 s or 5 spans (otlp_export)
 
 
 class LabContext(Protocol):

@@ -258,7 +258,8 @@ class MiniLab:
     """
 
     def __init__(self, version: str = "1.25.2", block: int = 250, seed: int | None = 42,
-                 state_dir: Path | None = None, backend_token_env: str = "MESHLAB_BACKEND_TOKEN") -> None:
+                 state_dir: Path | None = None, backend_token_env: str = "MESHLAB_BACKEND_TOKEN",
+                 envoy_flush: str = "fast") -> None:
         from meshlab.faults import Faults
         from meshlab.gotime import parse_version
         from meshlab.mesh.istiod import Istiods
@@ -269,7 +270,7 @@ class MiniLab:
         from meshlab.store import Store
 
         self._config = LabConfig(Path(state_dir or "."), istio_version=version, seed=seed,
-                                 backend_token_env=backend_token_env)
+                                 backend_token_env=backend_token_env, envoy_flush=envoy_flush)
         self._store = Store()
         self._registry = Registry(parse_version(version)[:2])
         self._network = Network(block, self._store, seed=5)

@@ -116,6 +116,14 @@ DRILLS: tuple[Drill, ...] = (
           ("Istio decides how to talk to a port partly from its Service. Look there.",
            "kubectl -n observability get svc opentelemetry-collector -o yaml: how is port 4317 named?",
            "The gRPC port is not named grpc-…: set collector.grpc_port_name=grpc-otlp, re-run 01.")),
+    Drill("port-no-protocol", CONFIG,
+          "00 warns about the params; everything installs, the provider's host and port are right and the port "
+          "name even says grpc, but no span reaches the collector.",
+          ("The name of port 4317 reads well to a person. How does Istio read it?",
+           "Istio takes a port's protocol from appProtocol, else from the name's prefix before the first '-': "
+           "what is the prefix of otlp-grpc?",
+           "Istio sniffs a port without a protocol prefix and sends the gRPC export as HTTP/1.1: set "
+           "collector.grpc_port_name=grpc-otlp (or give the port appProtocol: grpc), re-run 01.")),
     Drill("collector-scaled-to-zero", CLUSTER,
           "Everything installs, but 07 finds the collector at 0/0 available and no span from any service.",
           ("Who is supposed to receive the spans, and is it there?",

@@ -98,6 +98,7 @@ DRILLS = [
     ("drill-receiver-localhost", "receiver-localhost", "traces.services-reported"),
     ("drill-logging-exporter", "logging-exporter-removed", "pods.collector-ready"),
     ("drill-service-port-name", "service-port-name", "traces.services-reported"),
+    ("drill-port-no-protocol", "service-port-name", "traces.services-reported"),
 ]
 
 
@@ -217,6 +218,21 @@ def _fix_outside(name: str) -> Callable[[RunningLab, list], None]:
     return fix
 
 
+def _quiet_namespace(lab: RunningLab) -> None:
+    lab.apply({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+               "metadata": {"name": "quiet", "namespace": "default"},
+               "spec": {"tracing": [{"disableSpanReporting": True}]}})
+
+
+def _run_fix(lab: RunningLab, findings) -> Callable[[], None]:
+    """The kubectl command 08 names, as a user runs it; the undo deletes what the setup added."""
+    import shlex
+
+    cmd = findings[0].fix.split(": ", 1)[-1]
+    lab.kubectl(*shlex.split(cmd)[1:])
+    return lambda: lab.kubectl("delete", "telemetry", "-n", "default", "quiet", check=False)
+
+
 CONDITIONS = [
     ("collector-scaled-to-zero", _scaled, "collector-scaled-to-zero", "pods.collector-ready", _fix_by_remedy),
     ("pods-predate-injection", _predate, "pods-predate-injection", "pods.sidecar-injected", _fix_by_remedy),
@@ -224,6 +240,8 @@ CONDITIONS = [
     ("app-drops-trace-headers", _drops, "app-drops-trace-headers", "traces.whole",
      _fix_outside("app-drops-trace-headers")),
     ("rbac-deny", _rbac, "rbac-denied", "pods.telemetry-provider", _fix_outside("rbac-deny")),
+    ("telemetry-disables-tracing", _quiet_namespace, "telemetry-disables-tracing", "traces.services-reported",
+     _run_fix),
 ]
 
 

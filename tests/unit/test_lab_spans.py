@@ -104,7 +104,8 @@ def test_telemetry_scoping_and_merge():
     other = resolve_tracing(tels, "istio-system", "other", {}, "client")
     assert other.providers == ["otel"] and other.sampling == 10
     pp = resolve_tracing(tels, "istio-system", "default", {"app": "productpage"}, "server")
-    assert pp.sampling == 50 and set(pp.custom_tags) == {"a", "b"} and not pp.disable_span_reporting
+    # customTags are replaced wholesale by the more specific Telemetry (istiod: spec.CustomTags = m.CustomTags)
+    assert pp.sampling == 50 and set(pp.custom_tags) == {"b"} and not pp.disable_span_reporting
     rv = resolve_tracing(tels, "istio-system", "default", {"app": "reviews"}, "server")
     assert rv.disable_span_reporting
     assert resolve_tracing(tels[1:], "istio-system", "x", {}, "server") is None

@@ -252,7 +252,7 @@ def prepare_create(lab: LabContext, res: Resource, obj: dict[str, Any], namespac
     obj["apiVersion"], obj["kind"] = res.api_version(), res.kind
     apply_defaults(res, obj)
     if res.kind == "Pod" and injection.should_inject(lab, obj, ns_obj):
-        injection.inject(obj, lab.istio_version, levels=injection.proxy_log_levels(lab))
+        injection.inject_pod(lab, obj)
         apply_defaults(res, obj)
     validate(res, obj)
     if res.kind == "Service":

@@ -6,8 +6,8 @@ from typing import Any
 
 from meshlab.resources import Registry, Resource
 
-K8S_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit": "meshlab",
-               "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.4",
+K8S_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.1", "gitCommit": "meshlab",
+               "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.2",
                "compiler": "gc", "platform": "linux/amd64"}
 
 
@@ -97,5 +97,5 @@ def openapi_v3_gv(reg: Registry, group: str, version: str) -> dict[str, Any] | N
         paths[path] = {"patch": op,
                        "get": {"operationId": f"read{r.kind}", "x-kubernetes-group-version-kind": gvk,
                                "x-kubernetes-action": "get", "responses": {"200": {"description": "OK"}}}}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": K8S_VERSION["gitVersion"]}, "paths": paths,
             "components": {"schemas": {}}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 if TYPE_CHECKING:
     from meshlab.context import LabContext
 
@@ -31,6 +33,61 @@ def proxy_log_levels(lab: LabContext) -> tuple[str, str]:
                 proxy = {}
             return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
     return "warning", "misc:error"
+
+
+def mesh_proxy_config(lab: LabContext) -> dict[str, Any]:
+    """``meshConfig.defaultConfig`` of the ``istio`` ConfigMap now: what the injector writes into ``PROXY_CONFIG``."""
+    from meshlab.mesh.bootstrap import mesh_default_config
+
+    cm = lab.store.get("configmaps", "istio-system", "istio") or {}
+    return mesh_default_config((cm.get("data") or {}).get("mesh"))
+
+
+NATIVE_ANNOTATION = "sidecar.istio.io/nativeSidecar"
+
+
+def _minor(version: str) -> tuple[int, int]:
+    parts = [int(x) for x in version.lstrip("v").split(".")[:2] if x.isdigit()]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+
+def native_sidecar(istio_version: str, kubelet_version: str, env_value: str | None,
+                   annotation: str | None = None) -> bool:
+    """Whether the injector puts ``istio-proxy`` among the init containers with ``restartPolicy: Always``.
+
+    As real Istio decides it: pilot's ``ENABLE_NATIVE_SIDECARS`` (``pilot/pkg/features``) is a boolean,
+    default false, before 1.27; from 1.27 it is ``auto`` (default) | ``true`` | ``false``, and ``auto`` turns
+    native sidecars on when the kubelets are 1.33 or newer (``DetectNativeSidecar``,
+    ``pkg/kube/inject/webhook.go``). The pod's ``sidecar.istio.io/nativeSidecar`` annotation overrides both
+    (``injection-template.yaml``: native unless the value is ``false``).
+
+    >>> native_sidecar("1.28.0", "v1.33.1", None), native_sidecar("1.28.0", "v1.32.0", None)
+    (True, False)
+    >>> native_sidecar("1.25.2", "v1.33.1", None), native_sidecar("1.25.2", "v1.33.1", "true")
+    (False, True)
+    """
+    if annotation is not None and annotation != "":
+        return annotation != "false"
+    value = (env_value or "").strip().lower()
+    if _minor(istio_version) < (1, 27):
+        return value in ("1", "t", "true")
+    if value == "true":
+        return True
+    if value in ("", "auto"):
+        return _minor(kubelet_version) >= (1, 33)
+    return False
+
+
+def native_sidecar_setting(lab: LabContext) -> str | None:
+    """``ENABLE_NATIVE_SIDECARS`` of the istiod Deployment's discovery container (None when unset)."""
+    for dep in lab.store.list("deployments.apps", "istio-system"):
+        if not dep["metadata"]["name"].startswith("istiod"):
+            continue
+        for c in ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+            for e in c.get("env") or []:
+                if e.get("name") == "ENABLE_NATIVE_SIDECARS":
+                    return str(e.get("value", ""))
+    return None
 
 
 def namespace_wants_injection(ns_obj: dict[str, Any] | None) -> bool:
@@ -66,13 +123,25 @@ def should_inject(lab: LabContext, pod: dict[str, Any], ns_obj: dict[str, Any] |
     meta = pod.get("metadata") or {}
     if STATUS_ANNOTATION in (meta.get("annotations") or {}):
         return False
-    if any(c.get("name") == "istio-proxy" for c in (pod.get("spec") or {}).get("containers") or []):
+    spec = pod.get("spec") or {}
+    if any(c.get("name") == "istio-proxy" for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]):
         return False
     if pod_opts_out(pod):
         return False
     if not namespace_wants_injection(ns_obj):
         return False
     return istio_installed(lab)
+
+
+def inject_pod(lab: LabContext, pod: dict[str, Any]) -> dict[str, Any]:
+    """The injector's work on one pod being created: :func:`inject` with the install's log levels, the mesh's
+    ``defaultConfig`` as of now, and native sidecars when :func:`native_sidecar` says so."""
+    from meshlab.apiserver.discovery import K8S_VERSION
+
+    note = ((pod.get("metadata") or {}).get("annotations") or {}).get(NATIVE_ANNOTATION)
+    native = native_sidecar(lab.istio_version, K8S_VERSION["gitVersion"], native_sidecar_setting(lab), note)
+    return inject(pod, lab.istio_version, levels=proxy_log_levels(lab), proxy_config=mesh_proxy_config(lab),
+                  native=native)
 
 
 def _env(name: str, value: str | None = None, field: str | None = None) -> dict[str, Any]:
@@ -82,8 +151,13 @@ def _env(name: str, value: str | None = None, field: str | None = None) -> dict[
 
 
 def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
-           levels: tuple[str, str] = ("warning", "misc:error")) -> dict[str, Any]:
+           levels: tuple[str, str] = ("warning", "misc:error"),
+           proxy_config: dict[str, Any] | None = None, native: bool = False) -> dict[str, Any]:
     """Add ``istio-init`` and ``istio-proxy``, the status annotation and the canonical labels to ``pod``.
+
+    ``proxy_config`` is the mesh's ``defaultConfig`` at injection time; as real Istio's injection template does
+    (``PROXY_CONFIG: {{ protoToJSON .ProxyConfig }}``), it is merged with the pod's ``proxy.istio.io/config``
+    annotation and written into the ``PROXY_CONFIG`` env, which the proxy reads once when it starts.
 
     ``levels`` are the proxy's log levels from the install's values; the pod's annotations
     ``sidecar.istio.io/logLevel`` and ``sidecar.istio.io/componentLogLevel`` override them.
@@ -100,6 +174,15 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
     revision_label = labels.get("service.istio.io/canonical-revision") or labels.get("app.kubernetes.io/version") \
         or labels.get("version") or "latest"
     pod_ports = [p for c in spec.get("containers") or [] for p in c.get("ports") or []]
+    boot = dict(proxy_config or {})
+    note = annotations.get("proxy.istio.io/config")
+    if note:
+        try:
+            over = yaml.safe_load(note)
+        except yaml.YAMLError:
+            over = None
+        if isinstance(over, dict):
+            boot.update(over)
     proxy = {
         "name": "istio-proxy",
         "image": image,
@@ -111,7 +194,7 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
             _env("PILOT_CERT_PROVIDER", "istiod"), _env("CA_ADDR", "istiod.istio-system.svc:15012"),
             _env("POD_NAME", field="metadata.name"), _env("POD_NAMESPACE", field="metadata.namespace"),
             _env("INSTANCE_IP", field="status.podIP"), _env("SERVICE_ACCOUNT", field="spec.serviceAccountName"),
-            _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", "{}"),
+            _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", json.dumps(boot, sort_keys=True)),
             _env("ISTIO_META_POD_PORTS", json.dumps(pod_ports)),
             _env("ISTIO_META_APP_CONTAINERS", ",".join(app_containers)),
             _env("ISTIO_META_CLUSTER_ID", "Kubernetes"), _env("ISTIO_META_NODE_NAME", field="spec.nodeName"),
@@ -145,7 +228,10 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
         "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
     }
     spec.setdefault("initContainers", []).append(init)
-    spec.setdefault("containers", []).append(proxy)
+    if native:
+        spec["initContainers"].append({**proxy, "restartPolicy": "Always"})
+    else:
+        spec.setdefault("containers", []).append(proxy)
     vols = spec.setdefault("volumes", [])
     vols += [
         {"name": "istio-envoy", "emptyDir": {"medium": "Memory"}},

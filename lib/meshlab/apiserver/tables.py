@@ -52,8 +52,11 @@ def pod_status_text(pod: dict[str, Any]) -> str:
 
 def _pod_row(o: dict[str, Any]) -> list[Any]:
     st = o.get("status") or {}
-    cs = st.get("containerStatuses") or []
-    total = len((o.get("spec") or {}).get("containers") or [])
+    spec = o.get("spec") or {}
+    natives = {c.get("name") for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    cs = (st.get("containerStatuses") or []) + [c for c in st.get("initContainerStatuses") or []
+                                                 if c.get("name") in natives]  # kubectl counts native sidecars
+    total = len(spec.get("containers") or []) + len(natives)
     ready = sum(1 for c in cs if c.get("ready"))
     restarts = sum(int(c.get("restartCount", 0)) for c in cs)
     return [o["metadata"]["name"], f"{ready}/{total}", pod_status_text(o), restarts,

@@ -79,6 +79,7 @@ class CollectorConfig:
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     service_extensions: list[str] = field(default_factory=list)
     metrics_address: str | None = None
+    metrics_unit_suffix: bool = False  # 0.130.0 with a Prometheus reader lacking without_units (see metrics.py)
     log_level: str = "info"
 
 
@@ -321,6 +322,7 @@ def parse(text: str, version: Version, env: dict[str, str], contrib: bool = Fals
             prom = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus")
             if prom is not None:
                 address = f"{prom.get('host', 'localhost')}:{prom.get('port', 8888)}"
+                cfg.metrics_unit_suffix = version == (0, 130, 0) and not prom.get("without_units")
         if address is not None and str(address).startswith(":"):
             address = "0.0.0.0" + str(address)
         cfg.metrics_address = str(address) if address else default

@@ -132,6 +132,7 @@ class CollectorContainer(Container):
         v = self.version
         ver = V.version_text(v)
         self.log.info(self._caller("service", "telemetry.go", 84), "Setting up own telemetry...")
+        self.metrics.unit_suffix = cfg.metrics_unit_suffix
         if cfg.metrics_address:
             host, port = self._bind_host(cfg.metrics_address)
             if v >= V.METRICS_LOCALHOST:

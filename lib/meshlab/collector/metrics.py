@@ -3,6 +3,10 @@
 Series appear once recorded (a receiver or exporter records accepted/refused or sent/failed
 together on every operation). Counters carry ``_total`` from 0.93 (approx.), when the
 collector's own telemetry moved to the OpenTelemetry SDK's Prometheus exporter.
+
+Collector 0.130.0 with a ``readers`` Prometheus exporter that does not set ``without_units: true`` also adds the
+unit to each name, ``otelcol_exporter_sent_spans__spans__total`` (CHANGELOG v0.130.0 "Known Issues",
+opentelemetry-go#7039; fixed in 0.130.1): ``unit_suffix``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Metrics:
             self.base["service_name"] = service_name
         self._values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._lock = threading.Lock()
+        self.unit_suffix = False  # 0.130.0's "__spans_" infix (every counter here counts {spans})
 
     def add(self, name: str, value: float, **labels: str) -> None:
         """Add to a counter (creating the series at 0 + value)."""
@@ -47,7 +52,7 @@ class Metrics:
 
     def render(self) -> str:
         """Prometheus text exposition format."""
-        suffix = "_total" if self.version >= V.TOTAL_SUFFIX else ""
+        suffix = ("__spans_" if self.unit_suffix else "") + ("_total" if self.version >= V.TOTAL_SUFFIX else "")
         with self._lock:
             items = sorted(self._values.items())
         out: list[str] = []

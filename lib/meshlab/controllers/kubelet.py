@@ -205,7 +205,10 @@ class Kubelet:
         states = {("init:" if s.init else "") + s.name: s
                   for s in self.lab.runtime.container_states(rec.namespace, rec.name)} if rec.started else {}
         init_statuses = []
+        natives = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
         for c in spec.get("initContainers") or []:
+            if c.get("restartPolicy") == "Always":
+                continue  # a native sidecar: its status is a running container's, below
             ics: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
                                    "imageID": _image_id(c.get("image", "")), "ready": running, "restartCount": 0,
                                    "started": False}
@@ -217,9 +220,9 @@ class Kubelet:
             else:
                 ics["state"] = {"waiting": {"reason": "PodInitializing"}}
             init_statuses.append(ics)
-        statuses = []
+        statuses: list[dict[str, Any]] = []
         unready: list[str] = []
-        for c in spec.get("containers") or []:
+        for c in [*natives, *(spec.get("containers") or [])]:
             st = states.get(c["name"])
             cs: dict[str, Any] = {"name": c["name"], "image": c.get("image", ""),
                                   "imageID": _image_id(c.get("image", "")) if running else "",
@@ -251,7 +254,7 @@ class Kubelet:
                 self._unprobe(rec, c["name"])
             if not cs["ready"]:
                 unready.append(c["name"])
-            statuses.append(cs)
+            (init_statuses if c in natives else statuses).append(cs)
         all_ready = not unready and bool(statuses)
         status: dict[str, Any] = {
             "phase": "Running" if running else "Pending",

@@ -270,7 +270,9 @@ def data_plane_proxies(kube: InstallClient) -> list[DataPlaneProxy]:
     for pod in pods.get("items") or []:
         if not _running(pod):
             continue
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        for c in [*(spec.get("containers") or []),
+                  *(x for x in spec.get("initContainers") or [] if x.get("restartPolicy") == "Always")]:
             img = c.get("image", "")
             if c.get("name") == "istio-proxy" or "/proxyv2" in img:
                 meta = pod["metadata"]

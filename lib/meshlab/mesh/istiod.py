@@ -40,6 +40,8 @@ class ProxyInfo:
     pod_ip: str
     labels: tuple[tuple[str, str], ...]
     workload: str
+    tracing_service_name: str = ""  # fixed at pod start (meshlab.mesh.bootstrap); "" = the mesh config's
+
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -218,24 +220,22 @@ class Istiod(Container):
         labels = info.label_dict
         tels = self.ctx.lab.store.list(TELEMETRIES)
         spec = resolve_tracing(tels, mc.root_namespace, info.namespace, labels, side)
-        svc_name = sp.service_name(mc.tracing_service_name, labels, info.namespace, info.workload)
-        if spec is None or not spec.providers:
-            names = mc.default_tracing_providers
-            if spec is None and not names:
-                if not mc.enable_tracing:
-                    return None
-                # legacy tracing from proxyConfig: the default Zipkin address, which nothing serves here
-                return ProxyTracing(None, "", mc.default_sampling, (), False, svc_name, self.version)
-            if spec is None:
-                spec = TracingSpec()
-            spec.providers = list(names)
+        svc_name = sp.service_name(info.tracing_service_name or mc.tracing_service_name, labels, info.namespace,
+                                   info.workload)
+        if spec is None and not mc.default_tracing_providers:
+            if not mc.enable_tracing:
+                return None
+            # legacy tracing from proxyConfig: the default Zipkin address, which nothing serves here
+            return ProxyTracing(None, "", mc.default_sampling, (), False, svc_name, self.version)
+        spec = spec if spec is not None else TracingSpec()
+        names = spec.providers or list(mc.default_tracing_providers)
+        provider = mc.provider(names[0]) if names else None
+        if provider is None or spec.disable_span_reporting:
+            # istiod marks the spec Disabled (no provider named, an unknown one, or disableSpanReporting) and
+            # configures no tracing at all on the listener: no decision, no propagation, no span
+            return None
         sampling = spec.sampling if spec.sampling is not None else mc.default_sampling
         tags = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.custom_tags.items()))
-        provider = mc.provider(spec.providers[0]) if spec.providers else None
-        if provider is None:
-            self._warn_once("Not able to configure tracing provider. Provider lookup failed.")
-            return ProxyTracing(None, "", sampling, tags, spec.disable_span_reporting, svc_name, self.version,
-                                dict(spec.custom_tags))
         if provider.kind != "opentelemetry":
             self._warn_once(f"Not able to configure requested tracing provider {provider.name!r}: "
                             f"the lab supports only opentelemetry providers".replace("'", '"'))

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 _GRPC_FILE = "external/envoy/source/extensions/tracers/opentelemetry/grpc_trace_exporter.cc:44"
 _HTTP_FILE = "external/envoy/source/extensions/tracers/opentelemetry/http_trace_exporter.cc:80"
-_H2_PROTOCOLS = {"grpc", "grpc-web", "http2", "h2c", "kubernetes.io/h2c"}
-_NOT_H2 = {"http", "https", "tcp", "tls", "mongo", "redis", "mysql", "udp", "http1"}
+#: Istio's protocol names (``pkg/config/protocol`` ``Parse``); anything else is Unsupported (sniffed).
+_PROTOCOLS = {"tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2", "https", "tls", "mongo", "redis",
+              "mysql"}
+#: Protocols Istio sends as HTTP/2 (``Instance.IsHTTP2``): the only ones a gRPC export goes through.
+_H2 = {"grpc", "grpc-web", "http2"}
+_WELL_KNOWN_TCP = {25, 53, 3306, 27017}  # SMTP, DNS, MySQL, MongoDB: TCP when nothing else says
 
 
 def envoy_log_line(level: str, logger: str, where: str, message: str, thread: int = 21) -> str:
@@ -43,12 +47,28 @@ def envoy_log_line(level: str, logger: str, where: str, message: str, thread: in
 
 
 def port_protocol(sport: dict) -> str:
-    """Istio's protocol of a Service port from ``appProtocol`` or the name prefix (``""`` = sniffed)."""
-    app = str(sport.get("appProtocol") or "").lower()
-    if app:
-        return app
-    name = str(sport.get("name") or "").lower()
-    return name.split("-", 1)[0] if name else ""
+    """Istio's protocol of a Service port (``pkg/config/kube/conversion.go`` ``ConvertProtocol``): ``appProtocol``
+    when set, else the port name's prefix before ``-``; ``""`` = Unsupported, which Istio sniffs.
+
+    >>> port_protocol({"name": "grpc-otlp"}), port_protocol({"name": "otlp-grpc"}), port_protocol({})
+    ('grpc', '', '')
+    >>> port_protocol({"name": "otlp", "appProtocol": "grpc"}), port_protocol({"name": "grpc", "appProtocol": "http"})
+    ('grpc', 'http')
+    """
+    if str(sport.get("protocol") or "").upper() == "UDP":
+        return "udp"
+    app = sport.get("appProtocol")
+    name = str(app if app is not None else sport.get("name") or "")
+    if app is not None:
+        special = {"kubernetes.io/h2c": "http2", "kubernetes.io/ws": "http", "kubernetes.io/wss": "https"}
+        if name in special:
+            return special[name]
+    if name.lower().startswith("grpc-web"):
+        return "grpc-web"
+    prefix = name.split("-", 1)[0].lower()
+    if prefix in _PROTOCOLS:
+        return prefix
+    return "tcp" if int(sport.get("port") or 0) in _WELL_KNOWN_TCP else ""
 
 
 class ExportError(MeshlabError):
@@ -57,6 +77,26 @@ class ExportError(MeshlabError):
 
 class ExportRejected(ExportError):
     """The receiver answered with a failure status (already logged)."""
+
+
+class ClusterMissing(ExportError):
+    """The provider's cluster ``outbound|<port>||<host>`` does not exist (the Service has no such port)."""
+
+
+#: Envoy's OpenTelemetry tracer (``source/extensions/tracers/opentelemetry/tracer.cc``): a flush timer of
+#: ``tracing.opentelemetry.flush_interval_ms`` = 5000 ms, or earlier once ``min_flush_spans`` = 5 spans wait.
+ENVOY_FLUSH_SECONDS, ENVOY_FLUSH_SPANS = 5.0, 5
+#: The lab's fast default: every 0.2 s, in batches of up to 512.
+FAST_FLUSH_SECONDS, FAST_FLUSH_SPANS = 0.2, 512
+
+
+def flush_timing(mode: str) -> tuple[float, int]:
+    """``(interval seconds, spans that trigger a flush)`` for the lab option ``--envoy-flush`` (fast | real).
+
+    >>> flush_timing("real")
+    (5.0, 5)
+    """
+    return (ENVOY_FLUSH_SECONDS, ENVOY_FLUSH_SPANS) if mode == "real" else (FAST_FLUSH_SECONDS, FAST_FLUSH_SPANS)
 
 
 class SpanExporter:
@@ -122,6 +162,13 @@ class SpanExporter:
             try:
                 self._export(provider, host, request)
                 self.exported += n
+            except ClusterMissing as err:
+                self.failed += n
+                if provider.protocol == "http":  # Envoy logs this one at error, on every flush
+                    self.log(envoy_log_line("error", "tracing", _HTTP_FILE,
+                                            f"OTLP HTTP exporter failed: [cluster = {err}] is not configured"))
+                else:  # the gRPC async client fails the stream: onFailure, at debug
+                    self._log_failure(provider, "Unavailable, message: Cluster not available")
             except ExportError as err:
                 self.failed += n
                 if not isinstance(err, ExportRejected):
@@ -144,8 +191,8 @@ class SpanExporter:
         if not self.debug:
             return
         if provider.protocol == "http":
-            self.log(envoy_log_line("debug", "tracing", _HTTP_FILE,
-                                    f"The OTLP export request failed. Reason {message}"))
+            # AsyncClient::FailureReason as an int (Reset = 0), as http_trace_exporter.cc logs it
+            self.log(envoy_log_line("debug", "tracing", _HTTP_FILE, "The OTLP export request failed. Reason 0"))
         else:
             self.log(envoy_log_line("debug", "tracing", _GRPC_FILE,
                                     f"OTLP trace export failed with status: {message}"))
@@ -159,8 +206,7 @@ class SpanExporter:
         sport = next((p for p in svc.get("spec", {}).get("ports") or [] if int(p.get("port", -1)) == provider.port),
                      None)
         if sport is None:
-            raise ExportError(f"Unavailable, message: cluster 'outbound|{provider.port}||{host}' not found"
-                              if provider.protocol != "http" else f"cluster outbound|{provider.port}||{host} not found")
+            raise ClusterMissing(f"outbound|{provider.port}||{host}")
         try:
             ip, port = self.lab.network.endpoint_for(svc, sport)
         except OSError as err:
@@ -173,7 +219,10 @@ class SpanExporter:
         if provider.protocol == "http":
             self._export_http(provider, host, ip, port, request)
         else:
-            if port_protocol(sport) in _NOT_H2:
+            if port_protocol(sport) not in _H2:
+                # Unsupported (sniffed) ports get use_downstream_protocol, and the tracer's async client is
+                # HTTP/1.1; HTTP/TCP ports are not HTTP/2 either: gRPC never reaches the receiver
+                # (pilot cluster_builder; envoy source/common/http/async_client_impl.cc)
                 raise ExportError("Unavailable, message: upstream connect error or disconnect/reset before "
                                   "headers. reset reason: protocol error")
             self._export_grpc(provider, host, ip, port, request)

@@ -17,8 +17,9 @@ from typing import Any
 
 from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
+from meshlab.mesh.bootstrap import proxy_config_from, service_name_form
 from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
-from meshlab.mesh.otlp_export import SpanExporter
+from meshlab.mesh.otlp_export import SpanExporter, flush_timing
 from meshlab.mesh.routing import (
     GatewayRouter,
     ServiceTarget,
@@ -75,8 +76,11 @@ class _Proxy(Container):
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
         meta = ctx.pod.get("metadata", {})
+        mesh_cm = ctx.lab.store.get("configmaps", "istio-system", "istio") or {}
+        boot = proxy_config_from(ctx.env, meta.get("annotations") or {}, (mesh_cm.get("data") or {}).get("mesh"))
         self.info = ProxyInfo(self.proxy_type, ctx.pod_name, ctx.namespace, ctx.pod_ip,
-                              tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod))
+                              tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod),
+                              service_name_form(boot))
         self.version = ctx.lab.istio_version
         self.ids = ctx.lab.ids
         self.exporter: SpanExporter | None = None
@@ -112,7 +116,9 @@ class _Proxy(Container):
 
     def _start_common(self) -> None:
         self._bind(STATUS_PORT, self._status)  # pilot-agent's readiness endpoint, probed by the kubelet
-        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version,
+        interval, batch = flush_timing(self.ctx.lab.config.envoy_flush)
+        self.exporter = SpanExporter(self.ctx.lab, self.ctx.log, self.version, flush_interval=interval,
+                                     max_batch=batch,
                                      debug=logger_level(self.ctx.args, "tracing") in ("debug", "trace"))
         self._started = True
         self.tracing("client")
@@ -196,7 +202,7 @@ class _Proxy(Container):
             if value is not None:
                 tags[tag] = value
         a += sorted(tags.items())
-        span.error = status >= 500
+        span.error = sp.status_is_error(status, span.kind, self.version)
         resource = [("service.name", tracing.service_name)]
         if tracing.provider.environment_detector:
             resource += sp.parse_resource_attributes(self.ctx.env.get("OTEL_RESOURCE_ATTRIBUTES"))
@@ -380,7 +386,7 @@ class Gateway(_Proxy):
                 ("http.protocol", "HTTP/1.1"), ("upstream_cluster", cluster),
                 ("upstream_cluster.name", cluster), ("http.status_code", str(resp.status)),
                 ("response_flags", flags)]
-            child.error = resp.status >= 500
+            child.error = sp.status_is_error(resp.status, child.kind, self.version)
             self.exporter.submit(act.tracing.provider, act.tracing.cluster_host,
                                  (("service.name", act.tracing.service_name),), child)
         self._finish(act, req, hdrs, resp.status, len(resp.body), cluster, flags)

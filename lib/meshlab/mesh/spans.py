@@ -184,6 +184,23 @@ def _kv(key: str, value: str) -> common_pb2.KeyValue:
     return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
 
 
+def status_is_error(http_status: int, kind: str, istio_version: str) -> bool:
+    """Whether Envoy's OpenTelemetry span gets status ERROR.
+
+    Before Envoy 1.31 (Istio 1.23) the tracer never set a status (UNSET); from then on ``Span::setTag`` sets
+    ERROR for ``http.status_code`` >= 500, and >= 400 on CLIENT spans (Envoy ``changelogs/1.31.0.yaml``,
+    ``source/extensions/tracers/opentelemetry/tracer.cc``).
+
+    >>> status_is_error(404, KIND_CLIENT, "1.25.2"), status_is_error(404, KIND_SERVER, "1.25.2")
+    (True, False)
+    >>> status_is_error(503, KIND_SERVER, "1.22.3")
+    False
+    """
+    if not at_least(istio_version, "1.23"):
+        return False
+    return http_status >= 500 or (kind == KIND_CLIENT and http_status >= 400)
+
+
 def to_proto_span(span: SpanRecord) -> trace_pb2.Span:
     """One span as an OTLP ``Span``."""
     status = trace_pb2.Status(code=trace_pb2.Status.STATUS_CODE_ERROR) if span.error else trace_pb2.Status()

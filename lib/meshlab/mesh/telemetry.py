@@ -2,8 +2,10 @@
 
 A selector-less Telemetry in the root namespace applies mesh-wide, one in a workload's
 namespace overrides it, and one whose ``selector.matchLabels`` match the workload overrides
-both. Fields merge level by level: providers and sampling are replaced when set, custom tags
-are merged by name. When several selector-less Telemetries sit in one namespace the oldest
+both. Fields merge level by level as istiod's ``Telemetries.Tracing`` does
+(``pilot/pkg/model/telemetry.go``): providers, sampling and ``disableSpanReporting`` are replaced
+when set, and so are ``customTags``, wholesale (a more specific Telemetry's tags replace the
+mesh's, they are not merged by name). When several selector-less Telemetries sit in one namespace the oldest
 wins, as in istiod. ``match.mode`` (CLIENT / SERVER / CLIENT_AND_SERVER) limits an entry to
 one side.
 """
@@ -80,8 +82,8 @@ def resolve_tracing(telemetries: list[dict], root_ns: str, namespace: str, label
                 spec.providers = names
             if entry.get("randomSamplingPercentage") is not None:
                 spec.sampling = float(entry["randomSamplingPercentage"])
-            for tag, body in (entry.get("customTags") or {}).items():
-                spec.custom_tags[tag] = body or {}
+            if entry.get("customTags") is not None:
+                spec.custom_tags = {str(tag): body or {} for tag, body in (entry.get("customTags") or {}).items()}
             if entry.get("disableSpanReporting") is not None:
                 spec.disable_span_reporting = bool(entry["disableSpanReporting"])
             spec.sources.append(f"{tel['metadata'].get('namespace')}/{tel['metadata'].get('name')}")

@@ -35,7 +35,7 @@ from typing import Any
 log = logging.getLogger("meshlab.probes")
 
 TIME_SCALE = 0.2
-USER_AGENT = "kube-probe/1.32"
+USER_AGENT = "kube-probe/1.33"
 
 Key = tuple[str, str, str]  # (pod uid, container name, "readiness" | "liveness")
 

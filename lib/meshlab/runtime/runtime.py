@@ -101,11 +101,15 @@ class Runtime:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start_pod(self, pod: dict[str, Any]) -> None:
-        """Create the pod's containers (init containers complete at once) and start them."""
+        """Create the pod's containers (init containers complete at once) and start them; native sidecars (init
+        containers with ``restartPolicy: Always``) start before the app containers and keep running."""
         meta = pod["metadata"]
         key = (meta.get("namespace", "default"), meta["name"])
         slots: dict[str, _Slot] = {}
         for spec in pod.get("spec", {}).get("initContainers") or []:
+            if spec.get("restartPolicy") == "Always":  # a native sidecar: started first, keeps running
+                slots[spec["name"]] = _Slot(spec, False, ContainerState(spec["name"], spec.get("image", "")))
+                continue
             st = ContainerState(spec["name"], spec.get("image", ""), "terminated", "Completed", init=True)
             slots["init:" + spec["name"]] = _Slot(spec, True, st)
         for spec in pod.get("spec", {}).get("containers") or []:

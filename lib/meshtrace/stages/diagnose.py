@@ -38,7 +38,7 @@ CAUSES: dict[str, str] = {
     "provider-service-unresolvable": "the mesh provider's service does not resolve to a Service",
     "provider-port-mismatch": "the mesh provider's port is not the collector's receiver port for its protocol",
     "provider-protocol-mismatch": "the mesh provider's protocol differs from the receiver behind its port",
-    "service-port-name": "the collector Service's gRPC port is not named grpc-…",
+    "service-port-name": "the collector Service's gRPC port has no gRPC protocol (name grpc-… or appProtocol grpc)",
     "telemetry-missing": "no Telemetry enables tracing for the workloads",
     "telemetry-unknown-provider": "the Telemetry names a provider the mesh config does not define",
     "sampling-zero": "the Telemetry samples 0 % of requests",
@@ -53,6 +53,11 @@ CAUSES: dict[str, str] = {
     "istio-foreign": "Istio here was installed without the kit and has no tracing provider",
     "run-stopped": "an earlier notebook of this run failed, so the steps after it never ran",
     "service-does-not-propagate": "a named service does not propagate trace context to its calls",
+    "telemetry-replaces-custom-tags": "a more specific Telemetry sets customTags without the correlation tag: "
+                                      "they replace the mesh's, wholesale",
+    "telemetry-disables-tracing": "a more specific Telemetry sets disableSpanReporting: tracing is off there",
+    "proxies-predate-mesh-config": "proxies started before the mesh config changed and keep their old "
+                                   "tracingServiceName",
 }
 
 
@@ -96,6 +101,8 @@ class Evidence:
     collector_name: str = "opentelemetry-collector"
     collector_image: str = "otel/opentelemetry-collector-contrib:0.120.0"
     grpc_port_name: str = "grpc-otlp"
+    correlation_tag: str = "meshtrace.request"
+    correlation_header: str = "x-meshtrace-request"
     token_secret: str = "otel-backend-token"
     token_key: str = "token"
     token_env: str = "MESHLAB_BACKEND_TOKEN"
@@ -122,6 +129,9 @@ class Evidence:
     fragments: int = 0
     fragment_roots: list[str] = field(default_factory=list)
     non_propagating: dict[str, str] = field(default_factory=dict)  # service → evidence (traces.propagation audit)
+    service_names: list[str] = field(default_factory=list)    # service.name values in this run's spans
+    mesh_service_name_form: str = ""                           # the istio ConfigMap's defaultConfig.tracingServiceName
+    stale_proxies: list[dict[str, str]] = field(default_factory=list)  # {namespace, pod, owner, reason}
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # prerequisites: None means "not read"
@@ -304,6 +314,19 @@ def _port_protocol(ev: Evidence) -> Finding | None:
                    {"istio.provider.protocol": behind})
 
 
+def _speaks_http2(name: str, app_protocol: str | None) -> bool:
+    """Whether Istio sends HTTP/2 (so gRPC) to a Service port: its protocol from ``appProtocol``, else the name's
+    prefix before ``-`` (Istio's ``ConvertProtocol``), is grpc, grpc-web or http2.
+
+    >>> _speaks_http2("grpc-otlp", None), _speaks_http2("otlp-grpc", None), _speaks_http2("otlp", "grpc")
+    (True, False, True)
+    """
+    value = (app_protocol if app_protocol is not None else name).lower()
+    if value == "kubernetes.io/h2c" and app_protocol is not None:
+        return True
+    return value.startswith("grpc-web") or value.split("-", 1)[0] in ("grpc", "http2")
+
+
 def _port_name(ev: Evidence) -> Finding | None:
     prov = _mesh_provider(ev)
     if prov is None or prov.protocol != "grpc" or ev.service_ports is None:
@@ -314,12 +337,15 @@ def _port_name(ev: Evidence) -> Finding | None:
     target = sp.get("targetPort", sp.get("port"))
     if isinstance(target, int) and _receiver_ports(ev).get(target) != "grpc":
         return None
-    name, app = str(sp.get("name") or ""), str(sp.get("appProtocol") or "")
-    if name == "grpc" or name.startswith("grpc-") or app == "grpc":
+    name, app = str(sp.get("name") or ""), sp.get("appProtocol")
+    if _speaks_http2(name, app):
         return None
+    why = (f"has appProtocol {app}" if app is not None else
+           f"is named {name}" if name else "is unnamed")
     return Finding("service-port-name", CAUSES["service-port-name"], 80,
-                   [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} is named "
-                    f"{name or '(unnamed)'}: Istio picks the protocol from the name prefix, so gRPC is not used"]
+                   [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} {why}: Istio takes "
+                    "the protocol from appProtocol, else the name's prefix (grpc-…); without one it sniffs the port "
+                    "and sends the gRPC export as HTTP/1.1"]
                    + log_lines(ev.proxy_log, "export failed", limit=2),
                    params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector"),
                    {"collector.grpc_port_name": "grpc-otlp"})
@@ -412,7 +438,10 @@ def _backend(ev: Evidence) -> Finding | None:
 
 
 def _proxy_export(ev: Evidence) -> Finding | None:
-    lines = log_lines(ev.proxy_log, "OTLP trace export failed", "OTLP export request failed", "non-success status")
+    # Envoy's texts (source/extensions/tracers/opentelemetry/{grpc,http}_trace_exporter.cc): the ERROR line for a
+    # missing cluster, the debug lines for a failed gRPC/HTTP request, the error for a non-2xx answer
+    lines = log_lines(ev.proxy_log, "OTLP HTTP exporter failed", "OTLP trace export failed",
+                      "OTLP export request failed", "non-success status")
     if not lines:
         return None
     return Finding("proxy-export-failing", CAUSES["proxy-export-failing"], 50, lines,
@@ -464,12 +493,13 @@ def diagnose(ev: Evidence) -> list[Finding]:
     not installed, a foreign Istio, or an earlier notebook of the run that stopped it; what follows from them
     ranks after them.
     """
+    from .diagnose_mesh import MESH_RULES
     from .diagnose_stops import STOP_RULES, order
 
     if ev.unreachable:  # nothing else was read
         found = [f for rule in STOP_RULES if (f := rule(ev)) is not None]
     else:
-        found = [f for rule in (*STOP_RULES, *RULES) if (f := rule(ev)) is not None]
+        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES) if (f := rule(ev)) is not None]
     ids = {f.cause_id for f in found}
     found = [f for f in found if not (_EXPLAINS.get(f.cause_id, set()) & ids)]
     found = order(found, ev)

@@ -88,6 +88,8 @@ class TelemetryFacts:
     providers: tuple[str, ...]
     sampling: float | None
     selector: dict[str, str] | None = None
+    custom_tags: tuple[str, ...] | None = None       # the tag names of its customTags (None: not set)
+    disable_span_reporting: bool | None = None       # its disableSpanReporting (None: not set)
 
     @property
     def ref(self) -> str:
@@ -100,14 +102,18 @@ def telemetry_facts(obj: dict[str, Any]) -> TelemetryFacts:
 
     >>> telemetry_facts({"metadata": {"namespace": "istio-system", "name": "mesh-default"},
     ...                  "spec": {"tracing": [{"providers": [{"name": "otel"}], "randomSamplingPercentage": 10}]}})
-    TelemetryFacts(namespace='istio-system', name='mesh-default', providers=('otel',), sampling=10, selector=None)
+    TelemetryFacts(namespace='istio-system', name='mesh-default', providers=('otel',), sampling=10, selector=None, custom_tags=None, disable_span_reporting=None)
     """
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     tracing = (spec.get("tracing") or [{}])[0] or {}
     return TelemetryFacts(namespace=meta.get("namespace", ""), name=meta.get("name", ""),
                           providers=tuple(str(p.get("name")) for p in tracing.get("providers") or []),
                           sampling=tracing.get("randomSamplingPercentage"),
-                          selector=(spec.get("selector") or {}).get("matchLabels"))
+                          selector=(spec.get("selector") or {}).get("matchLabels"),
+                          custom_tags=None if tracing.get("customTags") is None
+                          else tuple(str(k) for k in tracing.get("customTags") or {}),
+                          disable_span_reporting=None if tracing.get("disableSpanReporting") is None
+                          else bool(tracing.get("disableSpanReporting")))
 
 
 def traces_of_run(traces: list[Any], sent: list[SentRequest], tag: str) -> list[Any]:

@@ -38,6 +38,7 @@ from .diagnose_facts import (
     traces_of_run,
 )
 from .diagnose_stops import earlier_stop
+from .proxy_bootstrap import stale_evidence
 
 __all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
 
@@ -62,7 +63,8 @@ FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
     COLLECTOR_RUNNING: ("collector-scaled-to-zero", "collector-not-running", "logging-exporter-removed",
                         "receiver-localhost"),
     SIDECARS: ("pods-predate-injection", "namespace-not-labelled"),
-    TELEMETRY: ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero"),
+    TELEMETRY: ("telemetry-missing", "telemetry-unknown-provider", "sampling-zero", "telemetry-disables-tracing",
+                "telemetry-replaces-custom-tags"),
     MESH_PROVIDER: ("provider-service-unresolvable", "provider-port-mismatch", "provider-protocol-mismatch",
                     "service-port-name", "proxy-export-failing"),
     BACKEND: ("backend-token-rejected", "backend-export-failing"),
@@ -95,7 +97,8 @@ def _params_evidence(st: Stage) -> Evidence:
                     telemetry_namespace=p.telemetry.namespace, telemetry_name=p.telemetry.name,
                     sampling=p.telemetry.sampling, bookinfo_namespace=p.bookinfo.namespace,
                     collector_namespace=col.namespace, collector_name=col.name, collector_image=col.image,
-                    grpc_port_name=col.grpc_port_name, **_token_ref(st))
+                    grpc_port_name=col.grpc_port_name, correlation_tag=p.telemetry.correlation_tag,
+                    correlation_header=p.telemetry.correlation_header, **_token_ref(st))
 
 
 def _token_ref(st: Stage) -> dict[str, Any]:
@@ -184,6 +187,7 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
             "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
     _proxies(st, ev, log_tail, recent)
     _traces(st, ev, sent)
+    stale_evidence(st, ev)
     ev.denied = list(dict.fromkeys(ev.denied))
     return ev
 
@@ -257,6 +261,7 @@ def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
         ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
         return
+    ev.service_names = sorted({s.service for s in spans})
     traces = traces_of_run(group_traces(spans), sent, st.p.telemetry.correlation_tag)
     report = check_traces(traces, callgraph_from_params(st.p))
     ev.traces, ev.fragments = report.traces, report.fragments

@@ -56,6 +56,7 @@ from .diagnose_facts import (
     telemetry_facts,
     traces_of_run,
 )
+from .proxy_bootstrap import restart_commands, stale_proxies
 
 __all__ = ["TraceEvidence", "VerifyResult", "collect_traces", "pictures", "pod_checks", "trace_checks"]
 
@@ -395,10 +396,12 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     if blocker:
         rec.blocked(NAME_FORM, by=blocker)
     else:
+        stale = "" if sr.form_ok else _stale_note(st, sr)
         rec.check(NAME_FORM, sr.form_ok,
-                  observed=", ".join(f"{k} (for {v})" for k, v in sr.wrong_form.items())
-                  or ", ".join(sorted(sr.observed)),
-                  expected=f"{p.istio.tracing_service_name}: " + ", ".join(graph.services))
+                  observed=(", ".join(f"{k} (for {v})" for k, v in sr.wrong_form.items())
+                            or ", ".join(sorted(sr.observed))) + stale.split("\n", 1)[0],
+                  expected=f"{p.istio.tracing_service_name}: " + ", ".join(graph.services),
+                  hint=stale.split("\n", 1)[1] if stale else None)
     report = check_traces(traces, graph)
     if blocker:
         rec.blocked(WHOLE, by=blocker)
@@ -430,6 +433,23 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
                 observed=f"{readable(corr.summary())}{cut}" if cut else corr.summary(), expected="every trace matched (correlation tag, else guid:x-request-id)")
     backend_corr = _backend_checks(st, ev, corr, blocker)
     return VerifyResult(graph, traces, sr, report, corr, backend_corr, propagation)
+
+
+def _stale_note(st: Stage, sr: ServiceReport) -> str:
+    """``"; <stale pods>\n<hint>"`` when the mesh config has the promised form but proxies started before it
+    (their bootstrap keeps the old ``tracingServiceName``), else ``""``."""
+    p, kube = st.p, getattr(st, "kube", None)  # None: a stage without a cluster (evidence built by hand)
+    if kube is None:
+        return ""
+    try:
+        current, stale = stale_proxies(kube, [p.bookinfo.namespace, p.gateway.ingress_namespace],
+                                       sr.wrong_form)
+    except MeshtraceError:
+        return ""
+    if current != p.istio.tracing_service_name or not stale:
+        return ""
+    return (f"; started before the mesh config: {', '.join(f'{s.namespace}/{s.pod}' for s in stale)}\n"
+            f"a proxy keeps the tracingServiceName it started with: {' && '.join(restart_commands(stale))}")
 
 
 def _backend_checks(st: Stage, ev: TraceEvidence, corr: CorrelationReport | None,

@@ -108,11 +108,17 @@ class CollectorCounters:
         ]
 
 
+#: The unit a Prometheus exporter appended by mistake in collector 0.130.0 with a ``readers`` Prometheus exporter
+#: lacking ``without_units: true`` (its CHANGELOG, "Known Issues"; fixed in 0.130.1).
+_UNIT_INFIX = re.compile(r"__[A-Za-z0-9]+_$")
+
+
 def parse_collector_metrics(text: str) -> CollectorCounters:
     """Sum the span counters of one scrape of the collector's metrics endpoint."""
     c = CollectorCounters(bytes_read=len(text.encode("utf-8", "replace")))
     for name, labels, value in parse_prometheus_text(text):
         base = name[:-6] if name.endswith("_total") else name
+        base = _UNIT_INFIX.sub("", base)  # collector 0.130.0: otelcol_exporter_sent_spans__spans__total
         short = _BASE_TO_SHORT.get(base)
         if short is None:
             continue
