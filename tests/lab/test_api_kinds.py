@@ -115,3 +115,42 @@ def test_kubectl_sees_the_node(lab):
     node = json.loads(lab.kubectl_text("get", "node", "meshlab", "-o", "json"))
     assert node["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.")
     assert "Ready" in lab.kubectl_text("describe", "node", "meshlab")
+
+
+def test_pod_deletion_is_graceful(lab, namespace):
+    """DELETE marks the pod (deletionTimestamp, grace period), the kubelet stops its containers, then it goes."""
+    from kubernetes import watch
+
+    core = client.CoreV1Api(lab.api_client())
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {
+        "terminationGracePeriodSeconds": 20, "containers": [{"name": "c", "image": "meshlab/echo"}]}})
+    eventually(lambda: core.read_namespaced_pod("p", namespace).status.phase == "Running", what="p running")
+    eventually(lambda: "Started" in events_of(lab, namespace, "p"), what="p started")
+    rv = core.read_namespaced_pod("p", namespace).metadata.resource_version
+    answer = core.delete_namespaced_pod("p", namespace)
+    assert answer.metadata.deletion_timestamp is not None and answer.metadata.deletion_grace_period_seconds == 20
+    seen = []
+    for ev in watch.Watch().stream(core.list_namespaced_pod, namespace, resource_version=rv, timeout_seconds=30):
+        seen.append((ev["type"], ev["object"].metadata.deletion_timestamp is not None))
+        if ev["type"] == "DELETED":
+            break
+    assert ("MODIFIED", True) in seen and seen[-1] == ("DELETED", True)
+    assert seen.index(("MODIFIED", True)) < len(seen) - 1
+    assert events_of(lab, namespace, "p")["Killing"].message == "Stopping container c"
+
+
+def test_a_zero_grace_period_deletes_at_once(lab, namespace):
+    core = client.CoreV1Api(lab.api_client())
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": "meshlab/echo"}]}})
+    core.delete_namespaced_pod("p", namespace, grace_period_seconds=0)
+    with pytest.raises(client.ApiException) as e:
+        core.read_namespaced_pod("p", namespace)
+    assert e.value.status == 404
+
+
+def test_a_terminating_pod_reads_terminating_in_kubectl():
+    from meshlab.apiserver.tables import pod_status_text
+
+    assert pod_status_text({"metadata": {"deletionTimestamp": "2026-01-01T00:00:30Z"},
+                            "status": {"phase": "Running"}}) == "Terminating"

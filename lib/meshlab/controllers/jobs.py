@@ -41,7 +41,8 @@ class Jobs:
         if job is None or job["metadata"].get("deletionTimestamp"):
             return
         spec, status = job.get("spec") or {}, dict(job.get("status") or {})
-        pods = [p for p in self.store.list("pods", ns) if owned_by(p, job["metadata"]["uid"])]
+        pods = [p for p in self.store.list("pods", ns)
+                if owned_by(p, job["metadata"]["uid"]) and not p["metadata"].get("deletionTimestamp")]
         succeeded = sum(1 for p in pods if _phase(p) == "Succeeded")
         failed = sum(1 for p in pods if _phase(p) == "Failed")
         active = [p for p in pods if _phase(p) not in ("Succeeded", "Failed")]

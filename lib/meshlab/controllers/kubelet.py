@@ -55,6 +55,7 @@ class PodRecord:
     last: dict[str, Any] | None = None
     cond_times: dict[str, tuple[str, str]] = field(default_factory=dict)
     announced: set[tuple[str, str, int]] = field(default_factory=set)  # (event, container, instance) written
+    terminating: bool = False
 
     def ref(self) -> dict[str, Any]:
         """The pod as an Event's involved object."""
@@ -86,10 +87,38 @@ class Kubelet:
             rec = None
         if pod is None:
             return
+        if pod["metadata"].get("deletionTimestamp"):
+            self._terminate(rec, pod)
+            return
         if rec is None:
             self._admit(pod)
             return
         self._update_status(rec, pod)
+
+    def _terminate(self, rec: PodRecord | None, pod: dict[str, Any]) -> None:
+        """A pod being deleted: stop its containers (SIGTERM; the lab's stop at once), then remove it."""
+        meta = pod["metadata"]
+        ns, name, uid = meta.get("namespace", "default"), meta["name"], meta["uid"]
+        if rec is not None:
+            if rec.terminating:
+                return
+            rec.terminating = True
+            self._killing(rec)
+
+        def stop_then_remove() -> None:
+            self.lab.runtime.stop_pod(ns, name)
+            with self.store.lock:
+                cur = self.store.get("pods", ns, name)
+                if cur is not None and cur["metadata"]["uid"] == uid:
+                    self.store.delete("pods", ns, name)
+
+        self._pool.submit(stop_then_remove)
+
+    def _killing(self, rec: PodRecord) -> None:
+        for c in rec.spec.get("containers") or []:
+            if any(a[0] == "Started" and a[1] == c["name"] for a in rec.announced):
+                self.ctl.events.record(rec.ref(), "Killing", f"Stopping container {c['name']}",
+                                       field_path=f"spec.containers{{{c['name']}}}")
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -130,10 +159,8 @@ class Kubelet:
         with self._lock:
             if self._pods.get((rec.namespace, rec.name)) is rec:
                 del self._pods[(rec.namespace, rec.name)]
-        for c in rec.spec.get("containers") or []:
-            if any(a[0] == "Started" and a[1] == c["name"] for a in rec.announced):
-                self.ctl.events.record(rec.ref(), "Killing", f"Stopping container {c['name']}",
-                                       field_path=f"spec.containers{{{c['name']}}}")
+        if not rec.terminating:
+            self._killing(rec)
         self.ctl.events.forget(rec.uid)
         self.prober.remove_pod(rec.uid)
         self.lab.network.release_pod_ip(rec.uid)

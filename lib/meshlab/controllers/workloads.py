@@ -246,7 +246,8 @@ class Workloads:
     def _scale_pods(self, owner: dict[str, Any], desired: int, component: str) -> list[dict[str, Any]]:
         """Create or delete ``owner``'s pods until it has ``desired``; returns them."""
         ns, uid = owner["metadata"].get("namespace"), owner["metadata"]["uid"]
-        pods = [p for p in self.store.list("pods", ns) if owned_by(p, uid)]
+        pods = [p for p in self.store.list("pods", ns)  # a terminating pod no longer counts: it is replaced
+                if owned_by(p, uid) and not p["metadata"].get("deletionTimestamp")]
         if len(pods) < desired:
             for _ in range(desired - len(pods)):
                 pod = self.create_pod(owner, component)
