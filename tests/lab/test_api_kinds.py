@@ -154,3 +154,38 @@ def test_a_terminating_pod_reads_terminating_in_kubectl():
 
     assert pod_status_text({"metadata": {"deletionTimestamp": "2026-01-01T00:00:30Z"},
                             "status": {"phase": "Running"}}) == "Terminating"
+
+
+def test_kubectl_applies_and_lists_the_new_kinds(lab, namespace):
+    manifests = """
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: c, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
+"""
+    lab.kubectl("-n", namespace, "apply", "-f", "-", stdin=manifests)
+    eventually(lambda: "Complete" in lab.kubectl_text("-n", namespace, "get", "jobs"), what="the job complete")
+    text = lab.kubectl_text("-n", namespace, "get", "cronjobs,roles")
+    assert "nightly" in text and "reader" in text
+    assert "Completed" in lab.kubectl_text("-n", namespace, "get", "pods")
