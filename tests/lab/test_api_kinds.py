@@ -189,3 +189,10 @@ rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
     text = lab.kubectl_text("-n", namespace, "get", "cronjobs,roles")
     assert "nightly" in text and "reader" in text
     assert "Completed" in lab.kubectl_text("-n", namespace, "get", "pods")
+
+
+def test_kubectl_auth_whoami_and_can_i_list(lab):
+    who = lab.kubectl_text("auth", "whoami")
+    assert "meshlab-admin" in who and "system:masters" in who
+    rules = lab.kubectl_text("auth", "can-i", "--list")
+    assert rules.split("\n")[0].split()[:2] == ["Resources", "Non-Resource"] and "*.*" in rules

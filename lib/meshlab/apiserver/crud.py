@@ -60,6 +60,8 @@ def create(api: Api, req: Request, t: Target) -> Response:
                             f"({t.res.kind})")
     if t.res.kind == "SelfSubjectAccessReview":
         return Response(201, subresources.access_review(api, body))
+    if t.res.kind in subresources.REVIEWS:
+        return Response(201, subresources.REVIEWS[t.res.kind](api, body))
     name = (body.get("metadata") or {}).get("name")
     api.authorize("create", t, name)
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)

@@ -169,6 +169,27 @@ def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
+ADMIN_USER = {"username": "meshlab-admin", "groups": ["system:masters", "system:authenticated"]}
+
+
+def rules_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """``kubectl auth can-i --list``: the lab's one identity may do everything (RBAC is stored, not enforced).
+    A verb the ``rbac-deny`` fault denies still shows here, as rules can only grant; ``can-i`` for it says no."""
+    return {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {},
+            "status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                       "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}}
+
+
+def whoami(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """``kubectl auth whoami``: the lab's admin, the identity of its kubeconfig's token."""
+    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "status": {"userInfo": dict(ADMIN_USER)}}
+
+
+REVIEWS = {"SelfSubjectRulesReview": rules_review, "SelfSubjectReview": whoami}
+
+
 def admin(api: Api, req: Request, segs: list[str]) -> Response:
 
     if not segs or segs[0] != "faults":
