@@ -196,3 +196,17 @@ def test_kubectl_auth_whoami_and_can_i_list(lab):
     assert "meshlab-admin" in who and "system:masters" in who
     rules = lab.kubectl_text("auth", "can-i", "--list")
     assert rules.split("\n")[0].split()[:2] == ["Resources", "Non-Resource"] and "*.*" in rules
+
+
+def test_failing_probes_write_unhealthy_and_killing(lab, namespace):
+    core = client.CoreV1Api(lab.api_client())
+    bad = {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1, "failureThreshold": 1}
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "sick"}, "spec": {"containers": [
+        {"name": "c", "image": "meshlab/echo", "ports": [{"containerPort": 8080}],
+         "livenessProbe": bad, "readinessProbe": bad}]}})
+    reasons = eventually(lambda: (r := events_of(lab, namespace, "sick")) and "Killing" in r and r,
+                         what="a liveness kill")
+    unhealthy = [e for e in core.list_namespaced_event(namespace).items if e.reason == "Unhealthy"]
+    assert {e.message.split(":")[0] for e in unhealthy} >= {"Liveness probe failed"}
+    assert all(e.type == "Warning" for e in unhealthy)
+    assert reasons["Killing"].message == "Container c failed liveness probe, will be restarted"
