@@ -60,7 +60,7 @@ def _builtin() -> list[Resource]:
         Resource("", ("v1",), "Event", "events", True, ("ev",)),
         Resource("apps", ("v1",), "Deployment", "deployments", True, ("deploy",), ("status", "scale"), _CRUD, ("all",)),
         Resource("apps", ("v1",), "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), _CRUD, ("all",)),
-        Resource("", ("v1",), "Node", "nodes", False, ("no",), ("status", "proxy")),
+        Resource("", ("v1",), "Node", "nodes", False, ("no",), ("status",)),
         Resource("", ("v1",), "ReplicationController", "replicationcontrollers", True, ("rc",), ("status", "scale"),
                  _CRUD, ("all",)),
         Resource("apps", ("v1",), "DaemonSet", "daemonsets", True, ("ds",), ("status",), _CRUD, ("all",)),

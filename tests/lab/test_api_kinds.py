@@ -210,3 +210,15 @@ def test_failing_probes_write_unhealthy_and_killing(lab, namespace):
     assert {e.message.split(":")[0] for e in unhealthy} >= {"Liveness probe failed"}
     assert all(e.type == "Warning" for e in unhealthy)
     assert reasons["Killing"].message == "Container c failed liveness probe, will be restarted"
+
+
+def test_kubectl_scales_a_replication_controller(lab, namespace):
+    core = client.CoreV1Api(lab.api_client())
+    tmpl = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "meshlab/echo"}]}}
+    core.create_namespaced_replication_controller(namespace, {"metadata": {"name": "web"},
+                                                              "spec": {"replicas": 1, "template": tmpl}})
+    lab.kubectl("-n", namespace, "scale", "rc/web", "--replicas=3")
+    eventually(lambda: len(core.list_namespaced_pod(namespace, label_selector="app=web").items) == 3,
+               what="three pods")
+    scale = core.read_namespaced_replication_controller_scale("web", namespace)
+    assert scale.spec.replicas == 3 and scale.status.selector == "app=web"

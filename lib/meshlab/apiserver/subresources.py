@@ -42,7 +42,8 @@ def scale(api: Api, req: Request, t: Target) -> Response:
     obj = api.get_or_404(t)
 
     def as_scale(o: dict[str, Any]) -> dict[str, Any]:
-        sel = o["spec"].get("selector", {}).get("matchLabels", {})
+        raw = o["spec"].get("selector") or {}  # a ReplicationController's selector is a plain map
+        sel = raw.get("matchLabels", {}) if ("matchLabels" in raw or "matchExpressions" in raw) else raw
         meta = {k: o["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in o["metadata"]}
         return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
