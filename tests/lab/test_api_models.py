@@ -168,3 +168,12 @@ def test_exec_says_the_lab_runs_no_commands(lab, namespace):
     with pytest.raises(client.ApiException) as e:
         core.connect_get_namespaced_pod_exec("absent", namespace, command=["ls"], stdout=True)
     assert e.value.status == 404
+
+
+def test_self_subject_reviews_parse(lab):
+    api = lab.api_client()
+    rules = client.AuthorizationV1Api(api).create_self_subject_rules_review(
+        client.V1SelfSubjectRulesReview(spec=client.V1SelfSubjectRulesReviewSpec(namespace="default")))
+    assert rules.status.resource_rules[0].verbs == ["*"] and rules.status.incomplete is False
+    who = client.AuthenticationV1Api(api).create_self_subject_review(client.V1SelfSubjectReview())
+    assert who.status.user_info.username == "meshlab-admin"
