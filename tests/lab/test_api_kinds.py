@@ -91,6 +91,8 @@ def test_a_crash_loop_writes_back_off_events(lab, namespace):
         lambda: [e for e in client.CoreV1Api(lab.api_client()).list_namespaced_event(namespace).items
                  if e.reason == "BackOff"], what="a BackOff event")
     assert pod_events[0].type == "Warning" and "Back-off restarting failed container crashy" in pod_events[0].message
+    reasons = events_of(lab, namespace, pod_events[0].involved_object.name)
+    assert {"Created", "Started", "BackOff"} <= set(reasons)  # it started, crashed, and waits to restart
 
 
 def test_pod_defaults_are_the_api_servers(lab, namespace):

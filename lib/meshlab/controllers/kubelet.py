@@ -335,10 +335,11 @@ class Kubelet:
 
     def _announce(self, rec: PodRecord, c: dict[str, Any], st: Any) -> None:
         """The kubelet's Events for one container instance, each written once: Pulled, Created, Started when it
-        runs (or ran to completion), BackOff while a crashed container waits for its restart."""
+        runs (or ran: to completion, or until it crashed), BackOff while a crashed container waits for its restart."""
         name, n, where = c["name"], st.restart_count, f"spec.containers{{{c['name']}}}"
         ref, image = rec.ref(), c.get("image", "")
-        if st.state in ("running", "terminated") and ("Started", name, n) not in rec.announced:
+        ran = st.state in ("running", "terminated") or (st.state == "waiting" and st.last_terminated is not None)
+        if ran and ("Started", name, n) not in rec.announced:
             rec.announced.add(("Started", name, n))
             if c.get("imagePullPolicy") == "Always":
                 self.ctl.events.record(ref, "Pulling", f'Pulling image "{image}"', field_path=where)
@@ -348,7 +349,7 @@ class Kubelet:
                                        field_path=where)
             self.ctl.events.record(ref, "Created", f"Created container {name}", field_path=where)
             self.ctl.events.record(ref, "Started", f"Started container {name}", field_path=where)
-        elif st.state == "waiting" and st.reason == "CrashLoopBackOff" and ("BackOff", name, n) not in rec.announced:
+        if st.state == "waiting" and st.reason == "CrashLoopBackOff" and ("BackOff", name, n) not in rec.announced:
             rec.announced.add(("BackOff", name, n))
             self.ctl.events.record(ref, "BackOff", f"Back-off restarting failed container {name} in pod "
                                    f"{rec.name}_{rec.namespace}({rec.uid})", "Warning", field_path=where)
