@@ -36,3 +36,15 @@ def test_a_new_pod_of_the_same_name_gets_its_own_events() -> None:
 def test_involved_object_of_a_controller() -> None:
     rs = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "ns", "uid": "x"}}
     assert involved(rs)["apiVersion"] == "apps/v1"
+
+
+def test_events_expire_an_hour_after_they_were_last_seen() -> None:
+    import time
+
+    store = Store()
+    rec = Recorder(store)
+    t0 = time.time()
+    rec.record(pod(), "Started", "Started container c")
+    assert rec.expire(now=t0 + 120) == 0 and store.list("events", "ns")  # two minutes old: kept
+    assert rec.expire(now=t0 + 150) == 0  # swept less than a minute ago: not swept again
+    assert rec.expire(now=t0 + 3600 + 120) == 1 and not store.list("events", "ns")

@@ -116,6 +116,7 @@ class Controllers:
 
     def _tick(self, _ns: str | None, _name: str) -> None:
         self.kubelet.tick()
+        self.events.expire()
         self.kick_after(self.TICK, "tick", None, "")
 
     def _next(self) -> Item | None:

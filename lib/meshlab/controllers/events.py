@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import threading
 import time
@@ -23,6 +24,8 @@ from meshlab.store import AlreadyExists, NotFound, Store, now_iso
 log = logging.getLogger("meshlab.controllers")
 
 NORMAL, WARNING = "Normal", "Warning"
+TTL = 3600.0  # seconds an Event lives after it was last seen
+SWEEP_EVERY = 60.0
 _API_VERSIONS = {"Pod": "v1", "ReplicationController": "v1", "Node": "v1", "Deployment": "apps/v1",
                  "ReplicaSet": "apps/v1", "DaemonSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1"}
 
@@ -50,6 +53,7 @@ class Recorder:
         self.store = store
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}  # → (namespace, event name)
+        self._swept = 0.0
 
     def record(self, obj: dict[str, Any], reason: str, message: str, type_: str = NORMAL,
                component: str = "kubelet", field_path: str = "") -> None:
@@ -82,6 +86,21 @@ class Recorder:
                 self._seen[key] = (ns, name)
         except (AlreadyExists, NotFound, KeyError):
             log.debug("event %s for %s/%s not written", reason, ns, ref["name"], exc_info=True)
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete Events last seen more than ``TTL`` seconds ago (the API server's ``--event-ttl``, 1h), at most
+        once a minute; returns how many went."""
+        now = time.time() if now is None else now
+        if now - self._swept < SWEEP_EVERY:
+            return 0
+        self._swept = now
+        cutoff = _dt.datetime.fromtimestamp(now - TTL, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        gone = 0
+        for ev in self.store.list("events"):
+            if (ev.get("lastTimestamp") or ev["metadata"].get("creationTimestamp") or "") < cutoff:
+                self.store.delete("events", ev["metadata"].get("namespace"), ev["metadata"]["name"])
+                gone += 1
+        return gone
 
     def forget(self, uid: str) -> None:
         """Drop the repeat index of an object that is gone (its Events stay, as they do until their TTL)."""
