@@ -26,6 +26,7 @@ from meshlab.mesh.istiod import Istiods
 from meshlab.mesh.podnet import PodNets
 from meshlab.mesh.sampling import IdGenerator
 from meshlab.network import API_PORT, Network
+from meshlab.node import node_object
 from meshlab.resources import Registry
 from meshlab.runtime import Runtime
 from meshlab.store import Store
@@ -156,6 +157,7 @@ class Lab:
                                  "labels": {"component": "apiserver", "provider": "kubernetes"}},
                     "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": API_PORT}]}}
         self.store.create("services", admission.prepare_create(self, svc_res, kube_svc, "default"))
+        self.store.create("nodes", node_object(self.node_ip))
 
     def _install_fault_hooks(self) -> None:
         """Faults that change what runs in the cluster (e.g. an app installed before the injection label)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshlab.apiserver import injection
 from meshlab.apiserver.errors import ApiError, invalid
+from meshlab.apiserver.kinds import default_kind, validate_kind
 from meshlab.resources import Resource
 
 if TYPE_CHECKING:
@@ -35,6 +36,23 @@ def _default_container(c: dict[str, Any]) -> None:
     c.setdefault("resources", {})
     for p in c.get("ports") or []:
         p.setdefault("protocol", "TCP")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if isinstance(c.get(probe), dict):
+            _default_probe(c[probe])
+
+
+def _default_probe(p: dict[str, Any]) -> None:
+    """A probe's defaults (core/v1 SetDefaults_Probe and the handlers'): 1s timeout, every 10s, 1 success, 3 failures.
+
+    >>> p = {"httpGet": {"path": "/", "port": 8080}}; _default_probe(p); p["failureThreshold"], p["httpGet"]["scheme"]
+    (3, 'HTTP')
+    """
+    p.setdefault("timeoutSeconds", 1)
+    p.setdefault("periodSeconds", 10)
+    p.setdefault("successThreshold", 1)
+    p.setdefault("failureThreshold", 3)
+    if isinstance(p.get("httpGet"), dict):
+        p["httpGet"].setdefault("scheme", "HTTP")
 
 
 def default_pod_spec(spec: dict[str, Any]) -> None:
@@ -111,6 +129,8 @@ def apply_defaults(res: Resource, obj: dict[str, Any], old: dict[str, Any] | Non
                 data[k] = base64.b64encode(str(v).encode()).decode()
     elif kind == "ServiceAccount":
         pass
+    else:
+        default_kind(kind, obj, default_pod_spec)
 
 
 def _check_name(res: Resource, name: str) -> list[tuple[str, str]]:
@@ -187,6 +207,9 @@ def validate(res: Resource, obj: dict[str, Any]) -> None:
         for k, v in (obj.get("data") or {}).items():
             if not isinstance(v, str):
                 causes.append((f"data[{k}]", "Invalid value: must be a string"))
+    elif kind in ("ReplicationController", "DaemonSet", "Job", "CronJob", "RoleBinding", "ClusterRoleBinding",
+                  "APIService"):
+        causes += validate_kind(kind, obj, _check_containers)
     elif kind == "Telemetry":
         for i, t in enumerate(spec.get("tracing") or []):
             pct = t.get("randomSamplingPercentage")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import admission, subresources, tables
+from meshlab.apiserver import admission, graceful, subresources, tables
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError, already_exists, conflict, not_found
 from meshlab.apiserver.patch import json_patch, merge_patch, strategic_merge
@@ -60,6 +60,8 @@ def create(api: Api, req: Request, t: Target) -> Response:
                             f"({t.res.kind})")
     if t.res.kind == "SelfSubjectAccessReview":
         return Response(201, subresources.access_review(api, body))
+    if t.res.kind in subresources.REVIEWS:
+        return Response(201, subresources.REVIEWS[t.res.kind](api, body))
     name = (body.get("metadata") or {}).get("name")
     api.authorize("create", t, name)
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
@@ -173,6 +175,15 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         old["status"] = {"phase": "Terminating"}
         saved = api.store.replace(t.res.key, old)
         api.lab.controllers.kick("namespaces", None, t.name or "")
+        return Response(200, api.out(saved, t))
+    if t.res.kind == "Pod" and graceful.mark(old, graceful.grace_period(req, old)):
+        if dry:
+            return Response(200, api.out(old, t))
+        try:
+            saved = api.store.replace(t.res.key, old)
+        except NotFound as e:
+            raise not_found(t.res.plural, t.name or "", t.res.group) from e
+        api.lab.controllers.kick("pod", t.namespace, t.name or "")
         return Response(200, api.out(saved, t))
     if not dry:
         gone = api.store.delete(t.res.key, t.namespace, t.name or "")

@@ -47,9 +47,10 @@ def _entries(r: Resource) -> list[dict[str, Any]]:
     out = [main]
     for sub in r.subresources:
         verbs = {"log": ["get"], "proxy": ["create", "delete", "get", "patch", "update"],
-                 "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}[sub]
-        kind = {"log": "Pod", "proxy": "PodProxyOptions" if r.kind == "Pod" else "ServiceProxyOptions",
-                "scale": "Scale"}.get(sub, r.kind)
+                 "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
+                 "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"]}[sub]
+        kind = {"log": "Pod", "proxy": f"{r.kind}ProxyOptions", "scale": "Scale", "exec": "PodExecOptions",
+                "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}.get(sub, r.kind)
         entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": kind,
                  "verbs": verbs}
         if sub == "scale":

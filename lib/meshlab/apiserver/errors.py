@@ -13,6 +13,9 @@ REASONS = {
 }
 
 
+DETAIL_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")  # metav1.StatusDetails
+
+
 class ApiError(MeshlabError):
     """An error the API answers with a Status of ``code``."""
 
@@ -24,12 +27,22 @@ class ApiError(MeshlabError):
         self.details = details
 
     def status(self) -> dict[str, Any]:
+        """The Status body, its fields in the order the real API server writes them (metav1.Status), empty
+        detail fields left out as Go's ``omitempty`` does.
+
+        >>> list(already_exists("services", "web").status())
+        ['kind', 'apiVersion', 'metadata', 'status', 'message', 'reason', 'details', 'code']
+        >>> already_exists("services", "web").status()["details"]
+        {'name': 'web', 'kind': 'services'}
+        """
         out: dict[str, Any] = {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
+            "message": self.message, "reason": self.reason,
         }
-        if self.details:
-            out["details"] = self.details
+        details = {k: v for k, v in (self.details or {}).items() if v not in ("", None, [], {})}
+        if details:
+            out["details"] = {k: details[k] for k in DETAIL_ORDER if k in details} | details
+        out["code"] = self.code
         return out
 
 

@@ -209,8 +209,11 @@ def decode(body: bytes) -> dict[str, Any]:
                 obj["type"] = raw[3][0].decode()
             if raw.get(4):
                 obj["stringData"] = _map(raw[4])
-        elif kind == "ServiceAccount":
+        elif kind in ("ServiceAccount", "SelfSubjectReview"):
             pass
+        elif kind == "SelfSubjectRulesReview":
+            spec = _by_num(raw.get(2, [b""])[0])
+            obj["spec"] = {"namespace": spec[1][0].decode()} if spec.get(1) else {}
         elif kind == "Deployment":
             obj["spec"] = _deployment_spec(raw.get(2, [b""])[0])
         elif kind == "Pod":

@@ -101,6 +101,8 @@ class Api:
             return subresources.logs(self, req, t)
         if t.sub == "scale":
             return subresources.scale(self, req, t)
+        if t.sub in subresources.STREAMS:
+            return subresources.no_stream(self, req, t)
         if t.name is None:
             if m in ("GET", "HEAD"):
                 if req.flag("watch"):

@@ -138,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif resp.body is None:
             data = b""
         else:
-            data = json.dumps(resp.body, separators=(",", ":")).encode()
+            # Go's json.Encoder, which the API server's serializer uses, ends each object with a newline
+            data = json.dumps(resp.body, separators=(",", ":")).encode() + b"\n"
         self.send_response(resp.code)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(data)))

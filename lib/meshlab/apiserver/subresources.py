@@ -42,7 +42,8 @@ def scale(api: Api, req: Request, t: Target) -> Response:
     obj = api.get_or_404(t)
 
     def as_scale(o: dict[str, Any]) -> dict[str, Any]:
-        sel = o["spec"].get("selector", {}).get("matchLabels", {})
+        raw = o["spec"].get("selector") or {}  # a ReplicationController's selector is a plain map
+        sel = raw.get("matchLabels", {}) if ("matchLabels" in raw or "matchExpressions" in raw) else raw
         meta = {k: o["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in o["metadata"]}
         return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
@@ -169,6 +170,27 @@ def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
+ADMIN_USER = {"username": "meshlab-admin", "groups": ["system:masters", "system:authenticated"]}
+
+
+def rules_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """``kubectl auth can-i --list``: the lab's one identity may do everything (RBAC is stored, not enforced).
+    A verb the ``rbac-deny`` fault denies still shows here, as rules can only grant; ``can-i`` for it says no."""
+    return {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {},
+            "status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                       "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}}
+
+
+def whoami(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """``kubectl auth whoami``: the lab's admin, the identity of its kubeconfig's token."""
+    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "status": {"userInfo": dict(ADMIN_USER)}}
+
+
+REVIEWS = {"SelfSubjectRulesReview": rules_review, "SelfSubjectReview": whoami}
+
+
 def admin(api: Api, req: Request, segs: list[str]) -> Response:
 
     if not segs or segs[0] != "faults":
@@ -192,3 +214,16 @@ def admin(api: Api, req: Request, segs: list[str]) -> Response:
     api.lab.write_status()
     return Response(200, {"faults": faults.as_list()})
 
+
+STREAMS = {"exec": "runs no commands in containers", "attach": "has no container processes to attach to",
+           "portforward": "does not serve port-forward (no streaming upgrades)"}
+
+
+def no_stream(api: Api, req: Request, t: Target) -> Response:
+    """``pods/exec``, ``attach`` and ``portforward``: the pod must exist; then a 400 Status that says why the lab
+    cannot do it (its containers are in-process objects, not processes), instead of a bare 404."""
+    pod = api.get_or_404(t)
+    name = pod["metadata"]["name"]
+    raise ApiError(400, f'pods "{name}": {t.sub} is not available on this lab: the lab {STREAMS[t.sub or ""]}; '
+                        "read the pod with kubectl logs, or reach it through the pod or service proxy",
+                   "BadRequest", {"name": name, "kind": "pods"})

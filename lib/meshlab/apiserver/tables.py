@@ -96,7 +96,47 @@ def _ep_row(o: dict[str, Any]) -> list[Any]:
     return [o["metadata"]["name"], text or "<none>", short_age(o["metadata"].get("creationTimestamp"))]
 
 
+def _node_row(o: dict[str, Any]) -> list[Any]:
+    st, labels = o.get("status") or {}, o["metadata"].get("labels") or {}
+    ready: dict[str, Any] = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+    roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
+    return [o["metadata"]["name"], "Ready" if ready.get("status") == "True" else "NotReady",
+            ",".join(roles) or "<none>", short_age(o["metadata"].get("creationTimestamp")),
+            (st.get("nodeInfo") or {}).get("kubeletVersion", "")]
+
+
+def _job_row(o: dict[str, Any]) -> list[Any]:
+    st, spec = o.get("status") or {}, o.get("spec") or {}
+    conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+    status = ("Complete" if conds.get("Complete") == "True" else "Failed" if conds.get("Failed") == "True"
+              else "Running")
+    return [o["metadata"]["name"], status, f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}",
+            short_age(st.get("startTime")) if st.get("startTime") else "",
+            short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _ds_row(o: dict[str, Any]) -> list[Any]:
+    st = o.get("status") or {}
+    return [o["metadata"]["name"], st.get("desiredNumberScheduled", 0), st.get("currentNumberScheduled", 0),
+            st.get("numberReady", 0), st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0),
+            short_age(o["metadata"].get("creationTimestamp"))]
+
+
+def _event_row(o: dict[str, Any]) -> list[Any]:
+    inv = o.get("involvedObject") or {}
+    last = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+    return [short_age(last), o.get("type", "Normal"), o.get("reason", ""),
+            f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}", o.get("message", "")]
+
+
 COLUMNS: dict[str, tuple[list[dict[str, Any]], Any]] = {
+    "Node": ([_col("Name", fmt="name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version")], _node_row),
+    "Job": ([_col("Name", fmt="name"), _col("Status"), _col("Completions"), _col("Duration"), _col("Age")],
+            _job_row),
+    "DaemonSet": ([_col("Name", fmt="name"), _col("Desired", "integer"), _col("Current", "integer"),
+                   _col("Ready", "integer"), _col("Up-to-date", "integer"), _col("Available", "integer"),
+                   _col("Age")], _ds_row),
+    "Event": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")], _event_row),
     "Pod": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts", "string"), _col("Age"),
              _col("IP", priority=1), _col("Node", priority=1)], _pod_row),
     "Service": ([_col("Name", fmt="name"), _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"),

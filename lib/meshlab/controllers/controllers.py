@@ -9,6 +9,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from meshlab.controllers.events import Recorder
 from meshlab.faults import Fault
 
 if TYPE_CHECKING:
@@ -19,12 +20,17 @@ log = logging.getLogger("meshlab.controllers")
 Item = tuple[str, str | None, str]
 
 
+OWNER_QUEUES = {"ReplicaSet": "replicaset", "ReplicationController": "rc", "DaemonSet": "daemonset", "Job": "job"}
+KEY_QUEUES = {"replicationcontrollers": "rc", "daemonsets.apps": "daemonset", "jobs.batch": "job"}
+
+
 class Controllers:
     """Runs every reconciler on one thread from a de-duplicated work queue."""
 
     TICK = 0.25
 
     def __init__(self, lab: Lab) -> None:
+        from meshlab.controllers.jobs import Jobs
         from meshlab.controllers.kubelet import Kubelet
         from meshlab.controllers.services import ServiceController
         from meshlab.controllers.workloads import Workloads
@@ -36,12 +42,17 @@ class Controllers:
         self._seq = itertools.count()
         self._stop = False
         self._thread: threading.Thread | None = None
+        self.events = Recorder(lab.store)
         self.kubelet = Kubelet(lab, self)
         self.services = ServiceController(lab, self)
         self.workloads = Workloads(lab, self)
+        self.jobs = Jobs(lab, self)
         self._handlers = {
             "deployment": self.workloads.sync_deployment,
             "replicaset": self.workloads.sync_replicaset,
+            "rc": self.workloads.sync_rc,
+            "daemonset": self.workloads.sync_daemonset,
+            "job": self.jobs.sync_job,
             "gc": self.workloads.collect_garbage,
             "namespace": self.workloads.sync_namespace,
             "collector-fault": self.workloads.apply_collector_fault,
@@ -72,8 +83,9 @@ class Controllers:
             self.kick("pod", ns, name)
             self.kick("endpoints-ns", ns, "")
             for o in owners:
-                if o.get("kind") == "ReplicaSet":
-                    self.kick("replicaset", ns, o.get("name", ""))
+                owner_kind = OWNER_QUEUES.get(str(o.get("kind")))
+                if owner_kind:
+                    self.kick(owner_kind, ns, o.get("name", ""))
         elif key == "replicasets.apps":
             self.kick("replicaset", ns, name)
             for o in owners:
@@ -81,11 +93,13 @@ class Controllers:
                     self.kick("deployment", ns, o.get("name", ""))
         elif key == "deployments.apps":
             self.kick("deployment", ns, name)
+        elif key in KEY_QUEUES:
+            self.kick(KEY_QUEUES[key], ns, name)
         elif key == "services":
             self.kick("service", ns, name)
         elif key == "namespaces" and meta.get("deletionTimestamp"):
             self.kick("namespace", None, name)
-        if etype == "DELETED" and key in ("deployments.apps", "replicasets.apps"):
+        if etype == "DELETED" and key in ("deployments.apps", "replicasets.apps", *KEY_QUEUES):
             self.kick("gc", ns, meta.get("uid", ""))
 
     # -- loop ---------------------------------------------------------------------------------------
@@ -102,6 +116,7 @@ class Controllers:
 
     def _tick(self, _ns: str | None, _name: str) -> None:
         self.kubelet.tick()
+        self.events.expire()
         self.kick_after(self.TICK, "tick", None, "")
 
     def _next(self) -> Item | None:

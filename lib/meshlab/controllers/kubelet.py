@@ -54,6 +54,13 @@ class PodRecord:
     started: bool = False
     last: dict[str, Any] | None = None
     cond_times: dict[str, tuple[str, str]] = field(default_factory=dict)
+    announced: set[tuple[str, str, int]] = field(default_factory=set)  # (event, container, instance) written
+    terminating: bool = False
+
+    def ref(self) -> dict[str, Any]:
+        """The pod as an Event's involved object."""
+        return {"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
 class Kubelet:
@@ -80,10 +87,38 @@ class Kubelet:
             rec = None
         if pod is None:
             return
+        if pod["metadata"].get("deletionTimestamp"):
+            self._terminate(rec, pod)
+            return
         if rec is None:
             self._admit(pod)
             return
         self._update_status(rec, pod)
+
+    def _terminate(self, rec: PodRecord | None, pod: dict[str, Any]) -> None:
+        """A pod being deleted: stop its containers (SIGTERM; the lab's stop at once), then remove it."""
+        meta = pod["metadata"]
+        ns, name, uid = meta.get("namespace", "default"), meta["name"], meta["uid"]
+        if rec is not None:
+            if rec.terminating:
+                return
+            rec.terminating = True
+            self._killing(rec)
+
+        def stop_then_remove() -> None:
+            self.lab.runtime.stop_pod(ns, name)
+            with self.store.lock:
+                cur = self.store.get("pods", ns, name)
+                if cur is not None and cur["metadata"]["uid"] == uid:
+                    self.store.delete("pods", ns, name)
+
+        self._pool.submit(stop_then_remove)
+
+    def _killing(self, rec: PodRecord) -> None:
+        for c in rec.spec.get("containers") or []:
+            if any(a[0] == "Started" and a[1] == c["name"] for a in rec.announced):
+                self.ctl.events.record(rec.ref(), "Killing", f"Stopping container {c['name']}",
+                                       field_path=f"spec.containers{{{c['name']}}}")
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -94,6 +129,8 @@ class Kubelet:
         with self._lock:
             self._pods[(ns, name)] = rec
         pod.setdefault("spec", {})["nodeName"] = pod["spec"].get("nodeName") or NODE
+        self.ctl.events.record(rec.ref(), "Scheduled", f"Successfully assigned {ns}/{name} to {NODE}",
+                               component="default-scheduler")
         pod["status"] = self._status(rec)
         rec.last = pod["status"]
         try:
@@ -122,6 +159,9 @@ class Kubelet:
         with self._lock:
             if self._pods.get((rec.namespace, rec.name)) is rec:
                 del self._pods[(rec.namespace, rec.name)]
+        if not rec.terminating:
+            self._killing(rec)
+        self.ctl.events.forget(rec.uid)
         self.prober.remove_pod(rec.uid)
         self.lab.network.release_pod_ip(rec.uid)
         self._pool.submit(self.lab.runtime.stop_pod, rec.namespace, rec.name)
@@ -177,7 +217,7 @@ class Kubelet:
         if not c.get("readinessProbe"):
             return True
         w = self.prober.ensure((rec.uid, name, "readiness"), instance, c["readinessProbe"], rec.ip, c, started,
-                               lambda _w: self.ctl.kick("pod", rec.namespace, rec.name))
+                               lambda w: self._readiness_changed(rec, w))
         return w.result
 
     def _unprobe(self, rec: PodRecord, name: str) -> None:
@@ -185,10 +225,21 @@ class Kubelet:
         self.prober.remove((rec.uid, name, "readiness"))
         self.prober.remove((rec.uid, name, "liveness"))
 
+    def _readiness_changed(self, rec: PodRecord, w: Worker) -> None:
+        if not w.result:
+            self.ctl.events.record(rec.ref(), "Unhealthy", f"Readiness probe failed: {w.message}", "Warning",
+                                   field_path=f"spec.containers{{{w.key[1]}}}")
+        self.ctl.kick("pod", rec.namespace, rec.name)
+
     def _liveness_changed(self, rec: PodRecord, w: Worker) -> None:
         if w.result:
             return
         name, started_at = w.key[1], w.instance[1]
+        where = f"spec.containers{{{name}}}"
+        self.ctl.events.record(rec.ref(), "Unhealthy", f"Liveness probe failed: {w.message}", "Warning",
+                               field_path=where)
+        self.ctl.events.record(rec.ref(), "Killing", f"Container {name} failed liveness probe, will be restarted",
+                               field_path=where)
         log.info("container %s of %s/%s failed liveness probe, will be restarted: %s", name, rec.namespace,
                  rec.name, w.message)
 
@@ -241,7 +292,14 @@ class Kubelet:
                     w["message"] = st.message[:1024]
                 cs["state"] = {"waiting": w}
             else:
-                cs["state"] = {"terminated": {"exitCode": st.exit_code, "reason": st.reason or "Completed"}}
+                cid = f"containerd://{_cid(rec, c['name'], st.restart_count)}"
+                cs["state"] = {"terminated": {"exitCode": st.exit_code, "reason": st.reason or "Completed",
+                                              "startedAt": _iso(st.started_at),
+                                              "finishedAt": _iso(st.finished_at or st.started_at),
+                                              "containerID": cid}}
+                cs["containerID"] = cid
+            if st is not None:
+                self._announce(rec, c, st)
             if st is not None and st.last_terminated:
                 lt = st.last_terminated
                 cs["lastState"] = {"terminated": {"exitCode": lt.get("exitCode", 1), "reason": lt.get("reason", "Error"),
@@ -256,8 +314,12 @@ class Kubelet:
                 unready.append(c["name"])
             (init_statuses if c in natives else statuses).append(cs)
         all_ready = not unready and bool(statuses)
+        phase = "Running" if running else "Pending"
+        ended = [cs["state"]["terminated"] for cs in statuses if "terminated" in cs["state"]]
+        if running and statuses and len(ended) == len(statuses) and spec.get("restartPolicy") in ("Never", "OnFailure"):
+            phase = "Succeeded" if all(t["exitCode"] == 0 for t in ended) else "Failed"
         status: dict[str, Any] = {
-            "phase": "Running" if running else "Pending",
+            "phase": phase,
             "conditions": [
                 self._cond(rec, "PodReadyToStartContainers", running),
                 self._cond(rec, "Initialized", running or not spec.get("initContainers"), "ContainersNotInitialized"),
@@ -273,6 +335,27 @@ class Kubelet:
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
         return status
+
+    def _announce(self, rec: PodRecord, c: dict[str, Any], st: Any) -> None:
+        """The kubelet's Events for one container instance, each written once: Pulled, Created, Started when it
+        runs (or ran: to completion, or until it crashed), BackOff while a crashed container waits for its restart."""
+        name, n, where = c["name"], st.restart_count, f"spec.containers{{{c['name']}}}"
+        ref, image = rec.ref(), c.get("image", "")
+        ran = st.state in ("running", "terminated") or (st.state == "waiting" and st.last_terminated is not None)
+        if ran and ("Started", name, n) not in rec.announced:
+            rec.announced.add(("Started", name, n))
+            if c.get("imagePullPolicy") == "Always":
+                self.ctl.events.record(ref, "Pulling", f'Pulling image "{image}"', field_path=where)
+                self.ctl.events.record(ref, "Pulled", f'Successfully pulled image "{image}"', field_path=where)
+            else:
+                self.ctl.events.record(ref, "Pulled", f'Container image "{image}" already present on machine',
+                                       field_path=where)
+            self.ctl.events.record(ref, "Created", f"Created container {name}", field_path=where)
+            self.ctl.events.record(ref, "Started", f"Started container {name}", field_path=where)
+        if st.state == "waiting" and st.reason == "CrashLoopBackOff" and ("BackOff", name, n) not in rec.announced:
+            rec.announced.add(("BackOff", name, n))
+            self.ctl.events.record(ref, "BackOff", f"Back-off restarting failed container {name} in pod "
+                                   f"{rec.name}_{rec.namespace}({rec.uid})", "Warning", field_path=where)
 
     def stop(self) -> None:
         with self._lock:

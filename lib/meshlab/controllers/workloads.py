@@ -97,9 +97,11 @@ class Workloads:
             new = self._create_rs(d, h, desired, max(revs, default=0) + 1)
             if new is None:
                 return
+            self._scaled_event(d, new, 0, desired)
         else:
             changed = False
             if int(new["spec"].get("replicas", 0)) != desired:
+                self._scaled_event(d, new, int(new["spec"].get("replicas", 0)), desired)
                 new["spec"]["replicas"] = desired
                 changed = True
             ann = new["metadata"].setdefault("annotations", {})
@@ -118,9 +120,16 @@ class Workloads:
             want = min(int(rs["spec"].get("replicas", 0)), keep_old)
             keep_old -= want
             if int(rs["spec"].get("replicas", 0)) != want:
+                self._scaled_event(d, rs, int(rs["spec"].get("replicas", 0)), want)
                 rs["spec"]["replicas"] = want
                 self.store.replace("replicasets.apps", rs)
         self._deployment_status(d, new, old)
+
+    def _scaled_event(self, d: dict[str, Any], rs: dict[str, Any], before: int, after: int) -> None:
+        way = "up" if after > before else "down"
+        self.ctl.events.record(d, "ScalingReplicaSet",
+                               f"Scaled {way} replica set {rs['metadata']['name']} from {before} to {after}",
+                               component="deployment-controller")
 
     def _create_rs(self, d: dict[str, Any], h: str, replicas: int, revision: int) -> dict[str, Any] | None:
         meta = d["metadata"]
@@ -198,17 +207,50 @@ class Workloads:
             except NotFound:
                 pass
 
-    # -- replicasets --------------------------------------------------------------------------------
+    # -- replicasets, replication controllers, daemon sets -------------------------------------------
     def sync_replicaset(self, ns: str | None, name: str) -> None:
-        rs = self.store.get("replicasets.apps", ns, name)
-        if rs is None:
+        self._sync_replicas("replicasets.apps", ns, name)
+
+    def sync_rc(self, ns: str | None, name: str) -> None:
+        self._sync_replicas("replicationcontrollers", ns, name)
+
+    def sync_daemonset(self, ns: str | None, name: str) -> None:
+        """One pod per node: the lab has one node, so one pod."""
+        ds = self.store.get("daemonsets.apps", ns, name)
+        if ds is None or ds["metadata"].get("deletionTimestamp"):
             return
-        uid = rs["metadata"]["uid"]
-        pods = [p for p in self.store.list("pods", ns) if owned_by(p, uid)]
-        desired = int(rs["spec"].get("replicas", 0))
+        pods = self._scale_pods(ds, 1, "daemonset-controller")
+        ready = sum(1 for p in pods if _pod_ready(p))
+        status = {"currentNumberScheduled": len(pods), "desiredNumberScheduled": 1, "numberMisscheduled": 0,
+                  "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": len(pods),
+                  "observedGeneration": ds["metadata"].get("generation", 1)}
+        if not ready:
+            status["numberUnavailable"] = len(pods) or 1
+            del status["numberAvailable"]
+        self.write_status("daemonsets.apps", ds, status)
+
+    def _sync_replicas(self, key: str, ns: str | None, name: str) -> None:
+        rs = self.store.get(key, ns, name)
+        if rs is None or rs["metadata"].get("deletionTimestamp"):
+            return
+        component = "replicaset-controller" if key == "replicasets.apps" else "replication-controller"
+        pods = self._scale_pods(rs, int(rs["spec"].get("replicas", 0)), component)
+        ready = sum(1 for p in pods if _pod_ready(p))
+        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
+                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+        for k in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+            if status[k] == 0:
+                del status[k]
+        self.write_status(key, rs, status)
+
+    def _scale_pods(self, owner: dict[str, Any], desired: int, component: str) -> list[dict[str, Any]]:
+        """Create or delete ``owner``'s pods until it has ``desired``; returns them."""
+        ns, uid = owner["metadata"].get("namespace"), owner["metadata"]["uid"]
+        pods = [p for p in self.store.list("pods", ns)  # a terminating pod no longer counts: it is replaced
+                if owned_by(p, uid) and not p["metadata"].get("deletionTimestamp")]
         if len(pods) < desired:
             for _ in range(desired - len(pods)):
-                pod = self._create_pod(rs)
+                pod = self.create_pod(owner, component)
                 if pod is None:
                     break
                 pods.append(pod)
@@ -217,43 +259,49 @@ class Workloads:
             victims.sort(key=_pod_ready)
             for p in victims[: len(pods) - desired]:
                 self.store.delete("pods", ns, p["metadata"]["name"])
+                self.ctl.events.record(owner, "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",
+                                       component=component)
                 pods.remove(p)
-        ready = sum(1 for p in pods if _pod_ready(p))
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
-        for k in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
-            if status[k] == 0:
-                del status[k]
-        cur = self.store.get("replicasets.apps", ns, name)
-        if cur is not None and cur["metadata"]["uid"] == uid and cur.get("status") != status:
-            cur["status"] = status
-            self.store.replace("replicasets.apps", cur)
+        return pods
 
-    def _create_pod(self, rs: dict[str, Any]) -> dict[str, Any] | None:
-        tmpl = copy.deepcopy(rs["spec"].get("template") or {})
+    def write_status(self, key: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        cur = self.store.get(key, meta.get("namespace"), meta["name"])
+        if cur is not None and cur["metadata"]["uid"] == meta["uid"] and cur.get("status") != status:
+            cur["status"] = status
+            self.store.replace(key, cur)
+
+    def create_pod(self, owner: dict[str, Any], component: str) -> dict[str, Any] | None:
+        """A pod from ``owner``'s template, owned by it, with a SuccessfulCreate Event (FailedCreate if refused)."""
+        tmpl = copy.deepcopy(owner["spec"].get("template") or {})
         meta = tmpl.get("metadata") or {}
+        ns = owner["metadata"]["namespace"]
         pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"generateName": rs["metadata"]["name"] + "-", "namespace": rs["metadata"]["namespace"],
+               "metadata": {"generateName": owner["metadata"]["name"] + "-", "namespace": ns,
                             "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
-                            "ownerReferences": [_owner_ref(rs, "apps/v1", "ReplicaSet")]},
+                            "ownerReferences": [_owner_ref(owner, owner["apiVersion"], owner["kind"])]},
                "spec": tmpl.get("spec") or {}}
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
         res = self.lab.registry.builtin("pods")
         for _ in range(5):
             try:
-                obj = admission.prepare_create(self.lab, res, pod, rs["metadata"]["namespace"])
-                return self.store.create("pods", obj)
+                obj = admission.prepare_create(self.lab, res, pod, ns)
+                created = self.store.create("pods", obj)
             except AlreadyExists:
                 continue
             except ApiError as e:
-                log.info("cannot create pod for %s: %s", rs["metadata"]["name"], e.message)
+                log.info("cannot create pod for %s: %s", owner["metadata"]["name"], e.message)
+                self.ctl.events.record(owner, "FailedCreate", f"Error creating: {e.message}", "Warning", component)
                 return None
+            self.ctl.events.record(owner, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
+                                   component=component)
+            return created
         return None
 
     # -- garbage collection and namespaces -----------------------------------------------------------
     def collect_garbage(self, ns: str | None, uid: str) -> None:
-        for key in ("replicasets.apps", "pods"):
+        for key in ("replicasets.apps", "jobs.batch", "pods"):
             for o in self.store.list(key, ns):
                 if owned_by(o, uid):
                     self.store.delete(key, ns, o["metadata"]["name"])

@@ -14,6 +14,7 @@ from meshlab.runtime.container import (
     ContainerConfigError,
     ContainerContext,
     ContainerCrash,
+    Idle,
 )
 from meshlab.runtime.images import container_class
 
@@ -43,6 +44,7 @@ class ContainerState:
     last_terminated: dict[str, Any] | None = None
     init: bool = False
     exit_code: int = 0
+    finished_at: float | None = None
 
 
 @dataclass
@@ -159,15 +161,19 @@ class Runtime:
             slot.log(f"fatal: {e}")
             self._set_waiting(entry, slot, "CrashLoopBackOff", str(e), crashed=True)
             return
+        completes = runs_to_completion(pod, cls)
         with self._lock:
             if entry.stopped:
                 stop_now = True
             else:
-                stop_now = False
-                slot.obj = obj
+                stop_now = completes
+                slot.obj = None if completes else obj
                 slot.state.state, slot.state.reason, slot.state.message = "running", "", ""
                 slot.state.started_at = time.time()
                 slot.backoff = BACKOFF_START
+                if completes:
+                    slot.state.state, slot.state.reason, slot.state.exit_code = "terminated", "Completed", 0
+                    slot.state.finished_at = slot.state.started_at
         if stop_now:
             _safe_stop(obj)
 
@@ -284,6 +290,18 @@ class Runtime:
     def logs(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
         """The container's log text (``previous`` = the last crashed instance)."""
         return "".join(line + "\n" for _, line in self.log_entries(namespace, name, container, previous))
+
+
+def runs_to_completion(pod: dict[str, Any], cls: type[Container]) -> bool:
+    """A Job's pod whose image the lab does not know (an Idle container) completes at once with exit code 0.
+
+    >>> job_pod = {"metadata": {"ownerReferences": [{"kind": "Job"}]}, "spec": {"restartPolicy": "Never"}}
+    >>> runs_to_completion(job_pod, Idle), runs_to_completion({"spec": {"restartPolicy": "Never"}}, Idle)
+    (True, False)
+    """
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return (cls is Idle and (pod.get("spec") or {}).get("restartPolicy") in ("Never", "OnFailure")
+            and any(o.get("kind") == "Job" for o in owners))
 
 
 def _safe_stop(obj: Container) -> None:
