@@ -36,7 +36,7 @@ def checks(run_dir: Path, notebook: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("env", "extra", "failing", "cause"), [
-    ("drill-wrong-port", (), "traces.services-reported", "provider-port-mismatch"),
+    ("drill-wrong-port", (), "traces.collector-accepted", "provider-port-mismatch"),
     ("lab", ("--set", 'lab.args=["--fault", "app-drops-trace-headers"]'), "traces.whole", "app-drops-trace-headers"),
 ], ids=["drill-wrong-port", "app-drops-trace-headers"])
 def test_fault_end_to_end(tmp_path: Path, env: str, extra: tuple[str, ...], failing: str, cause: str) -> None:

@@ -179,7 +179,7 @@ def test_env_ran_its_combination(matrix_run: RunnerRun, env: str) -> None:
     assert lab_arg(plan["lab_args"], "--istio-version") == c["istio_version"]
     assert row("preflight.istioctl-version")["observed"].startswith(f"client {c['istio_version']}")
     assert row("istio.mesh-provider")["observed"].endswith(f":{c['port']} over {c['protocol']}")
-    assert c["tracing_service_name"] in row("traces.service-name-form")["title"]
+    assert row("traces.service-name-form")["expected"].startswith(c["tracing_service_name"] + ":")
     assert row("telemetry.applied")["expected"].startswith(f"Telemetry {c['telemetry_namespace']}/")
     sampling = row("traces.sampling")
     assert sampling["expected"] == f"{c['sampling']:g}%"

@@ -8,6 +8,7 @@ never says there were more. They answer JSON bytes through the API server's prox
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
@@ -20,7 +21,14 @@ from meshtrace.traces.sources import (
     query_get_via_proxy,
 )
 
-T0_US = int(time.time() * 1e6) - 100 * 10**6  # µs: a run that started 100 s ago
+T0_US = int(time.time() * 1e6) - 100 * 10**6  # µs: a run that started 100 s ago (reset for each test below)
+
+
+@pytest.fixture(autouse=True)
+def _run_started_100_s_ago(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``T0_US`` as of the test's own start: in a long suite the module is imported many minutes before it runs,
+    and a read's window ends at the real now."""
+    monkeypatch.setattr(sys.modules[__name__], "T0_US", int(time.time() * 1e6) - 100 * 10**6)
 SERVICES = ["istio-ingressgateway.istio-system", "productpage.default"]
 
 
