@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ...errors import WaitTimeout
+from ..collector_fields import gc_paused
 from ..model import Span
 
-__all__ = ["DEFAULT_LIMIT_SPANS", "DEFAULT_OVERLAP", "DEFAULT_TIMEOUT", "KINDS", "ReadResult", "SpanStore",
+__all__ = ["DEFAULT_LIMIT_SPANS", "DEFAULT_OVERLAP", "DEFAULT_TIMEOUT", "KINDS", "QueryApiSource", "ReadResult", "SpanStore",
            "TraceSource", "since_ns"]
 
 DEFAULT_LIMIT_SPANS = 200_000
@@ -199,3 +200,26 @@ class TraceSource:
                 raise WaitTimeout("spans matching the condition", f"{self.kind} source", timeout,
                                   f"{len(result.spans)} spans, {result.bytes_read} bytes read")
             time.sleep(min(interval, left))
+
+
+class QueryApiSource(TraceSource):
+    """Base of the backends' query-API sources (Jaeger, Tempo): a read whose ``since`` differs from the last one
+    starts over, and spans are built with the garbage collector paused (many acyclic objects — decoded JSON,
+    spans — would make collection passes quadratic). Subclasses implement :meth:`_read_window`."""
+
+    _since: int | None = None
+
+    def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
+             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+        """See :meth:`TraceSource.read`; the window itself is the subclass's :meth:`_read_window`."""
+        lower = since_ns(since)
+        if self._since != lower:
+            self.reset()
+            self._since = lower
+        with gc_paused():
+            return self._read_window(lower, limit_spans, timeout, recheck_from)
+
+    def _read_window(self, lower: int, limit_spans: int, timeout: float,
+                     recheck_from: datetime | int | float | None) -> ReadResult:
+        """One read from ``lower`` (ns since the epoch; 0: the source's lookback) to now."""
+        raise NotImplementedError

@@ -23,15 +23,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..collector_fields import gc_paused
 from ..model import KINDS, Span, SpanEvent
 from .base import (
-    DEFAULT_LIMIT_SPANS,
     DEFAULT_OVERLAP,
-    DEFAULT_TIMEOUT,
+    QueryApiSource,
     ReadResult,
     SpanStore,
-    TraceSource,
     since_ns,
 )
 from .query_api import GetJson, body_bytes
@@ -133,7 +130,7 @@ def grow_width(width: int, found: int, limit: int) -> int:
     return max(1, min(width * 2, width * limit * 2 // (5 * found)))
 
 
-class JaegerSource(TraceSource):
+class JaegerSource(QueryApiSource):
     """Reads traces from a Jaeger query API through ``get(path, params) -> dict``.
 
     ``services`` limits the services queried (default: all the API lists, except Jaeger's own);
@@ -178,22 +175,13 @@ class JaegerSource(TraceSource):
         data = self._get("/api/services", {}).get("data") or []
         return [s for s in data if not str(s).startswith("jaeger")]
 
-    def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+    def _read_window(self, lower: int, limit_spans: int, timeout: float,
+                     recheck_from: datetime | int | float | None) -> ReadResult:
         """Traces of every service in the window ``[since or now - lookback, now]`` (on a poll: from
         ``recheck_from``, else from the last read's end less ``overlap``); the result holds every span kept."""
-        with gc_paused():  # many acyclic objects (decoded JSON, spans): collection passes would make this quadratic
-            return self._read(since, limit_spans, timeout, recheck_from)
-
-    def _read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
         started = time.monotonic()
         deadline = started + timeout
         result = ReadResult(self.kind)
-        lower = since_ns(since)
-        if self._since != lower:
-            self.reset()
-            self._since = lower
         end_us = int(time.time() * 1e6)
         start_us = lower // 1000 if lower else end_us - int(self._lookback * 1e6)
         if self._cursor_us:

@@ -36,15 +36,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..collector_fields import gc_paused
 from ..model import KINDS, Span, SpanEvent, SpanLink
 from .base import (
-    DEFAULT_LIMIT_SPANS,
     DEFAULT_OVERLAP,
-    DEFAULT_TIMEOUT,
+    QueryApiSource,
     ReadResult,
     SpanStore,
-    TraceSource,
     since_ns,
 )
 from .jaeger import grow_width, next_width
@@ -175,7 +172,7 @@ def _logfmt(tags: dict[str, str]) -> str:
     return " ".join(f'{k}="{v}"' if re.search(r'[\s"=]', str(v)) else f"{k}={v}" for k, v in tags.items())
 
 
-class TempoSource(TraceSource):
+class TempoSource(QueryApiSource):
     """Reads traces from a Tempo query API through ``get(path, params) -> dict``.
 
     One search per entry of ``services`` (a ``service.name`` tag each; default: one search over every service),
@@ -240,22 +237,13 @@ class TempoSource(TraceSource):
             width = max(1, grow_width(width, len(found), self._limit_traces))
         return ids
 
-    def read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
+    def _read_window(self, lower: int, limit_spans: int, timeout: float,
+                     recheck_from: datetime | int | float | None) -> ReadResult:
         """Traces found in the window (on a poll: from ``recheck_from``, else from the last read's end less
         ``overlap``), each fetched whole; the result holds every span kept so far."""
-        with gc_paused():  # many acyclic objects (decoded JSON, spans): collection passes would make this quadratic
-            return self._read(since, limit_spans, timeout, recheck_from)
-
-    def _read(self, since: datetime | int | float | None = None, limit_spans: int = DEFAULT_LIMIT_SPANS,
-             timeout: float = DEFAULT_TIMEOUT, recheck_from: datetime | int | float | None = None) -> ReadResult:
         started = time.monotonic()
         deadline = started + timeout
         result = ReadResult(self.kind)
-        lower = since_ns(since)
-        if self._since != lower:
-            self.reset()
-            self._since = lower
         now = time.time()
         end_s = math.ceil(now) + 1
         start_s = lower // 1_000_000_000 if lower else int(now - self._lookback)
