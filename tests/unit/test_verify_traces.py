@@ -318,6 +318,7 @@ def test_collect_traces_reads_every_source_past_the_search_cap(tmp_path: Path, m
     from meshtrace.traces.sources import JaegerSource
 
     monkeypatch.setattr(JaegerSource, "LIMIT_TRACES", 15)  # the 2,000-request case in miniature: 40 traces
+    monkeypatch.setenv("MESHLAB_BACKEND_TOKEN", "t-unit")  # params/lab.yaml's query API sends it by reference
     ev = verify.collect_traces(st, settle_timeout=20, interval=0)
     assert ev.settled and list(ev.reads) == ["collector", "jaeger"] and ev.counters is not None
     assert {q["service"] for q in cluster.searches} == {GW}, "the backend is searched from the root only"
