@@ -278,3 +278,14 @@ def test_analyse_bundles_every_check():
     assert out.errors.empty
     assert out.example_trace().trace_id.startswith("t")
     assert analyse([], MESH).example_trace() is None
+
+
+def test_the_expected_graph_starts_at_the_gateway_params_name() -> None:
+    """A Helm gateway (``istio-ingress`` in ``istio-ingress``) roots the expected graph, not istioctl's name."""
+    from meshtrace.params import load_params
+    from meshtrace.traces import callgraph_from_params
+
+    p = load_params("lab", overrides=["gateway.ingress_namespace=istio-ingress", "gateway.ingress_service=istio-ingress"])
+    g = callgraph_from_params(p)
+    assert g.root == "istio-ingress.istio-ingress" and ("istio-ingress.istio-ingress", "productpage.default") in g.edges
+    assert callgraph_from_params(load_params("lab")).root == "istio-ingressgateway.istio-system"

@@ -96,23 +96,29 @@ class CallGraph:
 def expected_callgraph(tracing_service_name: str = "APP_LABEL_AND_NAMESPACE", *, bookinfo_namespace: str = "default",
                        telemetry_namespace: str = "istio-system", root_namespace: str = "istio-system",
                        gateway_namespace: str = "istio-system", apps: tuple[str, ...] = BOOKINFO_APPS,
-                       calls: tuple[tuple[str, str], ...] = BOOKINFO_CALLS, entry: str = BOOKINFO_ENTRY) -> CallGraph:
+                       calls: tuple[tuple[str, str], ...] = BOOKINFO_CALLS, entry: str = BOOKINFO_ENTRY,
+                       gateway_app: str = GATEWAY_APP) -> CallGraph:
     """Bookinfo's call graph as the params make it appear in traces (see the module docstring).
 
-    ``gateway_namespace`` is where the ingress gateway's Deployment runs (``istio-system``).
+    ``gateway_namespace`` is where the ingress gateway's Deployment runs and ``gateway_app`` its ``app`` label
+    (``istio-ingressgateway`` in ``istio-system`` for istioctl; a Helm gateway is ``istio-ingress`` in
+    ``istio-ingress``):
+
+    >>> expected_callgraph(gateway_namespace="istio-ingress", gateway_app="istio-ingress").root
+    'istio-ingress.istio-ingress'
     """
     mode = tracing_service_name
     name = {app: service_name(app, bookinfo_namespace, mode) for app in apps}
     mesh_wide = telemetry_namespace == root_namespace
     apps_traced = mesh_wide or telemetry_namespace == bookinfo_namespace
     gateway_traced = mesh_wide or telemetry_namespace == gateway_namespace
-    gateway = gateway_service_name(mode, gateway_namespace)
+    gateway = gateway_service_name(mode, gateway_namespace, gateway_app)
     app_of = {v: k for k, v in name.items()}
     services: tuple[str, ...]
     if not apps_traced:
         services = (gateway,) if gateway_traced else ()
         return CallGraph(services, gateway if gateway_traced else "", None, frozenset(), frozenset(), {},
-                         {gateway: GATEWAY_APP} if gateway_traced else {}, mode, gateway_traced)
+                         {gateway: gateway_app} if gateway_traced else {}, mode, gateway_traced)
     edges = {(name[a], name[b]) for a, b in calls}
     conditional: dict[tuple[str, str], tuple[str, ...]] = {(name[a], name[b]): versions for (a, b), versions in BOOKINFO_CALLER_VERSIONS.items()
                    if a in name and b in name}
@@ -120,7 +126,7 @@ def expected_callgraph(tracing_service_name: str = "APP_LABEL_AND_NAMESPACE", *,
     if gateway_traced:
         edges.add((gateway, name[entry]))
         services = (gateway, *services)
-        app_of[gateway] = GATEWAY_APP
+        app_of[gateway] = gateway_app
         root, root_kind = gateway, None
     else:
         root, root_kind = name[entry], "server"
@@ -137,7 +143,15 @@ def callgraph_from_params(params: Any) -> CallGraph:
         bookinfo_ns = params.bookinfo.namespace
     except AttributeError as exc:
         raise ParamsError(f"params lack a field the trace checks need: {exc}") from exc
-    return expected_callgraph(mode, bookinfo_namespace=bookinfo_ns, telemetry_namespace=telemetry_ns)
+    gw_ns, gw_app = _gateway_of(params)
+    return expected_callgraph(mode, bookinfo_namespace=bookinfo_ns, telemetry_namespace=telemetry_ns,
+                              gateway_namespace=gw_ns, gateway_app=gw_app)
+
+
+def _gateway_of(params: Any) -> tuple[str, str]:
+    """Where params put the ingress gateway: (``gateway.ingress_namespace``, ``gateway.ingress_service``)."""
+    gw = getattr(params, "gateway", None)
+    return getattr(gw, "ingress_namespace", "istio-system"), getattr(gw, "ingress_service", GATEWAY_APP)
 
 
 def app_callgraph(params: Any, apps: Iterable[str], entry: str, calls: Iterable[tuple[str, str]] = (),
@@ -161,8 +175,10 @@ def app_callgraph(params: Any, apps: Iterable[str], entry: str, calls: Iterable[
     except AttributeError as exc:
         raise ParamsError(f"params lack a field the trace checks need: {exc}") from exc
     names = tuple(dict.fromkeys([*apps, entry]))
+    gw_ns, gw_app = _gateway_of(params)
     g = expected_callgraph(mode, bookinfo_namespace=ns, telemetry_namespace=telemetry_ns, apps=names,
-                           calls=tuple(c for c in calls if c[0] in names and c[1] in names), entry=entry)
+                           calls=tuple(c for c in calls if c[0] in names and c[1] in names), entry=entry,
+                           gateway_namespace=gw_ns, gateway_app=gw_app)
     if learned is None or not g.services or not set(g.services) - {g.root}:
         return g
     mine = set(g.services)
