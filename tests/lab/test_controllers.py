@@ -17,7 +17,9 @@ INJECTOR = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWe
             "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "admissionReviewVersions": ["v1"],
                           "sideEffects": "None",
                           "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system",
-                                                       "path": "/inject"}}}]}
+                                                       "path": "/inject"}},
+                          "namespaceSelector": {"matchExpressions": [
+                              {"key": "istio-injection", "operator": "In", "values": ["enabled"]}]}}]}
 
 
 def ready(apps, ns: str, name: str, n: int = 1) -> bool:

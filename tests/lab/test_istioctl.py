@@ -57,7 +57,9 @@ def installed_versions(kubeconfig: str) -> dict[str, str]:
         "svc/gw": c.read_namespaced_service("istio-ingressgateway", ns).metadata.resource_version,
         "deploy/istiod": a.read_namespaced_deployment("istiod", ns).metadata.resource_version,
         "deploy/gw": a.read_namespaced_deployment("istio-ingressgateway", ns).metadata.resource_version,
-        "webhook": adm.read_mutating_webhook_configuration("istio-sidecar-injector").metadata.resource_version,
+        # the default revision's own injector is re-applied and deactivated again on every install (the default
+        # tag's DeactivateIstioInjectionWebhook), so its resourceVersion moves; the tag's webhook does not
+        "webhook": adm.read_mutating_webhook_configuration("istio-revision-tag-default").metadata.resource_version,
     }
 
 

@@ -98,7 +98,9 @@ def istio_objects(mesh: str) -> list[dict]:
          "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "sideEffects": "None",
                        "admissionReviewVersions": ["v1"],
                        "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system",
-                                                    "path": "/inject"}}}]},
+                                                    "path": "/inject"}},
+                       "namespaceSelector": {"matchExpressions": [
+                           {"key": "istio-injection", "operator": "In", "values": ["enabled"]}]}}]},
         {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
          "metadata": {"name": "mesh-default", "namespace": "istio-system"},
          "spec": {"tracing": [{"providers": [{"name": "otel-tracing"}], "randomSamplingPercentage": 100}]}},

@@ -274,8 +274,8 @@ def prepare_create(lab: LabContext, res: Resource, obj: dict[str, Any], namespac
         meta.pop(k, None)
     obj["apiVersion"], obj["kind"] = res.api_version(), res.kind
     apply_defaults(res, obj)
-    if res.kind == "Pod" and injection.should_inject(lab, obj, ns_obj):
-        injection.inject_pod(lab, obj)
+    if res.kind == "Pod" and (revision := injection.should_inject(lab, obj, ns_obj)):
+        injection.inject_pod(lab, obj, revision)
         apply_defaults(res, obj)
     validate(res, obj)
     if res.kind == "Service":

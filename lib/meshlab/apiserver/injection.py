@@ -23,23 +23,65 @@ def istio_installed(lab: LabContext) -> bool:
     )
 
 
-def proxy_log_levels(lab: LabContext) -> tuple[str, str]:
-    """``values.global.proxy`` ``logLevel`` and ``componentLogLevel`` of the installed injector (Istio's defaults)."""
-    for cm in lab.store.list("configmaps", "istio-system"):
-        if cm["metadata"]["name"].startswith(INJECTOR_PREFIX):
-            try:
-                proxy = json.loads((cm.get("data") or {}).get("values") or "{}").get("global", {}).get("proxy", {})
-            except ValueError:
-                proxy = {}
-            return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
+def revision_names(revision: str) -> tuple[str, str, str]:
+    """``(istiod Service, mesh ConfigMap, injector ConfigMap)`` of a revision. Example:
+    ``revision_names("canary") == ("istiod-canary", "istio-canary", "istio-sidecar-injector-canary")``."""
+    sfx = f"-{revision}" if revision and revision != "default" else ""
+    return "istiod" + sfx, "istio" + sfx, INJECTOR_PREFIX + sfx
+
+
+def _pod_creation_hook(hook: dict[str, Any]) -> bool:
+    rules = hook.get("rules")
+    if rules is None:  # a hand-made webhook without rules: taken as the injector's
+        return True
+    return any("CREATE" in (r.get("operations") or []) and "pods" in (r.get("resources") or []) for r in rules)
+
+
+def injecting_revision(lab: LabContext, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> str | None:
+    """The revision whose injector the API server calls for this pod, or None.
+
+    As the API server does: every MutatingWebhookConfiguration in name order, each webhook whose
+    ``namespaceSelector`` matches the namespace's labels (``kubernetes.io/metadata.name`` included) and whose
+    ``objectSelector`` matches the pod's; the webhook's Service ``istiod[-<rev>]`` names the revision (the
+    chart's selectors: ``istio.io/rev=<rev>`` only when ``istio-injection`` is absent, so ``istio-injection``
+    wins; a revision tag's webhook calls the revision it points at).
+    """
+    from meshlab.store import match_label_selector
+
+    ns_meta = (ns_obj or {}).get("metadata") or {}
+    ns_labels = {**(ns_meta.get("labels") or {}), "kubernetes.io/metadata.name": ns_meta.get("name", "")}
+    pod_labels = (pod.get("metadata") or {}).get("labels") or {}
+    hooks = sorted(lab.store.list("mutatingwebhookconfigurations.admissionregistration.k8s.io"),
+                   key=lambda m: m["metadata"]["name"])
+    for mwc in hooks:
+        for hook in mwc.get("webhooks") or []:
+            service = ((hook.get("clientConfig") or {}).get("service") or {}).get("name") or ""
+            if not service.startswith("istiod") or not _pod_creation_hook(hook):
+                continue
+            if match_label_selector(hook.get("namespaceSelector"), ns_labels) \
+                    and match_label_selector(hook.get("objectSelector"), pod_labels):
+                return service[len("istiod-"):] if service.startswith("istiod-") else "default"
+    return None
+
+
+def proxy_log_levels(lab: LabContext, revision: str = "default") -> tuple[str, str]:
+    """``values.global.proxy`` ``logLevel`` and ``componentLogLevel`` of the revision's injector (Istio's defaults)."""
+    cm = lab.store.get("configmaps", "istio-system", revision_names(revision)[2])
+    if cm is not None:
+        try:
+            proxy = json.loads((cm.get("data") or {}).get("values") or "{}").get("global", {}).get("proxy", {})
+        except ValueError:
+            proxy = {}
+        return str(proxy.get("logLevel") or "warning"), str(proxy.get("componentLogLevel") or "misc:error")
     return "warning", "misc:error"
 
 
-def mesh_proxy_config(lab: LabContext) -> dict[str, Any]:
-    """``meshConfig.defaultConfig`` of the ``istio`` ConfigMap now: what the injector writes into ``PROXY_CONFIG``."""
+def mesh_proxy_config(lab: LabContext, revision: str = "default") -> dict[str, Any]:
+    """``meshConfig.defaultConfig`` of the revision's ConfigMap (``istio``, ``istio-<rev>``) now: what its
+    injector writes into ``PROXY_CONFIG``."""
     from meshlab.mesh.bootstrap import mesh_default_config
 
-    cm = lab.store.get("configmaps", "istio-system", "istio") or {}
+    cm = lab.store.get("configmaps", "istio-system", revision_names(revision)[1]) or {}
     return mesh_default_config((cm.get("data") or {}).get("mesh"))
 
 
@@ -78,23 +120,16 @@ def native_sidecar(istio_version: str, kubelet_version: str, env_value: str | No
     return False
 
 
-def native_sidecar_setting(lab: LabContext) -> str | None:
-    """``ENABLE_NATIVE_SIDECARS`` of the istiod Deployment's discovery container (None when unset)."""
+def native_sidecar_setting(lab: LabContext, revision: str = "default") -> str | None:
+    """``ENABLE_NATIVE_SIDECARS`` of the revision's istiod Deployment (None when unset)."""
     for dep in lab.store.list("deployments.apps", "istio-system"):
-        if not dep["metadata"]["name"].startswith("istiod"):
+        if dep["metadata"]["name"] != revision_names(revision)[0]:
             continue
         for c in ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
             for e in c.get("env") or []:
                 if e.get("name") == "ENABLE_NATIVE_SIDECARS":
                     return str(e.get("value", ""))
     return None
-
-
-def namespace_wants_injection(ns_obj: dict[str, Any] | None) -> bool:
-    labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
-    if labels.get("istio-injection") == "enabled":
-        return True
-    return bool(labels.get("istio.io/rev")) and labels.get("istio-injection") != "disabled"
 
 
 def pod_opts_out(pod: dict[str, Any]) -> bool:
@@ -118,30 +153,30 @@ def workload_name(pod: dict[str, Any]) -> str:
     return meta.get("name") or meta.get("generateName", "").rstrip("-")
 
 
-def should_inject(lab: LabContext, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> bool:
-    """Whether the pod gets a sidecar: namespace labelled, Istio installed, pod not opted out, not injected."""
+def should_inject(lab: LabContext, pod: dict[str, Any], ns_obj: dict[str, Any] | None) -> str | None:
+    """The revision that injects the pod (None: no sidecar): not opted out, not injected already, and a
+    revision's webhook selects it (:func:`injecting_revision`)."""
     meta = pod.get("metadata") or {}
     if STATUS_ANNOTATION in (meta.get("annotations") or {}):
-        return False
+        return None
     spec = pod.get("spec") or {}
     if any(c.get("name") == "istio-proxy" for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]):
-        return False
+        return None
     if pod_opts_out(pod):
-        return False
-    if not namespace_wants_injection(ns_obj):
-        return False
-    return istio_installed(lab)
+        return None
+    return injecting_revision(lab, pod, ns_obj)
 
 
-def inject_pod(lab: LabContext, pod: dict[str, Any]) -> dict[str, Any]:
-    """The injector's work on one pod being created: :func:`inject` with the install's log levels, the mesh's
+def inject_pod(lab: LabContext, pod: dict[str, Any], revision: str = "default") -> dict[str, Any]:
+    """The injector's work on one pod being created: :func:`inject` with the revision's log levels, its mesh
     ``defaultConfig`` as of now, and native sidecars when :func:`native_sidecar` says so."""
     from meshlab.apiserver.discovery import K8S_VERSION
 
     note = ((pod.get("metadata") or {}).get("annotations") or {}).get(NATIVE_ANNOTATION)
-    native = native_sidecar(lab.istio_version, K8S_VERSION["gitVersion"], native_sidecar_setting(lab), note)
-    return inject(pod, lab.istio_version, levels=proxy_log_levels(lab), proxy_config=mesh_proxy_config(lab),
-                  native=native)
+    native = native_sidecar(lab.istio_version, K8S_VERSION["gitVersion"], native_sidecar_setting(lab, revision),
+                            note)
+    return inject(pod, lab.istio_version, revision=revision, levels=proxy_log_levels(lab, revision),
+                  proxy_config=mesh_proxy_config(lab, revision), native=native)
 
 
 def _env(name: str, value: str | None = None, field: str | None = None) -> dict[str, Any]:
@@ -191,7 +226,8 @@ def inject(pod: dict[str, Any], istio_version: str, revision: str = "default",
                  f"--proxyComponentLogLevel={annotations.get('sidecar.istio.io/componentLogLevel') or levels[1]}",
                  "--log_output_level=default:info"],
         "env": [
-            _env("PILOT_CERT_PROVIDER", "istiod"), _env("CA_ADDR", "istiod.istio-system.svc:15012"),
+            _env("PILOT_CERT_PROVIDER", "istiod"),
+            _env("CA_ADDR", f"{revision_names(revision)[0]}.istio-system.svc:15012"),
             _env("POD_NAME", field="metadata.name"), _env("POD_NAMESPACE", field="metadata.namespace"),
             _env("INSTANCE_IP", field="status.podIP"), _env("SERVICE_ACCOUNT", field="spec.serviceAccountName"),
             _env("HOST_IP", field="status.hostIP"), _env("ISTIO_CPU_LIMIT", "0"), _env("PROXY_CONFIG", json.dumps(boot, sort_keys=True)),

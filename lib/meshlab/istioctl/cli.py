@@ -1,4 +1,4 @@
-"""The lab's ``istioctl``: ``version``, ``install``, ``uninstall``, ``manifest generate``, ``verify-install``.
+"""The lab's ``istioctl``: ``version``, ``install``, ``uninstall``, ``manifest generate``, ``tag``, ``verify-install``.
 
 The state directory's ``bin/istioctl`` wrapper runs ``python -m meshlab.istioctl --lab-version <v> "$@"``.
 It emulates istioctl ``<v>`` and talks to the cluster only through a kubeconfig, like the real one:
@@ -53,9 +53,10 @@ from meshlab.istioctl.operator import (
     validate_iop,
     version_text,
 )
+from meshlab.istioctl.tag import TagError, list_tags, remove_tag, set_tag
 
 DEFAULT_VERSION = "1.25.2"
-COMMANDS = ("version", "install", "uninstall", "manifest", "verify-install")
+COMMANDS = ("version", "install", "uninstall", "manifest", "tag", "verify-install")
 GLOBAL_FLAGS = {"-c": "kubeconfig", "--kubeconfig": "kubeconfig", "--context": "context",
                 "-i": "namespace", "--istioNamespace": "namespace", "--lab-version": "lab_version"}
 GO_VERSIONS = {(1, 19): "go1.21.1", (1, 20): "go1.21.4", (1, 21): "go1.22.0", (1, 22): "go1.22.3",
@@ -164,10 +165,18 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     manifest.add_argument("-f", "--filename", action="append", default=[])
     manifest.add_argument("-s", "--set", action="append", default=[])
 
+    tag = _Parser(prog="istioctl tag")
+    tag.add_argument("action", choices=["set", "list", "remove"])
+    tag.add_argument("tag", nargs="*")
+    tag.add_argument("-r", "--revision", default="")
+    tag.add_argument("--overwrite", action="store_true")
+    tag.add_argument("-y", "--skip-confirmation", action="store_true")
+    tag.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+
     verify = _Parser(prog="istioctl verify-install")
     verify.add_argument("-f", "--filename", action="append", default=[])
     verify.add_argument("-r", "--revision", default="")
-    return {"version": version, "install": inst, "uninstall": uninst, "manifest": manifest,
+    return {"version": version, "install": inst, "uninstall": uninst, "manifest": manifest, "tag": tag,
             "verify-install": verify}
 
 
@@ -291,7 +300,36 @@ def cmd_uninstall(args: argparse.Namespace, g: dict[str, Any], version: Version)
         _out("Cancelled.")
         return 1
     kube = InstallClient.connect(g["kubeconfig"], g["context"])
-    uninstall(kube, ns, version, _out)
+    uninstall(kube, ns, version, _out, revision=None if args.purge else (args.revision or "default"))
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace, g: dict[str, Any], version: Version) -> int:
+    """``istioctl tag set <tag> --revision <rev>``, ``tag list``, ``tag remove <tag>`` (``istioctl/pkg/tag``)."""
+    kube = InstallClient.connect(g["kubeconfig"], g["context"])
+    ns = g["namespace"] or "istio-system"
+    if args.action == "list":
+        if args.tag:
+            raise UsageError("tag list command does not accept arguments")
+        rows = list_tags(kube)
+        if args.output != "table":
+            data = [{"tag": t.tag, "revision": t.revision, "namespaces": t.namespaces} for t in rows]
+            _out(json.dumps(data, indent="\t") if args.output == "json" else yaml.safe_dump(data).rstrip())
+        elif not rows:
+            _out("No Istio revision tag MutatingWebhookConfigurations to list")
+        else:
+            width = [max(len(x) for x in col) for col in zip(("TAG", "REVISION"),
+                                                              *((t.tag, t.revision) for t in rows), strict=True)]
+            _out(f"{'TAG':<{width[0]}} {'REVISION':<{width[1]}} NAMESPACES")
+            for t in rows:
+                _out(f"{t.tag:<{width[0]}} {t.revision:<{width[1]}} {','.join(t.namespaces)}")
+        return 0
+    if len(args.tag) != 1:
+        raise UsageError(f"must provide a single tag for {'creation' if args.action == 'set' else 'removal'}")
+    if args.action == "set":
+        set_tag(kube, args.tag[0], args.revision, ns, _out, overwrite=args.overwrite)
+    else:
+        remove_tag(kube, args.tag[0], _out)
     return 0
 
 
@@ -323,7 +361,7 @@ def cmd_verify_install(args: argparse.Namespace, g: dict[str, Any], version: Ver
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, dict[str, Any], Version], int]] = {
     "version": cmd_version, "install": cmd_install, "uninstall": cmd_uninstall, "manifest": cmd_manifest,
-    "verify-install": cmd_verify_install,
+    "tag": cmd_tag, "verify-install": cmd_verify_install,
 }
 
 
@@ -352,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"Error: {exc}")
         return 1
     except IstioOperatorError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    except TagError as exc:
         _err(f"Error: {exc}")
         return 1
     except InstallError as exc:

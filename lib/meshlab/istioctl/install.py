@@ -22,7 +22,16 @@ from kubernetes.client.exceptions import ApiException
 
 from meshlab.errors import MeshlabError
 from meshlab.gotime import go_duration
-from meshlab.istioctl.manifest import namespace_of, render_components, render_egress, render_record
+from meshlab.istioctl.manifest import (
+    COMPONENT_LABEL,
+    NOT_PRUNED_LABEL,
+    namespace_of,
+    owner_labels,
+    render_components,
+    render_egress,
+    render_record,
+    revision_of,
+)
 from meshlab.istioctl.operator import Version
 
 FIELD_MANAGER = "istioctl"
@@ -34,16 +43,20 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Service": ("/api/v1", "services", True),
     "Deployment": ("/apis/apps/v1", "deployments", True),
+    "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
     "MutatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", False),
     "IstioOperator": ("/apis/install.istio.io/v1alpha1", "istiooperators", True),
     "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
 }
 
-COMPONENT_NAMES = {"base": "Istio core", "pilot": "Istiod", "egress": "Egress gateways",
+COMPONENT_NAMES = {"base": "Istio core", "pilot": "Istiod", "cni": "CNI", "egress": "Egress gateways",
                    "ingress": "Ingress gateways"}
+#: what the installer prunes (``uninstall.PrunedResourcesSchemas``, the kinds the lab renders)
+PRUNED_KINDS = ("ServiceAccount", "ConfigMap", "Service", "Deployment", "DaemonSet", "MutatingWebhookConfiguration")
 COMPONENT_DONE = {
     "base": "✔ Istio core installed ⛵️",
     "pilot": "✔ Istiod installed 🧠",
+    "cni": "✔ CNI installed 🪢",
     "egress": "✔ Egress gateways installed 🛫",
     "ingress": "✔ Ingress gateways installed 🛬",
 }
@@ -126,13 +139,67 @@ def api_error(exc: ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return obj["kind"], meta.get("namespace") or "", meta["name"]
+
+
+def _list_path(kind: str) -> str:
+    prefix, plural, _ = KINDS[kind]
+    return f"{prefix}/{plural}"
+
+
+def prune(kube: InstallClient, iop: dict[str, Any], version: Version, rendered: list[dict[str, Any]],
+          out: Callable[[str], None]) -> list[str]:
+    """Delete what this install owns but no longer renders, as the installer's ``prune`` does: objects that carry
+    the install's owner labels (managed, version, owning resource, revision) and a component label, are not in the
+    new render and are not marked ``owning-resource-not-pruned``. Returns ``Kind:ns:name`` of each removed."""
+    keep = {_key(o) for o in rendered}
+    core = owner_labels(iop, version)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(core.items())) + f",{COMPONENT_LABEL}"
+    removed = []
+    for kind in PRUNED_KINDS:
+        try:
+            items = kube.request("GET", _list_path(kind), query=[("labelSelector", selector)]).get("items") or []
+        except ApiException as exc:
+            if exc.status == 404:  # the cluster does not serve the kind
+                continue
+            raise
+        for obj in items:
+            obj["kind"] = kind
+            labels = obj["metadata"].get("labels") or {}
+            if _key(obj) in keep or labels.get(NOT_PRUNED_LABEL) == "true":
+                continue
+            if kube.delete(obj):
+                kind_, ns, name = _key(obj)
+                what = f"{kind_}:{ns}:{name}" if ns else f"{kind_}::{name}"
+                out(f"  Removed {what}.")
+                removed.append(what)
+    return removed
+
+
 def install(kube: InstallClient, iop: dict[str, Any], version: Version, out: Callable[[str], None],
             timeout: float = 300.0) -> None:
-    """Apply every component in order, wait for its Deployments to be available, print progress."""
+    """Apply every component in order (with the installer's owner labels), wait for its Deployments to be
+    available, prune what the install owns and no longer renders, make a default-revision install the
+    ``default`` tag, and print progress.
+
+    Re-rendering is whole: the objects and the mesh config come from the profile, the file and ``--set`` only,
+    so a setting or component the file does not name returns to the profile's (``operator/pkg/install``, and
+    ``helmreconciler.Reconcile``'s prune before 1.24)."""
+    from meshlab.istioctl.tag import DEFAULT_TAG, set_tag
+
     deadline = time.monotonic() + timeout
+    previous = bool(kube.request("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                                 query=[("labelSelector", "app=sidecar-injector")]).get("items"))
+    rendered: list[dict[str, Any]] = []
     for component, objs in render_components(iop, version):
         name = COMPONENT_NAMES[component]
         for obj in objs:
+            if obj["kind"] not in ("Namespace", "CustomResourceDefinition"):
+                obj["metadata"]["labels"] = {**(obj["metadata"].get("labels") or {}),
+                                             **owner_labels(iop, version, component)}
+            rendered.append(obj)
             try:
                 kube.apply(obj)
             except ApiException as exc:
@@ -151,6 +218,13 @@ def install(kube: InstallClient, iop: dict[str, Any], version: Version, out: Cal
                         f"{go_duration(timeout)}: context deadline exceeded\n  {exc}"
                     ) from exc
         out(COMPONENT_DONE[component])
+    prune(kube, iop, version, rendered, out)
+    # the default tag follows a default-revision install (1.24+: ``WebhooksToDeploy`` after the install); before
+    # 1.24 also the first install of any revision (``ProcessDefaultWebhook`` with ``exists`` taken beforehand)
+    revision = revision_of(iop)
+    if revision in ("", "default") or (version < (1, 24, 0) and not previous):
+        set_tag(kube, DEFAULT_TAG, revision or "default", namespace_of(iop), out, overwrite=True,
+                labels={NOT_PRUNED_LABEL: "true"}, quiet=True)
     record = render_record(iop, version)
     try:
         kube.apply(record)
@@ -210,23 +284,44 @@ def wait_available(kube: InstallClient, ns: str, name: str, deadline: float) -> 
             w.stop()
 
 
-def uninstall(kube: InstallClient, namespace: str, version: Version, out: Callable[[str], None]) -> None:
-    """Remove everything an install creates (the namespace stays, as with the real ``--purge``)."""
-    iop = {"spec": {"namespace": namespace, "profile": "default"}}
-    objs = [obj for _, group in render_components(iop, version) for obj in group]
-    objs += render_egress(iop, version)  # the demo profile's, when there is one
+def installed_revisions(kube: InstallClient) -> list[str]:
+    """Revisions with an injector webhook (``app=sidecar-injector``, not a tag): ``default``, ``canary`` …"""
+    items = kube.request("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                         query=[("labelSelector", "app=sidecar-injector,!istio.io/tag")]).get("items") or []
+    return sorted({(m["metadata"].get("labels") or {}).get("istio.io/rev", "default") for m in items})
+
+
+def uninstall(kube: InstallClient, namespace: str, version: Version, out: Callable[[str], None],
+              revision: str | None = None) -> None:
+    """Remove what an install creates: one ``revision``'s control plane, or (``None``, ``--purge``) every
+    revision's and the revision tags. The namespace stays, as with the real ``--purge``."""
+    revisions = [revision] if revision else (installed_revisions(kube) or ["default"])
+    objs: list[dict[str, Any]] = []
+    for rev in revisions:
+        iop = {"spec": {"namespace": namespace, "profile": "default", "revision": "" if rev == "default" else rev,
+                        "components": {"cni": {"enabled": True}}}}
+        objs += [obj for _, group in render_components(iop, version) for obj in group]
+        objs += render_egress(iop, version)  # the demo profile's, when there is one
     # the namespace stays, and so do the CRDs (the base chart marks them helm.sh/resource-policy: keep)
     objs = [o for o in objs if o["kind"] not in ("Namespace", "CustomResourceDefinition")]
-    objs.insert(0, render_record(iop, version))
+    objs.insert(0, render_record({"spec": {"namespace": namespace}}, version))
+    if revision is None:
+        tags = kube.request("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                            query=[("labelSelector", "istio.io/tag")]).get("items") or []
+        objs += [{**t, "kind": "MutatingWebhookConfiguration"} for t in tags]
     out("All Istio resources will be pruned from the cluster")
+    seen: set[tuple[str, str, str]] = set()
     for obj in reversed(objs):
         meta = obj["metadata"]
+        if _key(obj) in seen:
+            continue
+        seen.add(_key(obj))
         try:
             gone = kube.delete(obj)
         except ApiException as exc:
             raise InstallError(f"failed to delete {obj['kind']}/{meta['name']}: {api_error(exc)}") from exc
         if gone:
-            where = f"{meta['namespace']}:" if "namespace" in meta else ""
+            where = f"{meta['namespace']}:" if meta.get("namespace") else ""
             out(f"  Removed {obj['kind']}:{where}{meta['name']}.")
     out("✔ Uninstall complete")
 

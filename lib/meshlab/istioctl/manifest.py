@@ -17,6 +17,7 @@ from typing import Any
 from meshlab.istioctl.crds import render_crds
 from meshlab.istioctl.operator import (
     Version,
+    cni_enabled,
     egress_gateway_enabled,
     ingress_gateway_enabled,
     merged_mesh_config,
@@ -28,9 +29,47 @@ from meshlab.istioctl.operator import (
 )
 from meshlab.istioctl.profiles import profile_values
 
-OWNER_LABELS = {"install.operator.istio.io/owning-resource": "installed-state"}
-CONFIG_VOLUME = {"name": "config-volume", "configMap": {"name": "istio"}}
 CONFIG_MOUNT = {"name": "config-volume", "mountPath": "/etc/istio/config"}
+# operator/pkg/manifest/name.go: the labels the installer puts on every object it applies, and prunes by
+MANAGED_LABEL = "operator.istio.io/managed"
+VERSION_LABEL = "operator.istio.io/version"
+OWNER_NAME_LABEL = "install.operator.istio.io/owning-resource"
+OWNER_NS_LABEL = "install.operator.istio.io/owning-resource-namespace"
+NOT_PRUNED_LABEL = "install.operator.istio.io/owning-resource-not-pruned"
+COMPONENT_LABEL = "operator.istio.io/component"
+REV_LABEL = "istio.io/rev"
+#: the component label's value per lab component (``component.UserFacingName``)
+COMPONENT_LABELS = {"base": "Base", "pilot": "Pilot", "cni": "Cni", "ingress": "IngressGateways",
+                    "egress": "EgressGateways"}
+
+
+def revision_of(iop: dict[str, Any]) -> str:
+    """The install's revision (``spec.revision``, else ``values.revision``; "" = the default revision)."""
+    spec = _spec(iop)
+    return str(spec.get("revision") or (spec.get("values") or {}).get("revision") or "")
+
+
+def revision_suffix(revision: str) -> str:
+    """``-<rev>`` for a named revision, "" for the default one. Example: ``revision_suffix("canary")``."""
+    return f"-{revision}" if revision and revision != "default" else ""
+
+
+def owner_labels(iop: dict[str, Any], version: Version, component: str = "") -> dict[str, str]:
+    """The labels istioctl's installer sets (``getOwnerLabels``): managed, version, owning resource, revision and,
+    for a component's objects, ``operator.istio.io/component``."""
+    meta = iop.get("metadata") or {}
+    labels = {MANAGED_LABEL: "Reconcile", VERSION_LABEL: version_text(version)}
+    if meta.get("name"):
+        labels[OWNER_NAME_LABEL] = str(meta["name"])
+    labels[OWNER_NS_LABEL] = str(meta.get("namespace") or "istio-system")
+    labels[REV_LABEL] = revision_of(iop) or "default"
+    if component:
+        labels[COMPONENT_LABEL] = COMPONENT_LABELS[component]
+    return labels
+
+
+def _config_volume(iop: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "config-volume", "configMap": {"name": "istio" + revision_suffix(revision_of(iop))}}
 
 
 def _spec(iop: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +106,7 @@ def image(iop: dict[str, Any], name: str, version: Version) -> str:
 
 
 def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None):
-    meta: dict[str, Any] = {"name": name, "labels": {**labels, **OWNER_LABELS}}
+    meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if ns:
         meta["namespace"] = ns
     if annotations:
@@ -90,10 +129,53 @@ def render_base(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     ]
 
 
+def injector_webhooks(service: str, ns: str, selects: str, legacy: bool) -> list[dict[str, Any]]:
+    """The sidecar injector's webhooks as the istio-discovery chart renders them (``mutatingwebhook.yaml``,
+    ``revision-tags.yaml``): ``rev.namespace.``/``rev.object.`` select ``istio.io/rev=<selects>`` (a namespace
+    label with ``istio-injection`` absent: that label wins), and with ``legacy`` (the default revision, or the
+    ``default`` tag) ``namespace.``/``object.`` select ``istio-injection=enabled`` and
+    ``sidecar.istio.io/inject=true``."""
+
+    def hook(prefix: str, ns_selector: list[dict[str, Any]], obj_selector: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "name": f"{prefix}sidecar-injector.istio.io",
+            "clientConfig": {"service": {"name": service, "namespace": ns, "path": "/inject", "port": 443}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "*"}],
+            "failurePolicy": "Fail", "sideEffects": "None", "reinvocationPolicy": "Never",
+            "admissionReviewVersions": ["v1"], "matchPolicy": "Equivalent", "timeoutSeconds": 10,
+            "namespaceSelector": {"matchExpressions": ns_selector},
+            "objectSelector": {"matchExpressions": obj_selector},
+        }
+
+    def expr(key: str, op: str, *values: str) -> dict[str, Any]:
+        return {"key": key, "operator": op, **({"values": list(values)} if values else {})}
+
+    not_off = expr("sidecar.istio.io/inject", "NotIn", "false")
+    hooks = [
+        hook("rev.namespace.", [expr(REV_LABEL, "In", selects), expr("istio-injection", "DoesNotExist")], [not_off]),
+        hook("rev.object.", [expr(REV_LABEL, "DoesNotExist"), expr("istio-injection", "DoesNotExist")],
+             [not_off, expr(REV_LABEL, "In", selects)]),
+    ]
+    if legacy:
+        hooks += [
+            hook("namespace.", [expr("istio-injection", "In", "enabled")], [not_off]),
+            hook("object.", [expr("istio-injection", "DoesNotExist"), expr(REV_LABEL, "DoesNotExist")],
+                 [expr("sidecar.istio.io/inject", "In", "true"), expr(REV_LABEL, "DoesNotExist")]),
+        ]
+    return hooks
+
+
 def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
-    """istiod: service account, mesh ConfigMap, injector ConfigMap, webhook, Deployment, Service."""
+    """istiod: service account, mesh ConfigMap, injector ConfigMap, webhook, Deployment, Service.
+
+    A revision ``<rev>`` names them ``istiod-<rev>``, ``istio-<rev>``, ``istio-sidecar-injector-<rev>`` (the
+    chart's ``istio{{ if revision }}-<rev>``) and labels them ``istio.io/rev=<rev>``."""
     ns = namespace_of(iop)
-    rev = _spec(iop).get("revision") or "default"
+    revision = revision_of(iop)
+    rev = revision or "default"
+    sfx = revision_suffix(revision)
+    istiod = "istiod" + sfx
     labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "release": "istio",
               "operator.istio.io/component": "Pilot"}
     mesh = merged_mesh_config(iop, version)
@@ -101,8 +183,8 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     trace_sampling = pilot_values.get("traceSampling", 1.0)
     istio_cm = {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": _meta("istio", ns, {"istio.io/rev": rev, "release": "istio",
-                                        "operator.istio.io/component": "Pilot"}),
+        "metadata": _meta("istio" + sfx, ns, {"istio.io/rev": rev, "release": "istio",
+                                              "operator.istio.io/component": "Pilot"}),
         "data": {"mesh": mesh_config_yaml(mesh), "meshNetworks": "networks: {}"},
     }
     hub, tag = hub_and_tag(iop, version)
@@ -110,62 +192,39 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
     injector_values = {
         "global": {"hub": hub, "tag": tag, "istioNamespace": ns,
                    "proxy": {"image": "proxyv2", "logLevel": log_level, "componentLogLevel": component_levels}},
-        "revision": "" if rev == "default" else rev,
+        "revision": revision if revision != "default" else "",
         "sidecarInjectorWebhook": {"enableNamespacesByDefault": False},
     }
     injector_cm = {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": _meta("istio-sidecar-injector", ns, {"istio.io/rev": rev, "release": "istio",
-                                                         "operator.istio.io/component": "Pilot"}),
+        "metadata": _meta("istio-sidecar-injector" + sfx, ns, {"istio.io/rev": rev, "release": "istio",
+                                                               "operator.istio.io/component": "Pilot"}),
         "data": {"config": "policy: enabled\nalwaysInjectSelector: []\nneverInjectSelector: []\n"
                            "injectedAnnotations: {}\ndefaultTemplates: [sidecar]\n",
                  "values": json.dumps(injector_values, sort_keys=True)},
     }
-
-    def hook(name: str, ns_selector: dict[str, Any], obj_selector: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "clientConfig": {"service": {"name": "istiod", "namespace": ns, "path": "/inject", "port": 443}},
-            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                       "resources": ["pods"], "scope": "*"}],
-            "failurePolicy": "Fail", "sideEffects": "None", "reinvocationPolicy": "Never",
-            "admissionReviewVersions": ["v1beta1", "v1"], "matchPolicy": "Equivalent", "timeoutSeconds": 10,
-            "namespaceSelector": ns_selector, "objectSelector": obj_selector,
-        }
-
     webhook = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": _meta("istio-sidecar-injector", None, {"app": "sidecar-injector", "istio.io/rev": rev,
-                                                           "release": "istio",
-                                                           "operator.istio.io/component": "Pilot"}),
-        "webhooks": [
-            hook("namespace.sidecar-injector.istio.io",
-                 {"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]},
-                 {"matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "NotIn",
-                                        "values": ["false"]}]}),
-            hook("object.sidecar-injector.istio.io",
-                 {"matchExpressions": [{"key": "istio-injection", "operator": "DoesNotExist"},
-                                       {"key": "istio.io/rev", "operator": "DoesNotExist"}]},
-                 {"matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "In",
-                                        "values": ["true"]},
-                                       {"key": "istio.io/rev", "operator": "DoesNotExist"}]}),
-        ],
+        "metadata": _meta("istio-sidecar-injector" + sfx, None, {"app": "sidecar-injector", "istio.io/rev": rev,
+                                                                 "release": "istio",
+                                                                 "operator.istio.io/component": "Pilot"}),
+        "webhooks": injector_webhooks(istiod, ns, rev, legacy=not sfx),
     }
     pod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev, "sidecar.istio.io/inject": "false",
                   "operator.istio.io/component": "Pilot"}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _meta("istiod", ns, labels),
+        "metadata": _meta(istiod, ns, labels),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"istio": "pilot"}},
+            "selector": {"matchLabels": {"app": "istiod", "istio.io/rev": rev}},
             "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
             "template": {
                 "metadata": {"labels": pod_labels,
                              "annotations": {"sidecar.istio.io/inject": "false",
                                              "prometheus.io/port": "15014", "prometheus.io/scrape": "true"}},
                 "spec": {
-                    "serviceAccountName": "istiod",
+                    "serviceAccountName": istiod,
                     "containers": [{
                         "name": "discovery",
                         "image": image(iop, "pilot", version),
@@ -191,17 +250,17 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
                         "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
                         "volumeMounts": [CONFIG_MOUNT],
                     }],
-                    "volumes": [CONFIG_VOLUME],
+                    "volumes": [_config_volume(iop)],
                 },
             },
         },
     }
     service = {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": _meta("istiod", ns, labels),
+        "metadata": _meta(istiod, ns, labels),
         "spec": {
             "type": "ClusterIP",
-            "selector": {"app": "istiod", "istio": "pilot"},
+            "selector": {"app": "istiod", "istio.io/rev": rev},
             "ports": [
                 {"name": "grpc-xds", "port": 15010, "protocol": "TCP", "targetPort": 15010},
                 {"name": "https-dns", "port": 15012, "protocol": "TCP", "targetPort": 15012},
@@ -210,7 +269,7 @@ def render_pilot(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
             ],
         },
     }
-    return [_sa("istiod", ns, labels), istio_cm, injector_cm, webhook, deployment, service]
+    return [_sa(istiod, ns, labels), istio_cm, injector_cm, webhook, deployment, service]
 
 
 def render_ingress(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
@@ -227,7 +286,7 @@ def _render_gateway(iop: dict[str, Any], version: Version, which: str) -> list[d
     ns = namespace_of(iop)
     name = f"istio-{which}gateway"
     log_level, component_levels = proxy_log_levels(iop)
-    rev = _spec(iop).get("revision") or "default"
+    rev = revision_of(iop) or "default"
     selector = {"app": name, "istio": f"{which}gateway"}
     labels = {**selector, "istio.io/rev": rev, "release": "istio",
               "operator.istio.io/component": f"{which.capitalize()}Gateways"}
@@ -266,7 +325,7 @@ def _render_gateway(iop: dict[str, Any], version: Version, which: str) -> list[d
                                            "failureThreshold": 30, "periodSeconds": 2, "timeoutSeconds": 1},
                         "env": [
                             {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
-                            {"name": "CA_ADDR", "value": f"istiod.{ns}.svc:15012"},
+                            {"name": "CA_ADDR", "value": f"istiod{revision_suffix(rev)}.{ns}.svc:15012"},
                             env_field("NODE_NAME", "spec.nodeName"),
                             env_field("POD_NAME", "metadata.name"),
                             env_field("POD_NAMESPACE", "metadata.namespace"),
@@ -286,7 +345,7 @@ def _render_gateway(iop: dict[str, Any], version: Version, which: str) -> list[d
                                       "requests": {"cpu": "100m", "memory": "128Mi"}},
                         "volumeMounts": [CONFIG_MOUNT],
                     }],
-                    "volumes": [CONFIG_VOLUME],
+                    "volumes": [_config_volume(iop)],
                 },
             },
         },
@@ -313,6 +372,27 @@ def _render_gateway(iop: dict[str, Any], version: Version, which: str) -> list[d
     return [_sa(f"{name}-service-account", ns, labels), deployment, service]
 
 
+def render_cni(iop: dict[str, Any], version: Version) -> list[dict[str, Any]]:
+    """Istio CNI (``components.cni.enabled``): service account, ConfigMap and the ``istio-cni-node`` DaemonSet in
+    ``components.cni.namespace`` (the install's namespace unless set)."""
+    cni = (_spec(iop).get("components") or {}).get("cni") or {}
+    ns = cni.get("namespace") or namespace_of(iop)
+    labels = {"app": "istio-cni-node", "k8s-app": "istio-cni-node", "release": "istio",
+              "istio.io/rev": revision_of(iop) or "default", "operator.istio.io/component": "Cni"}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("istio-cni-config", ns, labels),
+              "data": {"CURRENT_AGENT_VERSION": version_text(version), "CHAINED_CNI_PLUGIN": "true"}}
+    daemonset = {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta("istio-cni-node", ns, labels),
+        "spec": {"selector": {"matchLabels": {"k8s-app": "istio-cni-node"}},
+                 "template": {"metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"},
+                                           "annotations": {"sidecar.istio.io/inject": "false"}},
+                              "spec": {"serviceAccountName": "istio-cni",
+                                       "containers": [{"name": "install-cni",
+                                                       "image": image(iop, "install-cni", version)}]}}},
+    }
+    return [_sa("istio-cni", ns, labels), config, daemonset]
+
+
 def render_record(iop: dict[str, Any], version: Version) -> dict[str, Any]:
     """The ``installed-state`` IstioOperator that records what was installed."""
     ns = namespace_of(iop)
@@ -327,11 +407,13 @@ def render_record(iop: dict[str, Any], version: Version) -> dict[str, Any]:
 
 
 def render_components(iop: dict[str, Any], version: Version) -> list[tuple[str, list[dict[str, Any]]]]:
-    """``[(component, objects)]`` in install order: ``base``, then ``pilot``, ``egress`` and ``ingress`` if
-    enabled."""
+    """``[(component, objects)]`` in install order: ``base``, then ``pilot``, ``cni``, ``egress`` and ``ingress``
+    if enabled."""
     out = [("base", render_base(iop, version))]
     if pilot_enabled(iop):
         out.append(("pilot", render_pilot(iop, version)))
+    if cni_enabled(iop):
+        out.append(("cni", render_cni(iop, version)))
     if egress_gateway_enabled(iop):
         out.append(("egress", render_egress(iop, version)))
     if ingress_gateway_enabled(iop):

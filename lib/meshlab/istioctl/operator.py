@@ -367,10 +367,12 @@ def _camel(name: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
 
 
-def default_mesh_config(version: Version, namespace: str = "istio-system") -> dict[str, Any]:
-    """The mesh config a default install writes into the ``istio`` ConfigMap for ``version``."""
+def default_mesh_config(version: Version, namespace: str = "istio-system", revision: str = "") -> dict[str, Any]:
+    """The mesh config a default install writes into the ``istio`` (``istio-<rev>``) ConfigMap for ``version``;
+    proxies find their revision's istiod at ``discoveryAddress``."""
+    istiod = f"istiod-{revision}" if revision and revision != "default" else "istiod"
     mesh: dict[str, Any] = {
-        "defaultConfig": {"discoveryAddress": f"istiod.{namespace}.svc:15012"},
+        "defaultConfig": {"discoveryAddress": f"{istiod}.{namespace}.svc:15012"},
         "defaultProviders": {"metrics": ["prometheus"]},
         "enablePrometheusMerge": True,
         "rootNamespace": namespace,
@@ -392,7 +394,9 @@ def merged_mesh_config(iop: dict[str, Any], version: Version) -> dict[str, Any]:
     spec = iop.get("spec") or {}
     namespace = spec.get("namespace") or "istio-system"
     user = spec.get("meshConfig") or spec.get("mesh_config") or {}
-    defaults = overlay(default_mesh_config(version, namespace), profile_mesh_config(profile_of(iop), version))
+    revision = str(spec.get("revision") or (spec.get("values") or {}).get("revision") or "")
+    defaults = overlay(default_mesh_config(version, namespace, revision),
+                       profile_mesh_config(profile_of(iop), version))
     user = {(_camel(k) if _camel(k) in defaults else k): v for k, v in user.items()}
     return overlay(defaults, user)
 
@@ -433,6 +437,12 @@ def egress_gateway_enabled(iop: dict[str, Any]) -> bool:
                 if "enabled" in gw:
                     enabled = bool(gw["enabled"])
     return enabled
+
+
+def cni_enabled(iop: dict[str, Any]) -> bool:
+    """Whether the install includes Istio CNI (``components.cni.enabled``; off in the lab's profiles)."""
+    cni = ((iop.get("spec") or {}).get("components") or {}).get("cni")
+    return isinstance(cni, dict) and bool(cni.get("enabled"))
 
 
 def pilot_enabled(iop: dict[str, Any]) -> bool:

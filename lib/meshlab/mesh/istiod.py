@@ -1,8 +1,10 @@
 """The lab's istiod: computes each proxy's tracing config from the mesh config and Telemetry API.
 
-Proxies ask the running istiod (``lab.istiods.running()``) for their config; while no istiod
-pod runs they get nothing new and keep what they had. Results are cached per proxy and side
-until the ``istio`` ConfigMap, a Telemetry or a Service changes. What istiod logs follows
+Proxies ask their revision's running istiod (``lab.istiods.running(rev)``, the revision their
+``CA_ADDR`` names) for their config; while none runs they get nothing new and keep what they had.
+Each istiod reads its revision's ConfigMap (``istio``, or ``istio-<rev>`` for a revision, from its
+``REVISION`` env). Results are cached per proxy and side until that ConfigMap, a Telemetry or a
+Service changes. What istiod logs follows
 the real messages, e.g. ``Not able to configure requested tracing provider "x": could not
 find cluster for tracing provider "x": could not find service y in Istio service registry``.
 """
@@ -82,10 +84,30 @@ class Istiods:
             if istiod in self._items:
                 self._items.remove(istiod)
 
-    def running(self) -> Istiod | None:
-        """The running istiod, if any."""
+    def running(self, revision: str | None = None) -> Istiod | None:
+        """The running istiod of ``revision`` (any when None), if any."""
         with self._lock:
-            return self._items[0] if self._items else None
+            for item in self._items:
+                if revision is None or item.revision == revision:
+                    return item
+            return None
+
+    def revisions(self) -> list[str]:
+        """The revisions with a running istiod."""
+        with self._lock:
+            return sorted({i.revision for i in self._items})
+
+
+def revision_of_address(address: str) -> str:
+    """The revision a proxy's istiod address names (``CA_ADDR``, ``discoveryAddress``): ``istiod-canary.istio-system
+    .svc:15012`` → ``canary``; ``istiod.…`` → ``default``."""
+    host = address.split(":", 1)[0].split(".", 1)[0]
+    return host[len("istiod-"):] if host.startswith("istiod-") else "default"
+
+
+def mesh_configmap_name(revision: str) -> str:
+    """The ConfigMap a revision's istiod reads its mesh config from: ``istio``, or ``istio-<rev>``."""
+    return f"istio-{revision}" if revision and revision != "default" else "istio"
 
 
 READY_PORT = 8080  # istiod's /ready, probed by the kubelet
@@ -98,6 +120,8 @@ class Istiod(Container):
         super().__init__(ctx)
         self.version = ctx.lab.istio_version
         self.namespace = ctx.namespace
+        self.revision = ctx.env.get("REVISION") or "default"
+        self.mesh_configmap = mesh_configmap_name(self.revision)
         self._lock = threading.Lock()
         self._cache: dict[tuple[ProxyInfo, str], ProxyTracing | None] = {}
         self._logged: set[str] = set()
@@ -135,7 +159,8 @@ class Istiod(Container):
         if not self._running or key not in _WATCHED:
             return
         meta = obj.get("metadata", {})
-        if key == "configmaps" and not (meta.get("name") == "istio" and meta.get("namespace") == self.namespace):
+        if key == "configmaps" and not (meta.get("name") == self.mesh_configmap
+                                        and meta.get("namespace") == self.namespace):
             return
         with self._lock:
             self.generation += 1
@@ -155,7 +180,7 @@ class Istiod(Container):
         self.ctx.log(log_line(level, message))
 
     def _mesh(self) -> MeshConfig:
-        cm = self.ctx.lab.store.get("configmaps", self.namespace, "istio")
+        cm = self.ctx.lab.store.get("configmaps", self.namespace, self.mesh_configmap)
         text = ((cm or {}).get("data") or {}).get("mesh")
         try:
             mc = parse_mesh_config(text, self.version)

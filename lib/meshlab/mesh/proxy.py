@@ -18,7 +18,7 @@ from typing import Any
 from meshlab.mesh import sampling as smp
 from meshlab.mesh import spans as sp
 from meshlab.mesh.bootstrap import proxy_config_from, service_name_form
-from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line
+from meshlab.mesh.istiod import ProxyInfo, ProxyTracing, log_line, mesh_configmap_name, revision_of_address
 from meshlab.mesh.otlp_export import SpanExporter, flush_timing
 from meshlab.mesh.routing import (
     GatewayRouter,
@@ -76,7 +76,8 @@ class _Proxy(Container):
     def __init__(self, ctx: ContainerContext) -> None:
         super().__init__(ctx)
         meta = ctx.pod.get("metadata", {})
-        mesh_cm = ctx.lab.store.get("configmaps", "istio-system", "istio") or {}
+        self.revision = revision_of_address(ctx.env.get("CA_ADDR") or "")  # the istiod it talks to
+        mesh_cm = ctx.lab.store.get("configmaps", "istio-system", mesh_configmap_name(self.revision)) or {}
         boot = proxy_config_from(ctx.env, meta.get("annotations") or {}, (mesh_cm.get("data") or {}).get("mesh"))
         self.info = ProxyInfo(self.proxy_type, ctx.pod_name, ctx.namespace, ctx.pod_ip,
                               tuple(sorted((meta.get("labels") or {}).items())), sp.workload_name(ctx.pod),
@@ -95,7 +96,7 @@ class _Proxy(Container):
     # -- config from istiod ---------------------------------------------------------------------
     def tracing(self, side: str) -> ProxyTracing | None:
         """The current tracing config for ``side`` (``client`` or ``server``)."""
-        istiod = self.ctx.lab.istiods.running()
+        istiod = self.ctx.lab.istiods.running(self.revision)
         if istiod is None:
             return self._last.get(side)
         key = (id(istiod), istiod.generation)
