@@ -21,6 +21,7 @@ run_dir = None
 dry_run = False
 existing_install = None
 timeout = 180
+restart_workloads = False
 
 # %% [markdown]
 # # 02 Install Istio with an OpenTelemetry tracing provider
@@ -32,8 +33,14 @@ timeout = 180
 #
 # `istioctl install -f` with only `meshConfig` resets every other setting of an existing install. So the kit
 # first looks for an install it did not make, shows the mesh-config diff, and refuses to touch it unless
-# `existing_install` says `merge` (lay the kit's tracing settings over the live mesh config, keeping the rest)
-# or `replace`. With `dry_run=True` it only shows the diff.
+# `existing_install` says `merge` (lay the kit's tracing settings over the whole installed configuration: the
+# live mesh config and the installed components such as an egress gateway, which `istioctl install -f` would
+# otherwise prune) or `replace`. With `dry_run=True` it only shows the diff. `istio.revision` installs (or
+# updates) that revision: `istiod-<rev>` and the ConfigMap `istio-<rev>`.
+#
+# `meshConfig.defaultConfig` (`tracingServiceName` among it) is fixed in a proxy's bootstrap when its pod
+# starts: after a change, running pods keep their old settings until they restart. The notebook names them
+# and the `kubectl rollout restart`; `restart_workloads=True` restarts them.
 
 # %%
 from meshtrace.runbook import Stage
@@ -53,7 +60,8 @@ istio.show_version_notes(st)
 # ## Is Istio already installed?
 
 # %%
-st.cmd("kubectl get deploy -n istio-system -l app=istiod\nkubectl get configmap istio -n istio-system -o yaml")
+st.cmd("kubectl get deploy -n istio-system -l app=istiod\n"
+       f"kubectl get configmap {st.p.istio.mesh_configmap} -n istio-system -o yaml")
 existing = istio.detect_existing(st)
 st.md(istio.mode_note(existing, mode))
 iop = istio.check_existing(st, existing, mode)
@@ -71,18 +79,16 @@ st.cmd(f"istioctl install -y -f {st.save_manifests(operator, 'istio-operator.yam
 # %% [markdown]
 # ## Install and wait
 # `istioctl install` applies the control plane (istiod) and the ingress gateway, then writes the merged mesh
-# config into the `istio` ConfigMap. The kit records what it installed in a ConfigMap `meshtrace-install`.
+# config into the `istio` ConfigMap (`istio-<rev>` for a revision). The kit records what it installed in a
+# ConfigMap `meshtrace-install`. If `defaultConfig` changed, the pods whose proxies still run with the old one
+# are named below (and restarted when `restart_workloads=True`).
 
 # %%
 if iop is None or dry_run:
     st.md("Not installing: " + ("dry run." if iop is not None else "the existing install was left alone."))
     istio.skip_control_plane(st, iop, dry_run)
 else:
-    if istio.unchanged(st, existing, iop):
-        st.md("The kit's own install already has this mesh config and version: **unchanged**.")
-    else:
-        istio.install_operator(st, iop, timeout, istio.origin_for(existing, mode))
-    istio.check_control_plane(st, timeout)
+    istio.install_and_check(st, existing, iop, mode, timeout, restart_workloads)
 
 # %%
 st.finish()

@@ -223,7 +223,7 @@ def label_for_injection(env: str) -> None:
     from .runbook import Stage
 
     st = Stage(env, "drill")
-    st.kube.label_namespace(st.p.bookinfo.namespace, {"istio-injection": "enabled"})
+    st.kube.label_namespace(st.p.bookinfo.namespace, st.p.istio.injection_label)
 
 
 def symptoms(rows: list[Check]) -> str:

@@ -154,6 +154,8 @@ class IstioParams(_Model):
     """What to install and how the mesh is configured."""
 
     version: str | None = None  # pin; else from `istioctl version`
+    # a revision's name is a DNS label (istiod-<rev>, istio-<rev>); "" = the default revision
+    revision: str = Field(default="", pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$")
     existing_install: Literal["refuse", "merge", "replace"] = "refuse"
     tracing_service_name: TracingServiceName = "APP_LABEL_AND_NAMESPACE"
     provider: ProviderParams = Field(default_factory=ProviderParams)
@@ -169,6 +171,29 @@ class IstioParams(_Model):
             except Exception as e:  # ParamsError -> a field error
                 raise ValueError(str(e)) from None
         return v
+
+    @property
+    def mesh_configmap(self) -> str:
+        """The mesh config's ConfigMap: ``istio``, or ``istio-<rev>`` for a revision (the chart's naming)."""
+        return f"istio-{self.revision}" if self.revision else "istio"
+
+    @property
+    def istiod(self) -> str:
+        """istiod's Deployment: ``istiod``, or ``istiod-<rev>``."""
+        return f"istiod-{self.revision}" if self.revision else "istiod"
+
+    @property
+    def injection_label(self) -> dict[str, str | None]:
+        """The namespace labels that select this revision's injector: ``istio.io/rev=<rev>`` (and no
+        ``istio-injection``, which would win), else ``istio-injection=enabled``."""
+        if self.revision:
+            return {"istio.io/rev": self.revision, "istio-injection": None}
+        return {"istio-injection": "enabled"}
+
+    @property
+    def injection_text(self) -> str:
+        """:attr:`injection_label` as ``kubectl label`` arguments: ``istio.io/rev=canary istio-injection-``."""
+        return " ".join(f"{k}={v}" if v else f"{k}-" for k, v in self.injection_label.items())
 
 
 class TelemetryParams(_Model):

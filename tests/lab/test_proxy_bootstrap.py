@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from tests.faults import kit
 
-from meshlab.testing import RunningLab, start_lab, stop_lab
-from meshtrace.stages import troubleshoot, verify
-from meshtrace.stages.proxy_bootstrap import bootstrap_form
+from meshlab.testing import RunningLab, eventually, start_lab, stop_lab
+from meshtrace.stages import istio, troubleshoot, verify
+from meshtrace.stages.proxy_bootstrap import bootstrap_form, stale_proxies
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 TOKEN_ENV = "MESHLAB_BACKEND_TOKEN"
@@ -42,7 +42,7 @@ def _verify(lab: RunningLab, tag: str, settle: float):
     return st, {c.id: c for c in st.checks.checks}
 
 
-def test_name_change_without_restart_is_named(own_lab: RunningLab) -> None:
+def test_name_change_without_restart_is_named(own_lab: RunningLab, capsys: pytest.CaptureFixture[str]) -> None:
     lab = own_lab
     first = lab.stage("setup")
     kit.configure(first)
@@ -51,7 +51,11 @@ def test_name_change_without_restart_is_named(own_lab: RunningLab) -> None:
     assert pods and all(bootstrap_form(p) == "APP_LABEL_AND_NAMESPACE" for p in pods), "PROXY_CONFIG at injection"
 
     changed = lab.stage("setup", CHANGED)   # 02–05 again with the new form: nothing restarts Bookinfo
+    capsys.readouterr()
     kit.configure(changed)
+    said = capsys.readouterr().out          # 02 says which running pods keep the old settings, and the remedy
+    assert "keep their old settings until they restart" in said and "productpage-v1" in said, said[-3000:]
+    assert "kubectl -n default rollout restart deployment" in said and "restart_workloads=True" in said
     kit.deploy(changed)
     st, checks = _verify(lab, "stale", settle=20)
     form = checks["traces.service-name-form"]
@@ -74,3 +78,18 @@ def test_name_change_without_restart_is_named(own_lab: RunningLab) -> None:
         lab.kube.wait_deployments_available(ns, None, timeout=90)
     _, after = _verify(lab, "restarted", settle=60)
     assert after["traces.service-name-form"].status == "pass", after["traces.service-name-form"].to_dict()
+
+
+def test_02_restarts_the_workloads_when_asked(own_lab: RunningLab) -> None:
+    """``restart_workloads``: 02 restarts the pods whose proxies started before a ``defaultConfig`` change (runs
+    after the test above, on its Bookinfo)."""
+    lab = own_lab
+    back = lab.stage("02_install_istio")    # the name form changes back to the default one
+    istio.install_istio(back, timeout=60, restart_workloads=True)
+    # the restarted Deployments are available; the old pods may still be terminating
+    eventually(lambda: not stale_proxies(lab.kube, ["default", "istio-system"])[1], timeout=60,
+               what="no proxy left with the old settings")
+    current, stale = stale_proxies(lab.kube, ["default", "istio-system"])
+    assert current == "APP_LABEL_AND_NAMESPACE" and not stale, stale
+    live = [p for p in lab.kube.list("v1", "Pod", "default") if not p["metadata"].get("deletionTimestamp")]
+    assert live and all(bootstrap_form(p) == current for p in live), [bootstrap_form(p) for p in live]

@@ -14,6 +14,9 @@ d       1.28.1   0.100.0 (debug)       CANONICAL_NAME_ONLY           http      i
 e       1.24.3   0.120.0 (debug)       CANONICAL_NAME_AND_NAMESPACE  http      default       100
 ======  =======  ====================  ============================  ========  ============  ====================
 
+Run e also installs Istio as the revision ``canary`` (``extends: lab-revision``): ``istiod-canary``, the ConfigMap
+``istio-canary`` and ``istio.io/rev`` injection; the others use the default revision.
+
 The emulated Istio version reaches the lab through each file's ``lab.args`` (``--istio-version``). Per-env
 values live in the files rather than in ``--set``/``-p``, because those apply to every env of a run, and one
 run with ``--jobs 2`` is what lets the runner give each env a lab of its own and overlap them.
@@ -58,6 +61,7 @@ REQUIRED = {
     "collector": {(0, 54, 0), (0, 60, 0), (0, 63, 0), (0, 100, 0), "default"},
     "telemetry_namespace": {"istio-system", "default"},
     "protocol": {"grpc", "http"},
+    "revision": {"", "canary"},
 }
 # (env, check id) -> why a warn is the correct answer there; none on these healthy configurations
 EXPECTED_WARN: dict[tuple[str, str], str] = {}
@@ -94,6 +98,7 @@ def combination(env: str) -> dict[str, Any]:
         "exporter": p.collector.exporter,
         "telemetry_namespace": p.telemetry.namespace,
         "protocol": p.istio.provider.protocol,
+        "revision": p.istio.revision,
         "port": p.istio.provider.port,
         "requests": p.traffic.requests,
         "seed": lab_arg(p.lab.args, "--seed"),

@@ -225,11 +225,16 @@ def install(kube: InstallClient, iop: dict[str, Any], version: Version, out: Cal
     if revision in ("", "default") or (version < (1, 24, 0) and not previous):
         set_tag(kube, DEFAULT_TAG, revision or "default", namespace_of(iop), out, overwrite=True,
                 labels={NOT_PRUNED_LABEL: "true"}, quiet=True)
+    # before 1.21 the installer saved the ``installed-state`` IstioOperator; from 1.21 it deletes an old one
+    # (``DeleteIOPInClusterIfExists``, ``operator/cmd/mesh/install.go``) and keeps no record
     record = render_record(iop, version)
     try:
-        kube.apply(record)
+        if version < (1, 21, 0):
+            kube.apply(record)
+        else:
+            kube.delete(record)
     except ApiException as exc:
-        if exc.status != 404:  # a cluster without the IstioOperator kind keeps no record, as newer Istio
+        if exc.status != 404:  # a cluster without the IstioOperator kind keeps no record
             raise InstallError(f"failed to record the installed state: {api_error(exc)}") from exc
     out("✔ Installation complete")
 

@@ -67,18 +67,17 @@ def render_istio_operator(p: Params, version: str | IstioVersion | None = None) 
 
     Example: ``render_istio_operator(load_params("lab-http"), "1.25.2")["spec"]["meshConfig"]``.
     """
-    return {
-        "apiVersion": "install.istio.io/v1alpha1",
-        "kind": "IstioOperator",
-        "metadata": meta("meshtrace", "istio-system"),
-        "spec": {
-            "meshConfig": {
-                "enableTracing": True,
-                "defaultConfig": {"tracingServiceName": p.istio.tracing_service_name},
-                "extensionProviders": [render_provider(p, version)],
-            }
-        },
+    spec: Obj = {
+        "meshConfig": {
+            "enableTracing": True,
+            "defaultConfig": {"tracingServiceName": p.istio.tracing_service_name},
+            "extensionProviders": [render_provider(p, version)],
+        }
     }
+    if p.istio.revision:  # istiod-<rev>, ConfigMap istio-<rev>, injection by istio.io/rev=<rev>
+        spec["revision"] = p.istio.revision
+    return {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+            "metadata": meta("meshtrace", "istio-system"), "spec": spec}
 
 
 def _percent(x: float) -> int | float:

@@ -11,6 +11,7 @@ from meshtrace.manifests import deployment_names, render_bookinfo  # noqa: F401 
 from meshtrace.manifests.app import app_deployments, app_labels, app_title, render_app
 from meshtrace.runbook import Stage
 from meshtrace.stages.common import wait_deployments
+from meshtrace.stages.revisions import require_revision
 
 INJECTION_LABEL = "istio-injection"
 APPS = ("productpage", "details", "reviews", "ratings")
@@ -38,23 +39,28 @@ def check_available(st: Stage, timeout: float) -> bool:
 
 
 def label_namespace(st: Stage, dry_run: bool = False) -> str:
-    """Set ``istio-injection=enabled`` on the Bookinfo namespace; returns created/configured/unchanged."""
+    """Label the Bookinfo namespace for injection: ``istio-injection=enabled``, or ``istio.io/rev=<rev>`` (with
+    ``istio-injection`` removed, since it wins) for ``istio.revision``; returns created/configured/unchanged."""
     ns = st.p.bookinfo.namespace
-    st.cmd(f"kubectl label namespace {ns} {INJECTION_LABEL}=enabled --overwrite")
+    want = st.p.istio.injection_label
+    if st.p.istio.revision and not dry_run:  # a label for a revision nobody runs leaves every pod uninjected
+        require_revision(st.kube, st.p.istio.revision)
+    text = st.p.istio.injection_text
+    st.cmd(f"kubectl label namespace {ns} {text} --overwrite")
     live = st.kube.get("v1", "Namespace", ns)
     labels = ((live or {}).get("metadata") or {}).get("labels") or {}
-    if labels.get(INJECTION_LABEL) == "enabled":
+    if all(labels.get(k) == v for k, v in want.items()):
         result = "unchanged"
     elif dry_run:
         result = "would be " + ("created" if live is None else "labelled")
     elif live is None:
         st.kube.apply([{"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": ns, "labels": {INJECTION_LABEL: "enabled"}}}])
+                        "metadata": {"name": ns, "labels": {k: v for k, v in want.items() if v}}}])
         result = "created"
     else:
-        st.kube.label_namespace(ns, {INJECTION_LABEL: "enabled"})
+        st.kube.label_namespace(ns, want)
         result = "configured"
-    st.md(f"Namespace `{ns}` label `{INJECTION_LABEL}=enabled`: **{result}**.")
+    st.md(f"Namespace `{ns}` labels `{text}`: **{result}**.")
     return result
 
 

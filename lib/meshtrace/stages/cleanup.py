@@ -18,7 +18,7 @@ from meshtrace.manifests.app import render_app
 from meshtrace.manifests.common import meta
 from meshtrace.runbook import Stage
 from meshtrace.stages.bookinfo import INJECTION_LABEL
-from meshtrace.stages.istio import ISTIO_NS, MESH_CONFIGMAP, RECORD, detect_existing
+from meshtrace.stages.istio import ISTIO_NS, RECORD, detect_existing
 from meshtrace.versions import networking_api_version, telemetry_api_version
 
 # the oldest Istio the kit supports: its apiVersions are still served by newer ones
@@ -163,7 +163,7 @@ def _istio_left(st: Stage, gateway: bool) -> list[str]:
     existing = detect_existing(st)
     left = [f"Deployment/{d} -n {ISTIO_NS}" for d in existing.istiod]
     if existing.mesh is not None:
-        left.append(f"ConfigMap/{MESH_CONFIGMAP} -n {ISTIO_NS}")
+        left.append(f"ConfigMap/{existing.configmap} -n {ISTIO_NS}")
     if existing.record is not None:
         left.append(f"ConfigMap/{RECORD} -n {ISTIO_NS}")
     g = st.p.gateway

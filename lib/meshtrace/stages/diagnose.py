@@ -97,6 +97,7 @@ class Evidence:
     sampling: float = 100
     root_namespace: str = "istio-system"
     bookinfo_namespace: str = "default"
+    injection_label: str = "istio-injection=enabled"  # ``istio.io/rev=<rev> istio-injection-`` for a revision
     collector_namespace: str = "observability"
     collector_name: str = "opentelemetry-collector"
     collector_image: str = "otel/opentelemetry-collector-contrib:0.120.0"
@@ -393,10 +394,10 @@ def _injection(ev: Evidence) -> Finding | None:
     if not labelled:
         return Finding("namespace-not-labelled", CAUSES["namespace-not-labelled"], 80,
                        pods + [f"namespace {ns} labels: {ev.namespace_labels or 'none'}"],
-                       f"kubectl label namespace {ns} istio-injection=enabled && kubectl -n {ns} rollout restart "
+                       f"kubectl label namespace {ns} {ev.injection_label} && kubectl -n {ns} rollout restart "
                        f"deployment {' '.join(owners)}")
     return Finding("pods-predate-injection", CAUSES["pods-predate-injection"], 86,
-                   pods + [f"namespace {ns} is labelled istio-injection=enabled: these pods were created before"],
+                   pods + [f"namespace {ns} is labelled {ev.injection_label}: these pods were created before"],
                    f"kubectl -n {ns} rollout restart deployment {' '.join(owners)}")
 
 

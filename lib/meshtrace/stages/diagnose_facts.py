@@ -27,9 +27,10 @@ __all__ = ["PodState", "ProviderFacts", "TelemetryFacts", "collector_pods", "lis
 TELEMETRY_GROUP = "telemetry.istio.io"
 
 
-def read_mesh_config(kube: Kube, namespace: str = "istio-system") -> dict[str, Any] | None:
-    """The mesh config (the ``mesh`` key of the ``istio`` ConfigMap) as a mapping, or None when absent."""
-    data = kube.get_configmap(namespace, "istio")
+def read_mesh_config(kube: Kube, namespace: str = "istio-system", configmap: str = "istio") -> dict[str, Any] | None:
+    """The mesh config (the ``mesh`` key of the ``istio`` ConfigMap, ``istio-<rev>`` for a revision) as a
+    mapping, or None when absent."""
+    data = kube.get_configmap(namespace, configmap)
     if data is None or not data.get("mesh"):
         return None
     return yaml.safe_load(data["mesh"]) or {}

@@ -2,8 +2,10 @@
 
 The kit marks its own installs with a ConfigMap ``meshtrace-install`` in ``istio-system`` (the mesh config it
 installed and the version). An istiod or ``istio`` ConfigMap without that record is an install the kit did not
-make: by default it is refused; ``merge`` overlays the kit's tracing settings onto the live mesh config (other
-settings kept); ``replace`` installs the kit's IstioOperator as it is.
+make: by default it is refused; ``merge`` overlays the kit's tracing settings onto the whole installed
+configuration (the live mesh config and the installed components, :mod:`.installed_config`: ``istioctl install
+-f`` re-renders and prunes everything the file does not name); ``replace`` installs the kit's IstioOperator as it
+is. With ``istio.revision`` the revision's ``istiod-<rev>`` and ConfigMap ``istio-<rev>`` are used.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from meshtrace.manifests import istio_notes, render_istio_operator, to_yaml
 from meshtrace.manifests.common import MANAGED_BY
 from meshtrace.runbook import Stage
 from meshtrace.stages.common import wait_deployments
+from meshtrace.stages.installed_config import describe, installed_operator, merge_operator
+from meshtrace.stages.revisions import find_revisions
 from meshtrace.versions import parse_version, supports
 
 ISTIO_NS = "istio-system"
@@ -70,6 +74,8 @@ class ExistingInstall:
     revisions: list[str] = field(default_factory=list)
     mesh: dict[str, Any] | None = None                        # parsed ``mesh`` key of the ConfigMap
     record: dict[str, str] | None = None                      # the kit's record ConfigMap data
+    configmap: str = MESH_CONFIGMAP                           # ``istio`` or ``istio-<rev>``
+    installed: dict[str, Any] = field(default_factory=dict)   # the installed IstioOperator spec (merge keeps it)
 
     @property
     def present(self) -> bool:
@@ -97,23 +103,26 @@ class ExistingInstall:
             return "no Istio installed"
         who = "installed by meshtrace" if self.by_kit else "installed without meshtrace"
         parts = [who, "istiod: " + (", ".join(self.istiod) or "none"),
-                 "istio ConfigMap: " + ("present" if self.mesh is not None else "absent")]
+                 f"{self.configmap} ConfigMap: " + ("present" if self.mesh is not None else "absent")]
         if self.revisions:
             parts.append("revisions: " + ", ".join(self.revisions))
         return "; ".join(parts)
 
 
 def detect_existing(st: Stage) -> ExistingInstall:
-    """Look for istiod, the ``istio`` ConfigMap and the kit's record in ``istio-system``."""
-    kube = st.kube
+    """Look for istiod, the revision's mesh ConfigMap (``istio`` / ``istio-<rev>``), the installed components and
+    the kit's record in ``istio-system``."""
+    kube, cm = st.kube, st.p.istio.mesh_configmap
     ns = kube.get("v1", "Namespace", ISTIO_NS)
     if ns is None:
-        return ExistingInstall()
+        return ExistingInstall(configmap=cm)
     deps = [d for d in kube.list("apps/v1", "Deployment", ISTIO_NS) if d["metadata"]["name"].startswith("istiod")]
-    revs = sorted({(d["metadata"].get("labels") or {}).get("istio.io/rev", "default") for d in deps})
-    data = kube.get_configmap(ISTIO_NS, MESH_CONFIGMAP)
+    revs = find_revisions(kube, ISTIO_NS).revisions
+    data = kube.get_configmap(ISTIO_NS, cm)
     mesh = (yaml.safe_load(data.get("mesh") or "") or {}) if data is not None else None
-    return ExistingInstall([d["metadata"]["name"] for d in deps], revs, mesh, kube.get_configmap(ISTIO_NS, RECORD))
+    installed = installed_operator(kube, st.p.istio.revision, mesh, ISTIO_NS) if deps or mesh is not None else {}
+    return ExistingInstall([d["metadata"]["name"] for d in deps], revs, mesh, kube.get_configmap(ISTIO_NS, RECORD),
+                           cm, installed)
 
 
 def merge_mesh(current: dict[str, Any], kit: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +158,7 @@ def mesh_diff(current: dict[str, Any] | None, target: dict[str, Any], label: str
     """A unified diff of two mesh configs as sorted YAML (empty when equal)."""
     a = yaml.safe_dump(current, sort_keys=True).splitlines(keepends=True) if current else []
     b = yaml.safe_dump(target, sort_keys=True).splitlines(keepends=True)
-    return "".join(difflib.unified_diff(a, b, "istio ConfigMap (live)", label))
+    return "".join(difflib.unified_diff(a, b, "mesh ConfigMap (live)", label))
 
 
 def plan_operator(st: Stage, existing: ExistingInstall, mode: str) -> tuple[dict[str, Any] | None, str]:
@@ -162,14 +171,14 @@ def plan_operator(st: Stage, existing: ExistingInstall, mode: str) -> tuple[dict
     if existing.by_kit:
         recorded = yaml.safe_load((existing.record or {}).get("meshConfig") or "") or {}
         iop["spec"]["meshConfig"] = merge_mesh(recorded, iop["spec"]["meshConfig"])
+        iop = merge_operator({k: v for k, v in existing.installed.items() if k != "meshConfig"}, iop)
         return iop, "the kit's own install: what it installed before, with the current params laid over it"
     if mode == "refuse":
         return None, "Istio is installed and the kit did not install it"
     if mode == "merge":
-        iop["spec"]["meshConfig"] = merge_mesh(existing.mesh or {}, iop["spec"]["meshConfig"])
-        if len(existing.revisions) == 1 and existing.revisions[0] != "default":
-            iop["spec"]["revision"] = existing.revisions[0]
-        return iop, "merge: the kit's tracing settings over the live mesh config"
+        iop = merge_operator({**existing.installed, "meshConfig": existing.mesh or {}}, iop)
+        return iop, ("merge: the kit's tracing settings over the whole installed configuration (live mesh config; "
+                     f"components: {describe(existing.installed)})")
     return iop, "replace: the kit's IstioOperator as it is; other mesh settings return to Istio's defaults"
 
 
@@ -238,10 +247,10 @@ def install_operator(st: Stage, iop: dict[str, Any], timeout: float, origin: str
 
 def check_control_plane(st: Stage, timeout: float = 180) -> None:
     """``istio.istiod-ready``, ``istio.gateway-ready`` and ``istio.mesh-provider``."""
-    existing = detect_existing(st)
-    istiod = existing.istiod or ["istiod"]
+    istiod = [st.p.istio.istiod]
     ok, seen = wait_deployments(st, ISTIO_NS, istiod, timeout)
-    st.checks.check(ISTIOD, ok, observed=seen, expected="available")
+    st.checks.check(ISTIOD, ok, observed=seen, expected="available",
+                    hint=f"kubectl get pods -n {ISTIO_NS}; kubectl logs -n {ISTIO_NS} deploy/{istiod[0]}")
     gw = st.p.gateway
     ok, seen = wait_deployments(st, gw.ingress_namespace, [gw.ingress_service], timeout)
     st.checks.check(GATEWAY, ok, observed=seen,
@@ -250,7 +259,7 @@ def check_control_plane(st: Stage, timeout: float = 180) -> None:
 
 
 def check_mesh_provider(st: Stage, mesh: dict[str, Any] | None) -> None:
-    """``istio.mesh-provider``: the ``istio`` ConfigMap has the params' provider (service, port, protocol)."""
+    """``istio.mesh-provider``: the mesh ConfigMap (``istio``/``istio-<rev>``) has the params' provider."""
     prov = st.p.istio.provider
     want = f"{prov.name}: {prov.service}:{prov.port} over {prov.protocol}"
     found = next((x for x in (mesh or {}).get("extensionProviders") or [] if x.get("name") == prov.name), None)
@@ -261,11 +270,31 @@ def check_mesh_provider(st: Stage, mesh: dict[str, Any] | None) -> None:
                 + ", ".join(x.get("name", "?") for x in (mesh or {}).get("extensionProviders") or []) + ")")
     ok = bool(found) and otel.get("service") == prov.service and int(otel.get("port") or 0) == prov.port \
         and proto == prov.protocol
-    st.checks.check(MESH_PROVIDER, ok, observed=observed, expected=want)
+    st.checks.check(MESH_PROVIDER, ok, observed=observed, expected=want,
+                    hint=f"kubectl get configmap {st.p.istio.mesh_configmap} -n {ISTIO_NS} -o yaml; re-run 02 to "
+                         "install the provider")
+
+
+def install_and_check(st: Stage, existing: ExistingInstall, iop: dict[str, Any], mode: str, timeout: float,
+                      restart_workloads: bool = False) -> None:
+    """Install (unless the kit's record says it is unchanged), check the control plane, and say which running
+    proxies keep their old ``defaultConfig`` (restarting them with ``restart_workloads``)."""
+    from datetime import datetime, timezone
+
+    from .proxy_bootstrap import after_mesh_change
+
+    since = datetime.now(timezone.utc)
+    if unchanged(st, existing, iop):
+        st.md("The kit's own install already has exactly this mesh config and version: **unchanged**, "
+              "`istioctl install` is not run again.")
+    else:
+        install_operator(st, iop, timeout, origin_for(existing, mode))
+    check_control_plane(st, timeout)
+    after_mesh_change(st, existing.mesh, since, restart_workloads, timeout)
 
 
 def install_istio(st: Stage, existing_install: str | None = None, dry_run: bool = False,
-                  timeout: float = 180) -> dict[str, Any] | None:
+                  timeout: float = 180, restart_workloads: bool = False) -> dict[str, Any] | None:
     """The whole of 02; returns the IstioOperator installed (or that would be), None when refused."""
     mode = existing_install or st.p.istio.existing_install
     show_version_notes(st)
@@ -282,10 +311,5 @@ def install_istio(st: Stage, existing_install: str | None = None, dry_run: bool 
         st.md("Dry run: `istioctl install` was not run; the diff above is what it would change.")
         skip_control_plane(st, iop, dry_run)
         return iop
-    if unchanged(st, existing, iop):
-        st.md("The kit's own install already has exactly this mesh config and version: **unchanged**, "
-              "`istioctl install` is not run again.")
-    else:
-        install_operator(st, iop, timeout, origin_for(existing, mode))
-    check_control_plane(st, timeout)
+    install_and_check(st, existing, iop, mode, timeout, restart_workloads)
     return iop

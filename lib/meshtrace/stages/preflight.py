@@ -159,13 +159,32 @@ def check_existing_istio(st: Stage) -> None:
                       expected="no foreign Istio, or existing_install merge/replace", required=False)
         return
     blocked = existing.foreign and mode == "refuse"
+    try:
+        st.md(revision_note(st))
+    except MeshtraceError as exc:
+        st.md(f"Istio revisions: could not look ({exc}).")
     st.checks.check(EXISTING_ISTIO, not blocked,
-                    observed=f"{existing.describe()}; existing_install: {mode}",
+                    observed=f"{existing.describe()}; existing_install: {mode}; uses revision "
+                             f"{st.p.istio.revision or 'default'}",
                     expected="no foreign Istio, or existing_install merge/replace",
                     hint="Istio here was installed without the kit and 02 would refuse it (nothing has been installed "
                          "yet): choose -p existing_install=merge (keep the other mesh settings; 02 shows the diff) or "
                          "=replace, or set istio.existing_install in params (in JupyterLab: overrides = "
                          "[\"istio.existing_install=merge\"])" if blocked else "")
+
+
+def revision_note(st: Stage) -> str:
+    """Which Istio revisions and tags the cluster has, and the one the kit uses (``istio.revision``)."""
+    from .revisions import find_revisions
+
+    found = find_revisions(st.kube)
+    rev = st.p.istio.revision
+    uses = f"`{rev}` (istiod-{rev}, ConfigMap istio-{rev}, label istio.io/rev={rev})" if rev else \
+        "the default revision (istiod, ConfigMap istio, label istio-injection=enabled)"
+    where = found.resolve(rev)
+    state = ("installed" + (f" (tag → {where})" if where != (rev or "default") else "") if where else
+             "not installed yet: 02_install_istio installs it")
+    return f"Istio on the cluster: {found.describe()}. The kit uses {uses}: **{state}**."
 
 
 def check_istioctl(st: Stage) -> None:

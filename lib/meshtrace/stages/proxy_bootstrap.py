@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from ..runbook import Stage
     from .diagnose import Evidence
 
-__all__ = ["StaleProxy", "bootstrap_form", "config_changed_at", "mesh_form", "restart_commands", "stale_evidence",
+__all__ = ["StaleProxy", "after_mesh_change", "bootstrap_form", "config_changed_at", "mesh_form", "restart_commands",
+           "running_proxies", "stale_evidence",
            "stale_proxies"]
 
 DEFAULT_FORM = "APP_LABEL_AND_NAMESPACE"
@@ -115,14 +116,15 @@ def _names(pod: dict[str, Any]) -> set[str]:
 
 
 def stale_proxies(kube: Kube, namespaces: Iterable[str], wrong_names: Iterable[str] = (),
-                  mesh_namespace: str = "istio-system", by_time: bool = True) -> tuple[str, list[StaleProxy]]:
+                  mesh_namespace: str = "istio-system", by_time: bool = True,
+                  configmap: str = "istio") -> tuple[str, list[StaleProxy]]:
     """``(the mesh config's tracingServiceName, the proxies running with another one)`` in ``namespaces``.
 
     ``wrong_names`` are ``service.name`` values seen in spans in another form than the mesh config's: a pod
     without ``PROXY_CONFIG`` whose app or canonical name they carry counts as stale too. ``by_time`` also
     counts such a pod stale when it started before the ConfigMap's last change (any change, so a hint only).
     """
-    cm = kube.get("v1", "ConfigMap", "istio", mesh_namespace)
+    cm = kube.get("v1", "ConfigMap", configmap, mesh_namespace)
     try:
         mesh = yaml.safe_load(((cm or {}).get("data") or {}).get("mesh") or "") or {}
     except yaml.YAMLError:
@@ -178,10 +180,59 @@ def stale_evidence(st: Stage, ev: Evidence) -> None:
         bare = {e.split(".", 1)[0] for e in expected}
         wrong = [n for n in ev.service_names if n not in expected and n.split(".", 1)[0] in bare]
         current, stale = stale_proxies(st.kube, [p.bookinfo.namespace, p.gateway.ingress_namespace], wrong,
-                                       by_time=False)
+                                       by_time=False, configmap=p.istio.mesh_configmap)
     except MeshtraceError as exc:
         ev.errors.append(f"reading the proxies' bootstrap config: {exc}")
         return
     ev.mesh_service_name_form = current
     ev.stale_proxies = [{"namespace": s.namespace, "pod": s.pod, "owner": s.owner, "reason": s.reason}
                         for s in stale]
+
+
+def running_proxies(kube: Kube, namespaces: Iterable[str], before: datetime) -> list[StaleProxy]:
+    """Pods with a proxy in ``namespaces`` that started before ``before`` (they keep the settings they had)."""
+    out = []
+    for ns in dict.fromkeys(namespaces):
+        for pod in live_pods(kube.list("v1", "Pod", ns)):
+            started = _time((pod.get("status") or {}).get("startTime"))
+            if has_sidecar(pod) and started is not None and started < before:
+                meta = pod.get("metadata") or {}
+                out.append(StaleProxy(ns, meta.get("name", ""), pod_owner(pod),
+                                      f"running since {started:%Y-%m-%dT%H:%M:%SZ}"))
+    return out
+
+
+def after_mesh_change(st: Stage, before: dict[str, Any] | None, since: datetime, restart_workloads: bool = False,
+                      timeout: float = 180.0) -> list[str]:
+    """02 after an install: when ``meshConfig.defaultConfig`` changed (``before`` → the live mesh config), the
+    proxies of pods that started before ``since`` keep their old settings (fixed in their bootstrap) until they
+    restart. Name them and the remedy; with ``restart_workloads`` restart their Deployments and wait. Returns
+    the ``kubectl rollout restart`` commands (empty when nothing needs a restart)."""
+    from .common import wait_deployments
+    from .diagnose_facts import read_mesh_config
+
+    p = st.p
+    after = read_mesh_config(st.kube, configmap=p.istio.mesh_configmap)
+    old, new = (before or {}).get("defaultConfig") or {}, (after or {}).get("defaultConfig") or {}
+    if before is None or old == new:
+        return []
+    pods = running_proxies(st.kube, [p.bookinfo.namespace, p.gateway.ingress_namespace], since)
+    if not pods:
+        return []
+    cmds = restart_commands(pods)
+    st.md("**meshConfig.defaultConfig changed** (e.g. `tracingServiceName`): it is fixed in a proxy's bootstrap "
+          "when its pod starts, so these running pods keep their old settings until they restart:\n\n"
+          + "\n".join(f"- {s.line()}" for s in pods)
+          + ("\n\nRestarting them (`restart_workloads=True`)." if restart_workloads else
+             "\n\nRestart them (or run 02 with `restart_workloads=True`):"))
+    st.cmd("\n".join(cmds))
+    if restart_workloads:
+        by_ns: dict[str, list[str]] = {}
+        for s in pods:
+            if s.owner and s.owner not in by_ns.setdefault(s.namespace, []):
+                by_ns[s.namespace].append(s.owner)
+        for ns, owners in by_ns.items():
+            for d in owners:
+                st.kube.rollout_restart(ns, d)
+            wait_deployments(st, ns, owners, timeout)
+    return cmds

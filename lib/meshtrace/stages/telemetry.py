@@ -45,8 +45,9 @@ def read_back(st: Stage, tel: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def mesh_provider_names(st: Stage) -> list[str] | None:
-    """Names in the mesh config's ``extensionProviders`` (None when the ``istio`` ConfigMap is missing)."""
-    data = st.kube.get_configmap(ISTIO_NS, "istio")
+    """Names in the mesh config's ``extensionProviders`` (None when the ``istio``/``istio-<rev>`` ConfigMap is
+    missing)."""
+    data = st.kube.get_configmap(ISTIO_NS, st.p.istio.mesh_configmap)
     if data is None:
         return None
     mesh = yaml.safe_load(data.get("mesh") or "") or {}
@@ -71,7 +72,7 @@ def check_telemetry(st: Stage, tel: dict[str, Any], live: dict[str, Any] | None)
     ok = names is not None and bool(used) and all(u in names for u in used)
     st.checks.check(PROVIDER, ok,
                     observed=f"Telemetry uses {readable(used)}; mesh providers: "
-                             f"{readable(names) if names is not None else 'unknown (no istio ConfigMap)'}",
+                             f"{readable(names) if names is not None else f'unknown (no {st.p.istio.mesh_configmap} ConfigMap)'}",
                     expected="every provider listed in extensionProviders",
                     hint=f"set telemetry.provider to {st.p.istio.provider.name!r} (or omit it) and re-run 03, "
                          "or re-run 02 to install the provider")

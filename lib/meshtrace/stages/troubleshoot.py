@@ -96,6 +96,7 @@ def _params_evidence(st: Stage) -> Evidence:
                     provider_port=prov.port, telemetry_provider=p.telemetry_provider,
                     telemetry_namespace=p.telemetry.namespace, telemetry_name=p.telemetry.name,
                     sampling=p.telemetry.sampling, bookinfo_namespace=p.bookinfo.namespace,
+                    injection_label=p.istio.injection_text,
                     collector_namespace=col.namespace, collector_name=col.name, collector_image=col.image,
                     grpc_port_name=col.grpc_port_name, correlation_tag=p.telemetry.correlation_tag,
                     correlation_header=p.telemetry.correlation_header, **_token_ref(st))
@@ -139,7 +140,8 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
                        lambda v=verb, g=group, r=res: kube.self_subject_access(v, g, r, None), True)
         if allowed is False:
             ev.denied.append(f"{verb} {res}")
-    mesh = _try(ev, "get configmaps istio-system/istio", lambda: read_mesh_config(kube))
+    mesh = _try(ev, f"get configmaps istio-system/{p.istio.mesh_configmap}",
+                lambda: read_mesh_config(kube, configmap=p.istio.mesh_configmap))
     if mesh is not None:
         ev.mesh_providers = [f for e in mesh.get("extensionProviders") or [] if (f := provider_facts(e)) is not None]
         ev.mesh_default_tracing = list((mesh.get("defaultProviders") or {}).get("tracing") or [])
@@ -181,7 +183,8 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
         exporter = exporter_name(p.backend)
         if counters is not None and exporter is not None:
             ev.exporter_sent, ev.exporter_failed = counters.exporter(exporter)
-    istiod = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system", label_selector="app=istiod"), [])
+    istiod = _try(ev, "list pods (istiod)", lambda: kube.list(
+        "v1", "Pod", "istio-system", label_selector=f"app=istiod,istio.io/rev={p.istio.revision or 'default'}"), [])
     if istiod:
         ev.istiod_log = _try(ev, "get pods/log (istiod)", lambda: kube.pod_logs(
             "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
@@ -200,8 +203,9 @@ def _installed(st: Stage, ev: Evidence) -> None:
     if dep is not False:
         ev.collector_installed = dep is not None
     # only the verbs in NEEDED: get the istiod Deployment, else list istiod pods (a revisioned istiod-<rev>)
-    istiod = _try(ev, "get deployments istio-system/istiod",
-                  lambda: kube.get("apps/v1", "Deployment", "istiod", "istio-system"), False)
+    name = st.p.istio.istiod
+    istiod = _try(ev, f"get deployments istio-system/{name}",
+                  lambda: kube.get("apps/v1", "Deployment", name, "istio-system"), False)
     if istiod is None:
         pods = _try(ev, "list pods (istiod)", lambda: kube.list("v1", "Pod", "istio-system",
                                                               label_selector="app=istiod"))

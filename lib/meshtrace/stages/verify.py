@@ -111,7 +111,7 @@ def pod_checks(st: Stage) -> Any:
     namespaces = list(dict.fromkeys([*POD_NAMESPACES, p.collector.namespace, p.bookinfo.namespace]))
     frame = st.kube.pods_frame(namespaces)
     for spec, ns, name in (
-        (ISTIOD_READY, "istio-system", "istiod"),
+        (ISTIOD_READY, "istio-system", p.istio.istiod),
         (GATEWAY_READY, p.gateway.ingress_namespace, p.gateway.ingress_service),
         (COLLECTOR_READY, p.collector.namespace, p.collector.name),
     ):
@@ -130,7 +130,7 @@ def pod_checks(st: Stage) -> Any:
     rec.check(SIDECAR_INJECTED, bool(len(book)) and not missing,
               observed=", ".join(missing) or f"{len(book)} pods injected", expected="istio-proxy in every pod",
               hint=(f"kubectl -n {p.bookinfo.namespace} rollout restart deployment {' '.join(owners)}"
-                    if owners else f"kubectl label namespace {p.bookinfo.namespace} istio-injection=enabled"))
+                    if owners else f"kubectl label namespace {p.bookinfo.namespace} {p.istio.injection_text}"))
     col = live[(live.namespace == p.collector.namespace) & live.owner.eq(p.collector.name)]
     injected = sorted(col[col.has_istio_proxy].pod)
     ready = rec.get(COLLECTOR_READY)
@@ -150,7 +150,8 @@ def _provider_check(st: Stage) -> None:
     p = st.p
     want = {"service": p.istio.provider.service, "port": p.istio.provider.port, "protocol": p.istio.provider.protocol}
     try:
-        got = provider_facts(mesh_provider(read_mesh_config(st.kube), p.istio.provider.name))
+        got = provider_facts(mesh_provider(read_mesh_config(st.kube, configmap=p.istio.mesh_configmap),
+                                           p.istio.provider.name))
     except MeshtraceError as exc:
         got, err = None, str(exc)
     else:
@@ -443,7 +444,7 @@ def _stale_note(st: Stage, sr: ServiceReport) -> str:
         return ""
     try:
         current, stale = stale_proxies(kube, [p.bookinfo.namespace, p.gateway.ingress_namespace],
-                                       sr.wrong_form)
+                                       sr.wrong_form, configmap=p.istio.mesh_configmap)
     except MeshtraceError:
         return ""
     if current != p.istio.tracing_service_name or not stale:
