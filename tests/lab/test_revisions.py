@@ -3,7 +3,9 @@
 One private lab (the tests install, prune and retag Istio, which would disturb the session lab):
 
 * an install with an egress gateway and ``accessLogFile`` survives 02's ``merge``; the kit's plain file given
-  to ``istioctl install -f`` (what ``merge`` must not do) prunes the egress gateway and resets the setting;
+  to ``istioctl install -f`` (what ``merge`` must not do) prunes the egress gateway and resets the setting (the
+  merge made the kit's IstioOperator, ``meshtrace``, its owner: the installer prunes only what carries the
+  owner labels of the file it is given, ``getOwnerLabels``);
 * ``--revision canary`` gets ``istiod-canary`` and ``istio-canary``; ``istioctl tag set`` makes a tag the kit
   lists; a namespace labelled ``istio.io/rev=canary`` gets that revision's sidecar; a revision that is not
   installed is an error naming it and the remedy.

@@ -71,7 +71,9 @@ def test_revisions_and_tags_found_and_a_missing_one_named() -> None:
     found = find_revisions(kube)
     assert found.revisions == ["canary", "default"] and found.tags == {"prod": "canary"}
     assert [found.resolve(x) for x in ("", "canary", "prod", "blue")] == ["default", "canary", "canary", None]
-    assert require_revision(kube, "prod").tags == {"prod": "canary"}
+    assert require_revision(kube, "canary").tags == {"prod": "canary"}
+    with pytest.raises(RevisionNotInstalled, match="'prod' is a tag of the revision 'canary'.*istio.revision=canary"):
+        require_revision(kube, "prod")
     with pytest.raises(RevisionNotInstalled) as err:
         require_revision(kube, "blue")
     assert "'blue'" in str(err.value) and "istio.revision=blue" in str(err.value) and "canary" in str(err.value)
@@ -101,3 +103,20 @@ def test_saved_installed_state_is_the_base() -> None:
     spec = installed_operator(FakeKube([], {"installed-state": saved}), "", {"accessLogFile": ""})  # type: ignore[arg-type]
     assert spec == {"hub": "registry.example/istio", "values": {"global": {"logAsJson": True}},
                     "meshConfig": {"accessLogFile": ""}}
+
+
+@pytest.mark.parametrize("revision,state", [
+    ("canary", "`canary` (istiod-canary, ConfigMap istio-canary, label istio.io/rev=canary): **installed**"),
+    ("", "the default revision (istiod, ConfigMap istio, label istio-injection=enabled): **installed**"),
+    ("prod", "**a tag of the revision canary, not a revision"),
+    ("blue", "**not installed yet: 02_install_istio installs it**"),
+])
+def test_00_lists_revisions_and_says_which_it_uses(revision: str, state: str) -> None:
+    from types import SimpleNamespace
+
+    from meshtrace.stages.preflight import revision_note
+
+    st: Any = SimpleNamespace(kube=FakeKube(CLUSTER), p=load_params("lab", overrides=[f"istio.revision={revision}"]))
+    note = revision_note(st)
+    assert note.startswith("Istio on the cluster: revisions: canary, default; tags: prod → canary."), note
+    assert state in note, note

@@ -181,9 +181,12 @@ def revision_note(st: Stage) -> str:
     rev = st.p.istio.revision
     uses = f"`{rev}` (istiod-{rev}, ConfigMap istio-{rev}, label istio.io/rev={rev})" if rev else \
         "the default revision (istiod, ConfigMap istio, label istio-injection=enabled)"
-    where = found.resolve(rev)
-    state = ("installed" + (f" (tag → {where})" if where != (rev or "default") else "") if where else
-             "not installed yet: 02_install_istio installs it")
+    if (rev or "default") in found.revisions:
+        state = "installed"
+    elif rev in found.tags:
+        state = f"a tag of the revision {found.tags[rev]}, not a revision: set istio.revision to the revision"
+    else:
+        state = "not installed yet: 02_install_istio installs it"
     return f"Istio on the cluster: {found.describe()}. The kit uses {uses}: **{state}**."
 
 

@@ -75,8 +75,15 @@ def find_revisions(kube: Kube, namespace: str = "istio-system") -> Revisions:
 
 def require_revision(kube: Kube, revision: str, namespace: str = "istio-system") -> Revisions:
     """The revisions found; raises :class:`RevisionNotInstalled` when ``revision`` (params' ``istio.revision``)
-    is neither an installed revision nor a tag of one."""
+    is not an installed revision. A tag is refused too, naming its revision: the kit reads the revision's own
+    ``istiod-<rev>`` and ``istio-<rev>``, which a tag does not have."""
     found = find_revisions(kube, namespace)
+    target = found.tags.get(revision) if revision else None
+    if revision not in found.revisions and target is not None:
+        raise RevisionNotInstalled(
+            f"istio.revision {revision!r} is a tag of the revision {target!r}, not a revision: set "
+            f"istio.revision={'' if target == 'default' else target} (the kit reads istiod-<rev> and the ConfigMap "
+            "istio-<rev>, which only a revision has)")
     if found.resolve(revision) is None:
         name = revision or "default"
         raise RevisionNotInstalled(
