@@ -120,3 +120,14 @@ def test_00_lists_revisions_and_says_which_it_uses(revision: str, state: str) ->
     note = revision_note(st)
     assert note.startswith("Istio on the cluster: revisions: canary, default; tags: prod → canary."), note
     assert state in note, note
+
+
+def test_08_names_the_revision_label_for_an_unlabelled_namespace() -> None:
+    from tests.unit.test_diagnose_rules import healthy
+
+    from meshtrace.stages.diagnose import diagnose
+
+    ev = healthy(namespace_labels={}, uninjected=[{"pod": "p", "owner": "productpage-v1"}],
+                 injection_label=load_params("lab", overrides=["istio.revision=canary"]).istio.injection_text)
+    f = next(x for x in diagnose(ev) if x.cause_id == "namespace-not-labelled")
+    assert "kubectl label namespace default istio.io/rev=canary istio-injection- &&" in f.fix, f.fix

@@ -158,7 +158,8 @@ def _provider_check(st: Stage) -> None:
         err = ""
     seen = {k: getattr(got, k) for k in want} if got else None
     shown = seen or err or f"no extensionProviders entry {p.istio.provider.name!r}"
-    st.checks.check(MESH_PROVIDER, seen == want, observed=shown, expected=want)
+    st.checks.check(MESH_PROVIDER, seen == want, observed=shown, expected=want,
+                    hint=f"kubectl -n istio-system get configmap {p.istio.mesh_configmap} -o yaml; rerun 02_install_istio")
 
 
 def _telemetry_check(st: Stage) -> None:
