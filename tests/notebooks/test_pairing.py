@@ -13,7 +13,7 @@ STEMS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
 OWN_PARAMS: dict[str, dict[str, object]] = {
     "00_preflight": {},
     "01_install_collector": {"dry_run": True, "timeout": 60},
-    "02_install_istio": {"dry_run": True, "existing_install": "merge", "timeout": 60},
+    "02_install_istio": {"dry_run": True, "existing_install": "merge", "restart_workloads": True, "timeout": 60},
     "03_enable_tracing": {"dry_run": True, "timeout": 60},
     "04_deploy_bookinfo": {"dry_run": True, "restart_uninjected": True, "timeout": 60},
     "05_expose_gateway": {"dry_run": True, "timeout": 60},
