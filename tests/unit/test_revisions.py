@@ -109,7 +109,7 @@ def test_saved_installed_state_is_the_base() -> None:
     ("canary", "`canary` (istiod-canary, ConfigMap istio-canary, label istio.io/rev=canary): **installed**"),
     ("", "the default revision (istiod, ConfigMap istio, label istio-injection=enabled): **installed**"),
     ("prod", "**a tag of the revision canary, not a revision"),
-    ("blue", "**not installed yet: 02_install_istio installs it**"),
+    ("blue", "**not installed yet: 02_install_istio installs it next to canary, default (to use an installed one"),
 ])
 def test_00_lists_revisions_and_says_which_it_uses(revision: str, state: str) -> None:
     from types import SimpleNamespace

@@ -186,7 +186,10 @@ def revision_note(st: Stage) -> str:
     elif rev in found.tags:
         state = f"a tag of the revision {found.tags[rev]}, not a revision: set istio.revision to the revision"
     else:
-        state = "not installed yet: 02_install_istio installs it"
+        others = ", ".join(r for r in found.revisions if r != (rev or "default"))
+        state = "not installed yet: 02_install_istio installs it" + (
+            f" next to {others} (to use an installed one instead, set istio.revision to it; empty for default)"
+            if others else "")
     return f"Istio on the cluster: {found.describe()}. The kit uses {uses}: **{state}**."
 
 
