@@ -131,3 +131,13 @@ def test_08_names_the_revision_label_for_an_unlabelled_namespace() -> None:
                  injection_label=load_params("lab", overrides=["istio.revision=canary"]).istio.injection_text)
     f = next(x for x in diagnose(ev) if x.cause_id == "namespace-not-labelled")
     assert "kubectl label namespace default istio.io/rev=canary istio-injection- &&" in f.fix, f.fix
+
+
+def test_99_removes_the_label_04_set() -> None:
+    from types import SimpleNamespace
+
+    from meshtrace.stages.cleanup import _injection_key
+
+    keys = [_injection_key(SimpleNamespace(p=load_params("lab", overrides=o)))  # type: ignore[arg-type]
+            for o in (["istio.revision=canary"], [])]
+    assert keys == ["istio.io/rev", "istio-injection"]

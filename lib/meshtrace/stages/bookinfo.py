@@ -60,7 +60,7 @@ def label_namespace(st: Stage, dry_run: bool = False) -> str:
     else:
         st.kube.label_namespace(ns, want)
         result = "configured"
-    st.md(f"Namespace `{ns}` labels `{text}`: **{result}**.")
+    st.md(f"Namespace `{ns}` label `{text}`: **{result}**.")
     return result
 
 

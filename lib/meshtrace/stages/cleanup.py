@@ -140,18 +140,24 @@ def _hint(part: str, st: Stage, refused: list[str]) -> str:
             f"metadata.managedFields ({owner}), stop it, then run 99_cleanup again")
 
 
+def _injection_key(st: Stage) -> str:
+    """The namespace label 04 set: ``istio.io/rev`` for ``istio.revision``, else ``istio-injection``."""
+    return "istio.io/rev" if st.p.istio.revision else INJECTION_LABEL
+
+
 def check_part(st: Stage, part: str, objs: list[dict[str, Any]], rows: list[dict[str, str]]) -> None:
     """Record ``cleanup.<part>-removed``: every object of the part is gone (``rows``: how its deletion went)."""
     left = remaining(st, objs)
     if part == "bookinfo":
         ns = st.p.bookinfo.namespace
         live_ns = st.kube.get("v1", "Namespace", ns)
-        if live_ns and INJECTION_LABEL in (live_ns["metadata"].get("labels") or {}):
-            left.append(f"label {INJECTION_LABEL} on namespace {ns}")
+        label = _injection_key(st)
+        if live_ns and label in (live_ns["metadata"].get("labels") or {}):
+            left.append(f"label {label} on namespace {ns}")
     refused = [f"{r['object']} ({r['result'].removeprefix('skipped: ')})" for r in rows
                if r["result"].startswith("skipped")]
     gone = ", ".join(_ref(o) for o in objs) if part != "bookinfo" else \
-        f"all {len(objs)} Bookinfo objects (Services, ServiceAccounts, Deployments) and the {INJECTION_LABEL} label"
+        f"all {len(objs)} Bookinfo objects (Services, ServiceAccounts, Deployments) and the {_injection_key(st)} label"
     st.checks.check(REMOVED[part], not left,
                     "remaining: " + "; ".join(left) if left else "gone", f"gone: {gone}",
                     _hint(part, st, refused) if left else "")
@@ -235,20 +241,21 @@ def cleanup(st: Stage, dry_run: bool = False, timeout: float = 180) -> list[dict
     ns = st.p.bookinfo.namespace
     st.cmd(f"kubectl delete -f bookinfo-gateway.yaml -f telemetry.yaml -f bookinfo.yaml\n"
            f"kubectl delete namespace {st.p.collector.namespace}\n"
-           f"kubectl label namespace {ns} {INJECTION_LABEL}-\n"
+           f"kubectl label namespace {ns} {_injection_key(st)}-\n"
            "istioctl uninstall --purge -y   # only when the kit installed Istio")
     parts = kit_parts(st)
     by_part = {part: delete_objects(st, parts[part], dry_run) for part in PARTS}
     live_ns = st.kube.get("v1", "Namespace", ns)
-    if live_ns and INJECTION_LABEL in ((live_ns["metadata"].get("labels")) or {}):
+    label = _injection_key(st)
+    if live_ns and label in ((live_ns["metadata"].get("labels")) or {}):
         result = "would remove"
         if not dry_run:
             try:
-                st.kube.label_namespace(ns, {INJECTION_LABEL: None})
+                st.kube.label_namespace(ns, {label: None})
                 result = "removed"
             except MeshtraceError as exc:
                 result = f"skipped: {str(exc)[:120]}"
-        by_part["bookinfo"].append({"object": f"label {INJECTION_LABEL} on {ns}", "result": result})
+        by_part["bookinfo"].append({"object": f"label {label} on {ns}", "result": result})
     if dry_run:
         for part in PARTS:
             st.checks.skip(REMOVED[part], "dry run: nothing was deleted")
