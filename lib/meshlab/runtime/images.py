@@ -17,6 +17,7 @@ GATEWAY = "meshlab.mesh.proxy.Gateway"
 ISTIOD = "meshlab.mesh.istiod.Istiod"
 COLLECTOR = "meshlab.collector.CollectorContainer"
 APP = "meshlab.mesh.app.ConfigurableApp"
+CURL = "meshlab.runtime.commands.CurlContainer"  # Istio's curl and sleep samples
 
 
 
@@ -54,6 +55,8 @@ def class_path_for(image: str, spec: dict[str, Any] | None = None) -> str | None
         return ISTIOD
     if path.startswith("otel/opentelemetry-collector"):
         return COLLECTOR
+    if path in ("curlimages/curl", "governmentpaas/curl-ssl"):
+        return CURL
     return None
 
 
