@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from meshlab.apiserver import spdy, wschannel
 from meshlab.apiserver.errors import ApiError
 from meshlab.apiserver.server import Request, Response
+from meshlab.runtime.commands import runner_for
 
 if TYPE_CHECKING:
     from meshlab.apiserver.routing import Api, Target
@@ -123,12 +124,11 @@ def serve(api: Api, req: Request, t: Target) -> Response:
     if not (want["stdin"] or want["stdout"] or want["stderr"]):
         raise ApiError(400, "you must specify at least 1 of stdin, stdout, stderr", "BadRequest")
     ns, pod_name = t.namespace or "default", pod["metadata"]["name"]
-    obj = api.lab.runtime.container(ns, pod_name, name)
-    run_command = getattr(obj, "run_command", None)
+    run_command = runner_for(api.lab.runtime.container(ns, pod_name, name))
     if run_command is None:
         raise ApiError(400, f'pods "{pod_name}": exec is not available on this lab: the lab runs no commands in '
-                            f"containers (container {name!r} runs no {shlex.join(argv)!r}; only Istio's curl "
-                            "sample runs curl); read the pod with kubectl logs, or reach it through "
+                            f"containers (container {name!r} runs no {shlex.join(argv)!r}; only the curl and "
+                            "sleep samples and Bookinfo's ratings run curl); read the pod with kubectl logs, or reach it through "
                             "kubectl port-forward or the pod or service proxy", "BadRequest",
                        {"name": pod_name, "kind": "pods"})
     h = req.headers

@@ -143,6 +143,10 @@ def serve(ip: str, port: int, handler: Handler, name: str) -> ThreadingHTTPServe
     return srv
 
 
+class _PairHandler(_RequestHandler):
+    disable_nagle_algorithm = False  # a socket pair has no TCP options
+
+
 def serve_connection(sock: socket.socket, handler: Handler, port: int, client_ip: str) -> None:
     """Serve one already-connected socket with ``handler`` in a daemon thread (a port-forward into the pod)."""
     srv = _Server.__new__(_Server)  # no listening socket: only what the request handler reads
@@ -151,7 +155,7 @@ def serve_connection(sock: socket.socket, handler: Handler, port: int, client_ip
 
     def run() -> None:
         try:
-            _RequestHandler(sock, (client_ip, 0), srv)
+            _PairHandler(sock, (client_ip, 0), srv)
         except OSError:
             pass
         finally:
