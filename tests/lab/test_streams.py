@@ -3,11 +3,9 @@ client's ``portforward`` (v4 channels), and ``kubectl exec`` / the client's ``st
 
 from __future__ import annotations
 
-import queue
 import re
 import shutil
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 
@@ -50,35 +48,6 @@ def apps(lab) -> Iterator[tuple[str, str]]:
     lab.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-class PortForward:
-    """``kubectl port-forward`` in the background: its local ports once it says "Forwarding from"."""
-
-    def __init__(self, lab, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(lab.kubeconfig), "port-forward", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**lab.env(), **(env or {})})
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True).start()
-        threading.Thread(target=lambda: [self.stderr.append(x) for x in self.proc.stderr], daemon=True).start()
-
-    def ports(self, n: int) -> list[int]:
-        found: list[int] = []
-        while len(found) < n:
-            try:
-                line = self.lines.get(timeout=60)
-            except queue.Empty:
-                raise AssertionError(f"no 'Forwarding from' from kubectl: {''.join(self.stderr)}") from None
-            m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
-            if m:
-                found.append(int(m.group(1)))
-        return found
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def _get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
         return resp.read().decode()
@@ -87,7 +56,7 @@ def _get(port: int, path: str) -> str:
 @pytest.mark.parametrize("websockets", ["true", "false"], ids=["websocket-tunnel", "spdy"])
 def test_kubectl_port_forward(lab, apps, websockets):
     ns, pod = apps
-    pf = PortForward(lab, "-n", ns, f"pod/{pod}", ":8080", ":9999",
+    pf = lab.port_forward("-n", ns, f"pod/{pod}", ":8080", ":9999",
                      env={"KUBECTL_PORT_FORWARD_WEBSOCKETS": websockets})
     try:
         port, closed = pf.ports(2)
@@ -107,7 +76,7 @@ def test_kubectl_port_forward(lab, apps, websockets):
 
 def test_kubectl_port_forward_to_a_service(lab, apps):
     ns, pod = apps
-    pf = PortForward(lab, "-n", ns, "svc/echo", ":http")
+    pf = lab.port_forward("-n", ns, "svc/echo", ":http")
     try:
         (port,) = pf.ports(1)
         assert _get(port, "/svc") == f"GET /svc from {pod}\n"

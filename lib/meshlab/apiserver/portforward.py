@@ -12,8 +12,8 @@ Three protocols, as a real API server and kubelet serve them:
   bytes (``portforward/websocket.go``). The connection ends when every port's forwarding has ended.
 
 Each forwarded connection dials the pod's port as the container runtime does, from inside the pod: an app
-served in-process behind its sidecar is reached directly, bypassing the sidecar (localhost traffic is not
-redirected), anything else at the pod IP. A port nothing listens on gives containerd's error, wrapped as the
+the lab serves in process is reached directly (behind a sidecar too: localhost traffic is not redirected to
+it), anything else (the proxies' own ports, the echo image) at the pod IP. A port nothing listens on gives containerd's error, wrapped as the
 kubelet wraps it, on the error stream.
 """
 
@@ -59,7 +59,7 @@ def dial(lab: LabContext, pod: dict[str, Any], port: int) -> socket.socket:
 
     ip = (pod.get("status") or {}).get("podIP") or ""
     net = lab.pod_nets.get(ip)
-    app = net.apps.get(port) if net.sidecar is not None else None
+    app = net.apps.get(port)  # an app the lab serves in process: behind a sidecar it has no socket of its own
     if app is not None:
         ours, theirs = socket.socketpair()
         serve_connection(theirs, app, port, "127.0.0.1")
