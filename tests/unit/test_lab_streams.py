@@ -267,3 +267,27 @@ def test_which_containers_run_commands() -> None:
     assert runner_for(BookinfoApp(ctx("docker.io/istio/examples-bookinfo-productpage-v1:1.20.2"))) is None
     assert runner_for(Idle(ctx("busybox"))) is None
     assert runner_for(None) is None
+
+
+def test_the_nginx_image_serves_its_default_site_on_port_80() -> None:
+    import urllib.error
+    import urllib.request
+
+    from meshlab.runtime.nginx import Nginx
+
+    spec = {"name": "nginx", "image": "nginx:1.15.4"}
+    pod = {"metadata": {"name": "web", "namespace": "default"}, "spec": {"containers": [spec]}}
+    assert container_class("docker.io/library/nginx:1.15.4") is Nginx
+    c = Nginx(ContainerContext(SimpleNamespace(pod_nets=PodNets()), pod, spec, "127.251.9.9"))  # type: ignore[arg-type]
+    c.start()
+    try:
+        assert c.ready()
+        with urllib.request.urlopen("http://127.251.9.9/", timeout=5) as resp:
+            assert resp.headers["Server"] == "nginx/1.15.4"
+            assert "<h1>Welcome to nginx!</h1>" in resp.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen("http://127.251.9.9/missing", timeout=5)
+        assert err.value.code == 404 and b"<hr><center>nginx/1.15.4</center>" in err.value.read()
+    finally:
+        c.stop()
+    assert not c.ready()
