@@ -151,3 +151,19 @@ def test_python_client_exec(lab, apps):
     resp.run_forever(timeout=20)
     assert resp.returncode == 6
 
+
+
+def test_port_forward_ends_when_the_pod_goes(lab, apps):
+    ns, _ = apps
+    lab.kubectl("run", "-n", ns, "gone", "--image=meshlab/echo", "--port=8080")
+    lab.kubectl("wait", "-n", ns, "--for=condition=ready", "pod/gone", "--timeout=60s")
+    pf = lab.port_forward("-n", ns, "pod/gone", ":8080")
+    try:
+        (port,) = pf.ports(1)
+        assert _get(port, "/") == "GET / from gone\n"
+        lab.kubectl("delete", "-n", ns, "pod/gone", "--wait=false")
+        assert pf.proc.wait(timeout=30) != 0  # kubectl ends the session it lost, with an error
+        assert "lost connection to pod" in "".join(pf.stderr)
+    finally:
+        if pf.proc.poll() is None:
+            pf.stop()

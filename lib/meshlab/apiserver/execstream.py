@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import threading
 from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any
@@ -138,7 +139,7 @@ def serve(api: Api, req: Request, t: Target) -> Response:
             raise ApiError(400, "unable to upgrade: unable to negotiate protocol: client supports "
                                 f"{wschannel.offered(h)}, server supports [{wschannel.V5} {wschannel.V4}]")
 
-        def ws_run(rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
+        def ws_run(rfile: BufferedIOBase, wfile: BufferedIOBase, sock: socket.socket) -> None:
             _websocket(wschannel.WebSocket(rfile, wfile), run_command, argv, want)
         return Response(101, headers=wschannel.handshake_headers(h, proto), upgrade=ws_run)
     if "upgrade" in h.get("connection", "").lower() and h.get("upgrade", "").lower().startswith("spdy/3.1"):
@@ -149,7 +150,7 @@ def serve(api: Api, req: Request, t: Target) -> Response:
                                 f"server supports {SPDY_PROTOCOLS}", "Forbidden")
         headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", proto)]
 
-        def spdy_run(rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
+        def spdy_run(rfile: BufferedIOBase, wfile: BufferedIOBase, sock: socket.socket) -> None:
             _spdy(rfile.read, wfile.write, run_command, argv, want)
         return Response(101, headers=headers, upgrade=spdy_run)
     raise ApiError(400, "Upgrade request required", "BadRequest")

@@ -23,6 +23,7 @@ import hashlib
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any
 
@@ -182,6 +183,21 @@ def _channels(lab: LabContext, pod: dict[str, Any], ports: list[int], ws: wschan
         box.feed(b"")
 
 
+def _watch_pod(lab: LabContext, pod: dict[str, Any], sock: socket.socket, over: threading.Event) -> None:
+    """Shut the client's connection once the pod is gone or stops running (its sandbox, and so the kubelet's
+    streams, end with it); return when the session ends first."""
+    meta = pod["metadata"]
+    while not over.wait(0.5):  # the store has no per-object callback here: look twice a second
+        now = lab.store.get("pods", meta.get("namespace"), meta["name"])
+        if (now is None or now["metadata"].get("uid") != meta.get("uid") or now["metadata"].get("deletionTimestamp")
+                or (now.get("status") or {}).get("phase") != "Running"):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+
+
 def _ports(req: Request) -> list[int]:
     out: list[int] = []
     for raw in req.query.get("ports") or []:
@@ -200,6 +216,16 @@ def serve(api: Api, req: Request, t: Target) -> Response:
     if not (pod.get("status") or {}).get("podIP") or (pod.get("status") or {}).get("phase") != "Running":
         raise ApiError(400, f"pod {pod['metadata']['name']} is not running", "BadRequest")
     lab, h = api.lab, req.headers
+
+    def until_pod_goes(session: Callable[[], None], sock: socket.socket) -> None:
+        """Run the session; end the connection when the pod goes (kubectl then says it lost the pod)."""
+        over = threading.Event()
+        threading.Thread(target=_watch_pod, args=(lab, pod, sock, over), name="portforward-pod", daemon=True).start()
+        try:
+            session()
+        finally:
+            over.set()
+
     if wschannel.is_websocket(h):
         proto = wschannel.choose(h, [wschannel.SPDY_TUNNEL, wschannel.V4, ""])
         if proto is None:
@@ -209,17 +235,18 @@ def serve(api: Api, req: Request, t: Target) -> Response:
                                 f"{wschannel.offered(h)}, server supports [{wschannel.SPDY_TUNNEL} {wschannel.V4}]")
         hs = wschannel.handshake_headers(h, proto)
         if proto == wschannel.SPDY_TUNNEL:
-            def tunnel(rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
+            def tunnel(rfile: BufferedIOBase, wfile: BufferedIOBase, sock: socket.socket) -> None:
                 ws = wschannel.WebSocket(rfile, wfile)
-                _spdy_session(lab, pod, wschannel.TunnelReader(ws).read, wschannel.sender(ws))
+                until_pod_goes(lambda: _spdy_session(lab, pod, wschannel.TunnelReader(ws).read,
+                                                     wschannel.sender(ws)), sock)
                 ws.close()
             return Response(101, headers=hs, upgrade=tunnel)
         ports = _ports(req)
         if not ports:
             raise ApiError(400, 'query parameter "port" is required')
 
-        def channels(rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
-            _channels(lab, pod, ports, wschannel.WebSocket(rfile, wfile))
+        def channels(rfile: BufferedIOBase, wfile: BufferedIOBase, sock: socket.socket) -> None:
+            until_pod_goes(lambda: _channels(lab, pod, ports, wschannel.WebSocket(rfile, wfile)), sock)
         return Response(101, headers=hs, upgrade=channels)
     if "upgrade" in h.get("connection", "").lower() and h.get("upgrade", "").lower().startswith("spdy/3.1"):
         offered = [p.strip() for p in h.get("x-stream-protocol-version", "").split(",") if p.strip()]
@@ -228,9 +255,7 @@ def serve(api: Api, req: Request, t: Target) -> Response:
                                 f"server supports [{PROTOCOL}]", "Forbidden")
         headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", PROTOCOL)]
 
-        def raw(rfile: BufferedIOBase, wfile: BufferedIOBase) -> None:
-            def write(b: bytes) -> None:
-                wfile.write(b)
-            _spdy_session(lab, pod, rfile.read, write)
+        def raw(rfile: BufferedIOBase, wfile: BufferedIOBase, sock: socket.socket) -> None:
+            until_pod_goes(lambda: _spdy_session(lab, pod, rfile.read, wfile.write), sock)
         return Response(101, headers=headers, upgrade=raw)
     raise ApiError(400, "Upgrade request required", "BadRequest")

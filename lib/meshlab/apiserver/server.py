@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -55,8 +56,8 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: Iterator[bytes] | None = None
-    # A protocol switch (``code`` 101): after the headers, the connection's reader and writer belong to it
-    upgrade: Callable[[BufferedIOBase, BufferedIOBase], None] | None = None
+    # A protocol switch (``code`` 101): after the headers, the connection (reader, writer, socket) belongs to it
+    upgrade: Callable[[BufferedIOBase, BufferedIOBase, socket.socket], None] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -122,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.settimeout(None)  # a port-forward may idle for long
             try:
-                resp.upgrade(self.rfile, self.wfile)
+                resp.upgrade(self.rfile, self.wfile, self.connection)
             except (BrokenPipeError, ConnectionResetError, OSError):
                 pass
             return
