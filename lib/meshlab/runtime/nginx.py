@@ -66,9 +66,11 @@ class Nginx(Container):
             code = 405 if req.method not in ("GET", "HEAD") and path in ("/", "/index.html") else 404
             body = _not_found(self.version) if code == 404 else _not_found(self.version).replace(
                 "404 Not Found", "405 Not Allowed")
-            return Response(code, body.encode(), [*headers, ("Content-Type", "text/html")])
+            return Response(code, body.encode(), [*headers, ("Content-Type", "text/html"),
+                                                  ("Content-Length", str(len(body)))])
         stamp = formatdate(self._started, usegmt=True)
-        return Response(200, WELCOME.encode(), [*headers, ("Content-Type", "text/html"), ("Last-Modified", stamp),
+        return Response(200, WELCOME.encode(), [*headers, ("Content-Type", "text/html"),
+                                                ("Content-Length", str(len(WELCOME))), ("Last-Modified", stamp),
                                                 ("ETag", f'"{int(self._started):x}-{len(WELCOME):x}"'),
                                                 ("Accept-Ranges", "bytes")])
 
