@@ -68,35 +68,23 @@ def dial(lab: LabContext, pod: dict[str, Any], port: int) -> socket.socket:
     return socket.create_connection((ip, port), timeout=10)
 
 
-def pump(conn: socket.socket, reader: Any, write: Any) -> None:
+def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object], done: threading.Event) -> None:
+    """Copy until the reader ends, the writer refuses (False) or the connection fails; then say so."""
+    try:
+        while (data := read(65536)) and write(data) is not False:
+            pass
+    except OSError:
+        pass
+    done.set()
+
+
+def pump(conn: socket.socket, reader: Any, write: Callable[[bytes], object]) -> None:
     """Copy both ways between ``conn`` and a stream (``reader.read(n)``, ``write(bytes)``) until either side ends,
     then close ``conn`` (containerd returns after the first copy finishes)."""
     done = threading.Event()
     conn.settimeout(None)
-
-    def up() -> None:
-        try:
-            while True:
-                data = reader.read(65536)
-                if not data:
-                    break
-                conn.sendall(data)
-        except OSError:
-            pass
-        done.set()
-
-    def down() -> None:
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data or write(data) is False:
-                    break
-        except OSError:
-            pass
-        done.set()
-
-    threading.Thread(target=up, name="portforward-up", daemon=True).start()
-    threading.Thread(target=down, name="portforward-down", daemon=True).start()
+    threading.Thread(target=_copy, args=(reader.read, conn.sendall, done), name="portforward-up", daemon=True).start()
+    threading.Thread(target=_copy, args=(conn.recv, write, done), name="portforward-down", daemon=True).start()
     done.wait()
     try:
         conn.shutdown(socket.SHUT_RDWR)
