@@ -62,6 +62,10 @@ def test_kubectl_port_forward(lab, apps, websockets):
         port, closed = pf.ports(2)
         assert _get(port, "/one") == f"GET /one from {pod}\n"
         assert _get(port, "/two") == f"GET /two from {pod}\n"  # a second connection over the same session
+        big = bytes(range(256)) * 8192  # 2 MiB each way: many frames, in both directions
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/big", data=big, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.read() == f"POST /big from {pod}\n".encode() + big
         with pytest.raises(OSError):
             _get(closed, "/")
         err = eventually(lambda: "".join(pf.stderr) if "connection refused" in "".join(pf.stderr) else "",
