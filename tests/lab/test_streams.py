@@ -73,9 +73,11 @@ def test_kubectl_port_forward(lab, apps, websockets):
         assert re.search(r"error forwarding port 9999 to pod [0-9a-f]{64}, uid : failed to execute portforward "
                          r'in network namespace .*failed to connect to localhost:9999 inside namespace .*'
                          r"dial tcp4 127\.0\.0\.1:9999: connect: connection refused", err)
-        assert pf.proc.poll() is None
+        # client-go closes the whole connection when a forward reports an error: kubectl ends, as on a cluster
+        assert pf.proc.wait(timeout=30) == 1 and "lost connection to pod" in "".join(pf.stderr)
     finally:
-        pf.stop()
+        if pf.proc.poll() is None:
+            pf.stop()
 
 
 def test_kubectl_port_forward_to_a_service(lab, apps):
@@ -171,3 +173,12 @@ def test_port_forward_ends_when_the_pod_goes(lab, apps):
     finally:
         if pf.proc.poll() is None:
             pf.stop()
+
+
+def test_exec_into_a_container_that_is_not_running(lab, apps):
+    ns, _ = apps
+    lab.kubectl("run", "-n", ns, "crashy", "--image=meshlab/crash")
+    eventually(lambda: "CrashLoopBackOff" in lab.kubectl_text("get", "pod", "-n", ns, "crashy"),
+               what="the pod to crash-loop")
+    res = lab.kubectl("exec", "-n", ns, "crashy", "--", "curl", "x", check=False)
+    assert res.returncode == 1 and 'container not found ("crashy")' in res.stderr

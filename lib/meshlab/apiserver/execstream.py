@@ -125,7 +125,10 @@ def serve(api: Api, req: Request, t: Target) -> Response:
     if not (want["stdin"] or want["stdout"] or want["stderr"]):
         raise ApiError(400, "you must specify at least 1 of stdin, stdout, stderr", "BadRequest")
     ns, pod_name = t.namespace or "default", pod["metadata"]["name"]
-    run_command = runner_for(api.lab.runtime.container(ns, pod_name, name))
+    obj = api.lab.runtime.container(ns, pod_name, name)
+    if obj is None or (pod.get("status") or {}).get("phase") != "Running":
+        raise ApiError(400, f'container not found ("{name}")', "BadRequest")  # the kubelet's answer
+    run_command = runner_for(obj)
     if run_command is None:
         raise ApiError(400, f'pods "{pod_name}": exec is not available on this lab: the lab runs no commands in '
                             f"containers (container {name!r} runs no {shlex.join(argv)!r}; only the curl and "
