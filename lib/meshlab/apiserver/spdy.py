@@ -180,6 +180,7 @@ class Inbox:
         self._eof = False
 
     def feed(self, data: bytes) -> None:
+        """Bytes that arrived (b"" = no more will)."""
         self._q.put(data)
 
     def read(self, n: int = 65536) -> bytes:
@@ -204,6 +205,7 @@ class Stream(Inbox):
         self.closed = False  # our side (FIN sent or reset)
 
     def header(self, name: str) -> str:
+        """One of the client's headers (any case); "" when absent."""
         return self.headers.get(name.lower(), "")
 
     def write(self, data: bytes) -> bool:

@@ -1,9 +1,9 @@
 """The server side of WebSocket (RFC 6455) and of the Kubernetes channel protocols carried over it.
 
-The API server upgrades ``pods/exec``, ``attach`` and ``portforward`` to a WebSocket when the client asks for one
-(``Upgrade: websocket``). Each binary message of ``v4.channel.k8s.io`` / ``v5.channel.k8s.io`` starts with one
+A real API server upgrades ``pods/exec``, ``attach`` and ``portforward`` to a WebSocket when the client asks for
+one (``Upgrade: websocket``); the lab, exec and portforward. Each binary message of ``v4.channel.k8s.io`` / ``v5.channel.k8s.io`` starts with one
 channel byte (exec: 0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize; v5 adds 255 = close a channel; port-forward:
-2·i data and 2·i+1 error for the i-th port), as ``k8s.io/apiserver/pkg/util/wsstream`` frames them.
+2·i data and 2·i+1 error for the i-th port), as ``k8s.io/apimachinery/pkg/util/httpstream/wsstream`` frames them.
 ``SPDY/3.1+portforward.k8s.io`` tunnels a SPDY connection: the payloads of binary messages are the SPDY bytes.
 """
 
@@ -139,6 +139,7 @@ class ChannelWriter:
         self.ws, self.channel = ws, channel
 
     def write(self, data: bytes) -> None:
+        """One message on this channel (nothing for no data)."""
         if data:
             self.ws.send(bytes([self.channel]) + data)
 
@@ -163,6 +164,7 @@ class TunnelReader:
         self._buf = b""
 
     def read(self, n: int) -> bytes:
+        """``n`` bytes (fewer only at the end of the connection), across as many messages as it takes."""
         while len(self._buf) < n:
             msg = self.ws.receive()
             if msg is None:
