@@ -52,6 +52,43 @@ KUBECTL = os.environ.get("KUBECTL", "kubectl")
 T = TypeVar("T")
 
 
+class PortForward:
+    """A background ``kubectl port-forward``: its local ports once it prints "Forwarding from", its stderr."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        import queue
+        import threading
+
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr: list[str] = []
+        out, err = self.proc.stdout, self.proc.stderr
+        assert out is not None and err is not None
+        threading.Thread(target=lambda: list(map(self.lines.put, out)), daemon=True).start()
+        threading.Thread(target=lambda: list(map(self.stderr.append, err)), daemon=True).start()
+
+    def ports(self, n: int, timeout: float = 60.0) -> list[int]:
+        """The first ``n`` local ports kubectl listens on (127.0.0.1); AssertionError with its stderr if none come."""
+        import queue
+        import re
+
+        found: list[int] = []
+        while len(found) < n:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no 'Forwarding from' from kubectl: {''.join(self.stderr)}") from None
+            m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
+            if m:
+                found.append(int(m.group(1)))
+        return found
+
+    def stop(self) -> None:
+        """Terminate kubectl and wait for it."""
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def eventually(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> T:
     """Poll ``fn`` until it returns a truthy value and return it; raise AssertionError at the deadline.
 
@@ -150,6 +187,11 @@ class RunningLab:
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}")
         return res
+
+    def port_forward(self, *args: str, env: dict[str, str] | None = None) -> PortForward:
+        """``kubectl port-forward *args`` in the background (``stop()`` it); ``ports(n)`` waits for its ports."""
+        return PortForward([KUBECTL, "--kubeconfig", str(self.kubeconfig), "port-forward", *args],
+                           {**self.env(), **(env or {})})
 
     def kubectl_text(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 150) -> str:
         """``kubectl`` and its standard output."""

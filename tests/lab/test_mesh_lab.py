@@ -238,3 +238,21 @@ def test_wrong_port_and_wrong_host_are_logged_and_give_no_spans(mesh_lab, receiv
                    in mesh_lab.logs("istio-system", "app=istiod", "discovery"), what="istiod to log the lookup failure")
     finally:
         set_mesh(mesh_lab, *good)
+
+
+def test_port_forward_and_exec_curl_in_the_mesh(mesh_lab, receiver):
+    """``kubectl port-forward`` reaches productpage past its sidecar; ``kubectl exec … -c ratings -- curl`` (Istio's
+    Bookinfo page checks the app so) leaves through the ratings sidecar, which reports the call."""
+    rec, _ = receiver
+    pf = mesh_lab.port_forward("deploy/productpage-v1", ":9080")
+    try:
+        (port,) = pf.ports(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/productpage", timeout=10) as resp:
+            assert resp.status == 200 and b"<title>Simple Bookstore App</title>" in resp.read()
+    finally:
+        pf.stop()
+    out = mesh_lab.kubectl_text("exec", "deploy/ratings-v1", "-c", "ratings", "--", "curl", "-sS",
+                                "productpage:9080/productpage")
+    assert "<title>Simple Bookstore App</title>" in out
+    eventually(lambda: any(s == "ratings.default" and n.startswith("productpage.default.svc.cluster.local:9080")
+                           for s, n in rec.snapshot()[0]), what="the ratings sidecar's span of the exec'd curl")

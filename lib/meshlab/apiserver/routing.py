@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import crud, discovery, subresources, watch
+from meshlab.apiserver import crud, discovery, execstream, portforward, subresources, watch
 from meshlab.apiserver.errors import ApiError, not_found
 from meshlab.apiserver.server import Request, Response
 from meshlab.resources import Resource
@@ -101,6 +101,10 @@ class Api:
             return subresources.logs(self, req, t)
         if t.sub == "scale":
             return subresources.scale(self, req, t)
+        if t.sub == "portforward":
+            return portforward.serve(self, req, t)
+        if t.sub == "exec":
+            return execstream.serve(self, req, t)
         if t.sub in subresources.STREAMS:
             return subresources.no_stream(self, req, t)
         if t.name is None:

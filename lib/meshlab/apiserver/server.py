@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -54,6 +56,8 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: Iterator[bytes] | None = None
+    # A protocol switch (``code`` 101): after the headers, the connection (reader, writer, socket) belongs to it
+    upgrade: Callable[[BufferedIOBase, BufferedIOBase, socket.socket], None] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,7 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers: dict[str, str] = {}
+        for k, v in self.headers.items():  # a repeated header is one list (X-Stream-Protocol-Version comes so)
+            headers[k.lower()] = f"{headers[k.lower()]}, {v}" if k.lower() in headers else v
         # Path segments arrive percent-encoded (e.g. `otel-backend%3A16686` for a proxy target); the real API
         # server routes on the decoded path.
         req = Request(self.command, unquote(parts.path), parse_qs(parts.query, keep_blank_values=True), headers, body,
@@ -109,6 +115,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _send(self, resp: Response) -> None:
+        if resp.upgrade is not None:
+            self.send_response_only(resp.code)
+            for k, v in resp.headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.close_connection = True
+            self.connection.settimeout(None)  # a port-forward may idle for long
+            try:
+                resp.upgrade(self.rfile, self.wfile, self.connection)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass
+            return
         if resp.stream is not None:
             self.send_response(resp.code)
             self.send_header("Content-Type", resp.content_type)

@@ -215,15 +215,14 @@ def admin(api: Api, req: Request, segs: list[str]) -> Response:
     return Response(200, {"faults": faults.as_list()})
 
 
-STREAMS = {"exec": "runs no commands in containers", "attach": "has no container processes to attach to",
-           "portforward": "does not serve port-forward (no streaming upgrades)"}
+STREAMS = {"attach": "has no container processes to attach to"}  # exec and portforward: execstream, portforward
 
 
 def no_stream(api: Api, req: Request, t: Target) -> Response:
-    """``pods/exec``, ``attach`` and ``portforward``: the pod must exist; then a 400 Status that says why the lab
-    cannot do it (its containers are in-process objects, not processes), instead of a bare 404."""
+    """``pods/attach``: the pod must exist; then a 400 Status that says why the lab cannot do it (its containers
+    are in-process objects, not processes), instead of a bare 404."""
     pod = api.get_or_404(t)
     name = pod["metadata"]["name"]
     raise ApiError(400, f'pods "{name}": {t.sub} is not available on this lab: the lab {STREAMS[t.sub or ""]}; '
-                        "read the pod with kubectl logs, or reach it through the pod or service proxy",
+                        "read the pod with kubectl logs, or reach it through kubectl port-forward or the pod or service proxy",
                    "BadRequest", {"name": name, "kind": "pods"})

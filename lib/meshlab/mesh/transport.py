@@ -143,6 +143,27 @@ def serve(ip: str, port: int, handler: Handler, name: str) -> ThreadingHTTPServe
     return srv
 
 
+class _PairHandler(_RequestHandler):
+    disable_nagle_algorithm = False  # a socket pair has no TCP options
+
+
+def serve_connection(sock: socket.socket, handler: Handler, port: int, client_ip: str) -> None:
+    """Serve one already-connected socket with ``handler`` in a daemon thread (a port-forward into the pod)."""
+    srv = _Server.__new__(_Server)  # no listening socket: only what the request handler reads
+    srv.handler, srv.port = handler, port
+    srv.open_conns, srv.conns_lock = set(), threading.Lock()
+
+    def run() -> None:
+        try:
+            _PairHandler(sock, (client_ip, 0), srv)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    threading.Thread(target=run, name="pod-conn", daemon=True).start()
+
+
 def shutdown(srv: ThreadingHTTPServer) -> None:
     """Stop a server started by :func:`serve` and close its socket."""
     srv.shutdown()

@@ -17,6 +17,8 @@ GATEWAY = "meshlab.mesh.proxy.Gateway"
 ISTIOD = "meshlab.mesh.istiod.Istiod"
 COLLECTOR = "meshlab.collector.CollectorContainer"
 APP = "meshlab.mesh.app.ConfigurableApp"
+CURL = "meshlab.runtime.commands.CurlContainer"  # Istio's curl and sleep samples
+NGINX = "meshlab.runtime.nginx.Nginx"
 
 
 
@@ -54,6 +56,10 @@ def class_path_for(image: str, spec: dict[str, Any] | None = None) -> str | None
         return ISTIOD
     if path.startswith("otel/opentelemetry-collector"):
         return COLLECTOR
+    if path in ("curlimages/curl", "governmentpaas/curl-ssl"):
+        return CURL
+    if path in ("nginx", "library/nginx"):
+        return NGINX
     return None
 
 

@@ -2,7 +2,8 @@
 
 The steps are the task's bash blocks as the page gives them
 (``content/en/docs/tasks/observability/distributed-tracing/opentelemetry/index.md`` in istio/istio.io, the
-"Exporting via gRPC" variant), and Bookinfo's deploy and ingress steps from ``docs/examples/bookinfo``. They run
+"Exporting via gRPC" variant), and Bookinfo's deploy, confirm (curl from the ratings pod) and ingress steps from
+``docs/examples/bookinfo``. They run
 in a shell whose working directory holds ``samples/`` (the pinned copy, ``tests/fixtures/istio-samples/1.25.2``)
 and ``otel.yaml`` as the task asks a user to download it; ``kubectl`` and the lab's ``istioctl`` are on PATH.
 The task's last step reads the collector's log: spans with the task's custom tag must be there.
@@ -75,6 +76,7 @@ BOOKINFO = """
 kubectl apply -f samples/bookinfo/platform/kube/bookinfo.yaml
 kubectl apply -f samples/bookinfo/networking/bookinfo-gateway.yaml
 kubectl wait --for=condition=available deployment --all --timeout=120s
+kubectl exec "$(kubectl get pod -l app=ratings -o jsonpath='{.items[0].metadata.name}')" -c ratings -- curl -sS productpage:9080/productpage | grep -o "<title>.*</title>"
 """
 
 GATEWAY_URL = """
@@ -135,6 +137,7 @@ def test_the_opentelemetry_task_runs_literally(shell: Shell) -> None:
     out = shell.run(BOOKINFO, timeout=240)
     assert "deployment.apps/reviews-v3 created" in out
     assert "virtualservice.networking.istio.io/bookinfo created" in out
+    assert out.count("<title>Simple Bookstore App</title>") == 1  # the page's check from the ratings pod
     out = shell.run(TRAFFIC)
     assert out.count("<title>Simple Bookstore App</title>") == 5
 
