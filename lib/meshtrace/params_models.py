@@ -293,9 +293,18 @@ class AppParams(_Model):
         return self.kind == "bookinfo"
 
 
-class GatewayParams(_Model):
-    """Gateway and VirtualService exposing Bookinfo."""
+GATEWAY_API_CRDS = "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
+
+class GatewayParams(_Model):
+    """How Bookinfo is exposed: ``kind: istio`` (an Istio Gateway and VirtualService bound to an ingress gateway
+    Deployment) or ``kind: gateway-api`` (a ``gateway.networking.k8s.io`` Gateway of class ``istio`` and an
+    HTTPRoute named ``virtual_service``; istiod deploys ``<name>-istio`` for it, so the ingress Service,
+    namespace and selector default to that). ``crds``: the Gateway API CRDs applied when the cluster lacks them
+    (a URL or a file)."""
+
+    kind: Literal["istio", "gateway-api"] = "istio"
     namespace: DnsLabel = "default"
     name: DnsSubdomain = "bookinfo-gateway"
     virtual_service: DnsSubdomain = "bookinfo"
@@ -303,6 +312,18 @@ class GatewayParams(_Model):
     port: int = Field(default=80, ge=1, le=65535)
     ingress_service: DnsLabel = "istio-ingressgateway"
     ingress_namespace: DnsLabel = "istio-system"
+    crds: str = GATEWAY_API_CRDS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gateway_api_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("kind") == "gateway-api":
+            data = dict(data)
+            name = data.get("name", "bookinfo-gateway")
+            data.setdefault("ingress_service", f"{name}-istio")
+            data.setdefault("ingress_namespace", data.get("namespace", "default"))
+            data.setdefault("selector", {GATEWAY_NAME_LABEL: name})
+        return data
 
 
 class TrafficParams(_Model):
