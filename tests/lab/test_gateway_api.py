@@ -147,3 +147,33 @@ def test_helm_gateway_has_the_charts_shape() -> None:
         assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"status-port": 15021, "http2": 80, "https": 443}
     finally:
         mini.stop()
+
+
+@pytest.mark.lab
+def test_kit_reads_the_address_from_the_gateways_status(gwapi_lab: RunningLab, namespace: str,
+                                                       tmp_path: Path) -> None:
+    """05 for ``gateway.kind: gateway-api``: 02's class check passes, the address comes from the Programmed
+    Gateway's status; a Gateway whose Service is a ClusterIP (address a cluster host name, no NodePort) fails
+    ``gateway.address`` with the remedy."""
+    from meshtrace.errors import ClusterError
+    from meshtrace.stages import gateway as gateway_stage
+    from meshtrace.stages import gateway_api as kit
+
+    st = gwapi_lab.stage("05_expose_gateway", "gateway.kind=gateway-api", f"gateway.namespace={namespace}",
+                         f"bookinfo.namespace={namespace}", run_dir=tmp_path)
+    assert kit.ensure_crds(st) == "present"
+    ok, seen = kit.class_ready(st, timeout=30)
+    assert ok, seen
+    st.apply(gateway_stage.show_gateway(st))
+    addr = gateway_stage.resolve_gateway(st, timeout=60)
+    gw = get_json(gwapi_lab, "-n", namespace, "gateway", "bookinfo-gateway")
+    assert (addr.via, addr.host, addr.port) == ("Gateway status", gw["status"]["addresses"][0]["value"], 80)
+
+    gwapi_lab.kubectl_text("-n", namespace, "annotate", "gateway", "bookinfo-gateway",
+                           "networking.istio.io/service-type=ClusterIP")
+    eventually(lambda: get_json(gwapi_lab, "-n", namespace, "gateway", "bookinfo-gateway")["status"]
+               ["addresses"][0]["type"] == "Hostname", what="the address to become the Service's host name")
+    with pytest.raises(ClusterError, match="no way in") as exc:
+        gateway_stage.resolve_gateway(st, timeout=30)
+    gateway_stage.address_failed(st, exc.value)
+    assert {c.id: c.status for c in st.checks.checks}["gateway.address"] == "fail"

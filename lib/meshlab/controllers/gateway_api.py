@@ -204,8 +204,9 @@ class GatewayApi:
             if key == "services":  # keep what the API server allocated (clusterIP, nodePorts)
                 spec = copy.deepcopy(cur.get("spec") or {})
                 old_ports = {p.get("port"): p for p in spec.get("ports") or []}
-                spec["ports"] = [{**p, **{k: v for k, v in old_ports.get(p["port"], {}).items()
-                                          if k in ("nodePort", "targetPort")}} for p in obj["spec"]["ports"]]
+                kept = ("targetPort",) if obj["spec"]["type"] == "ClusterIP" else ("nodePort", "targetPort")
+                spec["ports"] = [{**p, **{k: v for k, v in old_ports.get(p["port"], {}).items() if k in kept}}
+                                 for p in obj["spec"]["ports"]]
                 spec["selector"], spec["type"] = obj["spec"]["selector"], obj["spec"]["type"]
                 want_spec = spec
             labels_same = (cur["metadata"].get("labels") or {}) == obj["metadata"]["labels"]

@@ -1,0 +1,70 @@
+"""``gateway.kind``: the Gateway API objects 05 renders equal Istio's Bookinfo sample, the ingress Service,
+namespace and selector follow the kind (or params), and the expected call graph starts at the gateway in use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshtrace.errors import ParamsError
+from meshtrace.manifests import render_gateway
+from meshtrace.params import load_params
+from meshtrace.stages.gateway_api import load_crds, status_address
+from meshtrace.traces.callgraph import callgraph_from_params
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests/fixtures/istio-samples/1.25.2/bookinfo/gateway-api/bookinfo-gateway.yaml"
+
+
+def test_gateway_api_objects_equal_istios_sample() -> None:
+    p = load_params("lab", ["gateway.kind=gateway-api"], root=ROOT)
+    ours = render_gateway(p, "1.25.2")
+    want = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
+    assert [(o["apiVersion"], o["kind"], o["metadata"]["name"], o["spec"]) for o in ours] == \
+        [(o["apiVersion"], o["kind"], o["metadata"]["name"], o["spec"]) for o in want]
+    assert {o["metadata"]["namespace"] for o in ours} == {"default"}
+
+
+def test_the_ingress_follows_the_kind_unless_params_name_it() -> None:
+    api = load_params("lab", ["gateway.kind=gateway-api", "gateway.name=edge"], root=ROOT).gateway
+    assert (api.ingress_service, api.ingress_namespace, api.selector) == \
+        ("edge-istio", "default", {"gateway.networking.k8s.io/gateway-name": "edge"})
+    helm = load_params("lab-helm-gateway", root=ROOT).gateway
+    assert (helm.kind, helm.ingress_service, helm.ingress_namespace, helm.selector) == \
+        ("istio", "istio-ingress", "istio-ingress", {"istio": "ingress"})
+    assert render_gateway(load_params("lab-helm-gateway", root=ROOT), "1.25.2")[0]["spec"]["selector"] == \
+        {"istio": "ingress"}
+    istio = load_params("lab", root=ROOT).gateway
+    assert (istio.kind, istio.ingress_service, istio.ingress_namespace) == ("istio", "istio-ingressgateway",
+                                                                            "istio-system")
+    with pytest.raises(ParamsError):
+        load_params("lab", ["gateway.kind=ingress"], root=ROOT)
+
+
+@pytest.mark.parametrize("env, overrides, root", [
+    ("lab", [], "istio-ingressgateway.istio-system"),
+    ("lab", ["istio.tracing_service_name=CANONICAL_NAME_ONLY"], "istio-ingressgateway"),
+    ("lab-gateway-api", [], "bookinfo-gateway-istio.default"),
+    ("lab-gateway-api", ["istio.tracing_service_name=CANONICAL_NAME_AND_NAMESPACE"], "bookinfo-gateway-istio.default"),
+    ("lab-gateway-api", ["istio.tracing_service_name=CANONICAL_NAME_ONLY"], "bookinfo-gateway-istio"),
+    ("lab-helm-gateway", [], "istio-ingress.istio-ingress"),
+])
+def test_the_call_graph_starts_at_the_gateway_in_use(env: str, overrides: list[str], root: str) -> None:
+    g = callgraph_from_params(load_params(env, overrides, root=ROOT))
+    assert g.root == root and (root, g.services[1]) in g.edges
+
+
+def test_crds_file_and_status_address(tmp_path: Path) -> None:
+    crds = load_crds(str(ROOT / load_params("lab", root=ROOT).gateway.crds))
+    assert {c["metadata"]["name"] for c in crds} >= {"gateways.gateway.networking.k8s.io",
+                                                     "httproutes.gateway.networking.k8s.io"}
+    (tmp_path / "x.yaml").write_text("kind: ConfigMap\napiVersion: v1\n")
+    with pytest.raises(ParamsError, match="no CustomResourceDefinition"):
+        load_crds(str(tmp_path / "x.yaml"))
+    with pytest.raises(ParamsError, match="cannot read"):
+        load_crds(str(tmp_path / "missing.yaml"))
+    assert status_address({"status": {"addresses": [{"type": "Hostname", "value": "gw.default.svc"}]}}) == \
+        ("Hostname", "gw.default.svc")
+    assert status_address({"status": {}}) is None
