@@ -14,6 +14,10 @@ d       1.28.1   0.100.0 (debug)       CANONICAL_NAME_ONLY           http      i
 e       1.24.3   0.120.0 (debug)       CANONICAL_NAME_AND_NAMESPACE  http      default       100
 ======  =======  ====================  ============================  ========  ============  ====================
 
+Two more envs are healthy cluster shapes on defaults otherwise: ``lab-gateway-api`` (``gateway.kind:
+gateway-api``: a Gateway API Gateway and HTTPRoute, the traces rooted at ``bookinfo-gateway-istio.default``) and
+``lab-helm-gateway`` (the lab started with ``--ingress helm``: ``istio-ingress`` in ``istio-ingress``).
+
 The emulated Istio version reaches the lab through each file's ``lab.args`` (``--istio-version``). Per-env
 values live in the files rather than in ``--set``/``-p``, because those apply to every env of a run, and one
 run with ``--jobs 2`` is what lets the runner give each env a lab of its own and overlap them.
@@ -28,7 +32,7 @@ say "too few").
 Every check of every env must pass: no fail, no warn, no skip (no warn is the right answer on these healthy
 configurations), and 08's diagnosis names no cause. Failures list the env's non-pass rows of ``summary.csv``.
 
-Cost: one runner invocation, five envs two at a time: ~80 s on an idle 2-core machine, ~140 s while other
+Cost: one runner invocation, seven envs two at a time: ~110 s on an idle 2-core machine, ~190 s while other
 suites load it.
 """
 
@@ -41,6 +45,7 @@ from typing import Any
 import pytest
 
 from meshtrace.params import load_params
+from meshtrace.traces.callgraph import callgraph_from_params
 from meshtrace.traces.sampling_stats import requests_needed
 from meshtrace.versions import collector_version
 
@@ -48,8 +53,10 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOK = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("99_"))
-# the longest (c: 150 requests one at a time) first, so that the other four fill the second slot meanwhile
-MATRIX = ["lab-matrix-c", "lab-matrix-a", "lab-matrix-b", "lab-matrix-d", "lab-matrix-e"]
+# the longest (c: 150 requests one at a time) first, so that the other four fill the second slot meanwhile;
+# then the cluster shapes: Bookinfo behind a Gateway API Gateway, and a Helm-installed istio-ingress
+MATRIX = ["lab-matrix-c", "lab-matrix-a", "lab-matrix-b", "lab-matrix-d", "lab-matrix-e", "lab-gateway-api",
+          "lab-helm-gateway"]
 # what the matrix must cover, per dimension
 REQUIRED = {
     "tracing_service_name": {"APP_LABEL_AND_NAMESPACE", "CANONICAL_NAME_ONLY", "CANONICAL_NAME_AND_NAMESPACE"},
@@ -58,6 +65,7 @@ REQUIRED = {
     "collector": {(0, 54, 0), (0, 60, 0), (0, 63, 0), (0, 100, 0), "default"},
     "telemetry_namespace": {"istio-system", "default"},
     "protocol": {"grpc", "http"},
+    "gateway": {"istio-ingressgateway.istio-system", "bookinfo-gateway-istio.default", "istio-ingress.istio-ingress"},
 }
 # (env, check id) -> why a warn is the correct answer there; none on these healthy configurations
 EXPECTED_WARN: dict[tuple[str, str], str] = {}
@@ -97,6 +105,7 @@ def combination(env: str) -> dict[str, Any]:
         "port": p.istio.provider.port,
         "requests": p.traffic.requests,
         "seed": lab_arg(p.lab.args, "--seed"),
+        "gateway": f"{p.gateway.ingress_service}.{p.gateway.ingress_namespace}",
     }
 
 
@@ -181,6 +190,9 @@ def test_env_ran_its_combination(matrix_run: RunnerRun, env: str) -> None:
     assert row("istio.mesh-provider")["observed"].endswith(f":{c['port']} over {c['protocol']}")
     assert row("traces.service-name-form")["expected"].startswith(c["tracing_service_name"] + ":")
     assert row("telemetry.applied")["expected"].startswith(f"Telemetry {c['telemetry_namespace']}/")
+    # the traces start at the env's gateway, named as its tracingServiceName gives it (none: Telemetry in default)
+    root = callgraph_from_params(load_params(env, root=REPO)).root
+    assert row("traces.whole")["expected"].startswith(f"every trace rooted at {root},"), row("traces.whole")
     sampling = row("traces.sampling")
     assert sampling["expected"] == f"{c['sampling']:g}%"
     assert f"/{c['requests']} traced" in sampling["observed"], sampling
