@@ -177,3 +177,25 @@ def test_kit_reads_the_address_from_the_gateways_status(gwapi_lab: RunningLab, n
         gateway_stage.resolve_gateway(st, timeout=30)
     gateway_stage.address_failed(st, exc.value)
     assert {c.id: c.status for c in st.checks.checks}["gateway.address"] == "fail"
+
+
+def test_up_options_install_the_shapes() -> None:
+    """``meshlab up --gateway-api-crds --ingress helm``: the CRDs are stored, Established and served; the Helm
+    release is there."""
+    from meshlab.cli import build_parser
+    from meshlab.controllers.cluster_shapes import install_shapes
+
+    args = build_parser().parse_args(["up", "--gateway-api-crds", "--ingress", "helm"])
+    assert (args.gateway_api_crds, args.ingress) == (True, "helm")
+    mini = MiniLab(block=246)
+    try:
+        mini.config.gateway_api_crds, mini.config.ingress = True, "helm"
+        assert mini.registry.by_key(f"gateways.{GROUP}") is None
+        install_shapes(mini)  # type: ignore[arg-type]
+        for plural in ("gatewayclasses", "gateways", "httproutes", "referencegrants", "grpcroutes"):
+            crd = mini.store.get("customresourcedefinitions.apiextensions.k8s.io", None, f"{plural}.{GROUP}")
+            assert crd is not None and cond(crd["status"], "Established")["status"] == "True"
+            assert mini.registry.by_key(f"{plural}.{GROUP}") is not None
+        assert mini.store.get("deployments.apps", NAMESPACE, RELEASE) is not None
+    finally:
+        mini.stop()

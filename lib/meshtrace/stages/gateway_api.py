@@ -29,6 +29,7 @@ API = f"{GROUP}/v1"
 CLASS = "istio"
 CONTROLLER = "istio.io/gateway-controller"
 CRD_KINDS = ("GatewayClass", "Gateway", "HTTPRoute")
+CRD_PLURALS = ("gatewayclasses", "gateways", "httproutes")
 CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 
 
@@ -38,7 +39,13 @@ def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
 
 
 def crds_served(st: Stage) -> bool:
-    """Whether the cluster serves GatewayClass, Gateway and HTTPRoute in ``gateway.networking.k8s.io/v1``."""
+    """Whether the cluster serves GatewayClass, Gateway and HTTPRoute in ``gateway.networking.k8s.io/v1``: their
+    CRDs exist and are Established (asked of the API server, not of a discovery cache that may be older), and
+    discovery lists the kinds."""
+    for plural in CRD_PLURALS:
+        crd = st.kube.get(*CRD, f"{plural}.{GROUP}")
+        if crd is None or condition(crd, "Established").get("status") != "True":
+            return False
     try:
         for kind in CRD_KINDS:
             st.kube.resource(API, kind)
