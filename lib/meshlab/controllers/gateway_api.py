@@ -87,6 +87,13 @@ def listener_protocol_error(protocol: str) -> str | None:
     return f'protocol "{protocol}" is unsupported'
 
 
+def human_join(items: list[str]) -> str:
+    """``humanReadableJoin``: "a", "a and b", "a, b, and c"."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
 def _same_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
     def key(cs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return [(c.get("type"), c.get("status"), c.get("reason"), c.get("message"), c.get("observedGeneration"))
@@ -262,9 +269,9 @@ class GatewayApi:
         internal, warnings, external = self._instances(svc, host, ns, name, listeners)
         programmed = condition("Programmed", True, "Programmed", "Resource programmed", gen)
         if internal:
-            programmed["message"] = f"Resource programmed, assigned to service(s) {', '.join(internal)}"
+            programmed["message"] = f"Resource programmed, assigned to service(s) {human_join(internal)}"
         if warnings:
-            msg = (f"Assigned to service(s) {', '.join(internal)}, but failed to assign to all requested addresses: "
+            msg = (f"Assigned to service(s) {human_join(internal)}, but failed to assign to all requested addresses: "
                    if internal else "Failed to assign to any requested addresses: ") + "; ".join(warnings)
             programmed = condition("Programmed", False, "AddressNotAssigned", msg, gen)
         old = gw.get("status") or {}
@@ -329,7 +336,8 @@ class GatewayApi:
                 for lst in listeners:
                     per = attached.setdefault((pns, pname), {})
                     per[str(lst.get("name"))] = per.get(str(lst.get("name")), 0) + 1
-                accepted = (condition("Accepted", True, "Accepted", "Route was valid", gen) if listeners else
+                valid = "Route was valid" + (f", bound to {len(listeners)} parents" if len(listeners) > 1 else "")
+                accepted = (condition("Accepted", True, "Accepted", valid, gen) if listeners else
                             condition("Accepted", False, "NotAllowedByListeners",
                                       "no listeners included by this parent ref allowed this attachment.", gen))
                 missing = backend_missing(self.lab.store, route)
