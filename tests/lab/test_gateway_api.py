@@ -100,6 +100,9 @@ def test_gateway_is_deployed_programmed_and_routes(gwapi_lab: RunningLab, namesp
     address = gw["addresses"][0]
     assert address["type"] == "IPAddress"
     assert gw["listeners"][0]["attachedRoutes"] == 2
+    # kubectl's columns (the CRD's printer columns with their JSONPath filters)
+    assert lab.kubectl_text("-n", namespace, "get", "gtw", "web", "--no-headers").split()[:4] == \
+        ["web", "istio", address["value"], "True"]
 
     ok = get_json(lab, "-n", namespace, "httproute", "hello")["status"]["parents"][0]
     assert ok["controllerName"] == "istio.io/gateway-controller"
