@@ -114,6 +114,25 @@ def test_gateway_is_deployed_programmed_and_routes(gwapi_lab: RunningLab, namesp
     eventually(lambda: status_code(f"{base}/hello") == 200, what="the HTTPRoute to route /hello")
     assert status_code(f"{base}/elsewhere") == 404  # no route matches
 
+    # a Service in another namespace: refused until a ReferenceGrant there allows it
+    far = route("far", "web", "kubernetes", "/far")
+    far["spec"]["rules"][0]["backendRefs"][0].update(namespace="default", port=443)
+    lab.apply(far, ns=namespace)
+    refused = eventually(lambda: ((get_json(lab, "-n", namespace, "httproute", "far").get("status") or {})
+                                  .get("parents") or [None])[0], what="the far route's status")
+    assert cond(refused, "ResolvedRefs")["reason"] == "RefNotPermitted"
+    assert "missing a ReferenceGrant?" in cond(refused, "ResolvedRefs")["message"]
+    grant = {"apiVersion": f"{GROUP}/v1beta1", "kind": "ReferenceGrant",
+             "metadata": {"name": f"from-{namespace}", "namespace": "default"},
+             "spec": {"from": [{"group": GROUP, "kind": "HTTPRoute", "namespace": namespace}],
+                      "to": [{"group": "", "kind": "Service", "name": "kubernetes"}]}}
+    lab.apply(grant)
+    try:
+        eventually(lambda: cond(get_json(lab, "-n", namespace, "httproute", "far")["status"]["parents"][0],
+                                "ResolvedRefs")["status"] == "True", what="the grant to resolve the far route")
+    finally:
+        lab.kubectl_text("-n", "default", "delete", "referencegrant", f"from-{namespace}")
+
     lab.kubectl_text("-n", namespace, "delete", "gateway", "web")
     eventually(lambda: "web-istio" not in lab.kubectl_text("-n", namespace, "get", "deploy,svc", "-o", "name"),
                what="the deployed gateway to go with its Gateway")

@@ -71,3 +71,12 @@ def test_crds_file_and_status_address(tmp_path: Path) -> None:
     assert status_address({"status": {"addresses": [{"type": "Hostname", "value": "gw.default.svc"}]}}) == \
         ("Hostname", "gw.default.svc")
     assert status_address({"status": {}}) is None
+
+
+def test_a_route_to_another_namespace_comes_with_a_reference_grant() -> None:
+    p = load_params("lab", ["gateway.kind=gateway-api", "gateway.namespace=edge"], root=ROOT)
+    gw, route, grant = render_gateway(p, "1.25.2")
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "productpage", "port": 9080, "namespace": "default"}]
+    assert (grant["kind"], grant["metadata"]["namespace"]) == ("ReferenceGrant", "default")
+    assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "edge"}]
+    assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": "productpage"}]

@@ -19,7 +19,8 @@ It acts only once the Gateway API's CRDs are served (``kubectl apply`` of the st
   defaults to, ``Accepted`` and ``Programmed`` Unknown, ``Pending``, "Waiting for controller". The lab's API
   server does not apply a CRD's schema defaults, so this controller writes that default from the CRD.
 * **HTTPRoutes** get ``status.parents`` for each parent Gateway that is Istio's: ``Accepted`` "Route was valid"
-  (or ``NotAllowedByListeners``) and ``ResolvedRefs`` "All references resolved" (or ``BackendNotFound``).
+  (or ``NotAllowedByListeners``) and ``ResolvedRefs`` "All references resolved" (or ``BackendNotFound``, or
+  ``RefNotPermitted`` for a Service in another namespace without a ReferenceGrant).
 
 The routing itself (which backend a request reaches) is ``meshlab.mesh.routing``; this module only keeps the
 objects and statuses that a real cluster shows.
@@ -124,7 +125,7 @@ class GatewayApi:
     def wants(self, key: str, obj: dict[str, Any]) -> bool:
         """Whether a store event concerns the Gateway API (its kinds, their CRDs, gateway Services, Endpoints
         and pods, istiod's pods)."""
-        if key in (CLASSES, GATEWAYS, HTTPROUTES):
+        if key in (CLASSES, GATEWAYS, HTTPROUTES, f"referencegrants.{GROUP}"):
             return True
         meta = obj.get("metadata") or {}
         if key == CRDS:
@@ -322,7 +323,7 @@ class GatewayApi:
     # -- HTTPRoute status ---------------------------------------------------------------------------
     def _routes(self, managed: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, int]]:
         """Each HTTPRoute's ``status.parents`` for Istio's Gateways; returns attached routes per listener."""
-        from meshlab.mesh.routing import attachable_listeners, backend_missing, parent_refs
+        from meshlab.mesh.routing import attachable_listeners, backend_problem, parent_refs
 
         attached: dict[tuple[str, str], dict[str, int]] = {}
         for route in self.lab.store.list(HTTPROUTES):
@@ -340,10 +341,9 @@ class GatewayApi:
                 accepted = (condition("Accepted", True, "Accepted", valid, gen) if listeners else
                             condition("Accepted", False, "NotAllowedByListeners",
                                       "no listeners included by this parent ref allowed this attachment.", gen))
-                missing = backend_missing(self.lab.store, route)
-                resolved = (condition("ResolvedRefs", False, "BackendNotFound", f"backend({missing}) not found", gen)
-                            if missing else condition("ResolvedRefs", True, "ResolvedRefs", "All references resolved",
-                                                      gen))
+                problem = backend_problem(self.lab.store, route)
+                resolved = (condition("ResolvedRefs", False, problem[0], problem[1], gen) if problem else
+                            condition("ResolvedRefs", True, "ResolvedRefs", "All references resolved", gen))
                 parents.append({"parentRef": ref, "controllerName": CONTROLLER_NAME,
                                 "conditions": [accepted, resolved]})
             if parents or (route.get("status") or {}).get("parents"):

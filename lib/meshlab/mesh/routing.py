@@ -13,7 +13,8 @@ A gateway Istio deployed for a Gateway API ``Gateway`` (its pods labelled
 istiod's conversion of them into VirtualServices does: a listener on the request's port whose protocol Istio
 takes and whose ``allowedRoutes`` admit the route's namespace (``Same`` by default), hostnames matched, then
 rules in order and each rule's ``matches`` (path ``Exact``/``PathPrefix``/``RegularExpression``, headers,
-method; no ``matches`` is a ``/`` prefix); ``backendRefs`` are Services by name and port, picked by ``weight``.
+method; no ``matches`` is a ``/`` prefix); ``backendRefs`` are Services by name and port, picked by ``weight``;
+a Service in another namespace needs a ReferenceGrant there (without one the lab answers 404, Istio 500).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 GATEWAYS = "gateways.networking.istio.io"
 K8S_GATEWAYS = "gateways.gateway.networking.k8s.io"
 HTTPROUTES = "httproutes.gateway.networking.k8s.io"
+REFERENCEGRANTS = "referencegrants.gateway.networking.k8s.io"
+GROUP = "gateway.networking.k8s.io"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 ROUTE_PROTOCOLS = ("HTTP", "HTTPS")
 VIRTUALSERVICES = "virtualservices.networking.istio.io"
@@ -367,16 +370,36 @@ def attachable_listeners(gw: dict, route: dict, ref: dict) -> list[dict]:
     return out
 
 
-def backend_missing(store: Any, route: dict) -> str | None:
-    """The first backendRef whose Service does not exist, as Istio names it (``name.ns.svc.cluster.local``)."""
+def backend_permitted(store: Any, rns: str, b: dict) -> bool:
+    """Whether an HTTPRoute in ``rns`` may use backendRef ``b``: same namespace, or a ReferenceGrant in the
+    Service's namespace from HTTPRoutes in ``rns`` to that Service (or to all Services)."""
+    ns = str(b.get("namespace") or rns)
+    if ns == rns:
+        return True
+    for grant in store.list(REFERENCEGRANTS, ns):
+        spec = grant.get("spec") or {}
+        if any(f.get("group") == GROUP and f.get("kind") == "HTTPRoute" and f.get("namespace") == rns
+               for f in spec.get("from") or []) and \
+                any(t.get("group", "") in ("", "core") and t.get("kind") == "Service" and
+                    t.get("name") in (None, "", b.get("name")) for t in spec.get("to") or []):
+            return True
+    return False
+
+
+def backend_problem(store: Any, route: dict) -> tuple[str, str] | None:
+    """The first backendRef Istio refuses, as (reason, message): ``RefNotPermitted`` across namespaces without a
+    ReferenceGrant, ``BackendNotFound`` for a Service that does not exist."""
     rns = route["metadata"].get("namespace", "default")
     for rule in (route.get("spec") or {}).get("rules") or []:
         for b in rule.get("backendRefs") or []:
             if b.get("kind", "Service") != "Service" or b.get("group", "") not in ("", "core"):
                 continue
             ns = str(b.get("namespace") or rns)
+            if not backend_permitted(store, rns, b):
+                return "RefNotPermitted", (f"backendRef {b.get('name')}/{ns} not accessible to a HTTPRoute in "
+                                           f'namespace "{rns}" (missing a ReferenceGrant?)')
             if store.get("services", ns, str(b.get("name", ""))) is None:
-                return f"{b.get('name')}.{ns}.{DOMAIN}"
+                return "BackendNotFound", f"backend({b.get('name')}.{ns}.{DOMAIN}) not found"
     return None
 
 
@@ -423,7 +446,8 @@ def httproute_route(store: Any, namespace: str, gateway: str, listener_port: int
         for rule in spec.get("rules") or []:
             for m in rule.get("matches") or [{}]:
                 ok, value, kind = _httproute_match(m, path, method, headers)
-                backends = [b for b in rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"]
+                backends = [b for b in rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"
+                            and backend_permitted(store, rns, b)]
                 if not ok or not backends:
                     continue
                 b = _weighted_pick([{**x, "weight": x.get("weight", 1)} for x in backends], pick)

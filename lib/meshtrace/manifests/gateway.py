@@ -68,8 +68,9 @@ def render_gateway_api(p: Params) -> list[Obj]:
     entry = p.app.entry
     routes = ROUTES if p.app.is_bookinfo else [("prefix", "/")]
     backend: Obj = {"name": entry.service, "port": entry.port}
-    if p.app.namespace != g.namespace:
-        backend["namespace"] = p.app.namespace  # across namespaces the Service's namespace needs a ReferenceGrant
+    cross = p.app.namespace != g.namespace
+    if cross:
+        backend["namespace"] = p.app.namespace
     gateway: Obj = {
         "apiVersion": GATEWAY_API,
         "kind": "Gateway",
@@ -90,4 +91,13 @@ def render_gateway_api(p: Params) -> list[Obj]:
                        "backendRefs": [backend]}],
         },
     }
-    return [gateway, route]
+    if not cross:
+        return [gateway, route]
+    grant: Obj = {  # a route may use a Service in another namespace only where a ReferenceGrant allows it
+        "apiVersion": f"{GATEWAY_API.split('/')[0]}/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": meta(f"{g.virtual_service}-from-{g.namespace}", p.app.namespace, MANAGED_BY),
+        "spec": {"from": [{"group": GATEWAY_API.split("/")[0], "kind": "HTTPRoute", "namespace": g.namespace}],
+                 "to": [{"group": "", "kind": "Service", "name": entry.service}]},
+    }
+    return [gateway, route, grant]
