@@ -325,6 +325,18 @@ class GatewayParams(_Model):
             data.setdefault("selector", {GATEWAY_NAME_LABEL: name})
         return data
 
+    @model_validator(mode="after")
+    def _gateway_api_ingress(self) -> GatewayParams:
+        if self.kind == "gateway-api":
+            want = (f"{self.name}-istio", self.namespace, {GATEWAY_NAME_LABEL: self.name})
+            if (self.ingress_service, self.ingress_namespace, self.selector) != want:
+                raise ValueError(
+                    f"gateway.kind gateway-api: istiod deploys the gateway as {want[0]} in {want[1]} (pods labelled "
+                    f"{GATEWAY_NAME_LABEL}={self.name}), but gateway.ingress_service/ingress_namespace/selector say "
+                    f"{self.ingress_service} in {self.ingress_namespace} ({self.selector}); drop them (they name the "
+                    "gateway of kind istio) or use the params of an env without them")
+        return self
+
 
 class TrafficParams(_Model):
     """The requests 06_generate_traffic sends."""

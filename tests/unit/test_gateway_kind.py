@@ -80,3 +80,8 @@ def test_a_route_to_another_namespace_comes_with_a_reference_grant() -> None:
     assert (grant["kind"], grant["metadata"]["namespace"]) == ("ReferenceGrant", "default")
     assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "edge"}]
     assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": "productpage"}]
+
+
+def test_gateway_api_refuses_an_ingress_named_for_another_gateway() -> None:
+    with pytest.raises(ParamsError, match="istiod deploys the gateway as bookinfo-gateway-istio"):
+        load_params("lab-helm-gateway", ["gateway.kind=gateway-api"], root=ROOT)
