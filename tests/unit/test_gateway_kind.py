@@ -85,3 +85,47 @@ def test_a_route_to_another_namespace_comes_with_a_reference_grant() -> None:
 def test_gateway_api_refuses_an_ingress_named_for_another_gateway() -> None:
     with pytest.raises(ParamsError, match="istiod deploys the gateway as bookinfo-gateway-istio"):
         load_params("lab-helm-gateway", ["gateway.kind=gateway-api"], root=ROOT)
+
+
+class _Kube:
+    """The cluster reads ``class_ready`` makes, answered from a dict (``crds``: name -> CRD)."""
+
+    def __init__(self, crds: dict[str, dict], gateway_class: dict | None) -> None:
+        self.crds, self.gateway_class = crds, gateway_class
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        return self.crds.get(name)
+
+    def resource(self, api_version: str, kind: str) -> object:
+        return object()
+
+    def wait_for(self, resource, predicate, name=None, timeout=0.0, describe=None, what=None, **_: object) -> dict:
+        from meshtrace.errors import WaitTimeout
+
+        objs = {f"/{name}": self.gateway_class} if self.gateway_class else {}
+        if predicate(objs):
+            return objs
+        raise WaitTimeout(what or "", "the cluster", timeout, describe(objs) if describe else "")
+
+
+@pytest.mark.parametrize("crds, cls, ok, seen", [
+    ({}, None, False, "Gateway API CRDs are not installed"),
+    ("established", None, False, "no GatewayClass istio"),
+    ("established", {"spec": {"controllerName": "istio.io/gateway-controller"}, "status": {"conditions": [
+        {"type": "Accepted", "status": "Unknown", "message": "Waiting for controller"}]}}, False, "Accepted Unknown"),
+    ("established", {"spec": {"controllerName": "istio.io/gateway-controller"}, "status": {"conditions": [
+        {"type": "Accepted", "status": "True", "message": "Handled by Istio controller"}]}}, True,
+     "Accepted True: Handled by Istio controller"),
+])
+def test_gateway_ready_for_the_gateway_api_needs_the_crds_and_istios_accepted_class(crds, cls, ok, seen) -> None:
+    """02's ``istio.gateway-ready`` for ``gateway.kind: gateway-api``: fails without the CRDs, without the class,
+    or while the class waits for its controller."""
+    from types import SimpleNamespace
+
+    from meshtrace.stages.gateway_api import CRD_PLURALS, GROUP, class_ready
+
+    if crds == "established":
+        crds = {f"{p}.{GROUP}": {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
+                for p in CRD_PLURALS}
+    got_ok, got_seen = class_ready(SimpleNamespace(kube=_Kube(crds, cls)), timeout=0)  # type: ignore[arg-type]
+    assert got_ok is ok and seen in got_seen, got_seen
