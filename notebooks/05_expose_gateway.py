@@ -28,6 +28,11 @@ timeout = 180
 # first proxy on the path, so it starts the trace and makes the sampling decision. A `Gateway` opens port 80 on
 # it, and a `VirtualService` routes `/productpage` (and Bookinfo's other paths) to the productpage Service.
 #
+# With `gateway.kind: gateway-api` the Kubernetes Gateway API does the same, as Istio's
+# `samples/bookinfo/gateway-api/bookinfo-gateway.yaml`: a `Gateway` of class `istio` and an `HTTPRoute`. There
+# is no gateway to select: istiod deploys one for the Gateway (`bookinfo-gateway-istio`, a Deployment and a
+# Service), and reports `Programmed` with the gateway's address in the Gateway's status once it can serve.
+#
 # `GATEWAY_URL` is how you reach it from here: the LoadBalancer address when the cluster has one, else a node's
 # address and the Service's NodePort (kind, minikube without a tunnel).
 
@@ -48,7 +53,9 @@ results = st.apply(objs, dry_run=dry_run)
 # ## GATEWAY_URL
 # `GATEWAY_URL` is `host:port` of the ingress gateway as seen from here. The kit reads both ways in from the
 # gateway's Service: the LoadBalancer's address and port, and a node's address with the Service's NodePort. The
-# commands below set `INGRESS_HOST`, `INGRESS_PORT` and `GATEWAY_URL` the way this cluster offers.
+# commands below set `INGRESS_HOST`, `INGRESS_PORT` and `GATEWAY_URL` the way this cluster offers. For the
+# Gateway API the kit first waits for the Gateway to be `Programmed`, then reads the address from its
+# `status.addresses` (a NodePort of the deployed Service when that address is not reachable from here).
 
 # %%
 try:

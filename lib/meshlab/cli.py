@@ -123,6 +123,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         cmd += ["--seed", str(args.seed)]
     if args.no_lb:
         cmd.append("--no-lb")
+    if args.gateway_api_crds:
+        cmd.append("--gateway-api-crds")
+    cmd += ["--ingress", args.ingress]
     with open(sd / "lab.log", "ab") as logf:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
@@ -231,7 +234,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         stream=sys.stderr)
     lab = Lab(LabConfig(state_dir=_state(args), istio_version=args.istio_version, faults=list(args.fault or []),
                         seed=args.seed, no_lb=args.no_lb, backend_token_env=args.backend_token_env,
-                        ready_delay=args.ready_delay, envoy_flush=args.envoy_flush))
+                        ready_delay=args.ready_delay, envoy_flush=args.envoy_flush,
+                        gateway_api_crds=args.gateway_api_crds, ingress=args.ingress))
     lab.serve_forever()
     return 0
 
@@ -255,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--ready-delay", type=float, default=0.3, help="seconds from pod creation to Ready")
         sp.add_argument("--envoy-flush", choices=("fast", "real"), default="fast",
                         help="when proxies export spans: fast (every 0.2 s) or real (Envoy's 5 s or 5 spans)")
+        sp.add_argument("--gateway-api-crds", action="store_true",
+                        help="a cluster with the Gateway API's standard-channel CRDs (v1.2.1) installed")
+        sp.add_argument("--ingress", choices=("istioctl", "helm"), default="istioctl",
+                        help="helm: also the Helm gateway chart's istio-ingress in namespace istio-ingress")
     sp = sub.add_parser("down", help="stop the lab")
     state(sp)
     sp = sub.add_parser("status", help="exit 0 while the lab runs; print its paths and URLs")

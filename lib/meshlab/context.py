@@ -45,6 +45,8 @@ class LabConfig:
     ready_delay: float = 0.3
     probe_time_scale: float | None = None  # None: the probes' own scale (runtime.probes.TIME_SCALE)
     envoy_flush: str = "fast"  # fast: proxies export every 0.2 s; real: Envoy's 5 s or 5 spans (otlp_export)
+    gateway_api_crds: bool = False  # the Gateway API's standard-channel CRDs installed at start
+    ingress: str = "istioctl"  # istioctl: istioctl install makes the gateway; helm: also the istio-ingress release
 
 
 class LabContext(Protocol):

@@ -20,6 +20,7 @@ from meshlab.apiserver import Api, HttpServer, admission
 from meshlab.apiserver.tls import make_certs
 from meshlab.context import LabConfig
 from meshlab.controllers import Controllers
+from meshlab.controllers.cluster_shapes import install_shapes
 from meshlab.faults import Faults
 from meshlab.gotime import parse_version
 from meshlab.mesh.istiod import Istiods
@@ -128,6 +129,7 @@ class Lab:
         _atomic_write(self.ca_path, self.certs.ca_pem.decode())
         self._bootstrap()
         self.controllers.start()
+        install_shapes(self)  # after the controllers start, so that they act on what it creates
         assert self.http is not None
         self.http.start()
         self._start_backend()

@@ -318,9 +318,18 @@ class AppParams(_Model):
         return self.kind == "bookinfo"
 
 
-class GatewayParams(_Model):
-    """Gateway and VirtualService exposing Bookinfo."""
+GATEWAY_API_CRDS = "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
+
+class GatewayParams(_Model):
+    """How Bookinfo is exposed: ``kind: istio`` (an Istio Gateway and VirtualService bound to an ingress gateway
+    Deployment) or ``kind: gateway-api`` (a ``gateway.networking.k8s.io`` Gateway of class ``istio`` and an
+    HTTPRoute named ``virtual_service``; istiod deploys ``<name>-istio`` for it, so the ingress Service,
+    namespace and selector default to that). ``crds``: the Gateway API CRDs applied when the cluster lacks them
+    (a URL or a file)."""
+
+    kind: Literal["istio", "gateway-api"] = "istio"
     namespace: DnsLabel = "default"
     name: DnsSubdomain = "bookinfo-gateway"
     virtual_service: DnsSubdomain = "bookinfo"
@@ -328,6 +337,30 @@ class GatewayParams(_Model):
     port: int = Field(default=80, ge=1, le=65535)
     ingress_service: DnsLabel = "istio-ingressgateway"
     ingress_namespace: DnsLabel = "istio-system"
+    crds: str = GATEWAY_API_CRDS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gateway_api_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("kind") == "gateway-api":
+            data = dict(data)
+            name = data.get("name", "bookinfo-gateway")
+            data.setdefault("ingress_service", f"{name}-istio")
+            data.setdefault("ingress_namespace", data.get("namespace", "default"))
+            data.setdefault("selector", {GATEWAY_NAME_LABEL: name})
+        return data
+
+    @model_validator(mode="after")
+    def _gateway_api_ingress(self) -> GatewayParams:
+        if self.kind == "gateway-api":
+            want = (f"{self.name}-istio", self.namespace, {GATEWAY_NAME_LABEL: self.name})
+            if (self.ingress_service, self.ingress_namespace, self.selector) != want:
+                raise ValueError(
+                    f"gateway.kind gateway-api: istiod deploys the gateway as {want[0]} in {want[1]} (pods labelled "
+                    f"{GATEWAY_NAME_LABEL}={self.name}), but gateway.ingress_service/ingress_namespace/selector say "
+                    f"{self.ingress_service} in {self.ingress_namespace} ({self.selector}); drop them (they name the "
+                    "gateway of kind istio) or use the params of an env without them")
+        return self
 
 
 class TrafficParams(_Model):

@@ -4,15 +4,23 @@ The whole runbook runs through the runner (``python -m meshtrace run``, a subpro
 healthy environments, ``params/lab-matrix-{a..e}.yaml`` (each ``extends: lab``). They form a covering design:
 together they take every value of every dimension below, without running the full product.
 
-======  =======  ====================  ============================  ========  ============  ====================
-env     Istio    collector (exporter)  tracingServiceName            provider  Telemetry in  sampling
-======  =======  ====================  ============================  ========  ============  ====================
-a       1.22.8   0.54.0 (logging)      APP_LABEL_AND_NAMESPACE       http      istio-system  100
-b       1.23.6   0.60.0 (logging)      CANONICAL_NAME_ONLY           grpc      istio-system  100
-c       1.25.2   0.63.0 (logging)      CANONICAL_NAME_AND_NAMESPACE  grpc      default       10 (150 requests)
-d       1.28.1   0.100.0 (debug)       CANONICAL_NAME_ONLY           http      istio-system  100
-e       1.24.3   0.120.0 (debug)       CANONICAL_NAME_AND_NAMESPACE  http      default       100
-======  =======  ====================  ============================  ========  ============  ====================
+======  =======  ====================  ============================  ========  ============  ==================  ===========
+env     Istio    collector (exporter)  tracingServiceName            provider  Telemetry in  sampling            gateway
+======  =======  ====================  ============================  ========  ============  ==================  ===========
+a       1.22.8   0.54.0 (logging)      APP_LABEL_AND_NAMESPACE       http      istio-system  100                 Helm
+b       1.23.6   0.60.0 (logging)      CANONICAL_NAME_ONLY           grpc      istio-system  100                 Gateway API
+c       1.25.2   0.63.0 (logging)      CANONICAL_NAME_AND_NAMESPACE  grpc      default       10 (150 requests)   istioctl
+d       1.28.1   0.100.0 (debug)       CANONICAL_NAME_ONLY           http      istio-system  100                 istioctl
+e       1.24.3   0.120.0 (debug)       CANONICAL_NAME_AND_NAMESPACE  http      default       100                 istioctl
+======  =======  ====================  ============================  ========  ============  ==================  ===========
+
+The gateway is a dimension too (the cluster shapes of ``lab-gateway-api`` and ``lab-helm-gateway``, which b and
+a extend): istioctl's ``istio-ingressgateway`` (c, d, e), a Gateway API Gateway of class ``istio`` with an
+HTTPRoute, served by the ``bookinfo-gateway-istio`` istiod deploys (b), and a Helm-installed ``istio-ingress`` in
+namespace ``istio-ingress`` (a, on a lab started with ``--ingress helm``). The lab's Helm gateway starts with the
+lab, before the kit sets the mesh config, so it keeps the default ``tracingServiceName`` until it restarts (as a
+real gateway does): it is healthy with a form that names it as the default does (``APP_LABEL_AND_NAMESPACE``,
+``CANONICAL_NAME_AND_NAMESPACE``: ``istio-ingress.istio-ingress``), and a uses the first.
 
 Run e also installs Istio as the revision ``canary`` (``extends: lab-revision``): ``istiod-canary``, the ConfigMap
 ``istio-canary`` and ``istio.io/rev`` injection; the others use the default revision.
@@ -44,6 +52,7 @@ from typing import Any
 import pytest
 
 from meshtrace.params import load_params
+from meshtrace.traces.callgraph import callgraph_from_params
 from meshtrace.traces.sampling_stats import requests_needed
 from meshtrace.versions import collector_version
 
@@ -62,6 +71,7 @@ REQUIRED = {
     "telemetry_namespace": {"istio-system", "default"},
     "protocol": {"grpc", "http"},
     "revision": {"", "canary"},
+    "gateway": {"istio-ingressgateway.istio-system", "bookinfo-gateway-istio.default", "istio-ingress.istio-ingress"},
 }
 # (env, check id) -> why a warn is the correct answer there; none on these healthy configurations
 EXPECTED_WARN: dict[tuple[str, str], str] = {}
@@ -102,6 +112,7 @@ def combination(env: str) -> dict[str, Any]:
         "port": p.istio.provider.port,
         "requests": p.traffic.requests,
         "seed": lab_arg(p.lab.args, "--seed"),
+        "gateway": f"{p.gateway.ingress_service}.{p.gateway.ingress_namespace}",
     }
 
 
@@ -186,6 +197,9 @@ def test_env_ran_its_combination(matrix_run: RunnerRun, env: str) -> None:
     assert row("istio.mesh-provider")["observed"].endswith(f":{c['port']} over {c['protocol']}")
     assert row("traces.service-name-form")["expected"].startswith(c["tracing_service_name"] + ":")
     assert row("telemetry.applied")["expected"].startswith(f"Telemetry {c['telemetry_namespace']}/")
+    # the traces start at the env's gateway, named as its tracingServiceName gives it (none: Telemetry in default)
+    root = callgraph_from_params(load_params(env, root=REPO)).root
+    assert row("traces.whole")["expected"].startswith(f"every trace rooted at {root},"), row("traces.whole")
     sampling = row("traces.sampling")
     assert sampling["expected"] == f"{c['sampling']:g}%"
     assert f"/{c['requests']} traced" in sampling["observed"], sampling

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from typing import Any
 
 from meshlab.resources import Resource
@@ -172,9 +173,20 @@ def _row_object(o: dict[str, Any], include: str) -> dict[str, Any] | None:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})}
 
 
+_FILTER = re.compile(r'^(\w+)\[(?:\*|\?\(@\.(\w+)=="([^"]*)"\))\]$')
+
+
 def _json_path(o: Any, path: str) -> Any:
-    for part in path.strip(".").split("."):
-        o = o.get(part) if isinstance(o, dict) else None
+    """A printer column's JSONPath: ``.a.b``, ``.a[*].b`` and ``.a[?(@.k=="v")].b``; the first result only, as the
+    API server takes it."""
+    for part in re.split(r"\.(?![^\[]*\])", path.strip(".")):
+        m = _FILTER.match(part)
+        if m is None:
+            o = o.get(part) if isinstance(o, dict) else None
+            continue
+        items = o.get(m.group(1)) if isinstance(o, dict) else None
+        o = next((x for x in items or [] if isinstance(x, dict) and
+                  (m.group(2) is None or str(x.get(m.group(2))) == m.group(3))), None)
     return o
 
 

@@ -30,6 +30,7 @@ class Controllers:
     TICK = 0.25
 
     def __init__(self, lab: Lab) -> None:
+        from meshlab.controllers.gateway_api import GatewayApi
         from meshlab.controllers.jobs import Jobs
         from meshlab.controllers.kubelet import Kubelet
         from meshlab.controllers.services import ServiceController
@@ -47,12 +48,14 @@ class Controllers:
         self.services = ServiceController(lab, self)
         self.workloads = Workloads(lab, self)
         self.jobs = Jobs(lab, self)
+        self.gateway_api = GatewayApi(lab, self)
         self._handlers = {
             "deployment": self.workloads.sync_deployment,
             "replicaset": self.workloads.sync_replicaset,
             "rc": self.workloads.sync_rc,
             "daemonset": self.workloads.sync_daemonset,
             "job": self.jobs.sync_job,
+            "gateway-api": self.gateway_api.sync,
             "gc": self.workloads.collect_garbage,
             "namespace": self.workloads.sync_namespace,
             "collector-fault": self.workloads.apply_collector_fault,
@@ -99,6 +102,8 @@ class Controllers:
             self.kick("service", ns, name)
         elif key == "namespaces" and meta.get("deletionTimestamp"):
             self.kick("namespace", None, name)
+        if self.gateway_api.wants(key, obj):
+            self.kick("gateway-api", None, "")
         if etype == "DELETED" and key in ("deployments.apps", "replicasets.apps", *KEY_QUEUES):
             self.kick("gc", ns, meta.get("uid", ""))
 

@@ -24,9 +24,11 @@ from meshlab.mesh.routing import (
     GatewayRouter,
     ServiceTarget,
     endpoints_with_labels,
+    listener_ports,
     lookup_service,
     mesh_route,
     ready_endpoints,
+    service_target_ports,
     subset_cluster,
     subset_labels,
 )
@@ -342,7 +344,10 @@ class Gateway(_Proxy):
     def start(self) -> None:
         self.router = GatewayRouter(self.ctx.lab, self.info.namespace, self.info.label_dict, self.ids.choice_index)
         ports = {int(p["containerPort"]) for p in self.ctx.ports() if p.get("containerPort")}
-        http_ports = sorted(p for p in ports if p not in (8443, 15090, STATUS_PORT)) or [self.HTTP_PORT]
+        store, ns, labels = self.ctx.lab.store, self.info.namespace, self.info.label_dict
+        http_ports = listener_ports(store, ns, labels) or \
+            sorted(p for p in ports if p not in (8443, 15020, 15090, STATUS_PORT)) or \
+            service_target_ports(store, ns, labels) or [self.HTTP_PORT]
         for port in http_ports:
             self._bind(port, lambda req, port=port: self.handle(port, req))
         self._start_common()

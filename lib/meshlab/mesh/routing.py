@@ -7,6 +7,14 @@ request whose Host matches one of the server's hosts. VirtualServices bound to t
 (``gateways`` entries, short names in the VirtualService's namespace) are tried oldest first,
 ``http`` routes in order; the first whose match (uri exact/prefix/regex, method, headers)
 holds gives the destination. Short destination hosts resolve in the VirtualService's namespace.
+
+A gateway Istio deployed for a Gateway API ``Gateway`` (its pods labelled
+``gateway.networking.k8s.io/gateway-name``) routes by the HTTPRoutes attached to that Gateway instead, as
+istiod's conversion of them into VirtualServices does: a listener on the request's port whose protocol Istio
+takes and whose ``allowedRoutes`` admit the route's namespace (``Same`` by default), hostnames matched, then
+rules in order and each rule's ``matches`` (path ``Exact``/``PathPrefix``/``RegularExpression``, headers,
+method; no ``matches`` is a ``/`` prefix); ``backendRefs`` are Services by name and port, picked by ``weight``;
+a Service in another namespace needs a ReferenceGrant there (without one the lab answers 404, Istio 500).
 """
 
 from __future__ import annotations
@@ -21,6 +29,12 @@ if TYPE_CHECKING:
     from meshlab.context import LabContext
 
 GATEWAYS = "gateways.networking.istio.io"
+K8S_GATEWAYS = "gateways.gateway.networking.k8s.io"
+HTTPROUTES = "httproutes.gateway.networking.k8s.io"
+REFERENCEGRANTS = "referencegrants.gateway.networking.k8s.io"
+GROUP = "gateway.networking.k8s.io"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+ROUTE_PROTOCOLS = ("HTTP", "HTTPS")
 VIRTUALSERVICES = "virtualservices.networking.istio.io"
 DOMAIN = "svc.cluster.local"
 
@@ -164,7 +178,7 @@ class GatewayRouter:
         self._active = False
 
     def _on_change(self, etype: str, key: str, obj: dict) -> None:
-        if self._active and key in (GATEWAYS, VIRTUALSERVICES, "services"):
+        if self._active and key in (GATEWAYS, VIRTUALSERVICES, "services", K8S_GATEWAYS, HTTPROUTES):
             with self._lock:
                 self._cache = None
 
@@ -194,6 +208,9 @@ class GatewayRouter:
 
     def route(self, listener_port: int, host: str, path: str, method: str, headers: dict[str, str]) -> Route | None:
         """The route for a request on ``listener_port``, or None (Envoy answers 404)."""
+        if GATEWAY_NAME_LABEL in self.labels:
+            return httproute_route(self.lab.store, self.namespace, self.labels[GATEWAY_NAME_LABEL], listener_port,
+                                   host, path, method, headers, self._pick)
         gws, vss, svcs = self._config()
         ports = self._server_ports(listener_port, svcs)
         bound: set[str] = set()
@@ -318,3 +335,143 @@ def endpoints_with_labels(store: Any, target: ServiceTarget, labels: dict[str, s
             if a.get("ip") and all(pod_labels.get(k) == v for k, v in labels.items()):
                 out.append((a["ip"], int(match["port"])))
     return out
+
+
+# -- the Gateway API (HTTPRoute) -------------------------------------------------------------------------------
+
+def parent_refs(route: dict) -> list[tuple[dict, tuple[str, str]]]:
+    """An HTTPRoute's Gateway parentRefs as written, each with the (namespace, name) it points at."""
+    rns = route["metadata"].get("namespace", "default")
+    out = []
+    for ref in (route.get("spec") or {}).get("parentRefs") or []:
+        if ref.get("kind", "Gateway") != "Gateway" or ref.get("group", "gateway.networking.k8s.io") != \
+                "gateway.networking.k8s.io":
+            continue
+        out.append((dict(ref), (str(ref.get("namespace") or rns), str(ref.get("name", "")))))
+    return out
+
+
+def attachable_listeners(gw: dict, route: dict, ref: dict) -> list[dict]:
+    """The Gateway's listeners the route attaches to through ``ref`` (sectionName, port, protocol Istio takes,
+    ``allowedRoutes.namespaces.from``: Same by default, All; Selector is not modelled and admits none)."""
+    gns = gw["metadata"].get("namespace", "default")
+    rns = route["metadata"].get("namespace", "default")
+    out = []
+    for lst in (gw.get("spec") or {}).get("listeners") or []:
+        if ref.get("sectionName") and ref["sectionName"] != lst.get("name"):
+            continue
+        if ref.get("port") and int(ref["port"]) != int(lst.get("port") or 0):
+            continue
+        if str(lst.get("protocol")) not in ROUTE_PROTOCOLS:
+            continue
+        allowed = (((lst.get("allowedRoutes") or {}).get("namespaces") or {}).get("from")) or "Same"
+        if allowed == "All" or (allowed == "Same" and gns == rns):
+            out.append(lst)
+    return out
+
+
+def backend_permitted(store: Any, rns: str, b: dict) -> bool:
+    """Whether an HTTPRoute in ``rns`` may use backendRef ``b``: same namespace, or a ReferenceGrant in the
+    Service's namespace from HTTPRoutes in ``rns`` to that Service (or to all Services)."""
+    ns = str(b.get("namespace") or rns)
+    if ns == rns:
+        return True
+    for grant in store.list(REFERENCEGRANTS, ns):
+        spec = grant.get("spec") or {}
+        if any(f.get("group") == GROUP and f.get("kind") == "HTTPRoute" and f.get("namespace") == rns
+               for f in spec.get("from") or []) and \
+                any(t.get("group", "") in ("", "core") and t.get("kind") == "Service" and
+                    t.get("name") in (None, "", b.get("name")) for t in spec.get("to") or []):
+            return True
+    return False
+
+
+def backend_problem(store: Any, route: dict) -> tuple[str, str] | None:
+    """The first backendRef Istio refuses, as (reason, message): ``RefNotPermitted`` across namespaces without a
+    ReferenceGrant, ``BackendNotFound`` for a Service that does not exist."""
+    rns = route["metadata"].get("namespace", "default")
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        for b in rule.get("backendRefs") or []:
+            if b.get("kind", "Service") != "Service" or b.get("group", "") not in ("", "core"):
+                continue
+            ns = str(b.get("namespace") or rns)
+            if not backend_permitted(store, rns, b):
+                return "RefNotPermitted", (f"backendRef {b.get('name')}/{ns} not accessible to a HTTPRoute in "
+                                           f'namespace "{rns}" (missing a ReferenceGrant?)')
+            if store.get("services", ns, str(b.get("name", ""))) is None:
+                return "BackendNotFound", f"backend({b.get('name')}.{ns}.{DOMAIN}) not found"
+    return None
+
+
+def _hostname_matches(names: list[str], host: str) -> bool:
+    h = host.split(":", 1)[0].lower()
+    return not names or any(n == h or (n.startswith("*.") and h.endswith(n[1:])) for n in map(str.lower, names))
+
+
+def _httproute_match(m: dict, path: str, method: str, headers: dict[str, str]) -> tuple[bool, str | None, str]:
+    p = m.get("path") or {"type": "PathPrefix", "value": "/"}
+    kind = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}.get(str(p.get("type")), "prefix")
+    value = str(p.get("value", "/"))
+    uri = path.split("?", 1)[0]
+    if kind == "prefix" and value != "/":  # a path prefix matches whole segments
+        ok = uri == value.rstrip("/") or uri.startswith(value.rstrip("/") + "/")
+    else:
+        ok = _string_match({kind: value}, uri)
+    if m.get("method") and m["method"] != method:
+        ok = False
+    for hm in m.get("headers") or []:
+        kind_h = "regex" if hm.get("type") == "RegularExpression" else "exact"
+        if not _string_match({kind_h: str(hm.get("value", ""))}, headers.get(str(hm.get("name", "")).lower())):
+            ok = False
+    return ok, value, kind
+
+
+def httproute_route(store: Any, namespace: str, gateway: str, listener_port: int, host: str, path: str,
+                    method: str, headers: dict[str, str], pick: Any) -> Route | None:
+    """The route a Gateway API gateway (``namespace/gateway``) takes for a request on ``listener_port``."""
+    gw = store.get(K8S_GATEWAYS, namespace, gateway)
+    if gw is None:
+        return None
+    routes = sorted(store.list(HTTPROUTES), key=lambda r: (r["metadata"].get("creationTimestamp") or "",
+                                                            r["metadata"].get("namespace", ""), r["metadata"]["name"]))
+    for route in routes:
+        rns = route["metadata"].get("namespace", "default")
+        spec = route.get("spec") or {}
+        refs = [ref for ref, key in parent_refs(route) if key == (namespace, gateway)]
+        if not any(int(lst.get("port") or 0) == listener_port for ref in refs
+                   for lst in attachable_listeners(gw, route, ref)):
+            continue
+        if not _hostname_matches(spec.get("hostnames") or [], host):
+            continue
+        for rule in spec.get("rules") or []:
+            for m in rule.get("matches") or [{}]:
+                ok, value, kind = _httproute_match(m, path, method, headers)
+                backends = [b for b in rule.get("backendRefs") or [] if b.get("kind", "Service") == "Service"
+                            and backend_permitted(store, rns, b)]
+                if not ok or not backends:
+                    continue
+                b = _weighted_pick([{**x, "weight": x.get("weight", 1)} for x in backends], pick)
+                return Route(f"{b.get('name')}.{b.get('namespace') or rns}", rns,
+                             int(b["port"]) if b.get("port") else None, value, kind)
+    return None
+
+
+def listener_ports(store: Any, namespace: str, labels: dict[str, str]) -> list[int]:
+    """The ports a Gateway API gateway's pod listens on: its Gateway's listener ports (none for other pods)."""
+    name = labels.get(GATEWAY_NAME_LABEL)
+    gw = store.get(K8S_GATEWAYS, namespace, name) if name else None
+    return sorted({int(lst.get("port") or 0) for lst in ((gw or {}).get("spec") or {}).get("listeners") or []} - {0})
+
+
+def service_target_ports(store: Any, namespace: str, labels: dict[str, str]) -> list[int]:
+    """The numeric target ports of the Services in ``namespace`` that select a gateway pod with ``labels`` (where a
+    gateway whose pod declares no traffic ports, as a Helm gateway's, gets its connections), status port aside."""
+    out: set[int] = set()
+    for s in store.list("services", namespace):
+        sel = (s.get("spec") or {}).get("selector") or {}
+        if sel and all(labels.get(k) == v for k, v in sel.items()):
+            for p in s["spec"].get("ports") or []:
+                tp = p.get("targetPort", p.get("port"))
+                if isinstance(tp, int) or str(tp).isdigit():
+                    out.add(int(tp))
+    return sorted(out - {15021})

@@ -172,8 +172,9 @@ def _istio_left(st: Stage, gateway: bool) -> list[str]:
         left.append(f"ConfigMap/{existing.configmap} -n {ISTIO_NS}")
     if existing.record is not None:
         left.append(f"ConfigMap/{RECORD} -n {ISTIO_NS}")
-    g = st.p.gateway
-    if gateway and st.kube.get("v1", "Service", g.ingress_service, g.ingress_namespace) is not None:
+    g = st.p.gateway  # only istioctl's gateway goes with the install (not a Helm release or a Gateway API one)
+    if gateway and g.kind == "istio" and g.ingress_namespace == ISTIO_NS and \
+            st.kube.get("v1", "Service", g.ingress_service, g.ingress_namespace) is not None:
         left.append(f"Service/{g.ingress_service} -n {g.ingress_namespace}")
     return left
 

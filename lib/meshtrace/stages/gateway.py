@@ -1,4 +1,5 @@
-"""05_expose_gateway: Gateway + VirtualService, GATEWAY_URL (LoadBalancer, else NodePort) and the page title."""
+"""05_expose_gateway: Gateway + VirtualService (or, for ``gateway.kind: gateway-api``, a Gateway API Gateway and
+HTTPRoute), GATEWAY_URL (LoadBalancer, else NodePort; the Gateway's status address) and the page title."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from meshtrace.errors import ClusterError, MeshtraceError
 from meshtrace.kube import ApplyResult
 from meshtrace.manifests import render_gateway
 from meshtrace.runbook import Stage
+from meshtrace.stages import gateway_api
 
 TITLE = "<title>Simple Bookstore App</title>"
 PORT_NAME = "http2"
@@ -89,9 +91,10 @@ def node_host(st: Stage) -> tuple[str | None, str]:
 
 
 def show_gateway(st: Stage) -> list[dict[str, Any]]:
-    """Render and show the Gateway and VirtualService, save them for the command shown, and show it."""
+    """Render and show the Gateway and VirtualService (or HTTPRoute), save them for the command shown, and show
+    it."""
     objs = render_gateway(st.p, st.version)
-    st.show_yaml(objs, "Gateway and VirtualService")
+    st.show_yaml(objs, " and ".join(o["kind"] for o in objs))
     path = st.save_manifests(objs, "bookinfo-gateway.yaml")
     st.cmd(f"kubectl apply --server-side --field-manager=meshtrace -n {st.p.gateway.namespace} -f {path}")
     return objs
@@ -123,9 +126,12 @@ def gateway_url_commands(st: Stage, load_balancer: bool, node_from: str = "") ->
     return "\n".join([*lines, "export GATEWAY_URL=$INGRESS_HOST:$INGRESS_PORT", 'echo "GATEWAY_URL=$GATEWAY_URL"'])
 
 
-def resolve_gateway(st: Stage, show: bool = True) -> GatewayAddress:
-    """GATEWAY_URL both ways; the LoadBalancer wins, NodePort is the fallback (ClusterError when neither)."""
+def resolve_gateway(st: Stage, show: bool = True, timeout: float = 180) -> GatewayAddress:
+    """GATEWAY_URL both ways; the LoadBalancer wins, NodePort is the fallback (ClusterError when neither). For
+    ``gateway.kind: gateway-api`` the Gateway must be Programmed first and its status address wins."""
     gw = st.p.gateway
+    if gw.kind == "gateway-api":
+        return _resolve_gateway_api(st, show, timeout)
     svc = st.kube.get("v1", "Service", gw.ingress_service, gw.ingress_namespace)
     if svc is None:
         raise ClusterError(f"Service {gw.ingress_service} not found in {gw.ingress_namespace}; run 02_install_istio")
@@ -144,6 +150,35 @@ def resolve_gateway(st: Stage, show: bool = True) -> GatewayAddress:
     if chosen is None:
         raise ClusterError(f"no way in to Service {gw.ingress_service}: the LoadBalancer is pending and there is "
                            "no NodePort with a node address; use `kubectl port-forward` or give the Service an address")
+    return chosen
+
+
+def _resolve_gateway_api(st: Stage, show: bool, timeout: float) -> GatewayAddress:
+    """The address the Programmed Gateway reports (an ``IPAddress``: reachable from here), else the NodePort of
+    the Service istiod deployed for it."""
+    gw = st.p.gateway
+    obj = gateway_api.wait_programmed(st, timeout)
+    reported = gateway_api.status_address(obj)
+    status = GatewayAddress("Gateway status", reported[1], gw.port) if reported and reported[0] == "IPAddress" \
+        else None
+    np = None
+    if status is None:
+        svc = st.kube.get("v1", "Service", gw.ingress_service, gw.ingress_namespace) or {}
+        host, where = node_host(st)
+        np = node_port_address(svc, gw.port, host)
+        if np:
+            np.note = where
+    if show:
+        st.table([{"way": "Gateway status.addresses", "GATEWAY_URL": status.url if status else
+                   f"{reported[1] if reported else '(none)'} (not reachable from outside the cluster)"},
+                  {"way": "NodePort", "GATEWAY_URL": np.url if np else "(not needed)" if status else "(none)"}],
+                 "Ways in")
+        st.cmd(gateway_api.url_commands(st))
+    chosen = status or np
+    if chosen is None:
+        raise ClusterError(f"no way in to Gateway {gw.namespace}/{gw.name}: its status reports no IP address "
+                           f"and Service {gw.ingress_service} has no NodePort with a node address; use "
+                           "`kubectl port-forward` or give the gateway a LoadBalancer")
     return chosen
 
 
@@ -215,7 +250,10 @@ def check_title(st: Stage, addr: GatewayAddress, timeout: float) -> bool:
     st.cmd(f'curl -s "http://$GATEWAY_URL{path}"' + (' | grep -o "<title>.*</title>"' if title else " -o /dev/null "
                                                     '-w "%{http_code}\\n"'))
     ok, seen = wait_for_title(f"http://{addr.url}{path}", timeout, title)
+    hint = (f"check the HTTPRoute's status (Accepted, ResolvedRefs) and that it routes {path}; kubectl get "
+            "gateways.gateway.networking.k8s.io,httproute -A" if st.p.gateway.kind == "gateway-api" else
+            "check the Gateway selector matches the ingress gateway pods and the VirtualService "
+            f"routes {path}; kubectl get gateway,virtualservice -A")
     st.checks.check(PAGE, ok, observed=seen, expected="HTTP 200" + (f" with {title}" if title else f" at {path}"),
-                    hint="check the Gateway selector matches the ingress gateway pods and the VirtualService "
-                         f"routes {path}; kubectl get gateway,virtualservice -A")
+                    hint=hint)
     return ok

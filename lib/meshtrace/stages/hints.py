@@ -56,8 +56,10 @@ def traffic_hint(st: Any, errors: list[str], otherwise: str) -> str:
         st.kube.server_version()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the API server is the answer
         return cluster_hint(exc, UNREACHABLE_HINT.format(why=str(exc)[:80]))
+    gw = st.p.gateway
+    sel = ",".join(f"{k}={v}" for k, v in gw.selector.items())
     return ("nothing answers at GATEWAY_URL (connection refused) although the API server does: check the ingress "
-            "gateway (kubectl -n istio-system get pods,svc -l istio=ingressgateway), then re-run 05_expose_gateway")
+            f"gateway (kubectl -n {gw.ingress_namespace} get pods,svc -l {sel}), then re-run 05_expose_gateway")
 
 
 def stop_unreachable(st: Any, error: Exception) -> NoReturn:

@@ -252,9 +252,18 @@ def check_control_plane(st: Stage, timeout: float = 180) -> None:
     st.checks.check(ISTIOD, ok, observed=seen, expected="available",
                     hint=f"kubectl get pods -n {ISTIO_NS}; kubectl logs -n {ISTIO_NS} deploy/{istiod[0]}")
     gw = st.p.gateway
-    ok, seen = wait_deployments(st, gw.ingress_namespace, [gw.ingress_service], timeout)
-    st.checks.check(GATEWAY, ok, observed=seen,
-                    expected="available", hint=f"kubectl get pods -n {gw.ingress_namespace} -l istio=ingressgateway")
+    if gw.kind == "gateway-api":  # istiod deploys the gateway for the Gateway of 05; here its class must be ready
+        from meshtrace.stages import gateway_api
+
+        gateway_api.ensure_crds(st)
+        ok, seen = gateway_api.class_ready(st, timeout)
+        st.checks.check(GATEWAY, ok, observed=seen, expected=f"GatewayClass istio Accepted ({gateway_api.CONTROLLER})",
+                        hint="install the Gateway API CRDs (gateway.crds) and check istiod's log")
+    else:
+        sel = ",".join(f"{k}={v}" for k, v in gw.selector.items())
+        ok, seen = wait_deployments(st, gw.ingress_namespace, [gw.ingress_service], timeout)
+        st.checks.check(GATEWAY, ok, observed=seen, expected="available",
+                        hint=f"kubectl get pods -n {gw.ingress_namespace} -l {sel}")
     check_mesh_provider(st, detect_existing(st).mesh)
 
 

@@ -247,8 +247,9 @@ def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
     for pod in pods:
         if not has_sidecar(pod):
             ev.uninjected.append({"pod": pod["metadata"]["name"], "owner": pod_owner(pod)})
+    gw_sel = ",".join(f"{k}={v}" for k, v in p.gateway.selector.items())
     gws = _try(ev, "list pods (gateway)", lambda: kube.list("v1", "Pod", p.gateway.ingress_namespace,
-                                                            label_selector="istio=ingressgateway"), [])
+                                                            label_selector=gw_sel), [])
     for pod in live_pods(gws)[:1] + [x for x in pods if has_sidecar(x)][:2]:
         meta = pod["metadata"]
         logs.append(_try(ev, "get pods/log (istio-proxy)", lambda m=meta: kube.pod_logs(

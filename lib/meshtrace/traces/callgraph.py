@@ -10,7 +10,10 @@ Which services are expected follows where the Telemetry is placed (the Telemetry
 
 The names come from ``tracingServiceName``: ``APP_LABEL_AND_NAMESPACE`` and
 ``CANONICAL_NAME_AND_NAMESPACE`` give ``productpage.default``, ``CANONICAL_NAME_ONLY`` gives ``productpage``;
-the gateway is ``istio-ingressgateway.istio-system`` (``istio-ingressgateway`` under ``CANONICAL_NAME_ONLY``).
+the gateway is the one in use (``gateway.ingress_service`` in ``gateway.ingress_namespace``): istioctl's
+``istio-ingressgateway.istio-system`` (``istio-ingressgateway`` under ``CANONICAL_NAME_ONLY``), a Helm
+``istio-ingress.istio-ingress``, or for the Gateway API ``bookinfo-gateway-istio.default`` (its pods have no
+``app`` label, so pilot-agent falls back to the workload name, also its canonical name).
 
 >>> g = expected_callgraph("CANONICAL_NAME_ONLY", telemetry_namespace="istio-system")
 >>> g.root, sorted(g.services)[:2]
@@ -149,7 +152,8 @@ def callgraph_from_params(params: Any) -> CallGraph:
 
 
 def _gateway_of(params: Any) -> tuple[str, str]:
-    """Where params put the ingress gateway: (``gateway.ingress_namespace``, ``gateway.ingress_service``)."""
+    """Where params put the ingress gateway: (``gateway.ingress_namespace``, ``gateway.ingress_service``); the
+    Service's name is also the gateway's ``app`` label (istioctl, Helm) or workload name (Gateway API)."""
     gw = getattr(params, "gateway", None)
     return getattr(gw, "ingress_namespace", "istio-system"), getattr(gw, "ingress_service", GATEWAY_APP)
 
