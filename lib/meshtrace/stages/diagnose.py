@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import params_fix
 from ..versions import collector_binds_localhost_by_default, collector_has_logging_exporter, collector_version
+from .diagnose_events import EVENT_CAUSES
 
 if TYPE_CHECKING:
     from ..kube.pods import PodState
+    from .diagnose_events import EventFacts, PodHealth
     from .diagnose_facts import ProviderFacts, TelemetryFacts
 
 __all__ = ["CAUSES", "Evidence", "Finding", "diagnose", "findings_frame", "log_lines"]
@@ -58,6 +60,7 @@ CAUSES: dict[str, str] = {
     "telemetry-disables-tracing": "a more specific Telemetry sets disableSpanReporting: tracing is off there",
     "proxies-predate-mesh-config": "proxies started before the mesh config changed and keep their old "
                                    "tracingServiceName",
+    **EVENT_CAUSES,   # pods that do not run, from the cluster's Events (diagnose_events)
 }
 
 
@@ -132,6 +135,10 @@ class Evidence:
     service_names: list[str] = field(default_factory=list)    # service.name values in this run's spans
     mesh_service_name_form: str = ""                           # the istio ConfigMap's defaultConfig.tracingServiceName
     stale_proxies: list[dict[str, str]] = field(default_factory=list)  # {namespace, pod, owner, reason}
+    events: list[EventFacts] | None = None        # Events of the kit's namespaces (None: not read)
+    events_api: str = ""                          # the API they came from (v1, events.k8s.io/v1)
+    event_pods: list[PodHealth] = field(default_factory=list)  # live pods of those namespaces
+    controllers_short: dict[str, tuple[int, int]] | None = None  # ns/kind/name → (pods wanted, pods there)
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # prerequisites: None means "not read"
@@ -241,10 +248,12 @@ def _not_running(ev: Evidence) -> Finding | None:
     bad = [p for p in ev.collector_pods if not p.ready]
     if ev.collector_pods and not bad:
         return None
+    from .diagnose_events import collector_event_lines
+
     ev_lines = [f"pod {p.name}: {p.phase} {','.join(p.waiting)} restarts {p.restarts}"
                 for p in bad] or ["no collector pod"]
     return Finding("collector-not-running", CAUSES["collector-not-running"], 70,
-                   ev_lines + log_lines(ev.collector_log, "error", limit=2),
+                   ev_lines + collector_event_lines(ev) + log_lines(ev.collector_log, "error", limit=2),
                    f"kubectl -n {ev.collector_namespace} logs deployment/{ev.collector_name} --previous")
 
 
@@ -493,13 +502,14 @@ def diagnose(ev: Evidence) -> list[Finding]:
     not installed, a foreign Istio, or an earlier notebook of the run that stopped it; what follows from them
     ranks after them.
     """
+    from .diagnose_events import EVENT_RULES
     from .diagnose_mesh import MESH_RULES
     from .diagnose_stops import STOP_RULES, order
 
     if ev.unreachable:  # nothing else was read
         found = [f for rule in STOP_RULES if (f := rule(ev)) is not None]
     else:
-        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES) if (f := rule(ev)) is not None]
+        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES, *EVENT_RULES) if (f := rule(ev)) is not None]
     ids = {f.cause_id for f in found}
     found = [f for f in found if not (_EXPLAINS.get(f.cause_id, set()) & ids)]
     found = order(found, ev)

@@ -28,6 +28,7 @@ from ..traces import callgraph_from_params, check_traces, group_traces
 from ..traces.propagation import audit_propagation
 from ..traces.sources import CollectorMetricsSource, make_source, sources_for_cluster
 from .diagnose import Evidence, Finding, diagnose, log_lines
+from .diagnose_events import EVENT_CAUSES, read_events, warning_rows
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -40,7 +41,7 @@ from .diagnose_facts import (
 from .diagnose_stops import earlier_stop
 from .proxy_bootstrap import stale_evidence
 
-__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
+__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot", "warning_rows"]
 
 #: What the kit must be allowed to read to troubleshoot: (verb, group, resource).
 NEEDED = (("list", "", "pods"), ("get", "", "configmaps"), ("get", "", "services"),
@@ -56,6 +57,8 @@ MESH_PROVIDER = CheckSpec("troubleshoot.mesh-provider",
                           "extensionProviders matches the collector's Service FQDN, port and protocol")
 BACKEND = CheckSpec("troubleshoot.backend", "the collector exports to the backend")
 TRACES_WHOLE = CheckSpec("troubleshoot.traces-whole", "traces are not fragmented")
+WORKLOADS = CheckSpec("troubleshoot.workloads", "no pod crash-loops, fails a probe, lacks its image or a node, "
+                      "and no controller is refused its pods (the cluster's Events)")
 
 #: the source procedure's FAQ, one check each, with the cause ids it covers
 FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
@@ -69,6 +72,7 @@ FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
                     "service-port-name", "proxy-export-failing"),
     BACKEND: ("backend-token-rejected", "backend-export-failing"),
     TRACES_WHOLE: ("app-drops-trace-headers", "service-does-not-propagate"),
+    WORKLOADS: tuple(EVENT_CAUSES),
 }
 DIAGNOSIS = CheckSpec("troubleshoot.diagnosis", "the most likely cause")
 CHECKS = catalogue(*FAQ_CHECKS, DIAGNOSIS)
@@ -186,6 +190,7 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
         ev.istiod_log = _try(ev, "get pods/log (istiod)", lambda: kube.pod_logs(
             "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
     _proxies(st, ev, log_tail, recent)
+    _events(st, ev)
     _traces(st, ev, sent)
     stale_evidence(st, ev)
     ev.denied = list(dict.fromkeys(ev.denied))
@@ -250,6 +255,15 @@ def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
         logs.append(_try(ev, "get pods/log (istio-proxy)", lambda m=meta: kube.pod_logs(
             m["namespace"], m["name"], "istio-proxy", tail_lines=min(tail, 2000), since_seconds=recent), ""))
     ev.proxy_log = "\n".join(x for x in logs if x)
+
+
+def _events(st: Stage, ev: Evidence) -> None:
+    """The Events, live pods and controllers of the kit's namespaces (optional evidence: a refusal is noted)."""
+    p = st.p
+    got = read_events(st.kube, [p.bookinfo.namespace, p.collector.namespace, p.gateway.ingress_namespace,
+                                "istio-system"])
+    ev.events, ev.events_api, ev.event_pods, ev.controllers_short = got.events, got.api, got.pods, got.short
+    ev.errors += got.errors if got.events is None else [e for e in got.errors if not e.startswith("list events")]
 
 
 def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
