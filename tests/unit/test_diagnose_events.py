@@ -4,6 +4,7 @@ object is still in the state the Event describes; Events are read from core/v1, 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -70,7 +71,7 @@ def test_a_failing_readiness_probe_quotes_the_probe_message() -> None:
     p = pod(ready=False)
     msg = "Readiness probe failed: Get \"http://10.0.0.7:9081/health\": dial tcp 10.0.0.7:9081: connect: refused"
     f = only(evidence([p], [event(p, "Unhealthy", msg, count=12)]), "probe-failing")
-    assert p.name in f.evidence[0] and msg in f.evidence[0] and "(×12)" in f.evidence[0]
+    assert p.name in f.evidence[0] and msg in f.evidence[0] and "Unhealthy Event (×12, " in f.evidence[0]
     assert "readinessProbe" in f.fix and "deployment productpage-v1" in f.fix
 
 
@@ -230,5 +231,17 @@ def test_warning_rows_are_the_newest_warnings(limit: int) -> None:
     p = pod()
     evs = [event(p, "Unhealthy", f"m{i}", last=f"2026-12-07T07:0{i}:00Z") for i in range(3)]
     evs.append(event(p, "Started", "Started container", "Normal", last="2026-12-07T07:09:00Z"))
-    rows = warning_rows(replace(Evidence(), events=evs), limit=limit)
+    now = datetime(2026, 12, 7, 7, 12, 0, tzinfo=timezone.utc)
+    rows = warning_rows(replace(Evidence(), events=evs), limit=limit, now=now)
     assert [r["message"] for r in rows] == ["m2", "m1", "m0"][:limit]
+    assert [r["age"] for r in rows] == ["10m", "11m", "12m"][:limit]
+    assert set(rows[0]) == {"age", "namespace", "object", "reason", "count", "message"}
+
+
+def test_an_event_line_says_how_often_and_how_long_ago() -> None:
+    e = event(pod(), "BackOff", "Back-off restarting failed container productpage", count=3,
+              last="2026-12-07T07:00:00Z")
+    now = datetime(2026, 12, 7, 7, 2, 5, tzinfo=timezone.utc)
+    assert e.line(now) == ("Warning BackOff default/pod/productpage-v1-7d9f-abcde (×3, 2m5s ago): "
+                           "Back-off restarting failed container productpage")
+    assert replace(e, count=1, last="").line(now).startswith("Warning BackOff default/pod/productpage-v1-7d9f-abcde: ")

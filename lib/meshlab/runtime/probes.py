@@ -184,6 +184,7 @@ class Worker:
     stopped: bool = False
     message: str = ""
     probes: int = 0
+    on_failure: Callable[[Worker], None] | None = None  # every failed attempt (the kubelet's Unhealthy Event)
 
     def record(self, ok: bool, message: str) -> bool:
         """Count one attempt; True when the kept result changed."""
@@ -218,8 +219,11 @@ class Prober:
         self._thread.start()
 
     def ensure(self, key: Key, instance: Any, probe: dict[str, Any], pod_ip: str, container: dict[str, Any],
-               started_at: float, on_change: Callable[[Worker], None]) -> Worker:
-        """The worker probing this container instance; a new instance replaces the old worker."""
+               started_at: float, on_change: Callable[[Worker], None],
+               on_failure: Callable[[Worker], None] | None = None) -> Worker:
+        """The worker probing this container instance; a new instance replaces the old worker. ``on_change`` is
+        called when the kept result changes, ``on_failure`` after every failed attempt (as the kubelet's prober
+        records an ``Unhealthy`` Event for each, ``pkg/kubelet/prober/prober.go``)."""
         with self._cond:
             w = self._workers.get(key)
             if w is not None and w.instance == instance:
@@ -228,7 +232,7 @@ class Prober:
                 w.stopped = True
             kind = key[2]
             w = Worker(key, instance, ProbeSpec.parse(probe, kind), pod_ip, container, on_change,
-                       result=kind == "liveness")
+                       result=kind == "liveness", on_failure=on_failure)
             self._workers[key] = w
             # ``started_at`` is wall-clock time (what the container status shows); the delay counts from it
             wait = max(0.0, started_at + w.spec.initial_delay * self.scale - time.time())
@@ -296,6 +300,11 @@ class Prober:
             return
         with self._cond:
             changed = w.record(ok, message)
+        if not ok and w.on_failure is not None:
+            try:
+                w.on_failure(w)
+            except Exception:
+                log.exception("probe failure callback for %s failed", w.key)
         if changed:
             try:
                 w.on_change(w)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterError
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .diagnose import Evidence, Finding
 
 __all__ = ["EVENT_CAUSES", "EVENT_RULES", "ContainerHealth", "EventFacts", "EventsRead", "PodHealth",
-           "collector_event_lines", "event_facts", "pod_health", "read_events", "warning_rows"]
+           "collector_event_lines", "event_facts", "human_age", "pod_health", "read_events", "warning_rows"]
 
 #: The causes the rules below name, with their titles (merged into ``diagnose.CAUSES``).
 EVENT_CAUSES: dict[str, str] = {
@@ -81,10 +82,46 @@ class EventFacts:
         m = re.search(r"\{([^}]*)\}", self.field_path)
         return m.group(1) if m else ""
 
-    def line(self) -> str:
-        """The Event as one evidence line: ``Warning BackOff pod/web-1 (×3): <message>``."""
-        times = f" (×{self.count})" if self.count > 1 else ""
-        return f"{self.type} {self.reason} {self.namespace}/{self.object}{times}: {self.message}"[:400]
+    def seen(self, now: datetime | None = None) -> str:
+        """How often and how long ago: ``(×3, 2m ago)``, ``(5s ago)``, or ``""`` without a time."""
+        age = human_age(self.last, now)
+        parts = ([f"×{self.count}"] if self.count > 1 else []) + ([f"{age} ago"] if age else [])
+        return f" ({', '.join(parts)})" if parts else ""
+
+    def line(self, now: datetime | None = None) -> str:
+        """The Event as one evidence line: ``Warning BackOff default/pod/web-1 (×3, 2m ago): <message>``."""
+        return f"{self.type} {self.reason} {self.namespace}/{self.object}{self.seen(now)}: {self.message}"[:400]
+
+
+def human_age(when: str, now: datetime | None = None) -> str:
+    """The age of an RFC 3339 time as kubectl prints it (``duration.HumanDuration``: 45s, 3m20s, 12m, 5h3m, 2d);
+    ``""`` when ``when`` is empty or unreadable.
+
+    >>> now = datetime(2026, 12, 7, 8, 0, 0, tzinfo=timezone.utc)
+    >>> [human_age(t, now) for t in ("2026-12-07T07:59:15Z", "2026-12-07T07:56:40Z", "2026-12-07T07:00:00Z", "")]
+    ['45s', '3m20s', '60m', '']
+    """
+    try:
+        then = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    s = max(0, int(((now or datetime.now(timezone.utc)) - then).total_seconds()))
+    m, h, d = s // 60, s // 3600, s // 86400
+    if s < 120:
+        return f"{s}s"
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    if h < 192:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
 
 
 def event_facts(obj: dict[str, Any]) -> EventFacts:
@@ -240,10 +277,11 @@ def _wanted(kind: str, obj: dict[str, Any]) -> tuple[int, int]:
     return (0, 0) if done else (1, int(st.get("active") or 0) + int(st.get("succeeded") or 0))
 
 
-def warning_rows(ev: Evidence, limit: int = 20) -> list[dict[str, Any]]:
-    """The most recent Warning Events as table rows (last seen, namespace, object, reason, count, message)."""
+def warning_rows(ev: Evidence, limit: int = 20, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The most recent Warning Events as table rows, as ``kubectl get events`` shows them (age, namespace, object,
+    reason, count, message)."""
     warn = sorted((e for e in ev.events or [] if e.type == "Warning"), key=lambda e: e.last, reverse=True)
-    return [{"last seen": e.last, "namespace": e.namespace, "object": e.object, "reason": e.reason,
+    return [{"age": human_age(e.last, now), "namespace": e.namespace, "object": e.object, "reason": e.reason,
              "count": e.count, "message": e.message[:300]} for e in warn[:limit]]
 
 
@@ -294,8 +332,9 @@ def _crash_loop(ev: Evidence) -> Finding | None:
                     + (f", exit code {c.last_exit_code}" if c.last_exit_code is not None else "")) if (
                 c.last_reason or c.last_exit_code is not None) else ""
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name}: "
-                         f"{said[0].message if said else 'waiting in CrashLoopBackOff'} "
-                         f"({c.restarts} restarts){last}")
+                         + (f"{said[0].reason} Event{said[0].seen()}: {said[0].message}" if said
+                            else "waiting in CrashLoopBackOff")
+                         + f" ({c.restarts} restarts){last}")
             if c.last_reason == "OOMKilled":
                 fixes.append(f"{c.name} in {pod.namespace}/{pod.name} ran out of memory: raise its limit, e.g. "
                              f"kubectl -n {pod.namespace} set resources deployment {pod.owner or '<owner>'} "
@@ -319,8 +358,8 @@ def _probe(ev: Evidence) -> Finding | None:
             kind = "liveness" if e.message.startswith("Liveness") else "startup" if e.message.startswith(
                 "Startup") else "readiness"
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name} "
-                         f"({'not ready' if not c.ready else f'{c.restarts} restarts'}): {e.message}"
-                         + (f" (×{e.count})" if e.count > 1 else ""))
+                         f"({'not ready' if not c.ready else f'{c.restarts} restarts'}): "
+                         f"{e.reason} Event{e.seen()}: {e.message}")
             fixes.append(f"compare {c.name}'s {kind} probe (kubectl -n {pod.namespace} get pod {pod.name} -o "
                          f"jsonpath='{{.spec.containers[?(@.name==\"{c.name}\")].{kind}Probe}}') with the port and "
                          f"path the app serves, then fix the probe in deployment {pod.owner or '<owner>'} or the app")
@@ -337,7 +376,8 @@ def _image_pull(ev: Evidence) -> Finding | None:
                 continue
             said = [e for e in _about(ev, pod, "Failed", "BackOff", "InspectFailed", "ErrImageNeverPull",
                                       container=c.name) if "image" in e.message.lower()]
-            text = said[0].message if said else (c.waiting_message or c.waiting)
+            text = (f"{said[0].reason} Event{said[0].seen()}: {said[0].message}" if said
+                    else (c.waiting_message or c.waiting))
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name} ({c.waiting}): {text}")
             fixes.append(f"give {c.name} an image that exists and the node may pull: kubectl -n {pod.namespace} "
                          f"set image deployment/{pod.owner or '<owner>'} {c.name}=<registry/name:tag> (now "
@@ -356,7 +396,8 @@ def _unschedulable(ev: Evidence) -> Finding | None:
         if pod.unscheduled is None and not said:
             continue
         text = said[0].message if said else str(pod.unscheduled)
-        lines.append(f"pod {pod.namespace}/{pod.name} is Pending: {text}")
+        lines.append(f"pod {pod.namespace}/{pod.name} is Pending: "
+                     + (f"{said[0].reason} Event{said[0].seen()}: {text}" if said else text))
         low = text.lower()
         if "insufficient" in low:
             fixes.append(f"lower the requests of deployment {pod.owner or '<owner>'} (kubectl -n {pod.namespace} "
@@ -388,7 +429,7 @@ def _refused(ev: Evidence) -> Finding | None:
         if ev.controllers_short is not None and want is None:
             continue   # the controller has its pods now (or is gone): an old refusal
         have = f" ({want[1]} of {want[0]} pods)" if want else ""
-        lines.append(f"{kind.lower()} {ns}/{name}{have}: {e.message}" + (f" (×{e.count})" if e.count > 1 else ""))
+        lines.append(f"{kind.lower()} {ns}/{name}{have}: {e.reason} Event{e.seen()}: {e.message}")
         low = e.message.lower()
         if "quota" in low:
             fixes.append(f"raise the ResourceQuota of namespace {ns} (kubectl -n {ns} describe resourcequota) or "
