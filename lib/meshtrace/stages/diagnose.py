@@ -351,13 +351,19 @@ def _port_name(ev: Evidence) -> Finding | None:
         return None
     why = (f"has appProtocol {app}" if app is not None else
            f"is named {name}" if name else "is unnamed")
+    fix = params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector")
+    if _speaks_http2(ev.grpc_port_name, None) and app is None:  # the params are right: the Service was changed
+        i = (ev.service_ports or []).index(sp)
+        patch = f'[{{"op":"{"replace" if name else "add"}","path":"/spec/ports/{i}/name","value":"{ev.grpc_port_name}"}}]'
+        fix = (f"the Service is not what 01 applied (params name the port {ev.grpc_port_name}): {fix} applies it "
+               f"again; or name the port in place: kubectl -n {ev.collector_namespace} patch service "
+               f"{ev.collector_name} --type json -p '{patch}'")
     return Finding("service-port-name", CAUSES["service-port-name"], 80,
                    [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} {why}: Istio takes "
                     "the protocol from appProtocol, else the name's prefix (grpc-…); without one it sniffs the port "
                     "and sends the gRPC export as HTTP/1.1"]
                    + log_lines(ev.proxy_log, "export failed", limit=2),
-                   params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector"),
-                   {"collector.grpc_port_name": "grpc-otlp"})
+                   fix, {"collector.grpc_port_name": "grpc-otlp"})
 
 
 def _telemetry(ev: Evidence) -> Finding | None:

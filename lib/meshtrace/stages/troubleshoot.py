@@ -275,8 +275,9 @@ def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
         ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
         return
-    ev.service_names = sorted({s.service for s in spans})
     traces = traces_of_run(group_traces(spans), sent, st.p.telemetry.correlation_tag)
+    # this run's traces only: a proxy stopped by a restart flushes its last spans, in its old form, later
+    ev.service_names = sorted({s.service for t in traces for s in t.spans})
     report = check_traces(traces, callgraph_from_params(st.p))
     ev.traces, ev.fragments = report.traces, report.fragments
     ev.fragment_roots = [r["root_service"] for r in report.rows if r["status"] == "fragment"]
