@@ -6,7 +6,9 @@ level against one shared lab with the healthy kit installed:
 3. after the fix 08 suggests (its params overrides, its safe remedy, or the kubectl action it names), every
    required 07_verify check passes again.
 
-Each case restores the healthy install afterwards.
+Each case restores the healthy install afterwards. Among the cluster conditions are the broken shapes of real
+clusters: a namespace Telemetry whose ``customTags`` replace the kit's tag, a collector Service with one unnamed
+gRPC port, and a ``tracingServiceName`` change that no restart followed.
 """
 
 from __future__ import annotations
