@@ -88,6 +88,10 @@ class EventFacts:
         parts = ([f"×{self.count}"] if self.count > 1 else []) + ([f"{age} ago"] if age else [])
         return f" ({', '.join(parts)})" if parts else ""
 
+    def said(self) -> str:
+        """``BackOff Event (×3, 2m ago): <message>``, for an evidence line about the object."""
+        return f"{self.reason} Event{self.seen()}: {self.message}"
+
     def line(self, now: datetime | None = None) -> str:
         """The Event as one evidence line: ``Warning BackOff default/pod/web-1 (×3, 2m ago): <message>``."""
         return f"{self.type} {self.reason} {self.namespace}/{self.object}{self.seen(now)}: {self.message}"[:400]
@@ -305,10 +309,13 @@ def _restart_cmd(pod: PodHealth) -> str:
         f"kubectl -n {pod.namespace} delete pod {pod.name}"
 
 
-def _finding(cause: str, likelihood: int, lines: list[str], fix: str) -> Finding:
+def _found(cause: str, likelihood: int, lines: list[str], fixes: list[str]) -> Finding | None:
+    """The finding of ``cause`` (its first six evidence lines, its first three distinct fixes), or None."""
     from .diagnose import Finding
 
-    return Finding(cause, EVENT_CAUSES[cause], likelihood, lines, fix)
+    if not lines:
+        return None
+    return Finding(cause, EVENT_CAUSES[cause], likelihood, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
 
 
 def collector_event_lines(ev: Evidence, limit: int = 3) -> list[str]:
@@ -332,7 +339,7 @@ def _crash_loop(ev: Evidence) -> Finding | None:
                     + (f", exit code {c.last_exit_code}" if c.last_exit_code is not None else "")) if (
                 c.last_reason or c.last_exit_code is not None) else ""
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name}: "
-                         + (f"{said[0].reason} Event{said[0].seen()}: {said[0].message}" if said
+                         + (said[0].said() if said
                             else "waiting in CrashLoopBackOff")
                          + f" ({c.restarts} restarts){last}")
             if c.last_reason == "OOMKilled":
@@ -342,9 +349,7 @@ def _crash_loop(ev: Evidence) -> Finding | None:
             else:
                 fixes.append(f"read why {c.name} exits: kubectl -n {pod.namespace} logs {pod.name} -c {c.name} "
                              f"--previous; fix its command, config or image, then {_restart_cmd(pod)}")
-    if not lines:
-        return None
-    return _finding("pod-crash-looping", 78, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
+    return _found("pod-crash-looping", 78, lines, fixes)
 
 
 def _probe(ev: Evidence) -> Finding | None:
@@ -358,14 +363,11 @@ def _probe(ev: Evidence) -> Finding | None:
             kind = "liveness" if e.message.startswith("Liveness") else "startup" if e.message.startswith(
                 "Startup") else "readiness"
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name} "
-                         f"({'not ready' if not c.ready else f'{c.restarts} restarts'}): "
-                         f"{e.reason} Event{e.seen()}: {e.message}")
+                         f"({'not ready' if not c.ready else f'{c.restarts} restarts'}): {e.said()}")
             fixes.append(f"compare {c.name}'s {kind} probe (kubectl -n {pod.namespace} get pod {pod.name} -o "
                          f"jsonpath='{{.spec.containers[?(@.name==\"{c.name}\")].{kind}Probe}}') with the port and "
                          f"path the app serves, then fix the probe in deployment {pod.owner or '<owner>'} or the app")
-    if not lines:
-        return None
-    return _finding("probe-failing", 72, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
+    return _found("probe-failing", 72, lines, fixes)
 
 
 def _image_pull(ev: Evidence) -> Finding | None:
@@ -376,15 +378,12 @@ def _image_pull(ev: Evidence) -> Finding | None:
                 continue
             said = [e for e in _about(ev, pod, "Failed", "BackOff", "InspectFailed", "ErrImageNeverPull",
                                       container=c.name) if "image" in e.message.lower()]
-            text = (f"{said[0].reason} Event{said[0].seen()}: {said[0].message}" if said
-                    else (c.waiting_message or c.waiting))
+            text = said[0].said() if said else (c.waiting_message or c.waiting)
             lines.append(f"pod {pod.namespace}/{pod.name} container {c.name} ({c.waiting}): {text}")
             fixes.append(f"give {c.name} an image that exists and the node may pull: kubectl -n {pod.namespace} "
                          f"set image deployment/{pod.owner or '<owner>'} {c.name}=<registry/name:tag> (now "
                          f"{c.image or '?'}; for a private registry add imagePullSecrets)")
-    if not lines:
-        return None
-    return _finding("image-pull-failing", 82, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
+    return _found("image-pull-failing", 82, lines, fixes)
 
 
 def _unschedulable(ev: Evidence) -> Finding | None:
@@ -397,7 +396,7 @@ def _unschedulable(ev: Evidence) -> Finding | None:
             continue
         text = said[0].message if said else str(pod.unscheduled)
         lines.append(f"pod {pod.namespace}/{pod.name} is Pending: "
-                     + (f"{said[0].reason} Event{said[0].seen()}: {text}" if said else text))
+                     + (said[0].said() if said else text))
         low = text.lower()
         if "insufficient" in low:
             fixes.append(f"lower the requests of deployment {pod.owner or '<owner>'} (kubectl -n {pod.namespace} "
@@ -409,9 +408,7 @@ def _unschedulable(ev: Evidence) -> Finding | None:
                          "labels (kubectl get nodes --show-labels)")
         else:
             fixes.append(f"kubectl -n {pod.namespace} describe pod {pod.name}: give the scheduler a node that fits")
-    if not lines:
-        return None
-    return _finding("pod-unschedulable", 80, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
+    return _found("pod-unschedulable", 80, lines, fixes)
 
 
 def _refused(ev: Evidence) -> Finding | None:
@@ -429,7 +426,7 @@ def _refused(ev: Evidence) -> Finding | None:
         if ev.controllers_short is not None and want is None:
             continue   # the controller has its pods now (or is gone): an old refusal
         have = f" ({want[1]} of {want[0]} pods)" if want else ""
-        lines.append(f"{kind.lower()} {ns}/{name}{have}: {e.reason} Event{e.seen()}: {e.message}")
+        lines.append(f"{kind.lower()} {ns}/{name}{have}: {e.said()}")
         low = e.message.lower()
         if "quota" in low:
             fixes.append(f"raise the ResourceQuota of namespace {ns} (kubectl -n {ns} describe resourcequota) or "
@@ -445,9 +442,7 @@ def _refused(ev: Evidence) -> Finding | None:
         else:
             fixes.append(f"fix what refuses the pods (kubectl -n {ns} describe {kind.lower()} {name}); the "
                          "controller creates them again on its own")
-    if not lines:
-        return None
-    return _finding("pods-refused", 84, lines[:6], "; ".join(dict.fromkeys(fixes[:3])))
+    return _found("pods-refused", 84, lines, fixes)
 
 
 EVENT_RULES: tuple[Callable[[Evidence], Finding | None], ...] = (_crash_loop, _probe, _image_pull, _unschedulable,
