@@ -50,6 +50,11 @@ def test_08_names_a_crash_loop_and_a_failing_probe_with_their_events(lab: Runnin
     assert "(not ready): Unhealthy Event" in line and "Readiness probe failed:" in line and ":9999" in line, line
     assert "readiness probe" in probe.fix and "deployment unready" in probe.fix
 
+    def repeated() -> bool:   # every failed attempt is an Event: the recorder counts the repeats
+        events = read_events(lab.kube, [namespace]).events or []
+        return any(e.reason == "Unhealthy" and e.name.startswith("unready-") and e.count >= 2 for e in events)
+    eventually(repeated, timeout=30, interval=0.5, what="the Unhealthy Event counted again")
+
     got = read_events(lab.kube, [namespace])
     assert got.api == "v1" and not got.errors, got.errors
     rows = warning_rows(Evidence(events=got.events))
