@@ -47,7 +47,8 @@ def test_08_names_a_crash_loop_and_a_failing_probe_with_their_events(lab: Runnin
 
     probe = found["probe-failing"]
     line = next(x for x in probe.evidence if "unready" in x)
-    assert "(not ready): Unhealthy Event" in line and "Readiness probe failed:" in line and ":9999" in line, line
+    assert "(not ready): Unhealthy Event" in line and 'Readiness probe failed: Get "http://' in line, line
+    assert ':9999/healthz": dial tcp ' in line and line.endswith(":9999: connect: connection refused"), line
     assert "readiness probe" in probe.fix and "deployment unready" in probe.fix
 
     def repeated() -> bool:   # every failed attempt is an Event: the recorder counts the repeats

@@ -98,18 +98,26 @@ def run_probe(handler: dict[str, Any], pod_ip: str, container: dict[str, Any], t
     except ValueError as e:
         return False, str(e)
     except (OSError, http.client.HTTPException) as e:
-        return False, _dial_error(e, handler, pod_ip)
+        return False, _dial_error(e, handler, pod_ip, container)
     return False, "probe has no handler"
 
 
-def _dial_error(err: Exception, handler: dict[str, Any], pod_ip: str) -> str:
+def _dial_error(err: Exception, handler: dict[str, Any], pod_ip: str, container: dict[str, Any]) -> str:
+    """The probe's failure text as the kubelet's: an HTTP probe's is Go's ``net/http`` client error, which names
+    the URL (``Get "http://10.0.0.7:8080/healthz": dial tcp …``, ``pkg/probe/http``)."""
     spec = handler.get("httpGet") or handler.get("tcpSocket") or handler.get("grpc") or {}
-    where = f"{spec.get('host') or pod_ip}:{spec.get('port')}"
+    port = spec.get("port") if "grpc" in handler else _port(spec.get("port"), container)  # resolved before the dial
+    where = f"{spec.get('host') or pod_ip}:{port}"
+    get = ""
+    if "httpGet" in handler:
+        path = str(spec.get("path") or "/")
+        get = f'Get "{str(spec.get("scheme") or "HTTP").lower()}://{where}{path if path.startswith("/") else "/" + path}": '
     if isinstance(err, ConnectionRefusedError):
-        return f"dial tcp {where}: connect: connection refused"
+        return f"{get}dial tcp {where}: connect: connection refused"
     if isinstance(err, (socket.timeout, TimeoutError)):
-        return f"dial tcp {where}: i/o timeout (Client.Timeout exceeded while awaiting headers)"
-    return f"dial tcp {where}: {err}"
+        return (f"{get}context deadline exceeded (Client.Timeout exceeded while awaiting headers)" if get
+                else f"dial tcp {where}: i/o timeout")
+    return f"{get}dial tcp {where}: {err}"
 
 
 def _http(spec: dict[str, Any], pod_ip: str, container: dict[str, Any], timeout: float) -> tuple[bool, str]:
