@@ -56,6 +56,7 @@ st.cmd("\n".join([
     "kubectl get telemetry -A -o yaml",
     "kubectl -n istio-system get configmap istio -o jsonpath='{.data.mesh}'",
     "kubectl -n istio-system logs deployment/istiod | grep -i tracing",
+    f"kubectl -n {p.bookinfo.namespace} get events --field-selector type=Warning --sort-by=.lastTimestamp",
 ]))
 ev = troubleshoot.gather(st)
 st.table([
@@ -70,6 +71,21 @@ st.table([
 ], "Evidence")
 if ev.errors:
     st.md("Reads that failed: " + "; ".join(ev.errors))
+
+# %% [markdown]
+# ## What the cluster said: Warning Events
+# The kubelet, the scheduler and the controllers write an Event when something goes wrong: a container that
+# crashes (`BackOff`), a probe that fails (`Unhealthy`), an image that cannot be pulled (`Failed`), a pod with no
+# node (`FailedScheduling`), a ReplicaSet whose pods are refused (`FailedCreate`). These are the most recent ones
+# in the kit's namespaces (`kubectl get events -n <namespace> --field-selector type=Warning`). An Event alone is
+# not a diagnosis (a readiness probe fails once while an app starts, and Events outlive their pods by an hour):
+# the diagnosis below uses one only when the object it is about is still in that state.
+
+# %%
+if ev.events is None:
+    st.md("Events could not be read: " + "; ".join(e for e in ev.errors if e.startswith("list events")))
+else:
+    st.table(troubleshoot.warning_rows(ev), f"Recent Warning events (read from {ev.events_api})")
 
 # %% [markdown]
 # Log lines that matter: istiod's about tracing providers, the collector's errors, the proxies' export failures.

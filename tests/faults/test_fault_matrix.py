@@ -6,7 +6,9 @@ level against one shared lab with the healthy kit installed:
 3. after the fix 08 suggests (its params overrides, its safe remedy, or the kubectl action it names), every
    required 07_verify check passes again.
 
-Each case restores the healthy install afterwards.
+Each case restores the healthy install afterwards. Among the cluster conditions are the broken shapes of real
+clusters: a namespace Telemetry whose ``customTags`` replace the kit's tag, a collector Service with one unnamed
+gRPC port, and a ``tracingServiceName`` change that no restart followed.
 """
 
 from __future__ import annotations
@@ -224,13 +226,31 @@ def _quiet_namespace(lab: RunningLab) -> None:
                "spec": {"tracing": [{"disableSpanReporting": True}]}})
 
 
-def _run_fix(lab: RunningLab, findings) -> Callable[[], None]:
-    """The kubectl command 08 names, as a user runs it; the undo deletes what the setup added."""
+def _team_tags(lab: RunningLab) -> None:
+    # a team's own tag for Bookinfo's namespace: istiod replaces customTags wholesale, so the kit's tag is gone there
+    lab.apply({"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+               "metadata": {"name": "team-tags", "namespace": "default"},
+               "spec": {"tracing": [{"customTags": {"team": {"literal": {"value": "bookinfo"}}}}]}})
+
+
+def _unnamed_port(lab: RunningLab) -> None:
+    # the collector's Service as `kubectl expose deployment opentelemetry-collector --port 4317` writes it: one
+    # unnamed port (a Service of several ports must name each), which Istio sniffs instead of speaking HTTP/2
+    p = lab.stage("setup").p
+    lab.kubectl("-n", p.collector.namespace, "patch", "service", p.collector.name, "--type", "json", "-p",
+                '[{"op":"replace","path":"/spec/ports","value":[{"port":4317,"targetPort":4317,"protocol":"TCP"}]}]')
+
+
+def _run_fix(undo: tuple[str, ...] = ()) -> Callable[[RunningLab, list], Callable[[], None]]:
+    """The kubectl command 08 names, as a user runs it; the undo runs kubectl with the args ``undo`` (deleting what
+    the setup added), and ``restore`` puts back what the kit applies."""
     import shlex
 
-    cmd = findings[0].fix.split(": ", 1)[-1]
-    lab.kubectl(*shlex.split(cmd)[1:])
-    return lambda: lab.kubectl("delete", "telemetry", "-n", "default", "quiet", check=False)
+    def fix(lab: RunningLab, findings) -> Callable[[], None]:
+        cmd = findings[0].fix[findings[0].fix.index("kubectl "):]
+        lab.kubectl(*shlex.split(cmd)[1:])
+        return lambda: lab.kubectl(*undo, check=False) if undo else None
+    return fix
 
 
 CONDITIONS = [
@@ -241,7 +261,10 @@ CONDITIONS = [
      _fix_outside("app-drops-trace-headers")),
     ("rbac-deny", _rbac, "rbac-denied", "pods.telemetry-provider", _fix_outside("rbac-deny")),
     ("telemetry-disables-tracing", _quiet_namespace, "telemetry-disables-tracing", "traces.services-reported",
-     _run_fix),
+     _run_fix(("delete", "telemetry", "-n", "default", "quiet"))),
+    ("telemetry-drops-custom-tag", _team_tags, "telemetry-replaces-custom-tags", "traces.correlated",
+     _run_fix(("delete", "telemetry", "-n", "default", "team-tags"))),
+    ("unnamed-grpc-port", _unnamed_port, "service-port-name", "traces.services-reported", _run_fix()),
 ]
 
 
@@ -264,9 +287,50 @@ def test_cluster_condition(lab: RunningLab, fault: str, setup, cause: str, check
         restore(lab)
 
 
+# -- a naming change without a restart: proxies keep the tracingServiceName they started with -------------------------
+RENAMED = "istio.tracing_service_name=CANONICAL_NAME_ONLY"
+
+
+def _restart_all(lab: RunningLab, cmds: list[str], form: str) -> None:
+    """Run 08's ``rollout restart`` commands and wait for pods that started with ``form``."""
+    import shlex
+
+    from meshtrace.stages.proxy_bootstrap import bootstrap_form
+
+    for cmd in cmds:
+        lab.kubectl(*shlex.split(cmd)[1:])
+    for ns in {shlex.split(c)[2] for c in cmds}:
+        lab.kube.wait_for(("v1", "Pod"), lambda objs: all(bootstrap_form(p) in (None, form)
+                                                        and not p["metadata"].get("deletionTimestamp")
+                                                        for p in objs.values()), ns, timeout=90,
+                          what=f"pods restarted with {form}")
+        lab.kube.wait_deployments_available(ns, None, timeout=90)
+
+
+def test_naming_change_without_restart(lab: RunningLab) -> None:
+    fix: list[str] = []
+    try:
+        st = lab.stage("setup", RENAMED)   # 02–05 again with the new form; nothing restarts Bookinfo or the gateway
+        kit.configure(st)
+        kit.deploy(st)
+        broken = run_verify(lab, "lab", [RENAMED], "renamed", settle=BROKEN_SETTLE)
+        assert "traces.service-name-form" in failed(broken), [c.to_dict() for c in broken.checks.checks]
+        _, findings = diagnose(lab, "lab", [RENAMED], broken.run_dir)
+        assert findings and findings[0].cause_id == "proxies-predate-mesh-config", [f.row() for f in findings]
+        fix = findings[0].fix.split(": ", 1)[1].split(" && ")
+        assert any("istio-ingressgateway" in c for c in fix) and any("-n default" in c for c in fix), fix
+        _restart_all(lab, fix, "CANONICAL_NAME_ONLY")
+        after = run_verify(lab, "lab", [RENAMED], "renamed-fixed", settle=SETTLE)
+        assert not failed(after), [c.to_dict() for c in after.checks.checks if c.status != "pass"]
+    finally:
+        restore(lab)
+        if fix:   # the restarted proxies hold the new form: restart them under the restored mesh config
+            _restart_all(lab, fix, "APP_LABEL_AND_NAMESPACE")
+
+
 def test_healthy_finds_nothing(lab: RunningLab) -> None:
     st = run_verify(lab, "lab", [], "healthy", settle=SETTLE)
     assert not failed(st), [c.to_dict() for c in st.checks.checks if c.status != "pass"]
     st8, findings = diagnose(lab, "lab", [], st.run_dir)
-    assert findings == []
+    assert findings == [], [(f.evidence, f.fix) for f in findings]
     assert all(c.status == "pass" for c in st8.checks.checks)

@@ -17,7 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from meshtrace.traces.collector_log import parse_collector_log  # noqa: E402
 
 VERSIONS = [(0, 50, 0), (0, 54, 0), (0, 60, 0), (0, 63, 0), (0, 64, 0), (0, 100, 0), (0, 120, 0), (0, 135, 0),
-            (0, 141, 0)]
+            (0, 141, 0), (0, 142, 0)]
 
 
 def kv(key: str, value) -> KeyValue:
@@ -119,5 +119,5 @@ def test_parser_reads_lab_output(version):
         ("0102030405060708090a0b0c0d0e0f10", "1112131415161718", 4)]
     if version >= (0, 117, 0):
         assert mid.trace_state == "ot=th:0"
-    if version >= (0, 141, 0):
+    if version >= (0, 142, 0):
         assert mid.dropped_attributes == 1

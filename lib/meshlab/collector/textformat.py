@@ -124,11 +124,11 @@ def _span(buf: _Buf, k: int, span) -> None:
     code = span.status.code
     buf.attr("Status code", statuses[code] if 0 <= code < len(statuses) else str(code))
     buf.attr("Status message", span.status.message)
-    dropped = v >= V.DROPPED_COUNTS and (
-        span.dropped_attributes_count or span.dropped_events_count or span.dropped_links_count)
+    if v >= V.DROPPED_COUNTS:  # always, zeros too, before the attributes (otlptext/traces.go since 0.142.0)
+        buf.attr("DroppedAttributesCount", str(span.dropped_attributes_count))
+        buf.attr("DroppedEventsCount", str(span.dropped_events_count))
+        buf.attr("DroppedLinksCount", str(span.dropped_links_count))
     buf.attributes("Attributes", list(span.attributes))
-    if dropped:
-        buf.entry(f"    DroppedAttributesCount: {span.dropped_attributes_count}")
     if span.events:
         buf.entry("Events:")
         for i, e in enumerate(span.events):
@@ -137,8 +137,6 @@ def _span(buf: _Buf, k: int, span) -> None:
             buf.entry(f"     -> Timestamp: {go_timestamp(e.time_unix_nano)}")
             buf.entry(f"     -> DroppedAttributesCount: {e.dropped_attributes_count}")
             buf.attributes("     -> Attributes:", list(e.attributes))
-    if dropped:
-        buf.entry(f"    DroppedEventsCount: {span.dropped_events_count}")
     if span.links:
         buf.entry("Links:")
         for i, link in enumerate(span.links):
@@ -148,8 +146,6 @@ def _span(buf: _Buf, k: int, span) -> None:
             buf.entry(f"     -> TraceState: {link.trace_state}")
             buf.entry(f"     -> DroppedAttributesCount: {link.dropped_attributes_count}")
             buf.attributes("     -> Attributes:", list(link.attributes))
-    if dropped:
-        buf.entry(f"    DroppedLinksCount: {span.dropped_links_count}")
 
 
 def detailed(req: ExportTraceServiceRequest, version: Version = V.LATEST) -> str:

@@ -22,8 +22,8 @@ behaviour, not a proven first one.
 | summary message ``Traces`` and ``otelcol.component.*`` fields | 0.116 approx. |
 | ``TraceState`` line in the span dump                         | 0.117 approx. |
 | ``"resource": {}`` field on component loggers                | 0.124 approx. |
-| resource entity refs in the dump                             | 0.131 approx. |
-| ``Dropped…Count`` lines in the span dump                     | 0.141 approx. |
+| resource entity refs in the dump (#13471)                    | 0.133     |
+| ``Dropped…Count`` lines, zeros too, after the status (#14217) | 0.142     |
 | ``jaeger`` exporter gone from the images (releases #396)     | 0.85      |
 | ``opencensus`` receiver/exporter gone from the images (releases #1056) | 0.132 |
 """
@@ -37,7 +37,7 @@ from meshlab.gotime import version_text  # noqa: F401 - part of this module's AP
 Version = tuple[int, int, int]
 
 #: what an untagged or ``latest`` image is taken to be
-LATEST: Version = (0, 141, 0)
+LATEST: Version = (0, 142, 0)
 
 SCOPE_SPANS = (0, 52, 0)
 RESOURCE_ATTRIBUTES = (0, 59, 0)
@@ -55,8 +55,8 @@ METRICS_LOCALHOST = (0, 111, 0)
 COMPONENT_FIELDS = (0, 116, 0)
 TRACE_STATE = (0, 117, 0)
 RESOURCE_FIELD = (0, 124, 0)
-ENTITY_REFS = (0, 131, 0)
-DROPPED_COUNTS = (0, 141, 0)
+ENTITY_REFS = (0, 133, 0)
+DROPPED_COUNTS = (0, 142, 0)
 DECODE_ERRORS_NEW = (0, 109, 0)
 DECODE_ERRORS_NEWEST = (0, 116, 0)
 UNKNOWN_TYPE_OLD = (0, 59, 0)

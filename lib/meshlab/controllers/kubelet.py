@@ -213,11 +213,11 @@ class Kubelet:
         started = float(st.started_at or time.time())
         if c.get("livenessProbe"):
             self.prober.ensure((rec.uid, name, "liveness"), instance, c["livenessProbe"], rec.ip, c, started,
-                               lambda w: self._liveness_changed(rec, w))
+                               lambda w: self._liveness_changed(rec, w), lambda w: self._probe_failed(rec, w))
         if not c.get("readinessProbe"):
             return True
         w = self.prober.ensure((rec.uid, name, "readiness"), instance, c["readinessProbe"], rec.ip, c, started,
-                               lambda w: self._readiness_changed(rec, w))
+                               lambda w: self._readiness_changed(rec, w), lambda w: self._probe_failed(rec, w))
         return w.result
 
     def _unprobe(self, rec: PodRecord, name: str) -> None:
@@ -225,10 +225,13 @@ class Kubelet:
         self.prober.remove((rec.uid, name, "readiness"))
         self.prober.remove((rec.uid, name, "liveness"))
 
+    def _probe_failed(self, rec: PodRecord, w: Worker) -> None:
+        """Every failed attempt is an ``Unhealthy`` Event, below the failure threshold too (the recorder counts
+        the repeats)."""
+        self.ctl.events.record(rec.ref(), "Unhealthy", f"{w.key[2].capitalize()} probe failed: {w.message}",
+                               "Warning", field_path=f"spec.containers{{{w.key[1]}}}")
+
     def _readiness_changed(self, rec: PodRecord, w: Worker) -> None:
-        if not w.result:
-            self.ctl.events.record(rec.ref(), "Unhealthy", f"Readiness probe failed: {w.message}", "Warning",
-                                   field_path=f"spec.containers{{{w.key[1]}}}")
         self.ctl.kick("pod", rec.namespace, rec.name)
 
     def _liveness_changed(self, rec: PodRecord, w: Worker) -> None:
@@ -236,8 +239,6 @@ class Kubelet:
             return
         name, started_at = w.key[1], w.instance[1]
         where = f"spec.containers{{{name}}}"
-        self.ctl.events.record(rec.ref(), "Unhealthy", f"Liveness probe failed: {w.message}", "Warning",
-                               field_path=where)
         self.ctl.events.record(rec.ref(), "Killing", f"Container {name} failed liveness probe, will be restarted",
                                field_path=where)
         log.info("container %s of %s/%s failed liveness probe, will be restarted: %s", name, rec.namespace,

@@ -98,18 +98,26 @@ def run_probe(handler: dict[str, Any], pod_ip: str, container: dict[str, Any], t
     except ValueError as e:
         return False, str(e)
     except (OSError, http.client.HTTPException) as e:
-        return False, _dial_error(e, handler, pod_ip)
+        return False, _dial_error(e, handler, pod_ip, container)
     return False, "probe has no handler"
 
 
-def _dial_error(err: Exception, handler: dict[str, Any], pod_ip: str) -> str:
+def _dial_error(err: Exception, handler: dict[str, Any], pod_ip: str, container: dict[str, Any]) -> str:
+    """The probe's failure text as the kubelet's: an HTTP probe's is Go's ``net/http`` client error, which names
+    the URL (``Get "http://10.0.0.7:8080/healthz": dial tcp …``, ``pkg/probe/http``)."""
     spec = handler.get("httpGet") or handler.get("tcpSocket") or handler.get("grpc") or {}
-    where = f"{spec.get('host') or pod_ip}:{spec.get('port')}"
+    port = spec.get("port") if "grpc" in handler else _port(spec.get("port"), container)  # resolved before the dial
+    where = f"{spec.get('host') or pod_ip}:{port}"
+    get = ""
+    if "httpGet" in handler:
+        path = str(spec.get("path") or "/")
+        get = f'Get "{str(spec.get("scheme") or "HTTP").lower()}://{where}{path if path.startswith("/") else "/" + path}": '
     if isinstance(err, ConnectionRefusedError):
-        return f"dial tcp {where}: connect: connection refused"
+        return f"{get}dial tcp {where}: connect: connection refused"
     if isinstance(err, (socket.timeout, TimeoutError)):
-        return f"dial tcp {where}: i/o timeout (Client.Timeout exceeded while awaiting headers)"
-    return f"dial tcp {where}: {err}"
+        return (f"{get}context deadline exceeded (Client.Timeout exceeded while awaiting headers)" if get
+                else f"dial tcp {where}: i/o timeout")
+    return f"{get}dial tcp {where}: {err}"
 
 
 def _http(spec: dict[str, Any], pod_ip: str, container: dict[str, Any], timeout: float) -> tuple[bool, str]:
@@ -184,6 +192,7 @@ class Worker:
     stopped: bool = False
     message: str = ""
     probes: int = 0
+    on_failure: Callable[[Worker], None] | None = None  # every failed attempt (the kubelet's Unhealthy Event)
 
     def record(self, ok: bool, message: str) -> bool:
         """Count one attempt; True when the kept result changed."""
@@ -218,8 +227,11 @@ class Prober:
         self._thread.start()
 
     def ensure(self, key: Key, instance: Any, probe: dict[str, Any], pod_ip: str, container: dict[str, Any],
-               started_at: float, on_change: Callable[[Worker], None]) -> Worker:
-        """The worker probing this container instance; a new instance replaces the old worker."""
+               started_at: float, on_change: Callable[[Worker], None],
+               on_failure: Callable[[Worker], None] | None = None) -> Worker:
+        """The worker probing this container instance; a new instance replaces the old worker. ``on_change`` is
+        called when the kept result changes, ``on_failure`` after every failed attempt (as the kubelet's prober
+        records an ``Unhealthy`` Event for each, ``pkg/kubelet/prober/prober.go``)."""
         with self._cond:
             w = self._workers.get(key)
             if w is not None and w.instance == instance:
@@ -228,7 +240,7 @@ class Prober:
                 w.stopped = True
             kind = key[2]
             w = Worker(key, instance, ProbeSpec.parse(probe, kind), pod_ip, container, on_change,
-                       result=kind == "liveness")
+                       result=kind == "liveness", on_failure=on_failure)
             self._workers[key] = w
             # ``started_at`` is wall-clock time (what the container status shows); the delay counts from it
             wait = max(0.0, started_at + w.spec.initial_delay * self.scale - time.time())
@@ -296,6 +308,11 @@ class Prober:
             return
         with self._cond:
             changed = w.record(ok, message)
+        if not ok and w.on_failure is not None:
+            try:
+                w.on_failure(w)
+            except Exception:
+                log.exception("probe failure callback for %s failed", w.key)
         if changed:
             try:
                 w.on_change(w)

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import params_fix
 from ..versions import collector_binds_localhost_by_default, collector_has_logging_exporter, collector_version
+from .diagnose_events import EVENT_CAUSES
 
 if TYPE_CHECKING:
     from ..kube.pods import PodState
+    from .diagnose_events import EventFacts, PodHealth
     from .diagnose_facts import ProviderFacts, TelemetryFacts
 
 __all__ = ["CAUSES", "Evidence", "Finding", "diagnose", "findings_frame", "log_lines"]
@@ -58,6 +60,7 @@ CAUSES: dict[str, str] = {
     "telemetry-disables-tracing": "a more specific Telemetry sets disableSpanReporting: tracing is off there",
     "proxies-predate-mesh-config": "proxies started before the mesh config changed and keep their old "
                                    "tracingServiceName",
+    **EVENT_CAUSES,   # pods that do not run, from the cluster's Events (diagnose_events)
 }
 
 
@@ -133,6 +136,10 @@ class Evidence:
     service_names: list[str] = field(default_factory=list)    # service.name values in this run's spans
     mesh_service_name_form: str = ""                           # the istio ConfigMap's defaultConfig.tracingServiceName
     stale_proxies: list[dict[str, str]] = field(default_factory=list)  # {namespace, pod, owner, reason}
+    events: list[EventFacts] | None = None        # Events of the kit's namespaces (None: not read)
+    events_api: str = ""                          # the API they came from (v1, events.k8s.io/v1)
+    event_pods: list[PodHealth] = field(default_factory=list)  # live pods of those namespaces
+    controllers_short: dict[str, tuple[int, int]] | None = None  # ns/kind/name → (pods wanted, pods there)
     denied: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # prerequisites: None means "not read"
@@ -242,10 +249,12 @@ def _not_running(ev: Evidence) -> Finding | None:
     bad = [p for p in ev.collector_pods if not p.ready]
     if ev.collector_pods and not bad:
         return None
+    from .diagnose_events import collector_event_lines
+
     ev_lines = [f"pod {p.name}: {p.phase} {','.join(p.waiting)} restarts {p.restarts}"
                 for p in bad] or ["no collector pod"]
     return Finding("collector-not-running", CAUSES["collector-not-running"], 70,
-                   ev_lines + log_lines(ev.collector_log, "error", limit=2),
+                   ev_lines + collector_event_lines(ev) + log_lines(ev.collector_log, "error", limit=2),
                    f"kubectl -n {ev.collector_namespace} logs deployment/{ev.collector_name} --previous")
 
 
@@ -343,13 +352,19 @@ def _port_name(ev: Evidence) -> Finding | None:
         return None
     why = (f"has appProtocol {app}" if app is not None else
            f"is named {name}" if name else "is unnamed")
+    fix = params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector")
+    if _speaks_http2(ev.grpc_port_name, None) and app is None:  # the params are right: the Service was changed
+        i = (ev.service_ports or []).index(sp)
+        patch = f'[{{"op":"{"replace" if name else "add"}","path":"/spec/ports/{i}/name","value":"{ev.grpc_port_name}"}}]'
+        fix = (f"the Service is not what 01 applied (params name the port {ev.grpc_port_name}): {fix} applies it "
+               f"again; or name the port in place: kubectl -n {ev.collector_namespace} patch service "
+               f"{ev.collector_name} --type json -p '{patch}'")
     return Finding("service-port-name", CAUSES["service-port-name"], 80,
                    [f"Service {ev.collector_namespace}/{ev.collector_name} port {sp.get('port')} {why}: Istio takes "
                     "the protocol from appProtocol, else the name's prefix (grpc-…); without one it sniffs the port "
                     "and sends the gRPC export as HTTP/1.1"]
                    + log_lines(ev.proxy_log, "export failed", limit=2),
-                   params_fix({"collector.grpc_port_name": "grpc-otlp"}, "rerun 01_install_collector"),
-                   {"collector.grpc_port_name": "grpc-otlp"})
+                   fix, {"collector.grpc_port_name": "grpc-otlp"})
 
 
 def _telemetry(ev: Evidence) -> Finding | None:
@@ -494,13 +509,14 @@ def diagnose(ev: Evidence) -> list[Finding]:
     not installed, a foreign Istio, or an earlier notebook of the run that stopped it; what follows from them
     ranks after them.
     """
+    from .diagnose_events import EVENT_RULES
     from .diagnose_mesh import MESH_RULES
     from .diagnose_stops import STOP_RULES, order
 
     if ev.unreachable:  # nothing else was read
         found = [f for rule in STOP_RULES if (f := rule(ev)) is not None]
     else:
-        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES) if (f := rule(ev)) is not None]
+        found = [f for rule in (*STOP_RULES, *RULES, *MESH_RULES, *EVENT_RULES) if (f := rule(ev)) is not None]
     ids = {f.cause_id for f in found}
     found = [f for f in found if not (_EXPLAINS.get(f.cause_id, set()) & ids)]
     found = order(found, ev)

@@ -28,6 +28,7 @@ from ..traces import callgraph_from_params, check_traces, group_traces
 from ..traces.propagation import audit_propagation
 from ..traces.sources import CollectorMetricsSource, make_source, sources_for_cluster
 from .diagnose import Evidence, Finding, diagnose, log_lines
+from .diagnose_events import EVENT_CAUSES, read_events, warning_rows
 from .diagnose_facts import (
     collector_pods,
     list_telemetries,
@@ -40,7 +41,7 @@ from .diagnose_facts import (
 from .diagnose_stops import earlier_stop
 from .proxy_bootstrap import stale_evidence
 
-__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot"]
+__all__ = ["CHECKS", "DIAGNOSIS", "FAQ_CHECKS", "NOTEBOOK", "apply_remedies", "attach_remedies", "gather", "log_highlights", "record_checks", "run_troubleshoot", "warning_rows"]
 
 #: What the kit must be allowed to read to troubleshoot: (verb, group, resource).
 NEEDED = (("list", "", "pods"), ("get", "", "configmaps"), ("get", "", "services"),
@@ -56,6 +57,8 @@ MESH_PROVIDER = CheckSpec("troubleshoot.mesh-provider",
                           "extensionProviders matches the collector's Service FQDN, port and protocol")
 BACKEND = CheckSpec("troubleshoot.backend", "the collector exports to the backend")
 TRACES_WHOLE = CheckSpec("troubleshoot.traces-whole", "traces are not fragmented")
+WORKLOADS = CheckSpec("troubleshoot.workloads", "no pod crash-loops, fails a probe, lacks its image or a node, "
+                      "and no controller is refused its pods (the cluster's Events)")
 
 #: the source procedure's FAQ, one check each, with the cause ids it covers
 FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
@@ -69,6 +72,7 @@ FAQ_CHECKS: dict[CheckSpec, tuple[str, ...]] = {
                     "service-port-name", "proxy-export-failing"),
     BACKEND: ("backend-token-rejected", "backend-export-failing"),
     TRACES_WHOLE: ("app-drops-trace-headers", "service-does-not-propagate"),
+    WORKLOADS: tuple(EVENT_CAUSES),
 }
 DIAGNOSIS = CheckSpec("troubleshoot.diagnosis", "the most likely cause")
 CHECKS = catalogue(*FAQ_CHECKS, DIAGNOSIS)
@@ -189,6 +193,7 @@ def gather(st: Stage, sent: list[SentRequest] | None = None, log_tail: int = 200
         ev.istiod_log = _try(ev, "get pods/log (istiod)", lambda: kube.pod_logs(
             "istio-system", istiod[0]["metadata"]["name"], tail_lines=log_tail), "")
     _proxies(st, ev, log_tail, recent)
+    _events(st, ev)
     _traces(st, ev, sent)
     stale_evidence(st, ev)
     ev.denied = list(dict.fromkeys(ev.denied))
@@ -257,6 +262,15 @@ def _proxies(st: Stage, ev: Evidence, tail: int, recent: int) -> None:
     ev.proxy_log = "\n".join(x for x in logs if x)
 
 
+def _events(st: Stage, ev: Evidence) -> None:
+    """The Events, live pods and controllers of the kit's namespaces (optional evidence: a refusal is noted)."""
+    p = st.p
+    got = read_events(st.kube, [p.bookinfo.namespace, p.collector.namespace, p.gateway.ingress_namespace,
+                                "istio-system"])
+    ev.events, ev.events_api, ev.event_pods, ev.controllers_short = got.events, got.api, got.pods, got.short
+    ev.errors += got.errors if got.events is None else [e for e in got.errors if not e.startswith("list events")]
+
+
 def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     if not ev.collector_log:
         return
@@ -266,8 +280,9 @@ def _traces(st: Stage, ev: Evidence, sent: list[SentRequest]) -> None:
     except Exception as exc:  # noqa: BLE001 - a log the parser cannot read is evidence, not a crash
         ev.errors.append(f"parsing the collector log: {type(exc).__name__}: {exc}")
         return
-    ev.service_names = sorted({s.service for s in spans})
     traces = traces_of_run(group_traces(spans), sent, st.p.telemetry.correlation_tag)
+    # this run's traces only: a proxy stopped by a restart flushes its last spans, in its old form, later
+    ev.service_names = sorted({s.service for t in traces for s in t.spans})
     report = check_traces(traces, callgraph_from_params(st.p))
     ev.traces, ev.fragments = report.traces, report.fragments
     ev.fragment_roots = [r["root_service"] for r in report.rows if r["status"] == "fragment"]

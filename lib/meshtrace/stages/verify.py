@@ -35,6 +35,7 @@ from ..traces import (
 )
 from ..traces.analysis import CorrelationReport, ServiceReport, TraceCheckReport
 from ..traces.collector_fields import gc_paused
+from ..traces.correlation_tag import tag_carriers, untagged_services
 from ..traces.model import Span, Trace
 from ..traces.propagation import PropagationReport, proxy_spans
 from ..traces.sources import (
@@ -431,8 +432,14 @@ def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
                 expected=f"{p.telemetry.sampling:g}%",
                 hint=parameter_fix("requests", s.n_needed, "rerun 06 and 07") if s.reason == "too_few_requests"
                 else None)
-        rec.add(CORRELATED, _status(corr.traced > 0 and not corr.unmatched_traces, first),
-                observed=f"{readable(corr.summary())}{cut}" if cut else corr.summary(), expected="every trace matched (correlation tag, else guid:x-request-id)")
+        untagged = untagged_services(spans, graph, p.telemetry.correlation_tag)  # a Telemetry dropped the kit's tag
+        rec.add(CORRELATED, _status(corr.traced > 0 and not corr.unmatched_traces and not untagged, first),
+                observed=(f"{readable(corr.summary())}{cut}" if cut else corr.summary()) if not untagged else
+                f"{readable(corr.summary())}; no span of {', '.join(untagged)} carries {p.telemetry.correlation_tag}"
+                f"{cut}", expected="every trace matched (correlation tag, else guid:x-request-id); the tag on "
+                + (", ".join(sorted(tag_carriers(graph))) or "the root's spans"),
+                hint="a more specific Telemetry sets customTags without the kit's tag (run 08_troubleshoot)"
+                if untagged else None)
     backend_corr = _backend_checks(st, ev, corr, blocker)
     return VerifyResult(graph, traces, sr, report, corr, backend_corr, propagation)
 
