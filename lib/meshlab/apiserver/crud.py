@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import admission, graceful, subresources, tables
+from meshlab.apiserver import admission, graceful, reviews, tables
+from meshlab.apiserver.authn import admin_user
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError, already_exists, conflict, not_found
 from meshlab.apiserver.patch import json_patch, merge_patch, strategic_merge
@@ -58,12 +59,8 @@ def create(api: Api, req: Request, t: Target) -> Response:
     if body.get("kind") and body["kind"] != t.res.kind:
         raise ApiError(400, f"the kind of the provided object ({body['kind']}) does not match the resource "
                             f"({t.res.kind})")
-    if t.res.kind == "SelfSubjectAccessReview":
-        return Response(201, subresources.access_review(api, body))
-    if t.res.kind in subresources.REVIEWS:
-        return Response(201, subresources.REVIEWS[t.res.kind](api, body))
-    name = (body.get("metadata") or {}).get("name")
-    api.authorize("create", t, name)
+    if t.res.kind in reviews.KINDS:
+        return Response(201, reviews.review(api, req.user or admin_user(), t.res.kind, body, t.namespace))
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
     if api.dry_run(req):
         obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
@@ -75,7 +72,20 @@ def create(api: Api, req: Request, t: Target) -> Response:
         raise already_exists(t.res.plural, obj["metadata"]["name"], t.res.group) from e
     if t.res.kind == "CustomResourceDefinition":
         created = _serve_crd(api, t, created)
+    if t.res.kind == "Namespace":
+        default_service_account(api, created["metadata"]["name"])
     return Response(201, api.out(created, t))
+
+
+def default_service_account(api: Api, namespace: str) -> None:
+    """The ``default`` ServiceAccount every namespace gets (the serviceaccounts controller's)."""
+    res = api.registry.builtin("serviceaccounts")
+    if api.store.get(res.key, namespace, "default") is None:
+        try:
+            api.store.create(res.key, admission.prepare_create(api.lab, res, {"metadata": {"name": "default"}},
+                                                               namespace))
+        except AlreadyExists:
+            pass
 
 
 def _serve_crd(api: Api, t: Target, crd: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +112,6 @@ def update(api: Api, req: Request, t: Target) -> Response:
     body = parse_body(req)
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be an object")
-    api.authorize("update", t)
     old = api.get_or_404(t)
     new = admission.prepare_update(api.lab, t.res, body, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
@@ -121,7 +130,6 @@ def patch(api: Api, req: Request, t: Target) -> Response:
         raise ApiError(400, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is "
                             "required for apply patch")
     body = parse_body(req)
-    api.authorize("patch", t)
     api.ns_check(t)
     old = api.store.get(t.res.key, t.namespace, t.name or "")
     if old is None:
@@ -129,7 +137,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             raise not_found(t.res.plural, t.name or "", t.res.group)
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be an object")
-        api.authorize("create", t)
+        api.authorize(req, "create", t)
         body.setdefault("metadata", {})["name"] = t.name
         obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
         if api.dry_run(req):
@@ -163,7 +171,6 @@ def patch(api: Api, req: Request, t: Target) -> Response:
 
 
 def delete(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("delete", t)
     old = api.get_or_404(t)
     if t.res.kind == "Namespace" and t.name in PROTECTED_NAMESPACES:
         raise ApiError(403, f'namespaces "{t.name}" is forbidden: this namespace may not be deleted', "Forbidden")
@@ -200,7 +207,6 @@ def delete(api: Api, req: Request, t: Target) -> Response:
 
 
 def delete_collection(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("deletecollection", t)
     items = selected(api, req, t)
     if not api.dry_run(req):
         for o in items:

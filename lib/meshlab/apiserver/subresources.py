@@ -1,4 +1,4 @@
-"""Subresources and side endpoints: scale, pods/log, proxy, access reviews, OpenAPI, lab administration.
+"""Subresources and side endpoints: scale, pods/log, proxy, OpenAPI, lab administration.
 
 Each is a function of the API (``routing.Api``: the lab, its store, registry and authorization) and the request.
 """
@@ -38,7 +38,6 @@ def openapi(api: Api, segs: list[str]) -> Response:
 
 
 def scale(api: Api, req: Request, t: Target) -> Response:
-    api.authorize({"GET": "get", "PUT": "update", "PATCH": "patch"}.get(req.method, "get"), t)
     obj = api.get_or_404(t)
 
     def as_scale(o: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +72,6 @@ def scale(api: Api, req: Request, t: Target) -> Response:
 
 
 def logs(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("get", t)
     pod = api.get_or_404(t)
     names = [c["name"] for c in pod["spec"].get("containers") or []]
     init_names = [c["name"] for c in pod["spec"].get("initContainers") or []]
@@ -146,49 +144,12 @@ def logs(api: Api, req: Request, t: Target) -> Response:
 
 
 def proxy(api: Api, req: Request, t: Target) -> Response:
-    api.authorize({"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-                    "DELETE": "delete"}.get(req.method, "get"), t)
     ns = t.namespace or "default"
     target = (forwarding.pod_target if t.res.kind == "Pod" else forwarding.service_target)(api.lab, ns, t.name or "")
     code, headers, data = forwarding.forward(target, req.method, t.rest, req.raw_query, req.headers,
                                         req.body or None)
     ctype = next((v for k, v in headers if k.lower() == "content-type"), "application/octet-stream")
     return Response(code, data, ctype, [(k, v) for k, v in headers if k.lower() != "content-type"])
-
-
-def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    spec = body.get("spec") or {}
-    ra = spec.get("resourceAttributes")
-    allowed = True
-    if ra:
-        res = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
-        allowed = not api.lab.faults.denies(ra.get("verb", ""), res, ra.get("group", ""))
-    status: dict[str, Any] = {"allowed": allowed}
-    if not allowed:
-        status.update(denied=True, reason="denied by the cluster's RBAC rules")
-    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
-
-
-ADMIN_USER = {"username": "meshlab-admin", "groups": ["system:masters", "system:authenticated"]}
-
-
-def rules_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    """``kubectl auth can-i --list``: the lab's one identity may do everything (RBAC is stored, not enforced).
-    A verb the ``rbac-deny`` fault denies still shows here, as rules can only grant; ``can-i`` for it says no."""
-    return {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {},
-            "status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                       "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}}
-
-
-def whoami(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    """``kubectl auth whoami``: the lab's admin, the identity of its kubeconfig's token."""
-    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "status": {"userInfo": dict(ADMIN_USER)}}
-
-
-REVIEWS = {"SelfSubjectRulesReview": rules_review, "SelfSubjectReview": whoami}
 
 
 def admin(api: Api, req: Request, segs: list[str]) -> Response:
