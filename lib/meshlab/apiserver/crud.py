@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import admission, graceful, reviews, tables
+from meshlab.apiserver import admission, graceful, managed, reviews, tables
 from meshlab.apiserver.authn import admin_user
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError, already_exists, conflict, not_found
@@ -62,6 +62,7 @@ def create(api: Api, req: Request, t: Target) -> Response:
     if t.res.kind in reviews.KINDS:
         return Response(201, reviews.review(api, req.user or admin_user(), t.res.kind, body, t.namespace))
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+    managed.record_update(None, obj, _manager(req), t.res.api_version(t.version), now_iso())
     if api.dry_run(req):
         obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
         obj["metadata"].setdefault("creationTimestamp", now_iso())
@@ -108,6 +109,18 @@ def _write(api: Api, req: Request, t: Target, new: dict[str, Any], check_rv: boo
     return Response(code, api.out(saved, t))
 
 
+def _manager(req: Request) -> str:
+    return managed.manager_of(req.q("fieldManager"), req.headers.get("user-agent", ""))
+
+
+def _track_update(req: Request, t: Target, old: dict[str, Any], sent: dict[str, Any], new: dict[str, Any]) -> None:
+    """Record an Update's field ownership on ``new`` (managedFields the client changed are taken as sent)."""
+    given = (sent.get("metadata") or {}).get("managedFields")
+    given = given if isinstance(given, list) and given != old["metadata"].get("managedFields") else None
+    managed.record_update(old, new, _manager(req), t.res.api_version(t.version), now_iso(),
+                          "status" if t.sub == "status" else "", given)
+
+
 def update(api: Api, req: Request, t: Target) -> Response:
     body = parse_body(req)
     if not isinstance(body, dict):
@@ -115,6 +128,7 @@ def update(api: Api, req: Request, t: Target) -> Response:
     old = api.get_or_404(t)
     new = admission.prepare_update(api.lab, t.res, body, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    _track_update(req, t, old, body, new)
     new["metadata"]["resourceVersion"] = (body.get("metadata") or {}).get("resourceVersion") or \
         old["metadata"]["resourceVersion"]
     return _write(api, req, t, new, check_rv=True)
@@ -140,6 +154,8 @@ def patch(api: Api, req: Request, t: Target) -> Response:
         api.authorize(req, "create", t)
         body.setdefault("metadata", {})["name"] = t.name
         obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+        obj = managed.apply({}, obj, body, req.q("fieldManager") or "", t.res.api_version(t.version), now_iso(),
+                            force=True)
         if api.dry_run(req):
             return Response(201, api.out(obj, t))
         try:
@@ -161,11 +177,20 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             body = {k: v for k, v in body.items() if k not in ("status",) or t.sub == "status"}
             body.get("metadata", {}).pop("managedFields", None)
         patched = strategic_merge(base, body, apply=apply)
+        if apply:
+            patched = managed.apply(base, patched, body, req.q("fieldManager") or "", t.res.api_version(t.version),
+                                    now_iso(), req.flag("force"))
     if not isinstance(patched, dict):
         raise ApiError(422, "the patch produced a value that is not an object")
     rv_given = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
     new = admission.prepare_update(api.lab, t.res, patched, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    if apply:
+        new["metadata"]["managedFields"] = (patched.get("metadata") or {}).get("managedFields") or []
+        if not new["metadata"]["managedFields"]:
+            new["metadata"].pop("managedFields")
+    else:
+        _track_update(req, t, old, patched, new)
     new["metadata"]["resourceVersion"] = rv_given or old["metadata"]["resourceVersion"]
     return _write(api, req, t, new, check_rv=bool(rv_given))
 
