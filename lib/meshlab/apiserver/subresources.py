@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import discovery
+from meshlab.apiserver import openapi as schemas
 from meshlab.apiserver import proxy as forwarding
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 def openapi(api: Api, segs: list[str]) -> Response:
     if segs[:1] == ["v3"]:
         if len(segs) == 1:
-            return Response(200, discovery.openapi_v3_index(api.registry))
+            return Response(200, schemas.index(api))
         rest = segs[1:]
         if rest[0] == "api" and len(rest) == 2:
-            doc = discovery.openapi_v3_gv(api.registry, "", rest[1])
+            doc = schemas.document(api, "", rest[1])
         elif rest[0] == "apis" and len(rest) == 3:
-            doc = discovery.openapi_v3_gv(api.registry, rest[1], rest[2])
+            doc = schemas.document(api, rest[1], rest[2])
         else:
             doc = None
         if doc is not None:
