@@ -112,3 +112,16 @@ def test_reapplying_the_same_configuration_changes_nothing(lab, namespace):
     lab.kubectl("-n", namespace, "apply", "--server-side", "-f", "-", stdin=text)
     assert lab.kubectl_text("-n", namespace, "get", "cm", "settings",
                             "-o", "jsonpath={.metadata.resourceVersion}") == rv
+
+
+def test_kubectl_scale_owns_replicas_through_the_scale_subresource(lab, namespace):
+    lab.kubectl("-n", namespace, "apply", "--server-side", "-f", "-", stdin=DEPLOY.format(replicas=1))
+    lab.kubectl("-n", namespace, "scale", "deployment", "web", "--replicas=2")
+    scaler = next(e for e in json.loads(lab.kubectl_text(
+        "-n", namespace, "get", "deploy", "web", "-o", "json", "--show-managed-fields"))["metadata"]["managedFields"]
+        if e.get("subresource") == "scale")
+    assert scaler["operation"] == "Update" and scaler["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    res = lab.kubectl("-n", namespace, "apply", "--server-side", "-f", "-", stdin=DEPLOY.format(replicas=3),
+                      check=False)
+    assert (f'conflict with "{scaler["manager"]}" with subresource "scale" using apps/v1: .spec.replicas'
+            in res.stderr)

@@ -5,10 +5,12 @@ Each is a function of the API (``routing.Api``: the lab, its store, registry and
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from meshlab.apiserver import managed
 from meshlab.apiserver import openapi as schemas
 from meshlab.apiserver import proxy as forwarding
 from meshlab.apiserver.bodies import parse_body
@@ -16,6 +18,7 @@ from meshlab.apiserver.errors import ApiError
 from meshlab.apiserver.patch import json_patch, merge_patch
 from meshlab.apiserver.server import Request, Response
 from meshlab.faults import KNOWN, FaultError, parse
+from meshlab.store import now_iso
 
 if TYPE_CHECKING:
     from meshlab.apiserver.routing import Api, Target
@@ -64,7 +67,10 @@ def scale(api: Api, req: Request, t: Target) -> Response:
     if not isinstance(replicas, int) or replicas < 0:
         raise ApiError(422, f"Scale.autoscaling \"{t.name}\" is invalid: spec.replicas: Invalid value: "
                             f"{replicas}: must be greater than or equal to 0", "Invalid")
+    old = copy.deepcopy(obj)
     obj["spec"]["replicas"] = replicas
+    managed.record_update(old, obj, managed.manager_of(req.q("fieldManager"), req.headers.get("user-agent", "")),
+                          t.res.api_version(t.version), now_iso(), "scale")
     if api.dry_run(req):
         return Response(200, as_scale(obj))
     saved = api.store.replace(t.res.key, obj)
