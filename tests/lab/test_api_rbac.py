@@ -127,3 +127,27 @@ def test_impersonation_needs_the_impersonate_verb(lab, namespace):
     res = _as_sa(lab, token, "--as", "someone", "get", "pods")
     assert (f'users "someone" is forbidden: User "system:serviceaccount:{namespace}:plain" cannot impersonate '
             'resource "users" in API group "" at the cluster scope') in res.stderr
+
+
+def test_a_role_labelled_aggregate_to_view_extends_view(lab, namespace):
+    token = _sa_token(lab, namespace, "agg")
+    lab.kubectl("-n", namespace, "create", "rolebinding", "agg-view", "--clusterrole=view",
+                f"--serviceaccount={namespace}:agg")
+    can = ("-n", namespace, "auth", "can-i", "list", "secrets")
+    assert _as_sa(lab, token, *can).stdout.strip() == "no"
+    name = f"{namespace}-secret-reader"
+    lab.kubectl("apply", "-f", "-", stdin=f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {name}
+  labels: {{rbac.authorization.k8s.io/aggregate-to-view: "true"}}
+rules: [{{apiGroups: [""], resources: [secrets], verbs: [list]}}]
+""")
+    try:
+        assert _as_sa(lab, token, *can).stdout.strip() == "yes"
+        edit = json.loads(lab.kubectl_text("get", "clusterrole", "edit", "-o", "json"))
+        assert {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]} in edit["rules"]  # view → edit
+    finally:
+        lab.kubectl("delete", "clusterrole", name)
+    assert _as_sa(lab, token, *can).stdout.strip() == "no"

@@ -75,6 +75,7 @@ def create(api: Api, req: Request, t: Target) -> Response:
         created = _serve_crd(api, t, created)
     if t.res.kind == "Namespace":
         default_service_account(api, created["metadata"]["name"])
+    _written(api, t)
     return Response(201, api.out(created, t))
 
 
@@ -106,7 +107,14 @@ def _write(api: Api, req: Request, t: Target, new: dict[str, Any], check_rv: boo
         raise conflict(t.res.plural, t.name or "", t.res.group) from e
     except NotFound as e:
         raise not_found(t.res.plural, t.name or "", t.res.group) from e
+    _written(api, t)
     return Response(code, api.out(saved, t))
+
+
+def _written(api: Api, t: Target) -> None:
+    """What follows a write at once: a ClusterRole's change re-aggregates the aggregated ClusterRoles."""
+    if t.res.kind == "ClusterRole":
+        api.authz.aggregate()
 
 
 def _manager(req: Request) -> str:
@@ -164,6 +172,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             raise conflict(t.res.plural, t.name or "", t.res.group) from e
         if t.res.kind == "CustomResourceDefinition":
             created = _serve_crd(api, t, created)
+        _written(api, t)
         return Response(201, api.out(created, t))
     base = api.out(copy.deepcopy(old), t)
     if ctype == "application/json-patch+json":
@@ -224,6 +233,7 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         old = gone
         if t.res.kind == "CustomResourceDefinition":
             api.registry.remove_crd(old)
+        _written(api, t)
     if t.res.key in STATUS_ON_DELETE:
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,

@@ -131,6 +131,30 @@ class Authorizer:
             for obj in objs:
                 if self.store.get(res.key, None, obj["metadata"]["name"]) is None:
                     self.store.create(res.key, prepare_create(self.lab, res, obj, None))
+        self.aggregate()
+
+    def aggregate(self) -> None:
+        """The clusterrole-aggregation controller: a ClusterRole with an ``aggregationRule`` gets the rules of the
+        ClusterRoles its selectors' ``matchLabels`` match, in the order of their names, duplicates dropped."""
+        key = KEYS["ClusterRole"]
+        for _ in range(3):  # an aggregated role (view) can itself be aggregated (into edit)
+            roles = sorted(self.store.list(key, None), key=lambda r: r["metadata"]["name"])
+            changed = False
+            for role in roles:
+                sels = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+                if not sels:
+                    continue
+                rules: list[dict[str, Any]] = []
+                for other in roles:
+                    labels = other["metadata"].get("labels") or {}
+                    if other["metadata"]["name"] != role["metadata"]["name"] and any(
+                            (s.get("matchLabels") or {}).items() <= labels.items() for s in sels):
+                        rules += [r for r in other.get("rules") or [] if r not in rules]
+                if rules != (role.get("rules") or []):
+                    self.store.replace(key, {**role, "rules": rules})
+                    changed = True
+            if not changed:
+                return
 
     def _role_rules(self, ref: dict[str, Any], ns: str, errors: list[str]) -> list[dict[str, Any]]:
         kind = ref.get("kind", "")

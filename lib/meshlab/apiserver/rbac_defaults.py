@@ -2,8 +2,8 @@
 ``plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go``), with their real rules.
 
 ``admin``, ``edit`` and ``view`` are aggregated on a real cluster (``aggregationRule`` over the
-``system:aggregate-to-*`` roles); the lab stores them with the rules the aggregation controller would have written
-(the lab does not re-aggregate when another role with those labels is added). Of the many ``system:`` controller
+``system:aggregate-to-*`` roles); ``rbac.Authorizer.aggregate`` writes their rules as the aggregation controller
+does, again whenever a ClusterRole changes. Of the many ``system:`` controller
 roles only the ones a user meets are seeded (discovery, basic-user, public-info-viewer, auth-delegator,
 service-account-issuer-discovery).
 """
