@@ -273,7 +273,7 @@ def apply(live: dict[str, Any], merged: dict[str, Any], config: dict[str, Any], 
     mine.fields = applied
     out = copy.deepcopy(merged)
     others = set().union(*(e.fields for e in found if e is not mine))
-    for p in sorted(before - applied, key=len, reverse=True):
+    for p in sorted(before - applied, key=len):  # a list item whole, before its fields
         if p not in others and not any(q[:len(p)] == p for q in applied | others):
             remove_path(out, p, applied | others)
     _store(out, found, now)
