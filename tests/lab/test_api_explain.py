@@ -41,4 +41,6 @@ def test_the_openapi_index_hashes_each_document(lab):
     assert spec["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment", "version": "v1"}]
     replicas = doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["replicas"]
     assert replicas["type"] == "integer" and replicas["description"].startswith("Number of desired pods.")
-    assert "io.k8s.api.core.v1.PodSpec" in doc["components"]["schemas"]
+    assert "io.k8s.api.core.v1.PodSpec" in doc["components"]["schemas"]  # where the real document names it
+    core = json.loads(lab.kubectl_text("get", "--raw", "/openapi/v3/api/v1"))["components"]["schemas"]
+    assert core["io.k8s.api.core.v1.Event"]["x-kubernetes-group-version-kind"][0]["kind"] == "Event"

@@ -54,8 +54,12 @@ def _models() -> Any:
     return models
 
 
-def _class_name(group: str, version: str, kind: str) -> str:
-    return version[:1].upper() + version[1:] + kind
+def _model_class(models: Any, group: str, version: str, kind: str) -> type | None:
+    """The client's model of a kind: ``V1Pod``, or with the group's prefix where names clash (``CoreV1Event``)."""
+    plain = version[:1].upper() + version[1:] + kind
+    prefix = (group.split(".")[0] or "core").capitalize()
+    cls = getattr(models, plain, None) or getattr(models, prefix + plain, None)
+    return cls if isinstance(cls, type) else None
 
 
 def _doc(cls: type) -> str:
@@ -91,7 +95,7 @@ class Builder:
 
     def name(self, cls_name: str) -> str:
         """The real schema name of a model class (``V1PodSpec`` → ``io.k8s.api.core.v1.PodSpec``)."""
-        m = re.match(r"^(V\d+(?:alpha\d+|beta\d+)?)(.+)$", cls_name)
+        m = re.match(r"^(?:[A-Z][a-z]+)?(V\d+(?:alpha\d+|beta\d+)?)([A-Z]\w*)$", cls_name)
         version, kind = (m.group(1).lower(), m.group(2)) if m else ("v1", cls_name)
         if kind in META_TYPES:
             return f"{META}.{kind}"
@@ -164,7 +168,7 @@ def core_models() -> frozenset[str]:
     models = _models()
     for kind in ("Pod", "PodTemplate", "Service", "Endpoints", "ConfigMap", "Secret", "ServiceAccount", "Event",
                  "Namespace", "Node", "ReplicationController"):
-        cls = getattr(models, f"V1{kind}", None)
+        cls = _model_class(models, "", "v1", kind)
         if cls is not None:
             _walk_classes(cls, models, b.schemas)
     return frozenset(b.schemas)
@@ -175,7 +179,7 @@ def _walk_classes(cls: type, models: Any, seen: dict[str, Any]) -> None:
         return
     seen[cls.__name__] = True
     for type_text in getattr(cls, "openapi_types", {}).values():
-        for word in re.findall(r"V\d\w+", str(type_text)):
+        for word in re.findall(r"\w+", str(type_text)):
             sub = getattr(models, word, None)
             if sub is not None:
                 _walk_classes(sub, models, seen)
@@ -185,7 +189,7 @@ def _walk_classes(cls: type, models: Any, seen: dict[str, Any]) -> None:
 def _model_schemas(group: str, version: str, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     b = Builder(group)
     for kind in kinds:
-        cls = getattr(b.models, _class_name(group, version, kind), None)
+        cls = _model_class(b.models, group, version, kind)
         if cls is None:
             continue
         name = b.add(cls)
