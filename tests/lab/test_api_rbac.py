@@ -151,3 +151,24 @@ rules: [{{apiGroups: [""], resources: [secrets], verbs: [list]}}]
     finally:
         lab.kubectl("delete", "clusterrole", name)
     assert _as_sa(lab, token, *can).stdout.strip() == "no"
+
+
+def test_granting_permissions_one_does_not_hold_is_forbidden(lab, namespace):
+    token = _sa_token(lab, namespace, "ns-admin")
+    lab.kubectl("-n", namespace, "create", "rolebinding", "ns-admin", "--clusterrole=admin",
+                f"--serviceaccount={namespace}:ns-admin")
+    ok = _as_sa(lab, token, "-n", namespace, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
+    assert ok.returncode == 0, ok.stderr
+    assert _as_sa(lab, token, "-n", namespace, "create", "rolebinding", "v", "--clusterrole=view",
+                  f"--serviceaccount={namespace}:x").returncode == 0
+    who = (f'user "system:serviceaccount:{namespace}:ns-admin" (groups=["system:serviceaccounts" '
+           f'"system:serviceaccounts:{namespace}" "system:authenticated"]) is attempting to grant RBAC permissions '
+           "not currently held:\n")
+    res = _as_sa(lab, token, "-n", namespace, "create", "role", "node-reader", "--verb=get,list", "--resource=nodes")
+    assert res.returncode == 1
+    assert ('roles.rbac.authorization.k8s.io "node-reader" is forbidden: ' + who +
+            '{APIGroups:[""], Resources:["nodes"], Verbs:["get" "list"]}') in res.stderr
+    res = _as_sa(lab, token, "-n", namespace, "create", "rolebinding", "root", "--clusterrole=cluster-admin",
+                 f"--serviceaccount={namespace}:ns-admin")
+    assert ('rolebindings.rbac.authorization.k8s.io "root" is forbidden: ' + who +
+            '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}\n{NonResourceURLs:["*"], Verbs:["*"]}') in res.stderr

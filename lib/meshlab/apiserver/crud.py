@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import admission, graceful, managed, reviews, tables
+from meshlab.apiserver import admission, graceful, managed, rbac_escalation, reviews, tables
 from meshlab.apiserver.authn import admin_user
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError, already_exists, conflict, not_found
@@ -62,6 +62,7 @@ def create(api: Api, req: Request, t: Target) -> Response:
     if t.res.kind in reviews.KINDS:
         return Response(201, reviews.review(api, req.user or admin_user(), t.res.kind, body, t.namespace))
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, obj)
     managed.record_update(None, obj, _manager(req), t.res.api_version(t.version), now_iso())
     if api.dry_run(req):
         obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
@@ -136,6 +137,7 @@ def update(api: Api, req: Request, t: Target) -> Response:
     old = api.get_or_404(t)
     new = admission.prepare_update(api.lab, t.res, body, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, new)
     _track_update(req, t, old, body, new)
     new["metadata"]["resourceVersion"] = (body.get("metadata") or {}).get("resourceVersion") or \
         old["metadata"]["resourceVersion"]
@@ -162,6 +164,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
         api.authorize(req, "create", t)
         body.setdefault("metadata", {})["name"] = t.name
         obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+        rbac_escalation.guard(api.authz, req.user, t.res.kind, obj)
         obj = managed.apply({}, obj, body, req.q("fieldManager") or "", t.res.api_version(t.version), now_iso(),
                             force=True)
         if api.dry_run(req):
@@ -194,6 +197,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
     rv_given = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
     new = admission.prepare_update(api.lab, t.res, patched, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, new)
     if apply:
         new["metadata"]["managedFields"] = (patched.get("metadata") or {}).get("managedFields") or []
         if not new["metadata"]["managedFields"]:
