@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from meshlab.testing import eventually
+
 
 def test_explain_a_nested_list_field(lab):
     text = lab.kubectl_text("explain", "pods.spec.containers")
@@ -44,3 +46,38 @@ def test_the_openapi_index_hashes_each_document(lab):
     assert "io.k8s.api.core.v1.PodSpec" in doc["components"]["schemas"]  # where the real document names it
     core = json.loads(lab.kubectl_text("get", "--raw", "/openapi/v3/api/v1"))["components"]["schemas"]
     assert core["io.k8s.api.core.v1.Event"]["x-kubernetes-group-version-kind"][0]["kind"] == "Event"
+
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.explain.example.com}
+spec:
+  group: explain.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A gadget of the explain test.
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, description: How many gadgets to keep.}
+"""
+
+
+def test_explain_a_custom_resource_reads_its_crd_schema(lab):
+    lab.kubectl("apply", "-f", "-", stdin=CRD)
+    try:
+        text = eventually(lambda: (r := lab.kubectl("explain", "gadgets.spec.size", check=False)).returncode == 0
+                          and r.stdout, what="the CRD's kind to be explained")
+        assert text.splitlines()[:3] == ["GROUP:      explain.example.com", "KIND:       Gadget", "VERSION:    v1"]
+        assert "FIELD: size <integer>" in text and "How many gadgets to keep." in text
+    finally:
+        lab.kubectl("delete", "crd", "gadgets.explain.example.com")
