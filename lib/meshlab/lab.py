@@ -160,6 +160,7 @@ class Lab:
                     "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": API_PORT}]}}
         self.store.create("services", admission.prepare_create(self, svc_res, kube_svc, "default"))
         self.store.create("nodes", node_object(self.node_ip))
+        self.api.bootstrap()
 
     def _install_fault_hooks(self) -> None:
         """Faults that change what runs in the cluster (e.g. an app installed before the injection label)."""

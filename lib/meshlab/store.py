@@ -52,7 +52,7 @@ def _spec_part(obj: Obj) -> Obj:
 
 
 def _comparable(obj: Obj) -> Obj:
-    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
     out = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion")}
     out["metadata"] = meta
     return out

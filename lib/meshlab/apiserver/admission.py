@@ -136,6 +136,11 @@ def apply_defaults(res: Resource, obj: dict[str, Any], old: dict[str, Any] | Non
 def _check_name(res: Resource, name: str) -> list[tuple[str, str]]:
     if not name:
         return [("metadata.name", "Required value: name or generateName is required")]
+    if res.group == "rbac.authorization.k8s.io":  # ValidateRBACName: any path segment name (system:… too)
+        bad = next((s for s in ("/", "%") if s in name), None)
+        if name in (".", ".."):
+            return [("metadata.name", f'Invalid value: "{name}": may not be \'{name}\'')]
+        return [("metadata.name", f'Invalid value: "{name}": may not contain \'{bad}\'')] if bad else []
     rx = LABEL_RE if res.kind in ("Namespace", "Service") else NAME_RE
     if len(name) > (63 if rx is LABEL_RE else 253) or not rx.match(name):
         return [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 '

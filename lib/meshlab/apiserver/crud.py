@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import admission, graceful, subresources, tables
+from meshlab.apiserver import admission, graceful, managed, rbac_escalation, reviews, tables
+from meshlab.apiserver.authn import admin_user
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError, already_exists, conflict, not_found
 from meshlab.apiserver.patch import json_patch, merge_patch, strategic_merge
@@ -58,13 +59,11 @@ def create(api: Api, req: Request, t: Target) -> Response:
     if body.get("kind") and body["kind"] != t.res.kind:
         raise ApiError(400, f"the kind of the provided object ({body['kind']}) does not match the resource "
                             f"({t.res.kind})")
-    if t.res.kind == "SelfSubjectAccessReview":
-        return Response(201, subresources.access_review(api, body))
-    if t.res.kind in subresources.REVIEWS:
-        return Response(201, subresources.REVIEWS[t.res.kind](api, body))
-    name = (body.get("metadata") or {}).get("name")
-    api.authorize("create", t, name)
+    if t.res.kind in reviews.KINDS:
+        return Response(201, reviews.review(api, req.user or admin_user(), t.res.kind, body, t.namespace))
     obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, obj)
+    managed.record_update(None, obj, _manager(req), t.res.api_version(t.version), now_iso())
     if api.dry_run(req):
         obj["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
         obj["metadata"].setdefault("creationTimestamp", now_iso())
@@ -75,7 +74,21 @@ def create(api: Api, req: Request, t: Target) -> Response:
         raise already_exists(t.res.plural, obj["metadata"]["name"], t.res.group) from e
     if t.res.kind == "CustomResourceDefinition":
         created = _serve_crd(api, t, created)
+    if t.res.kind == "Namespace":
+        default_service_account(api, created["metadata"]["name"])
+    _written(api, t)
     return Response(201, api.out(created, t))
+
+
+def default_service_account(api: Api, namespace: str) -> None:
+    """The ``default`` ServiceAccount every namespace gets (the serviceaccounts controller's)."""
+    res = api.registry.builtin("serviceaccounts")
+    if api.store.get(res.key, namespace, "default") is None:
+        try:
+            api.store.create(res.key, admission.prepare_create(api.lab, res, {"metadata": {"name": "default"}},
+                                                               namespace))
+        except AlreadyExists:
+            pass
 
 
 def _serve_crd(api: Api, t: Target, crd: dict[str, Any]) -> dict[str, Any]:
@@ -95,17 +108,37 @@ def _write(api: Api, req: Request, t: Target, new: dict[str, Any], check_rv: boo
         raise conflict(t.res.plural, t.name or "", t.res.group) from e
     except NotFound as e:
         raise not_found(t.res.plural, t.name or "", t.res.group) from e
+    _written(api, t)
     return Response(code, api.out(saved, t))
+
+
+def _written(api: Api, t: Target) -> None:
+    """What follows a write at once: a ClusterRole's change re-aggregates the aggregated ClusterRoles."""
+    if t.res.kind == "ClusterRole":
+        api.authz.aggregate()
+
+
+def _manager(req: Request) -> str:
+    return managed.manager_of(req.q("fieldManager"), req.headers.get("user-agent", ""))
+
+
+def _track_update(req: Request, t: Target, old: dict[str, Any], sent: dict[str, Any], new: dict[str, Any]) -> None:
+    """Record an Update's field ownership on ``new`` (managedFields the client changed are taken as sent)."""
+    given = (sent.get("metadata") or {}).get("managedFields")
+    given = given if isinstance(given, list) and given != old["metadata"].get("managedFields") else None
+    managed.record_update(old, new, _manager(req), t.res.api_version(t.version), now_iso(),
+                          "status" if t.sub == "status" else "", given)
 
 
 def update(api: Api, req: Request, t: Target) -> Response:
     body = parse_body(req)
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be an object")
-    api.authorize("update", t)
     old = api.get_or_404(t)
     new = admission.prepare_update(api.lab, t.res, body, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, new)
+    _track_update(req, t, old, body, new)
     new["metadata"]["resourceVersion"] = (body.get("metadata") or {}).get("resourceVersion") or \
         old["metadata"]["resourceVersion"]
     return _write(api, req, t, new, check_rv=True)
@@ -121,7 +154,6 @@ def patch(api: Api, req: Request, t: Target) -> Response:
         raise ApiError(400, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is "
                             "required for apply patch")
     body = parse_body(req)
-    api.authorize("patch", t)
     api.ns_check(t)
     old = api.store.get(t.res.key, t.namespace, t.name or "")
     if old is None:
@@ -129,9 +161,12 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             raise not_found(t.res.plural, t.name or "", t.res.group)
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be an object")
-        api.authorize("create", t)
+        api.authorize(req, "create", t)
         body.setdefault("metadata", {})["name"] = t.name
         obj = admission.prepare_create(api.lab, t.res, body, t.namespace)
+        rbac_escalation.guard(api.authz, req.user, t.res.kind, obj)
+        obj = managed.apply({}, obj, body, req.q("fieldManager") or "", t.res.api_version(t.version), now_iso(),
+                            force=True)
         if api.dry_run(req):
             return Response(201, api.out(obj, t))
         try:
@@ -140,6 +175,7 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             raise conflict(t.res.plural, t.name or "", t.res.group) from e
         if t.res.kind == "CustomResourceDefinition":
             created = _serve_crd(api, t, created)
+        _written(api, t)
         return Response(201, api.out(created, t))
     base = api.out(copy.deepcopy(old), t)
     if ctype == "application/json-patch+json":
@@ -153,17 +189,26 @@ def patch(api: Api, req: Request, t: Target) -> Response:
             body = {k: v for k, v in body.items() if k not in ("status",) or t.sub == "status"}
             body.get("metadata", {}).pop("managedFields", None)
         patched = strategic_merge(base, body, apply=apply)
+        if apply:
+            patched = managed.apply(base, patched, body, req.q("fieldManager") or "", t.res.api_version(t.version),
+                                    now_iso(), req.flag("force"))
     if not isinstance(patched, dict):
         raise ApiError(422, "the patch produced a value that is not an object")
     rv_given = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
     new = admission.prepare_update(api.lab, t.res, patched, old, status_only=t.sub == "status",
                                    keep_status=t.sub != "status")
+    rbac_escalation.guard(api.authz, req.user, t.res.kind, new)
+    if apply:
+        new["metadata"]["managedFields"] = (patched.get("metadata") or {}).get("managedFields") or []
+        if not new["metadata"]["managedFields"]:
+            new["metadata"].pop("managedFields")
+    else:
+        _track_update(req, t, old, patched, new)
     new["metadata"]["resourceVersion"] = rv_given or old["metadata"]["resourceVersion"]
     return _write(api, req, t, new, check_rv=bool(rv_given))
 
 
 def delete(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("delete", t)
     old = api.get_or_404(t)
     if t.res.kind == "Namespace" and t.name in PROTECTED_NAMESPACES:
         raise ApiError(403, f'namespaces "{t.name}" is forbidden: this namespace may not be deleted', "Forbidden")
@@ -192,6 +237,7 @@ def delete(api: Api, req: Request, t: Target) -> Response:
         old = gone
         if t.res.kind == "CustomResourceDefinition":
             api.registry.remove_crd(old)
+        _written(api, t)
     if t.res.key in STATUS_ON_DELETE:
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,
@@ -200,7 +246,6 @@ def delete(api: Api, req: Request, t: Target) -> Response:
 
 
 def delete_collection(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("deletecollection", t)
     items = selected(api, req, t)
     if not api.dry_run(req):
         for o in items:

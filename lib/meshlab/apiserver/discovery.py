@@ -48,13 +48,17 @@ def _entries(r: Resource) -> list[dict[str, Any]]:
     for sub in r.subresources:
         verbs = {"log": ["get"], "proxy": ["create", "delete", "get", "patch", "update"],
                  "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                 "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"]}[sub]
+                 "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
+                 "token": ["create"]}[sub]
         kind = {"log": "Pod", "proxy": f"{r.kind}ProxyOptions", "scale": "Scale", "exec": "PodExecOptions",
-                "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}.get(sub, r.kind)
+                "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions",
+                "token": "TokenRequest"}.get(sub, r.kind)
         entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": kind,
                  "verbs": verbs}
         if sub == "scale":
             entry.update(group="autoscaling", version="v1")
+        if sub == "token":
+            entry.update(group="authentication.k8s.io", version="v1")
         out.append(entry)
     return out
 

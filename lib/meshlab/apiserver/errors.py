@@ -19,8 +19,10 @@ DETAIL_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")  
 class ApiError(MeshlabError):
     """An error the API answers with a Status of ``code``."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(self, code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None,
+                 keep_empty_details: bool = False):
         super().__init__(message)
+        self.keep_empty_details = keep_empty_details  # a non-nil, empty StatusDetails: ``"details":{}``
         self.code = code
         self.message = message
         self.reason = reason or REASONS.get(code, "Unknown")
@@ -40,7 +42,7 @@ class ApiError(MeshlabError):
             "message": self.message, "reason": self.reason,
         }
         details = {k: v for k, v in (self.details or {}).items() if v not in ("", None, [], {})}
-        if details:
+        if details or self.keep_empty_details:
             out["details"] = {k: details[k] for k in DETAIL_ORDER if k in details} | details
         out["code"] = self.code
         return out

@@ -1,6 +1,6 @@
 """Decoding of the Kubernetes protobuf envelope for the simple kinds kubectl creates in protobuf.
 
-``kubectl create namespace|configmap|secret|serviceaccount|deployment|service``, ``kubectl run`` and
+``kubectl create namespace|configmap|secret|serviceaccount|deployment|service|token``, ``kubectl run`` and
 ``kubectl auth can-i`` send ``application/vnd.kubernetes.protobuf``:
 the magic ``k8s\\0`` and a ``runtime.Unknown`` whose ``raw`` is the object's message. Other kinds are refused
 with 415 (clients then send JSON, as kubectl does for everything else).
@@ -156,6 +156,25 @@ def _int_or_string(buf: bytes) -> int | str:
     return f.get(3, b"").decode() if f.get(1) == 1 else int(f.get(2, 0))
 
 
+_RULE = {1: ("verbs", _str, True), 2: ("apiGroups", _str, True), 3: ("resources", _str, True),
+         4: ("resourceNames", _str, True), 5: ("nonResourceURLs", _str, True)}
+_SUBJECT = {1: ("kind", _str, False), 2: ("apiGroup", _str, False), 3: ("name", _str, False),
+            4: ("namespace", _str, False)}
+_ROLE_REF = {1: ("apiGroup", _str, False), 2: ("kind", _str, False), 3: ("name", _str, False)}
+
+
+def _rbac(kind: str, raw: dict[int, list[Any]]) -> dict[str, Any]:
+    """Role/ClusterRole (rules 2, aggregationRule 3) and RoleBinding/ClusterRoleBinding (subjects 2, roleRef 3)."""
+    if kind.endswith("Role"):
+        out: dict[str, Any] = {"rules": [_message(b, _RULE) for b in raw.get(2, [])]}
+        if raw.get(3):
+            sels = _by_num(raw[3][0]).get(1, [])
+            out["aggregationRule"] = {"clusterRoleSelectors": [_selector(b) for b in sels]}
+        return out
+    return {"subjects": [_message(b, _SUBJECT) for b in raw.get(2, [])],
+            "roleRef": _message(raw.get(3, [b""])[0], _ROLE_REF)}
+
+
 _SVC_PORT = {1: ("name", _str, False), 2: ("protocol", _str, False), 3: ("port", _int, False),
              4: ("targetPort", _int_or_string, False), 5: ("nodePort", _int, False)}
 
@@ -228,6 +247,16 @@ def decode(body: bytes) -> dict[str, Any]:
             obj["spec"] = out
         elif kind == "Service":
             obj["spec"] = _service_spec(raw.get(2, [b""])[0])
+        elif kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+            obj.update(_rbac(kind, raw))
+        elif kind == "TokenRequest":  # TokenRequestSpec: audiences 1, boundObjectRef 3, expirationSeconds 4
+            spec = _by_num(raw.get(2, [b""])[0])
+            obj["spec"] = {k: v for k, v in (
+                ("audiences", [a.decode() for a in spec.get(1, [])]),
+                ("expirationSeconds", spec[4][0] if spec.get(4) else None),
+                ("boundObjectRef", _message(spec[3][0], {1: ("kind", _str, False), 2: ("apiVersion", _str, False),
+                                                          3: ("name", _str, False), 4: ("uid", _str, False)})
+                 if spec.get(3) else None)) if v}
         else:
             raise ApiError(415, f"protobuf bodies for {kind} are not supported; send application/json",
                            "UnsupportedMediaType")

@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import crud, discovery, execstream, portforward, subresources, watch
+from meshlab.apiserver import crud, discovery, execstream, portforward, subresources, tokens, watch
+from meshlab.apiserver.authn import UserInfo, authenticate_request, is_token
 from meshlab.apiserver.errors import ApiError, not_found
+from meshlab.apiserver.rbac import Attributes, Authorizer
 from meshlab.apiserver.server import Request, Response
 from meshlab.resources import Resource
 
 if TYPE_CHECKING:
     from meshlab.lab import Lab
-
-USER = "meshlab-admin"
 
 
 @dataclass
@@ -39,9 +39,44 @@ class Api:
         self.lab = lab
         self.store = lab.store
         self.registry = lab.registry
+        self.authz = Authorizer(lab)
+        self.signer = tokens.Signer()
+
+    # -- identity and authorization ------------------------------------------------------------------
+    def authenticate(self, headers: dict[str, str]) -> UserInfo:
+        """Who the request is (401 without a valid token; impersonation applied)."""
+        return authenticate_request(self, headers)
+
+    def is_admin_token(self, token: str) -> bool:
+        return is_token(self.lab.token, token)
+
+    def bootstrap(self) -> None:
+        """What a fresh cluster's control plane creates: the default RBAC policy, each namespace's ``default``
+        ServiceAccount."""
+        self.authz.seed()
+        for ns in self.store.list("namespaces", None):
+            crud.default_service_account(self, ns["metadata"]["name"])
+
+    def authorize_request(self, req: Request, t: Target) -> None:
+        """RBAC for a resource request: the verb from the method (get/list/watch, create, update, patch,
+        delete/deletecollection), the namespace (a Namespace's own name for ``namespaces/<name>``)."""
+        m = req.method
+        if m in ("GET", "HEAD"):
+            verb = "watch" if req.flag("watch") else ("get" if t.name is not None else "list")
+        elif m == "DELETE":
+            verb = "delete" if t.name is not None else "deletecollection"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(m, m.lower())
+        ns = t.name if t.res.key == "namespaces" and t.name else t.namespace
+        self.authz.check(Attributes(req.user, verb, t.res.group, t.res.plural, t.sub or "", ns or "",
+                                    t.name or ""))
     # -- routing -----------------------------------------------------------------------------------
     def dispatch(self, req: Request) -> Response:
         segs = [s for s in req.path.split("/") if s]
+        resource_request = (segs[:1] == ["api"] and len(segs) >= 3) or (segs[:1] == ["apis"] and len(segs) >= 4)
+        if req.user is not None and not resource_request:
+            verb = "get" if req.method == "HEAD" else req.method.lower()
+            self.authz.check(Attributes(req.user, verb, path=req.path or "/"))
         if not segs:
             return Response(200, {"paths": ["/api", "/api/v1", "/apis", "/version"]})
         head = segs[0]
@@ -92,6 +127,8 @@ class Api:
         return Target(res, version, ns, name, sub, "/" + "/".join(rest[3:]))
     def resource(self, req: Request, group: str, version: str, rest: list[str]) -> Response:
         t = self._target(group, version, rest)
+        if req.user is not None:
+            self.authorize_request(req, t)
         m = req.method
         if t.sub == "proxy":
             return subresources.proxy(self, req, t)
@@ -105,14 +142,14 @@ class Api:
             return portforward.serve(self, req, t)
         if t.sub == "exec":
             return execstream.serve(self, req, t)
+        if t.sub == "token":
+            return tokens.respond(self, req, t)
         if t.sub in subresources.STREAMS:
             return subresources.no_stream(self, req, t)
         if t.name is None:
             if m in ("GET", "HEAD"):
                 if req.flag("watch"):
-                    self.authorize("watch", t)
                     return watch.watch(self, req, t)
-                self.authorize("list", t)
                 return crud.list_objects(self, req, t)
             if m == "POST":
                 return crud.create(self, req, t)
@@ -120,7 +157,6 @@ class Api:
                 return crud.delete_collection(self, req, t)
             raise ApiError(405, "method not allowed", "MethodNotAllowed")
         if m in ("GET", "HEAD"):
-            self.authorize("get", t)
             return crud.get(self, req, t)
         if m == "PUT":
             return crud.update(self, req, t)
@@ -130,17 +166,11 @@ class Api:
             return crud.delete(self, req, t)
         raise ApiError(405, "method not allowed", "MethodNotAllowed")
     # -- helpers ----------------------------------------------------------------------------------
-    def authorize(self, verb: str, t: Target, name: str | None = None) -> None:
-        res = t.res.plural + (f"/{t.sub}" if t.sub else "")
-        if not self.lab.faults.denies(verb, res, t.res.group):
-            return
-        qual = f"{t.res.plural}.{t.res.group}" if t.res.group else t.res.plural
-        name = name or t.name
-        subject = f'{qual} "{name}"' if name else qual
-        where = f' in the namespace "{t.namespace}"' if t.namespace else " at the cluster scope"
-        raise ApiError(403, f'{subject} is forbidden: User "{USER}" cannot {verb} resource "{res}" in API group '
-                            f'"{t.res.group}"{where}', "Forbidden",
-                       {"name": name or "", "group": t.res.group, "kind": t.res.plural})
+    def authorize(self, req: Request, verb: str, t: Target) -> None:
+        """RBAC for one more verb a request needs (an apply that creates needs ``create`` too)."""
+        if req.user is not None:
+            self.authz.check(Attributes(req.user, verb, t.res.group, t.res.plural, t.sub or "", t.namespace or "",
+                                        t.name or ""))
     def out(self, obj: dict[str, Any], t: Target) -> dict[str, Any]:
         obj["apiVersion"] = t.res.api_version(t.version)
         obj["kind"] = t.res.kind

@@ -1,8 +1,8 @@
-"""The HTTP layer: a threading HTTP/1.1 server, bearer-token auth, JSON and chunked watch responses."""
+"""The HTTP layer: a threading HTTP/1.1 server, JSON and chunked watch responses (``api.authenticate`` says who
+a request is)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import socket
@@ -30,6 +30,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     raw_query: str = ""
+    user: Any = None  # authn.UserInfo, set once the request is authenticated
 
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
@@ -97,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(self.command, unquote(parts.path), parse_qs(parts.query, keep_blank_values=True), headers, body,
                       parts.query)
         try:
-            self._authenticate(headers)
+            req.user = self.server.api.authenticate(headers)
             resp = self.server.api.dispatch(req)
         except ApiError as e:
             resp = Response(e.code, e.status())
@@ -107,12 +108,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(resp)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-    def _authenticate(self, headers: dict[str, str]) -> None:
-        auth = headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        if not token or not hmac.compare_digest(token, self.server.token):
-            raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _send(self, resp: Response) -> None:
         if resp.upgrade is not None:

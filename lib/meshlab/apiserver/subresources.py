@@ -1,21 +1,24 @@
-"""Subresources and side endpoints: scale, pods/log, proxy, access reviews, OpenAPI, lab administration.
+"""Subresources and side endpoints: scale, pods/log, proxy, OpenAPI, lab administration.
 
 Each is a function of the API (``routing.Api``: the lab, its store, registry and authorization) and the request.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from meshlab.apiserver import discovery
+from meshlab.apiserver import managed
+from meshlab.apiserver import openapi as schemas
 from meshlab.apiserver import proxy as forwarding
 from meshlab.apiserver.bodies import parse_body
 from meshlab.apiserver.errors import ApiError
 from meshlab.apiserver.patch import json_patch, merge_patch
 from meshlab.apiserver.server import Request, Response
 from meshlab.faults import KNOWN, FaultError, parse
+from meshlab.store import now_iso
 
 if TYPE_CHECKING:
     from meshlab.apiserver.routing import Api, Target
@@ -24,12 +27,12 @@ if TYPE_CHECKING:
 def openapi(api: Api, segs: list[str]) -> Response:
     if segs[:1] == ["v3"]:
         if len(segs) == 1:
-            return Response(200, discovery.openapi_v3_index(api.registry))
+            return Response(200, schemas.index(api))
         rest = segs[1:]
         if rest[0] == "api" and len(rest) == 2:
-            doc = discovery.openapi_v3_gv(api.registry, "", rest[1])
+            doc = schemas.document(api, "", rest[1])
         elif rest[0] == "apis" and len(rest) == 3:
-            doc = discovery.openapi_v3_gv(api.registry, rest[1], rest[2])
+            doc = schemas.document(api, rest[1], rest[2])
         else:
             doc = None
         if doc is not None:
@@ -38,7 +41,6 @@ def openapi(api: Api, segs: list[str]) -> Response:
 
 
 def scale(api: Api, req: Request, t: Target) -> Response:
-    api.authorize({"GET": "get", "PUT": "update", "PATCH": "patch"}.get(req.method, "get"), t)
     obj = api.get_or_404(t)
 
     def as_scale(o: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +67,10 @@ def scale(api: Api, req: Request, t: Target) -> Response:
     if not isinstance(replicas, int) or replicas < 0:
         raise ApiError(422, f"Scale.autoscaling \"{t.name}\" is invalid: spec.replicas: Invalid value: "
                             f"{replicas}: must be greater than or equal to 0", "Invalid")
+    old = copy.deepcopy(obj)
     obj["spec"]["replicas"] = replicas
+    managed.record_update(old, obj, managed.manager_of(req.q("fieldManager"), req.headers.get("user-agent", "")),
+                          t.res.api_version(t.version), now_iso(), "scale")
     if api.dry_run(req):
         return Response(200, as_scale(obj))
     saved = api.store.replace(t.res.key, obj)
@@ -73,7 +78,6 @@ def scale(api: Api, req: Request, t: Target) -> Response:
 
 
 def logs(api: Api, req: Request, t: Target) -> Response:
-    api.authorize("get", t)
     pod = api.get_or_404(t)
     names = [c["name"] for c in pod["spec"].get("containers") or []]
     init_names = [c["name"] for c in pod["spec"].get("initContainers") or []]
@@ -146,49 +150,12 @@ def logs(api: Api, req: Request, t: Target) -> Response:
 
 
 def proxy(api: Api, req: Request, t: Target) -> Response:
-    api.authorize({"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
-                    "DELETE": "delete"}.get(req.method, "get"), t)
     ns = t.namespace or "default"
     target = (forwarding.pod_target if t.res.kind == "Pod" else forwarding.service_target)(api.lab, ns, t.name or "")
     code, headers, data = forwarding.forward(target, req.method, t.rest, req.raw_query, req.headers,
                                         req.body or None)
     ctype = next((v for k, v in headers if k.lower() == "content-type"), "application/octet-stream")
     return Response(code, data, ctype, [(k, v) for k, v in headers if k.lower() != "content-type"])
-
-
-def access_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    spec = body.get("spec") or {}
-    ra = spec.get("resourceAttributes")
-    allowed = True
-    if ra:
-        res = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
-        allowed = not api.lab.faults.denies(ra.get("verb", ""), res, ra.get("group", ""))
-    status: dict[str, Any] = {"allowed": allowed}
-    if not allowed:
-        status.update(denied=True, reason="denied by the cluster's RBAC rules")
-    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
-
-
-ADMIN_USER = {"username": "meshlab-admin", "groups": ["system:masters", "system:authenticated"]}
-
-
-def rules_review(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    """``kubectl auth can-i --list``: the lab's one identity may do everything (RBAC is stored, not enforced).
-    A verb the ``rbac-deny`` fault denies still shows here, as rules can only grant; ``can-i`` for it says no."""
-    return {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {},
-            "status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                       "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}}
-
-
-def whoami(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    """``kubectl auth whoami``: the lab's admin, the identity of its kubeconfig's token."""
-    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "status": {"userInfo": dict(ADMIN_USER)}}
-
-
-REVIEWS = {"SelfSubjectRulesReview": rules_review, "SelfSubjectReview": whoami}
 
 
 def admin(api: Api, req: Request, segs: list[str]) -> Response:
