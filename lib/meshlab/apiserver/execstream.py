@@ -115,7 +115,7 @@ def _spdy(read: Any, write: Any, runner: Any, argv: list[str], want: dict[str, b
 
 def serve(api: Api, req: Request, t: Target) -> Response:
     """Answer an exec request: refused before the upgrade unless the container implements commands."""
-    api.authorize("create" if req.method == "POST" else "get", t)
+    api.authorize(req, "create", t)  # kubelet upgrades over GET need create too (AuthorizePodWebsocketUpgradeCreatePermission)
     pod = api.get_or_404(t)
     name = _container(pod, req)
     argv = req.query.get("command") or []

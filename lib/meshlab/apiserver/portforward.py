@@ -199,7 +199,7 @@ def _ports(req: Request) -> list[int]:
 
 def serve(api: Api, req: Request, t: Target) -> Response:
     """Answer a port-forward request with the protocol switch the client asked for (400 without one)."""
-    api.authorize("create" if req.method == "POST" else "get", t)
+    api.authorize(req, "create", t)  # kubelet upgrades over GET need create too (AuthorizePodWebsocketUpgradeCreatePermission)
     pod = api.get_or_404(t)
     if not (pod.get("status") or {}).get("podIP") or (pod.get("status") or {}).get("phase") != "Running":
         raise ApiError(400, f"pod {pod['metadata']['name']} is not running", "BadRequest")
