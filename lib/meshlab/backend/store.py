@@ -6,6 +6,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -36,6 +37,8 @@ class StoredSpan:
     scope_name: str = ""
     scope_version: str = ""
     proto: Span | None = field(default=None, repr=False, compare=False)
+    #: what a query API rendered of this span, by API, kept for its next query (a stored span never changes)
+    views: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def attributes(self) -> Attrs:
@@ -58,6 +61,8 @@ class SpanStore:
         self._order: deque[StoredSpan] = deque()
         self._traces: dict[str, list[StoredSpan]] = {}
         self._lock = threading.Lock()
+        self._added = 0                                          # spans added so far: the version of the store
+        self._sorted: tuple[int, list[list[StoredSpan]]] = (-1, [])  # traces() as of that version
 
     def add(self, req: ExportTraceServiceRequest) -> int:
         """Store every span of a request; returns how many."""
@@ -75,6 +80,7 @@ class SpanStore:
                         resource=resource, status_code=s.status.code, status_message=s.status.message,
                         scope_name=ss.scope.name, scope_version=ss.scope.version, proto=s))
         with self._lock:
+            self._added += len(new)
             for span in new:
                 self._order.append(span)
                 self._traces.setdefault(span.trace_id, []).append(span)
@@ -108,8 +114,15 @@ class SpanStore:
             return list(self._traces.get(key, []))
 
     def traces(self) -> list[list[StoredSpan]]:
-        """All traces, most recently started first."""
+        """All traces, most recently started first (sorted again only after spans were added)."""
         with self._lock:
+            version, groups = self._sorted
+            if version == self._added:
+                return list(groups)
+            version = self._added
             groups = [list(spans) for spans in self._traces.values()]
         groups.sort(key=lambda spans: max(s.start_ns for s in spans), reverse=True)
-        return groups
+        with self._lock:
+            if self._added == version:
+                self._sorted = (version, groups)
+        return list(groups)
