@@ -8,7 +8,7 @@ ENV ?= lab
 ARGS ?=
 # make test: the suite on this many pytest-xdist workers, each test module one work unit (tests/conftest.py)
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST = -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup run test test-fast test-browser browser-deps lab-up lab-down jupyter kernel drill drill-hint drill-check sync lint bench clean
 

@@ -3,21 +3,22 @@
 ``start_lab``/``stop_lab``, ``eventually`` and the in-process ``MiniLab``. Import helpers from there, not from
 a conftest.
 
-This file only says how ``make test`` spreads the suite over pytest-xdist workers (``-n 2 --dist loadgroup
---no-loadscope-reorder``):
+This file only says how ``make test`` spreads the suite over pytest-xdist workers (``-n 2 --dist loadscope
+--no-loadscope-reorder``; ``pytest_xdist_make_scheduler`` below picks the units):
 
 - every test module is one work unit, so its module fixtures (a lab of its own, executed notebooks) are built
   once, on one worker;
-- modules that share a session fixture defined under ``tests/`` (a runner's full run in
+- modules that share a costly session fixture defined under ``tests/`` (the runner's full runs in
   ``tests/notebooks/conftest.py``, the conformance lab in ``tests/conformance/kubernetes_client/conftest.py``)
-  are one unit, so that fixture is built once and not once per worker; cheap ones (the plugin's ``lab``,
-  ``PER_WORKER``) are built on each worker that needs them;
-- a test marked ``pytest.mark.xdist_group("name")`` joins unit ``name`` instead;
+  are one unit (``JOINED``), so that fixture is built once and not once per worker; collection fails when a
+  new such sharing is not in ``JOINED``. Cheap ones (the plugin's ``lab``, ``PER_WORKER``) are built on each
+  worker that needs them;
 - units start longest first (``FIRST``), so the last ones to finish are short;
 - each test gets the process environment back as it found it, so a variable a test or an in-process runner
   sets (``MESHLAB_BACKEND_TOKEN``) cannot change what a later test on the same worker sees.
 
-Without ``-n`` (``pytest tests/unit``, one file) this changes nothing but the order of the modules.
+(xdist's own ``--dist loadgroup`` renames node ids to carry the group, which pytest 9 no longer allows, so the
+units are named here from each test's module.) Without ``-n`` this changes nothing but the order of the modules.
 """
 
 from __future__ import annotations
@@ -25,24 +26,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 TESTS = Path(__file__).resolve().parent
 #: session fixtures of ``tests/`` cheap enough to build once per worker (they do not join modules into one unit)
 PER_WORKER = {"token", "e2e_base"}
+#: modules that share a costly session fixture of ``tests/``: module (or folder, ending in ``/``) -> its unit
+JOINED = {"notebooks/test_secrets.py": "notebooks/test_e2e.py",
+          "conformance/kubernetes_client/": "conformance/kubernetes_client"}
 #: the long units first (their tests' durations in a serial run, longest first); then collection order
 FIRST = [
     "faults/test_drill_fixes.py",
     "notebooks/test_e2e.py",                 # with test_secrets.py: the runner's healthy, idempotent and failing runs
-    "conformance/kubernetes_client",         # the official client's suites on one lab
-    "conformance/istio",
-    "notebooks/test_healthy_matrix.py",
-    "notebooks/test_cluster_states.py",
-    "notebooks/test_shop_drill.py",
-    "faults/test_fault_matrix.py",
     "faults/test_fault_e2e.py",
+    "faults/test_fault_matrix.py",
+    "notebooks/test_cluster_states.py",
+    "notebooks/test_healthy_matrix.py",
+    "conformance/kubernetes_client",         # the official client's suites on one lab
     "browser/test_jupyterlab_traffic.py",
+    "notebooks/test_shop_drill.py",
+    "conformance/istio",
     "notebooks/test_shown_commands.py",
 ]
 
@@ -84,6 +89,14 @@ def work_units(items: list[pytest.Item]) -> dict[str, str]:
     return {m: find(m) for m in parent}
 
 
+def unit_of(module: str) -> str:
+    """The work unit of a module (its path under ``tests/``)."""
+    for key, unit in JOINED.items():
+        if module == key or (key.endswith("/") and module.startswith(key)):
+            return unit
+    return module
+
+
 def _rank(unit: str) -> int:
     for i, prefix in enumerate(FIRST):
         if unit == prefix or unit.startswith(prefix + "/"):
@@ -91,24 +104,27 @@ def _rank(unit: str) -> int:
     return len(FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    units = work_units(items)
-    unit_of: dict[int, str] = {}
-    for item in items:
-        mark = item.get_closest_marker("xdist_group")
-        if mark is not None:
-            unit_of[id(item)] = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-            continue
-        unit_of[id(item)] = units[_module(item)]
-        item.add_marker(pytest.mark.xdist_group(unit_of[id(item)]))
-    rank: dict[str, int] = {}
-    for module, unit in units.items():
-        rank[unit] = min(rank.get(unit, len(FIRST)), _rank(module))
-    for unit in unit_of.values():
-        rank.setdefault(unit, _rank(unit))
-    first_seen = {u: i for i, u in enumerate(dict.fromkeys(unit_of[id(it)] for it in items))}
-    items.sort(key=lambda it: (rank[unit_of[id(it)]], first_seen[unit_of[id(it)]]))  # stable within a unit
+    shared = work_units(items)
+    for module, root in shared.items():
+        if unit_of(module) != unit_of(root):
+            raise pytest.UsageError(f"tests/{module} shares a session fixture of tests/ with tests/{root}: add it to "
+                                    "JOINED in tests/conftest.py, so both run on one pytest-xdist worker")
+    first_seen = {u: i for i, u in enumerate(dict.fromkeys(unit_of(_module(it)) for it in items))}
+    items.sort(key=lambda it: (_rank(unit_of(_module(it))), first_seen[unit_of(_module(it))]))  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduling with a module's ``unit_of`` as its scope."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleUnits(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return unit_of(path.removeprefix("tests/"))
+
+    return ModuleUnits(config, log)
 
 
 @pytest.fixture(autouse=True)
