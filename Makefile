@@ -6,6 +6,9 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENV ?= lab
 ARGS ?=
+# make test: the suite on this many pytest-xdist workers, each test module one work unit (tests/conftest.py)
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup run test test-fast test-browser browser-deps lab-up lab-down jupyter kernel drill drill-hint drill-check sync lint bench clean
 
@@ -41,8 +44,8 @@ setup: $(STAMP) ## create .venv with everything the kit needs
 run: $(STAMP) ## run the whole runbook on ENV (default: the embedded lab) and print the check table
 	$(VPY) -m meshtrace run --env $(ENV) $(ARGS)
 
-test: $(STAMP) browser-deps ## run the whole test suite (the browser test included)
-	$(VPY) -m pytest $(ARGS)
+test: $(STAMP) browser-deps ## run the whole test suite (the browser test included) on TEST_WORKERS=2 workers
+	$(VPY) -m pytest $(XDIST) $(ARGS)
 
 test-browser: $(STAMP) browser-deps ## the JupyterLab browser test alone (screenshots in runs/browser/)
 	$(VPY) -m pytest tests/browser $(ARGS)

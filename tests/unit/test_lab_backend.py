@@ -176,6 +176,26 @@ def test_store_is_bounded():
     assert sum(len(t) for t in store.traces()) == 4
 
 
+def test_store_sees_spans_added_after_a_query_and_renders_each_span_once():
+    from meshlab.backend.jaeger import trace_json
+    from meshlab.backend.store import SpanStore
+    store = SpanStore()
+    store.add(bookinfo_trace())
+    first = store.traces()
+    rendered = [trace_json(t) for t in first]
+    assert all("jaeger" in s.views for t in first for s in t)
+    req = bookinfo_trace()
+    for span in (sp for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans):
+        span.trace_id = b"\x02" * 16
+        span.start_time_unix_nano += 10**9
+    store.add(req)
+    again = store.traces()
+    assert len(again) == len(first) + 1 and again[0][0].trace_id == "02" * 16  # most recently started first
+    assert [trace_json(t) for t in again[1:]] == rendered  # a span's rendering is reused unchanged
+    attrs = again[0][0].attributes  # read from the received span on first use
+    assert attrs and all(isinstance(k, str) for k, _ in attrs)
+
+
 def test_backend_host_from_the_lab_network():
     assert backend_host(MiniLab(block=12)) == "127.12.0.3"
     assert backend_host(MiniLab(block=14)) == "127.14.0.3"

@@ -251,7 +251,7 @@ HTTP_EXPORT_CONFIG = DEBUG_CONFIG.replace(
     "    tls:\n      insecure: true\n", "").replace("exporters: [debug, otlp]", "exporters: [otlphttp]")
 
 
-@pytest.mark.parametrize("token,ok", [(TOKEN, True), ("wrong", False)])
+@pytest.mark.parametrize("token,ok", [(TOKEN, True), ("wrong", False)], ids=["accepted-token", "wrong-token"])
 def test_otlphttp_exporter_to_backend(backend, token, ok):
     lab, b = backend
     ctx = Ctx("otel/opentelemetry-collector-contrib:0.120.0", HTTP_EXPORT_CONFIG, lab, env={"BACKEND_TOKEN": token})

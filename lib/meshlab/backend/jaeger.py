@@ -70,20 +70,25 @@ def trace_json(spans: list[StoredSpan]) -> dict:
     keys: dict[tuple, str] = {}
     out = []
     for s in sorted(spans, key=lambda x: x.start_ns):
-        ptags = [_tag(k, v) for k, v in s.resource if k != "service.name"]
-        pkey = (s.service, json.dumps(ptags, sort_keys=True))
+        view = s.views.get("jaeger")
+        if view is None:  # built once per span; a later query (07 polls again) reuses it
+            ptags = [_tag(k, v) for k, v in s.resource if k != "service.name"]
+            pkey = (s.service, tuple((t["key"], t["type"], t["value"]) for t in ptags))
+            tid = jaeger_trace_id(s.trace_id)
+            span = {"traceID": tid, "spanID": s.span_id, "operationName": s.name,
+                    "references": [{"refType": "CHILD_OF", "traceID": tid, "spanID": s.parent_id}] if s.parent_id else [],
+                    "startTime": s.start_ns // 1000, "duration": max(0, (s.end_ns - s.start_ns) // 1000),
+                    "tags": span_tags(s),
+                    "logs": [{"timestamp": ts // 1000, "fields": [_str_tag("event", name)] + [_tag(k, v) for k, v in attrs]}
+                             for ts, name, attrs in s.events]}
+            view = s.views["jaeger"] = (pkey, ptags, span)
+        pkey, ptags, span = view
         pid = keys.get(pkey)
         if pid is None:
             pid = f"p{len(keys) + 1}"
             keys[pkey] = pid
             processes[pid] = {"serviceName": s.service, "tags": ptags}
-        tid = jaeger_trace_id(s.trace_id)
-        refs = [{"refType": "CHILD_OF", "traceID": tid, "spanID": s.parent_id}] if s.parent_id else []
-        logs = [{"timestamp": ts // 1000, "fields": [_str_tag("event", name)] + [_tag(k, v) for k, v in attrs]}
-                for ts, name, attrs in s.events]
-        out.append({"traceID": tid, "spanID": s.span_id, "operationName": s.name, "references": refs,
-                    "startTime": s.start_ns // 1000, "duration": max(0, (s.end_ns - s.start_ns) // 1000),
-                    "tags": span_tags(s), "logs": logs, "processID": pid, "warnings": None, "flags": 1})
+        out.append({**span, "processID": pid, "warnings": None, "flags": 1})
     tid = jaeger_trace_id(spans[0].trace_id) if spans else ""
     return {"traceID": tid, "spans": out, "processes": processes, "warnings": None}
 

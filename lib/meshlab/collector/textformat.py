@@ -13,6 +13,7 @@ newline inside a value is printed as is, so the dump's lines are not one-field-p
 from __future__ import annotations
 
 import datetime as _dt
+from functools import lru_cache
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -36,6 +37,12 @@ _TYPES_OLD = {"string_value": "STRING", "bool_value": "BOOL", "int_value": "INT"
               "array_value": "ARRAY", "kvlist_value": "MAP", "bytes_value": "BYTES", None: "EMPTY"}
 
 
+@lru_cache(maxsize=1024)
+def _go_seconds(secs: int) -> str:
+    """Whole Unix seconds as ``2006-01-02 15:04:05`` (the spans of a batch share a few of them)."""
+    return (_dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def go_timestamp(ns: int) -> str:
     """A Unix-nanosecond time as Go's ``time.Time.String()`` in UTC.
 
@@ -43,8 +50,7 @@ def go_timestamp(ns: int) -> str:
     '2020-02-11 20:26:12.000000321 +0000 UTC'
     """
     secs, frac = divmod(ns, 1_000_000_000)
-    base = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)
-    text = base.strftime("%Y-%m-%d %H:%M:%S")
+    text = _go_seconds(secs)
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
     return text + " +0000 UTC"
