@@ -162,6 +162,8 @@ def test_exec_says_the_lab_runs_no_commands(lab, namespace):
     core = client.CoreV1Api(lab.api_client())
     core.create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {
         "containers": [{"name": "c", "image": "meshlab/echo"}]}})
+    # a container not yet running answers 'container not found', as the kubelet does: wait for it to run
+    eventually(lambda: core.read_namespaced_pod("p", namespace).status.phase == "Running", what="pod p running")
     with pytest.raises(client.ApiException) as e:
         core.connect_get_namespaced_pod_exec("p", namespace, command=["ls"], stdout=True)
     assert e.value.status == 400 and "runs no commands" in json.loads(e.value.body)["message"]
