@@ -115,6 +115,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda it: (_rank(unit_of(_module(it))), first_seen[unit_of(_module(it))]))  # stable
 
 
+@pytest.hookimpl(optionalhook=True)  # a .venv without pytest-xdist still runs single files
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's scope scheduling with a module's ``unit_of`` as its scope."""
     from xdist.scheduler import LoadScopeScheduling
