@@ -6,6 +6,7 @@ One implementation each, shared by the collector, the mesh, the backend's query 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 Version = tuple[int, int, int]
 
@@ -50,6 +51,7 @@ def go_duration(seconds: float) -> str:
     return sec
 
 
+@lru_cache(maxsize=512)
 def parse_version(text: str) -> Version:
     """``"1.25.2"`` → ``(1, 25, 2)``; a leading ``v`` and a suffix are allowed, a missing patch is 0.
 

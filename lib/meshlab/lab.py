@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meshlab import httpheaders
 from meshlab.apiserver import Api, HttpServer, admission
 from meshlab.apiserver.tls import make_certs
+from meshlab.collector import textworker
 from meshlab.context import LabConfig
 from meshlab.controllers import Controllers
 from meshlab.controllers.cluster_shapes import install_shapes
@@ -121,6 +123,7 @@ class Lab:
 
     def start(self) -> None:
         """Bind the API, seed the cluster, start controllers and backend, write the state files."""
+        httpheaders.install()  # every hop of the lab is HTTP: its header blocks read without the email parser
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._bind()
         assert self.http is not None
@@ -189,6 +192,7 @@ class Lab:
                 log.exception("backend stop failed")
         if self.http is not None:
             self.http.stop()
+        textworker.shutdown()
         try:
             self.status_path.unlink()
         except FileNotFoundError:

@@ -151,7 +151,7 @@ class Network:
         if split is None or self.store is None:
             raise ResolveError(f"lookup {host}: no such host")
         name, ns = split
-        svc = self.store.get("services", ns, name)
+        svc = self.store.shared.get("services", ns, name)
         if svc is None:
             raise ResolveError(f"lookup {host}: no such host")
         sport = next((p for p in svc.get("spec", {}).get("ports") or [] if int(p.get("port", -1)) == int(port)), None)
@@ -162,7 +162,7 @@ class Network:
     def endpoint_for(self, svc: dict[str, Any], sport: dict[str, Any]) -> tuple[str, int]:
         """A ready endpoint ``(ip, port)`` behind Service port ``sport`` (round-robin)."""
         meta = svc["metadata"]
-        ep = self.store.get("endpoints", meta.get("namespace"), meta["name"]) if self.store else None
+        ep = self.store.shared.get("endpoints", meta.get("namespace"), meta["name"]) if self.store else None
         candidates: list[tuple[str, int]] = []
         for subset in (ep or {}).get("subsets") or []:
             ports = subset.get("ports") or []

@@ -191,8 +191,38 @@ def match_label_selector(sel: Obj | None, labels: dict[str, str]) -> bool:
     return True
 
 
+class SharedReads:
+    """Reads of a :class:`Store` without copies, for the mesh's per-request paths (a sidecar looking up a
+    Service and its endpoints on every call, as Envoy reads the config istiod pushed rather than asking the API
+    server). The objects returned are the stored ones: callers must never change them. That is safe to read
+    because the store never changes a stored object in place: every write stores a new one.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def get(self, key: str, namespace: str | None, name: str) -> Obj | None:
+        """The stored object (shared, read-only), or None."""
+        with self._store.lock:
+            return self._store._objs.get(key, {}).get((namespace or "", name))
+
+    def list(self, key: str, namespace: str | None = None,
+             label_selector: str | dict[str, str] | Callable[[dict[str, str]], bool] | None = None) -> list[Obj]:
+        """The stored objects of ``key`` (shared, read-only), in :meth:`Store.list`'s order."""
+        match = compile_selector(label_selector)
+        with self._store.lock:
+            items = [o for (ns, _), o in self._store._objs.get(key, {}).items()
+                     if (not namespace or ns == namespace) and match(o.get("metadata", {}).get("labels") or {})]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items
+
+
 class Store:
-    """Thread-safe store. Every change gets a new global resourceVersion and is published to subscribers."""
+    """Thread-safe store. Every change gets a new global resourceVersion and is published to subscribers.
+
+    A stored object is never changed in place (a write stores a new one), so :attr:`shared` can hand out the
+    stored objects themselves to readers that promise not to change them.
+    """
 
     HISTORY = 50_000
 
@@ -203,6 +233,7 @@ class Store:
         self._subs: list[Subscriber] = []
         self._history: deque[tuple[int, str, str, Obj]] = deque(maxlen=self.HISTORY)
         self._watchers: list[Callable[[int, str, str, Obj], None]] = []
+        self.shared = SharedReads(self)
 
     @property
     def lock(self) -> threading.RLock:
@@ -300,10 +331,11 @@ class Store:
     def delete(self, key: str, namespace: str | None, name: str) -> Obj | None:
         """Remove an object; returns it (with a fresh resourceVersion) or None if absent."""
         with self._lock:
-            obj = self._objs.get(key, {}).pop((namespace or "", name), None)
-            if obj is None:
+            old = self._objs.get(key, {}).pop((namespace or "", name), None)
+            if old is None:
                 return None
-            obj["metadata"]["resourceVersion"] = str(self._next_rv())
+            # a new object, not the stored one changed: a shared reader may still hold that
+            obj = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
             self._publish("DELETED", key, obj)
             return copy.deepcopy(obj)
 

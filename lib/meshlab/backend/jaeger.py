@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -17,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from meshlab.collector.config import parse_duration
 from meshlab.otlp import value_as_string
 
+from .jaeger_text import attribute_entries, compact, tag_text
 from .store import SpanStore, StoredSpan
 
 DEFAULT_LIMIT = 100
@@ -41,13 +43,16 @@ def _tag(key: str, v: AnyValue) -> dict:
     return {"key": key, "type": "string", "value": value_as_string(v)}
 
 
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
 def _str_tag(key: str, value: str) -> dict:
     return {"key": key, "type": "string", "value": value}
 
 
-def span_tags(s: StoredSpan) -> list[dict]:
-    """A span's Jaeger tags: attributes, scope, ``span.kind`` and the status tags."""
-    tags = [_tag(k, v) for k, v in s.attributes]
+def _extra_tags(s: StoredSpan) -> list[dict]:
+    """The tags after the attributes: scope, ``span.kind`` and the status tags."""
+    tags = []
     if s.scope_name:
         tags.append(_str_tag("otel.scope.name", s.scope_name))
     if s.scope_version:
@@ -64,33 +69,85 @@ def span_tags(s: StoredSpan) -> list[dict]:
     return tags
 
 
-def trace_json(spans: list[StoredSpan]) -> dict:
-    """One trace in the Jaeger UI's JSON shape."""
-    processes: dict[str, dict] = {}
+def span_tags(s: StoredSpan) -> list[dict]:
+    """A span's Jaeger tags: attributes, scope, ``span.kind`` and the status tags."""
+    return [_tag(k, v) for k, v in s.attributes] + _extra_tags(s)
+
+
+def _slow_tag(kv) -> dict:
+    return _tag(kv.key, kv.value)
+
+
+_extra_cache: dict[tuple, str] = {}
+
+
+def _tags_text(s: StoredSpan) -> tuple[str, bool]:
+    """The span's tags as JSON text, and whether it has events (read through the message then)."""
+    if s.proto is None:
+        return compact(span_tags(s)), False
+    entries, other = attribute_entries(s.proto.SerializeToString())
+    key = (s.scope_name, s.scope_version, s.kind, s.status_code, s.status_message)
+    extra = _extra_cache.get(key)
+    if extra is None:
+        extra = ",".join(compact(t) for t in _extra_tags(s))
+        if len(_extra_cache) < 1024:
+            _extra_cache[key] = extra
+    parts = [tag_text(e, _slow_tag) for e in entries]
+    if extra:
+        parts.append(extra)
+    return "[" + ",".join(parts) + "]", other
+
+
+def _span_text(s: StoredSpan, process_tags: Callable[[StoredSpan], tuple[tuple, str]]) -> tuple[tuple, str, str]:
+    """``(process key, process tags JSON, the span's JSON up to its processID)``, made once per span."""
+    view = s.views.get("jaeger")
+    if view is not None:  # a later query (07 polls again) reuses it
+        return view
+    pkey, ptags = process_tags(s)
+    tid = _json_str(jaeger_trace_id(s.trace_id))
+    tags, has_events = _tags_text(s)
+    logs = compact([{"timestamp": ts // 1000, "fields": [_str_tag("event", name)] + [_tag(k, v) for k, v in attrs]}
+                    for ts, name, attrs in s.events]) if has_events or s.proto is None else "[]"
+    refs = (f'[{{"refType":"CHILD_OF","traceID":{tid},"spanID":{_json_str(s.parent_id)}}}]' if s.parent_id else "[]")
+    text = (f'{{"traceID":{tid},"spanID":{_json_str(s.span_id)},"operationName":{_json_str(s.name)},'
+            f'"references":{refs},"startTime":{s.start_ns // 1000},'
+            f'"duration":{max(0, (s.end_ns - s.start_ns) // 1000)},"tags":{tags},"logs":{logs}')
+    view = s.views["jaeger"] = (pkey, ptags, text)
+    return view
+
+
+def trace_text(spans: list[StoredSpan], memo: dict | None = None) -> str:
+    """One trace in the Jaeger UI's JSON shape, as text. ``memo`` keeps the process tags of resources already
+    seen during one answer (the spans of an export share their resource list)."""
+    memo = {} if memo is None else memo
+
+    def process_tags(s: StoredSpan) -> tuple[tuple, str]:
+        got = memo.get(id(s.resource))
+        if got is None:
+            ptags = [_tag(k, v) for k, v in s.resource if k != "service.name"]
+            pkey = (s.service, tuple((t["key"], t["type"], t["value"]) for t in ptags))
+            got = memo[id(s.resource)] = (pkey, compact(ptags), s.resource)  # the list kept alive with its id
+        return got[0], got[1]
+
+    processes: list[str] = []
     keys: dict[tuple, str] = {}
     out = []
     for s in sorted(spans, key=lambda x: x.start_ns):
-        view = s.views.get("jaeger")
-        if view is None:  # built once per span; a later query (07 polls again) reuses it
-            ptags = [_tag(k, v) for k, v in s.resource if k != "service.name"]
-            pkey = (s.service, tuple((t["key"], t["type"], t["value"]) for t in ptags))
-            tid = jaeger_trace_id(s.trace_id)
-            span = {"traceID": tid, "spanID": s.span_id, "operationName": s.name,
-                    "references": [{"refType": "CHILD_OF", "traceID": tid, "spanID": s.parent_id}] if s.parent_id else [],
-                    "startTime": s.start_ns // 1000, "duration": max(0, (s.end_ns - s.start_ns) // 1000),
-                    "tags": span_tags(s),
-                    "logs": [{"timestamp": ts // 1000, "fields": [_str_tag("event", name)] + [_tag(k, v) for k, v in attrs]}
-                             for ts, name, attrs in s.events]}
-            view = s.views["jaeger"] = (pkey, ptags, span)
-        pkey, ptags, span = view
+        pkey, ptags, text = _span_text(s, process_tags)
         pid = keys.get(pkey)
         if pid is None:
             pid = f"p{len(keys) + 1}"
             keys[pkey] = pid
-            processes[pid] = {"serviceName": s.service, "tags": ptags}
-        out.append({**span, "processID": pid, "warnings": None, "flags": 1})
+            processes.append(f'"{pid}":{{"serviceName":{_json_str(s.service)},"tags":{ptags}}}')
+        out.append(f'{text},"processID":"{pid}","warnings":null,"flags":1}}')
     tid = jaeger_trace_id(spans[0].trace_id) if spans else ""
-    return {"traceID": tid, "spans": out, "processes": processes, "warnings": None}
+    return (f'{{"traceID":{_json_str(tid)},"spans":[{",".join(out)}],"processes":{{{",".join(processes)}}},'
+            '"warnings":null}')
+
+
+def trace_json(spans: list[StoredSpan]) -> dict:
+    """One trace in the Jaeger UI's JSON shape."""
+    return json.loads(trace_text(spans))
 
 
 def _envelope(data, errors=None, total: int | None = None) -> dict:
@@ -104,7 +161,14 @@ def _error(code: int, msg: str):
 
 
 def _ok(body: dict):
-    return 200, "application/json", json.dumps(body).encode(), {}
+    # compact, as Go's encoding/json writes it
+    return 200, "application/json", compact(body).encode(), {}
+
+
+def _ok_traces(texts: list[str]):
+    """The envelope of ``/api/traces`` around traces already written as JSON text."""
+    body = '{"data":[' + ",".join(texts) + '],"total":0,"limit":0,"offset":0,"errors":null}'
+    return 200, "application/json", body.encode(), {}
 
 
 def _int_param(q: dict, name: str) -> int | None:
@@ -114,8 +178,8 @@ def _int_param(q: dict, name: str) -> int | None:
     return int(values[0])
 
 
-def search(store: SpanStore, q: dict[str, list[str]], now_us: int | None = None) -> list[dict]:
-    """Traces with a span of ``service`` (and ``operation``, ``tags``, duration) starting in [start, end]."""
+def search(store: SpanStore, q: dict[str, list[str]], now_us: int | None = None) -> list[str]:
+    """The JSON texts of the traces with a span of ``service`` (and ``operation``, ``tags``, duration) starting in [start, end]."""
     service = q["service"][0]
     operation = (q.get("operation") or [""])[0]
     tags = json.loads(q["tags"][0]) if q.get("tags") and q["tags"][0] else {}
@@ -148,9 +212,10 @@ def search(store: SpanStore, q: dict[str, list[str]], now_us: int | None = None)
         return True
 
     found = []
+    memo: dict = {}
     for spans in store.traces():
         if any(matches(s) for s in spans):
-            found.append(trace_json(spans))
+            found.append(trace_text(spans, memo))
             if len(found) >= limit:
                 break
     return found
@@ -197,7 +262,7 @@ def query_app(store: SpanStore):
                 data = search(store, q)
             except (ValueError, json.JSONDecodeError) as exc:
                 return _error(400, str(exc))
-            return _ok(_envelope(data, total=0))
+            return _ok_traces(data)
         if route.startswith("/api/traces/"):
             tid = route[len("/api/traces/"):]
             try:
@@ -207,7 +272,7 @@ def query_app(store: SpanStore):
             spans = store.trace(tid)
             if not spans:
                 return _error(404, "trace not found")
-            return _ok(_envelope([trace_json(spans)], total=0))
+            return _ok_traces([trace_text(spans)])
         if route == "/api/dependencies":
             return _ok(_envelope(dependencies(store)))
         return 404, "text/plain; charset=utf-8", b"404 page not found\n", {}

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 
 from meshlab.errors import MeshlabError
 
-from . import textformat
+from . import textformat, textworker
 from . import versions as V
 from .config import Component, parse_duration
 from .metrics import Metrics
@@ -141,7 +141,7 @@ class LogExporter(Exporter):
         message = "Traces" if v >= V.COMPONENT_FIELDS else "TracesExporter"
         self.log.info("", message, counts)
         if self.verbosity == "detailed":
-            self.log.info("", textformat.detailed(req, v))
+            self.log.info("", textworker.detailed(req, v, n_spans))
         elif self.verbosity == "normal" and v >= textformat.NORMAL_ONE_LINE:
             text = textformat.normal(req, v)
             if text:

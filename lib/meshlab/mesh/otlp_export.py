@@ -18,14 +18,16 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from meshlab.errors import MeshlabError
 from meshlab.mesh.meshconfig import Provider
-from meshlab.mesh.spans import SpanRecord, export_request
+from meshlab.mesh.spans import SpanRecord, export_request_bytes
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 if TYPE_CHECKING:
     from meshlab.context import LabContext
@@ -157,7 +159,7 @@ class SpanExporter:
         for provider, host, resource, span in batch:
             groups.setdefault((provider, host), {}).setdefault(resource, []).append(span)
         for (provider, host), by_resource in groups.items():
-            request = export_request(list(by_resource.items()), self.istio_version)
+            request = export_request_bytes(list(by_resource.items()), self.istio_version)
             n = sum(len(v) for v in by_resource.values())
             try:
                 self._export(provider, host, request)
@@ -200,7 +202,7 @@ class SpanExporter:
     # -- transport ------------------------------------------------------------------------------
     def _endpoint(self, provider: Provider, host: str) -> tuple[str, int, dict]:
         name, ns = host.split(".")[:2]
-        svc = self.lab.store.get("services", ns, name)
+        svc = self.lab.store.shared.get("services", ns, name)
         if svc is None:
             raise ExportError("Unavailable, message: no healthy upstream")
         sport = next((p for p in svc.get("spec", {}).get("ports") or [] if int(p.get("port", -1)) == provider.port),
@@ -214,7 +216,7 @@ class SpanExporter:
                               if provider.protocol != "http" else "no healthy upstream") from err
         return ip, port, sport
 
-    def _export(self, provider: Provider, host: str, request: Any) -> None:
+    def _export(self, provider: Provider, host: str, request: bytes) -> None:
         ip, port, sport = self._endpoint(provider, host)
         if provider.protocol == "http":
             self._export_http(provider, host, ip, port, request)
@@ -227,22 +229,24 @@ class SpanExporter:
                                   "headers. reset reason: protocol error")
             self._export_grpc(provider, host, ip, port, request)
 
-    def _export_grpc(self, provider: Provider, host: str, ip: str, port: int, request: Any) -> None:
+    def _export_grpc(self, provider: Provider, host: str, ip: str, port: int, request: bytes) -> None:
         ch = self._channels.get((ip, port))
         if ch is None:
             ch = self._channels[(ip, port)] = grpc.insecure_channel(
                 f"{ip}:{port}", options=[("grpc.default_authority", f"{host}:{provider.port}")])
-        stub = trace_service_pb2_grpc.TraceServiceStub(ch)
+        # the request is already in wire format: sent as it is (no serializer), the answer decoded as the stub does
+        export = ch.unary_unary(EXPORT_METHOD, request_serializer=None,
+                                response_deserializer=ExportTraceServiceResponse.FromString)
         try:
-            stub.Export(request, timeout=provider.grpc_timeout, metadata=list(provider.grpc_metadata) or None)
+            export(request, timeout=provider.grpc_timeout, metadata=list(provider.grpc_metadata) or None)
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             status = code.name.title().replace("_", "") if code is not None else "Unknown"
             detail = err.details() if hasattr(err, "details") else str(err)
             raise ExportError(f"{status}, message: {detail}") from err
 
-    def _export_http(self, provider: Provider, host: str, ip: str, port: int, request: Any) -> None:
-        body = request.SerializeToString()
+    def _export_http(self, provider: Provider, host: str, ip: str, port: int, request: bytes) -> None:
+        body = request
         headers = {"Content-Type": "application/x-protobuf", "Host": f"{host}:{provider.port}"}
         headers.update(dict(provider.http_headers))
         conn = http.client.HTTPConnection(ip, port, timeout=provider.http_timeout)

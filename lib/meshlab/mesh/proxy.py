@@ -214,12 +214,12 @@ class _Proxy(Container):
     def _forward(self, pool: ConnectionPool, target: ServiceTarget, req: Request,
                  hdrs: dict[str, str], subset: str | None = None) -> tuple[Response, str]:
         if subset is None:
-            endpoints = ready_endpoints(self.ctx.lab.store, target)
+            endpoints = ready_endpoints(self.ctx.lab.store.shared, target)
         else:  # a subset no DestinationRule defines has no cluster: Envoy's cluster-not-found reply
-            labels = subset_labels(self.ctx.lab.store, target, subset, self.info.namespace)
+            labels = subset_labels(self.ctx.lab.store.shared, target, subset, self.info.namespace)
             if labels is None:
                 return Response(503, b"", [("server", "istio-envoy")]), "NC"
-            endpoints = endpoints_with_labels(self.ctx.lab.store, target, labels)
+            endpoints = endpoints_with_labels(self.ctx.lab.store.shared, target, labels)
         if not endpoints:
             return Response(503, UH_BODY, [("content-type", "text/plain")]), "UH"
         with self._rr_lock:
@@ -310,16 +310,16 @@ class Sidecar(_Proxy):
     def outbound(self, host: str, port: int, method: str, path: str, headers: dict[str, str],
                  body: bytes = b"") -> Response:
         """The app's call to ``host:port``: CLIENT span, then real HTTP to a ready endpoint."""
-        target = lookup_service(self.ctx.lab.store, host, port, self.info.namespace)
+        target = lookup_service(self.ctx.lab.store.shared, host, port, self.info.namespace)
         hdrs = dict(headers)
         req = Request(method, path, hdrs, body, self.ctx.pod_ip, port)
         if target is None:  # not a mesh service: passthrough
             ip, tport = self.ctx.lab.network.resolve(host, port, self.info.namespace)
             return self.net.pool.request(ip, tport, method, path, hdrs, body)
-        route = mesh_route(self.ctx.lab.store, target, self.info.namespace, path, method, hdrs,
+        route = mesh_route(self.ctx.lab.store.shared, target, self.info.namespace, path, method, hdrs,
                            self.ids.choice_index)
         if route is not None:
-            target = lookup_service(self.ctx.lab.store, route.host, route.port or target.port,
+            target = lookup_service(self.ctx.lab.store.shared, route.host, route.port or target.port,
                                     route.namespace) or target
         subset = route.subset if route is not None else None
         name = sp.span_name(self.version, sp.KIND_CLIENT, target.fqdn, target.port)
@@ -344,7 +344,7 @@ class Gateway(_Proxy):
     def start(self) -> None:
         self.router = GatewayRouter(self.ctx.lab, self.info.namespace, self.info.label_dict, self.ids.choice_index)
         ports = {int(p["containerPort"]) for p in self.ctx.ports() if p.get("containerPort")}
-        store, ns, labels = self.ctx.lab.store, self.info.namespace, self.info.label_dict
+        store, ns, labels = self.ctx.lab.store.shared, self.info.namespace, self.info.label_dict
         http_ports = listener_ports(store, ns, labels) or \
             sorted(p for p in ports if p not in (8443, 15020, 15090, STATUS_PORT)) or \
             service_target_ports(store, ns, labels) or [self.HTTP_PORT]
@@ -366,7 +366,7 @@ class Gateway(_Proxy):
         hdrs["x-forwarded-proto"] = "http"
         hdrs["x-envoy-external-address"] = req.client_ip
         route = self.router.route(port, req.host, req.path, req.method, hdrs) if self.router else None
-        target = lookup_service(self.ctx.lab.store, route.host, route.port, route.namespace) if route else None
+        target = lookup_service(self.ctx.lab.store.shared, route.host, route.port, route.namespace) if route else None
         if route is None or target is None:
             act = self._begin("client", hdrs, sp.KIND_CLIENT, "egress", edge=True)
             status = 404 if route is None else 503

@@ -209,7 +209,7 @@ class GatewayRouter:
     def route(self, listener_port: int, host: str, path: str, method: str, headers: dict[str, str]) -> Route | None:
         """The route for a request on ``listener_port``, or None (Envoy answers 404)."""
         if GATEWAY_NAME_LABEL in self.labels:
-            return httproute_route(self.lab.store, self.namespace, self.labels[GATEWAY_NAME_LABEL], listener_port,
+            return httproute_route(self.lab.store.shared, self.namespace, self.labels[GATEWAY_NAME_LABEL], listener_port,
                                    host, path, method, headers, self._pick)
         gws, vss, svcs = self._config()
         ports = self._server_ports(listener_port, svcs)

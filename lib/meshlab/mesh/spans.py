@@ -17,6 +17,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from meshlab.gotime import parse_version
+from meshlab.mesh import otlp_wire
 
 MESH_ID = "cluster.local"
 CLUSTER_ID = "Kubernetes"
@@ -219,7 +220,8 @@ def to_proto_span(span: SpanRecord) -> trace_pb2.Span:
 
 def export_request(batches: list[tuple[tuple[tuple[str, str], ...], list[SpanRecord]]],
                    istio_version: str) -> trace_service_pb2.ExportTraceServiceRequest:
-    """An ``ExportTraceServiceRequest`` with one ResourceSpans per resource, scope ``envoy``."""
+    """An ``ExportTraceServiceRequest`` with one ResourceSpans per resource, scope ``envoy`` (built message by
+    message; the sidecars send :func:`export_request_bytes`, the same request written directly)."""
     req = trace_service_pb2.ExportTraceServiceRequest()
     for resource, spans in batches:
         rs = req.resource_spans.add()
@@ -229,3 +231,9 @@ def export_request(batches: list[tuple[tuple[tuple[str, str], ...], list[SpanRec
         ss.scope.version = scope_version(istio_version)
         ss.spans.extend(to_proto_span(s) for s in spans)
     return req
+
+
+def export_request_bytes(batches: list[tuple[tuple[tuple[str, str], ...], list[SpanRecord]]],
+                         istio_version: str) -> bytes:
+    """``export_request(batches, istio_version).SerializeToString()``, written without building messages."""
+    return otlp_wire.export_request_bytes(batches, scope_version(istio_version))

@@ -104,6 +104,10 @@ def http_status(span: Span) -> int | None:
         return None
 
 
+def _start_order(s: Span) -> tuple[int, str]:
+    return s.start_ns, s.span_id
+
+
 class Trace:
     """The spans sharing one trace id, with tree helpers.
 
@@ -117,15 +121,19 @@ class Trace:
     def __init__(self, trace_id: str, spans: list[Span]):
         self.trace_id = trace_id
         self.spans = spans
-        self._by_id: dict[str, Span] = {}
-        self._children: dict[str, list[Span]] = {}
-        for s in spans:
-            self._by_id[s.span_id] = s
+        self._by_id: dict[str, Span] = {s.span_id: s for s in spans}
+        children: dict[str, list[Span]] = {}
         for s in spans:
             if s.parent_id:
-                self._children.setdefault(s.parent_id, []).append(s)
-        for kids in self._children.values():
-            kids.sort(key=lambda s: (s.start_ns, s.span_id))
+                kids = children.get(s.parent_id)
+                if kids is None:
+                    children[s.parent_id] = [s]
+                else:
+                    kids.append(s)
+        for kids in children.values():
+            if len(kids) > 1:
+                kids.sort(key=_start_order)
+        self._children = children
 
     def __len__(self) -> int:
         return len(self.spans)
