@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from meshlab.runtime.probes import TIME_SCALE, Prober, Worker
@@ -28,9 +29,15 @@ NODE = "meshlab"
 
 
 def _iso(ts: float | None) -> str:
-    return _dt.datetime.fromtimestamp(ts or time.time(), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_seconds(int(ts or time.time()))
 
 
+@lru_cache(maxsize=4096)
+def _iso_seconds(secs: int) -> str:
+    return _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=1024)
 def _image_id(image: str) -> str:
     digest = hashlib.sha256(image.encode()).hexdigest()
     repo = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image.split("@")[0]
@@ -369,4 +376,9 @@ class Kubelet:
 
 
 def _cid(rec: PodRecord, name: str, n: int = 0) -> str:
-    return hashlib.sha256(f"{rec.uid}/{name}/{n}".encode()).hexdigest()
+    return _container_id(rec.uid, name, n)
+
+
+@lru_cache(maxsize=4096)
+def _container_id(uid: str, name: str, n: int) -> str:
+    return hashlib.sha256(f"{uid}/{name}/{n}".encode()).hexdigest()

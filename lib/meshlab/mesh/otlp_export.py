@@ -18,7 +18,7 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -116,7 +116,8 @@ class SpanExporter:
         self._export_lock = threading.Lock()  # one export at a time, so flush() is a barrier
         self._buf: list[tuple[Provider, str, tuple[tuple[str, str], ...], SpanRecord]] = []
         self._stopped = False
-        self._channels: dict[tuple[str, int], grpc.Channel] = {}
+        # per endpoint: the channel and its Export call (the request goes as it is: already in wire format)
+        self._channels: dict[tuple[str, int], tuple[grpc.Channel, Callable[..., Any]]] = {}
         self.exported = 0
         self.failed = 0
         self._thread = threading.Thread(target=self._run, name="otlp-export", daemon=True)
@@ -137,7 +138,7 @@ class SpanExporter:
             self._stopped = True
             self._cond.notify()
         self._thread.join(timeout=10)
-        for ch in self._channels.values():
+        for ch, _ in self._channels.values():
             ch.close()
         self._channels.clear()
 
@@ -230,13 +231,13 @@ class SpanExporter:
             self._export_grpc(provider, host, ip, port, request)
 
     def _export_grpc(self, provider: Provider, host: str, ip: str, port: int, request: bytes) -> None:
-        ch = self._channels.get((ip, port))
-        if ch is None:
-            ch = self._channels[(ip, port)] = grpc.insecure_channel(
-                f"{ip}:{port}", options=[("grpc.default_authority", f"{host}:{provider.port}")])
-        # the request is already in wire format: sent as it is (no serializer), the answer decoded as the stub does
-        export = ch.unary_unary(EXPORT_METHOD, request_serializer=None,
-                                response_deserializer=ExportTraceServiceResponse.FromString)
+        got = self._channels.get((ip, port))
+        if got is None:
+            ch = grpc.insecure_channel(f"{ip}:{port}", options=[("grpc.default_authority", f"{host}:{provider.port}")])
+            # no request serializer: the request is sent as it is; the answer is decoded as the stub does
+            got = self._channels[(ip, port)] = (ch, ch.unary_unary(
+                EXPORT_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString))
+        export = got[1]
         try:
             export(request, timeout=provider.grpc_timeout, metadata=list(provider.grpc_metadata) or None)
         except grpc.RpcError as err:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 KV_CACHE_MAX = 20_000
 
 _kv_cache: dict[tuple[str, str], bytes] = {}
+_nk_cache: dict[tuple[str, str], bytes] = {}
 _kv_lock = threading.Lock()
 _fixed64 = struct.Struct("<Q").pack
 
@@ -58,14 +59,16 @@ def _len_field(tag: bytes, payload: bytes) -> bytes:
 
 
 def key_value(key: str, value: str) -> bytes:
-    """``KeyValue{key, value: AnyValue{string_value}}`` as the repeated-field entry of tag ``0x4a``/``0x0a``'s
-    payload (without the outer tag), cached."""
-    pair = (key, value)
+    """``KeyValue{key, value: AnyValue{string_value}}``, the message itself (without a field tag)."""
+    return _len_field(b"\x0a", key.encode()) + _len_field(b"\x12", _len_field(b"\x0a", value.encode()))
+
+
+def _span_attribute(pair: tuple[str, str]) -> bytes:
+    """A span's attribute as its whole field (tag 9, length, KeyValue), cached."""
     got = _kv_cache.get(pair)
     if got is not None:
         return got
-    any_value = _len_field(b"\x0a", value.encode())
-    encoded = _len_field(b"\x0a", key.encode()) + _len_field(b"\x12", any_value)
+    encoded = _len_field(b"\x4a", key_value(*pair))
     with _kv_lock:
         if len(_kv_cache) >= KV_CACHE_MAX:
             _kv_cache.clear()
@@ -73,12 +76,17 @@ def key_value(key: str, value: str) -> bytes:
     return encoded
 
 
-def _attributes(tag: bytes, attrs: Iterable[tuple[str, str]]) -> bytes:
-    parts = []
-    for k, v in attrs:
-        kv = key_value(k, v)
-        parts.append(tag + varint(len(kv)) + kv)
-    return b"".join(parts)
+def _name_and_kind(name: str, kind: str) -> bytes:
+    """Fields 5 and 6 (name, kind), cached: a proxy names its spans after a few routes."""
+    got = _nk_cache.get((name, kind))
+    if got is None:
+        number = KIND_NUMBERS.get(kind, 0)
+        got = (_len_field(b"\x2a", name.encode()) if name else b"") + (b"\x30" + varint(number) if number else b"")
+        with _kv_lock:
+            if len(_nk_cache) >= KV_CACHE_MAX:
+                _nk_cache.clear()
+            _nk_cache[(name, kind)] = got
+    return got
 
 
 def span_bytes(span: SpanRecord) -> bytes:
@@ -90,16 +98,12 @@ def span_bytes(span: SpanRecord) -> bytes:
         parts.append(_len_field(b"\x12", bytes.fromhex(span.span_id)))
     if span.parent_id:
         parts.append(_len_field(b"\x22", bytes.fromhex(span.parent_id)))
-    if span.name:
-        parts.append(_len_field(b"\x2a", span.name.encode()))
-    kind = KIND_NUMBERS.get(span.kind, 0)
-    if kind:
-        parts.append(b"\x30" + varint(kind))
+    parts.append(_name_and_kind(span.name, span.kind))
     if span.start_ns:
         parts.append(b"\x39" + _fixed64(span.start_ns))
     if span.end_ns:
         parts.append(b"\x41" + _fixed64(span.end_ns))
-    parts.append(_attributes(b"\x4a", span.attributes))
+    parts += [_span_attribute(pair) for pair in span.attributes]
     parts.append(STATUS_ERROR if span.error else STATUS_UNSET)
     return b"".join(parts)
 
@@ -110,7 +114,7 @@ def export_request_bytes(batches: Sequence[tuple[Sequence[tuple[str, str]], Sequ
     scope = _len_field(b"\x0a", _len_field(b"\x0a", b"envoy") + _len_field(b"\x12", scope_version.encode()))
     out = []
     for resource, spans in batches:
-        res = _len_field(b"\x0a", _attributes(b"\x0a", resource))
+        res = _len_field(b"\x0a", b"".join(_len_field(b"\x0a", key_value(k, v)) for k, v in resource))
         body = b"".join([scope, *(_len_field(b"\x12", span_bytes(s)) for s in spans)])
         out.append(_len_field(b"\x0a", res + _len_field(b"\x12", body)))
     return b"".join(out)

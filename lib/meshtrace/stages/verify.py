@@ -372,6 +372,11 @@ class VerifyResult:
 
 def trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     """Record the ``traces.*`` checks from collected evidence and return what they found."""
+    with gc_paused():  # traces, reports and rows by the ten thousand, none of them cyclic
+        return _trace_checks(st, ev)
+
+
+def _trace_checks(st: Stage, ev: TraceEvidence) -> VerifyResult:
     p, rec = st.p, st.checks
     traces = traces_of_run(group_traces(ev.spans), ev.sent, p.telemetry.correlation_tag)
     spans = [s for t in traces for s in t.spans]

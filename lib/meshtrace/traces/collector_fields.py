@@ -8,13 +8,11 @@ span kinds and status codes, and the span, event and link fields of a dump.
 from __future__ import annotations
 
 import calendar
-import gc
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from .model import Span, SpanEvent, SpanLink
+from .model import Span, SpanEvent, SpanLink, gc_paused
 
 __all__ = ["KIND_NAMES", "SECONDS_CACHE", "SPAN_SETTERS", "STATUS_NAMES", "gc_paused", "kind_name",
            "parse_timestamp", "parse_value", "set_sub_field", "status_name"]
@@ -154,13 +152,3 @@ SPAN_SETTERS: dict[str, Callable[[Span, str], None]] = {
 }
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many acyclic objects (spans) are built; restore after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
