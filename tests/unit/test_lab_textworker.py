@@ -90,3 +90,13 @@ def test_the_helper_ends_when_the_lab_is_killed(tmp_path):
         assert _gone(helper, 10 * textworker.PARENT_CHECK_S)
     finally:
         proc.kill()
+
+
+def test_no_helper_to_be_had_still_gives_the_text(fresh_helper, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("semaphores need /dev/shm")
+
+    monkeypatch.setattr(textworker, "ProcessPoolExecutor", refuse)
+    req = _batch(textworker.OFFLOAD_SPANS * 2)
+    assert textworker.detailed(req, LATEST, textworker.OFFLOAD_SPANS * 2) == textformat.detailed(req, LATEST)
+    assert textworker.helper_pid() is None

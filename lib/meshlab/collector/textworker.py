@@ -63,12 +63,14 @@ def _get_pool() -> ProcessPoolExecutor | None:
 def detailed(req: ExportTraceServiceRequest, version: Version, n_spans: int) -> str:
     """``textformat.detailed(req, version)``: in the helper for a batch of ``n_spans`` ≥ ``OFFLOAD_SPANS``."""
     global _broken
-    pool = _get_pool() if n_spans >= OFFLOAD_SPANS else None
-    if pool is not None:
+    if n_spans >= OFFLOAD_SPANS:
         try:
-            return pool.submit(_render, req.SerializeToString(), version).result()
+            pool = _get_pool()
+            if pool is not None:
+                return pool.submit(_render, req.SerializeToString(), version).result()
         except (BrokenProcessPool, RuntimeError, OSError):
-            # the helper died or the pool was shut down under us: render here from now on
+            # no helper to be had (no /dev/shm for its queues, say), it died, or it was shut down under us:
+            # render here from now on; the text is the same
             with _lock:
                 _broken = True
     return textformat.detailed(req, version)
