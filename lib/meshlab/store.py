@@ -248,9 +248,8 @@ class Store:
     # -- reads -------------------------------------------------------------------------------------
     def get(self, key: str, namespace: str | None, name: str) -> Obj | None:
         """A deep copy of the object, or None."""
-        with self._lock:
-            obj = self._objs.get(key, {}).get((namespace or "", name))
-            return copy.deepcopy(obj) if obj is not None else None
+        obj = self.shared.get(key, namespace, name)
+        return copy.deepcopy(obj) if obj is not None else None
 
     def list(
         self,
@@ -259,16 +258,7 @@ class Store:
         label_selector: str | dict[str, str] | Callable[[dict[str, str]], bool] | None = None,
     ) -> list[Obj]:
         """Deep copies of the objects of ``key``, optionally in one namespace and matching a selector."""
-        match = compile_selector(label_selector)
-        with self._lock:
-            items = [
-                o
-                for (ns, _), o in self._objs.get(key, {}).items()
-                if (not namespace or ns == namespace) and match(o.get("metadata", {}).get("labels") or {})
-            ]
-            out = copy.deepcopy(items)
-        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        return out
+        return copy.deepcopy(self.shared.list(key, namespace, label_selector))
 
     def keys(self) -> builtins.list[str]:
         """Resource keys that hold at least one object."""

@@ -161,7 +161,7 @@ def _error(code: int, msg: str):
 
 
 def _ok(body: dict):
-    # compact, as Go's encoding/json writes it
+    # compact, as jaeger-query writes it unless asked for prettyPrint (cmd/query/app/http_handler.go writeJSON)
     return 200, "application/json", compact(body).encode(), {}
 
 

@@ -18,8 +18,9 @@ def span_count(req: ExportTraceServiceRequest) -> int:
 
 class FanOut:
     """Hands each batch to every consumer, the same batch to all: the collector's fan-out clones data only for
-    consumers that mutate it, and none of the lab's do (``batch`` copies what it is given into a batch of its
-    own; the exporters only read and serialize)."""
+    consumers that mutate it (``internal/fanoutconsumer/traces.go``: read-only consumers share one copy), and
+    none of the lab's do (``batch`` copies what it is given into a batch of its own; the exporters only read
+    and serialize)."""
 
     def __init__(self, consumers: Sequence[Consumer]):
         self.consumers = list(consumers)

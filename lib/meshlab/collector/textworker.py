@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -36,10 +37,9 @@ _broken = False
 
 def _watch_parent(parent: int) -> None:
     """Runs in the helper: exit once ``parent`` is no longer this process's parent (it died)."""
-    stop = threading.Event()
-    while not stop.wait(PARENT_CHECK_S):
-        if os.getppid() != parent:
-            os._exit(0)
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _init(parent: int) -> None:
